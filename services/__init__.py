@@ -1,0 +1,1 @@
+"""The usage-export services (ingest, exporter) and the ``usage-export`` command line."""

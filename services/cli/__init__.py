@@ -1,0 +1,42 @@
+"""The ``usage-export`` command line: one entry point, one module per sub-command.
+
+Each sub-command module exposes ``register(subparsers)`` which adds its parser and
+sets ``func`` to a callable ``(argparse.Namespace) -> int`` (the exit status).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Sub-command modules, in the order `--help` lists them.
+_COMMANDS: tuple[str, ...] = (
+    "services.cli.up",
+    "services.cli.ingest",
+    "services.cli.simulate",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="usage-export",
+        description="Workspace usage exports from Kafka usage events (ingest, exporter, tools).",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module_name in _COMMANDS:
+        module = importlib.import_module(module_name)
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    status: int = args.func(args)
+    return status
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

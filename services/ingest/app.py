@@ -1,0 +1,40 @@
+"""Wiring of the ingest service: real clients in, worker out (``usage-export ingest``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from services.ingest.janitor import Janitor
+from services.ingest.worker import IngestWorker
+from shared.adapters.kafka import make_consumer, make_producer
+from shared.adapters.s3 import ObjectStore
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def run_ingest(settings: Settings, *, stop: asyncio.Event) -> IngestWorker:
+    """Run until ``stop`` is set; then flush, commit and return the worker (for its stats)."""
+    consumer = make_consumer(settings, group_id=settings.ingest_group)
+    producer = make_producer(settings)
+    store = ObjectStore(settings, settings.aggregates_bucket)
+    await store.start()
+    await producer.start()
+    worker = IngestWorker(settings, consumer=consumer, producer=producer, store=store)
+    consumer.subscribe([settings.topic_events], listener=worker.listener)
+    await consumer.start()
+    janitor = Janitor(settings, store)
+    janitor_task = asyncio.create_task(janitor.run(stop), name="ingest-janitor")
+    try:
+        log.info("ingest consuming %s as group %s", settings.topic_events,
+                 settings.ingest_group)
+        await worker.run(stop)
+    finally:
+        janitor_task.cancel()
+        await asyncio.gather(janitor_task, return_exceptions=True)
+        await consumer.stop()
+        await producer.stop()
+        await store.stop()
+    log.info("ingest stopped: %s", worker.stats)
+    return worker

@@ -1,0 +1,213 @@
+"""The ingest worker: usage events from Kafka into day aggregates in the object store.
+
+Loop: fetch a batch → validate → group facts by (workspace, UTC day) → load the states
+the batch touches → fold → every ``ingest_flush_interval_s`` (or earlier when the working
+set is full) make every dirty state durable, wait for dead letters to be acknowledged,
+and only then commit the offsets. A crash anywhere replays at most the uncommitted tail,
+and replayed events are dropped by the per-day dedup set, so each event counts once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from services.ingest.state_cache import StateCache
+from services.ingest.validation import AcceptedRange, Rejected, validate_record
+from shared.adapters.dead_letters import dead_letter_headers, send_dead_letter
+from shared.adapters.s3 import ObjectStore
+from shared.contracts.events import (
+    ApiRequestEvent,
+    MessageEvent,
+    PaygConsumption,
+    UsageEvent,
+)
+from shared.domain.dimensions import dimension_update, occurred_ms
+from shared.domain.facts import TS, Fact, fact_from_api_request, fact_from_message, fact_from_payg
+from shared.domain.window import utc_day_of
+from shared.errors import RetriableError
+from shared.settings import Settings
+from shared.storage.dims import DimensionUpdate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestStats:
+    consumed: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    dead_lettered: Counter[str] = field(default_factory=Counter)
+    flushes: int = 0
+    committed: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+def to_fact(event: UsageEvent) -> Fact | None:
+    if isinstance(event, MessageEvent):
+        return fact_from_message(event)
+    if isinstance(event, ApiRequestEvent):
+        return fact_from_api_request(event)
+    if isinstance(event, PaygConsumption):
+        return fact_from_payg(event)
+    return None
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: IngestWorker) -> None:
+        self._worker = worker
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._worker.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))
+
+
+class IngestWorker:
+    """One ingest process. ``await run()`` until ``stop`` is set (SIGTERM), then drain."""
+
+    def __init__(self, settings: Settings, *, consumer: AIOKafkaConsumer,
+                 producer: AIOKafkaProducer, store: ObjectStore,
+                 clock: Any = None) -> None:
+        self._settings = settings
+        self._consumer = consumer
+        self._producer = producer
+        self._store = store
+        self._now = clock or (lambda: datetime.now(UTC))
+        self.cache = StateCache(store, max_entries=settings.ingest_cache_max_entries,
+                                max_weight=settings.ingest_cache_max_facts,
+                                concurrency=settings.ingest_flush_concurrency)
+        self.stats = IngestStats()
+        self._positions: dict[TopicPartition, int] = {}
+        self._dead_letters: list[asyncio.Future[Any]] = []
+        self._flush_lock = asyncio.Lock()
+        self._last_flush = time.monotonic()
+
+    @property
+    def listener(self) -> ConsumerRebalanceListener:
+        return _Rebalance(self)
+
+    # ---- main loop ----------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        interval = self._settings.ingest_flush_interval_s
+        while not stop.is_set():
+            batch = await self._consumer.getmany(
+                timeout_ms=int(min(interval, 0.5) * 1000),
+                max_records=self._settings.ingest_batch_max_records)
+            if batch:
+                await self.process(batch)
+            if time.monotonic() - self._last_flush >= interval or self.cache.needs_early_flush():
+                await self.flush_and_commit(stop)
+        await self.flush_and_commit(stop, final=True)
+
+    async def process(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        accepted = AcceptedRange.at(self._now(), future_tolerance=timedelta(
+            seconds=self._settings.future_tolerance_s))
+        facts: defaultdict[tuple[str, date], list[Fact]] = defaultdict(list)
+        updates: defaultdict[tuple[str, str], list[DimensionUpdate]] = defaultdict(list)
+        for tp, records in batch.items():
+            for record in records:
+                self.stats.consumed += 1
+                result = validate_record(record.value, accepted,
+                                         max_bytes=self._settings.max_event_bytes)
+                if isinstance(result, Rejected):
+                    await self._dead_letter(tp, record, result)
+                    continue
+                fact = to_fact(result)
+                if fact is not None:
+                    facts[(result.org_id, utc_day_of(fact[TS]))].append(fact)
+                else:
+                    kind, entity, attributes = dimension_update(result)  # type: ignore[arg-type]
+                    updates[(result.org_id, kind)].append(
+                        (entity, occurred_ms(result), result.event_id, attributes))  # type: ignore[arg-type]
+            self._positions[tp] = records[-1].offset + 1
+        await self.cache.ensure_days(facts)
+        await self.cache.ensure_dims(updates)
+        for key, day_facts in facts.items():
+            state = self.cache.day(key)
+            for fact in day_facts:
+                if state.apply(fact):
+                    self.stats.applied += 1
+                else:
+                    self.stats.duplicates += 1
+        for dims_key, dims_updates in updates.items():
+            dims = self.cache.dims_state(dims_key)
+            for update in dims_updates:
+                if dims.apply(update):
+                    self.stats.applied += 1
+                else:
+                    self.stats.duplicates += 1
+
+    async def _dead_letter(self, tp: TopicPartition, record: Any, rejected: Rejected) -> None:
+        self.stats.dead_lettered[rejected.reason] += 1
+        size = len(record.value) if record.value is not None else 0
+        headers = dead_letter_headers(reason=rejected.reason, error=rejected.header,
+                                      topic=tp.topic, partition=tp.partition,
+                                      offset=record.offset, original_size=size)
+        self._dead_letters.append(await send_dead_letter(
+            self._producer, self._settings.topic_events_dlq, key=record.key,
+            value=record.value, headers=headers))
+
+    # ---- durability, then commit ------------------------------------------------------------
+    async def flush_and_commit(self, stop: asyncio.Event | None = None, *,
+                               final: bool = False) -> None:
+        async with self._flush_lock:
+            await self._make_durable(stop, final=final)
+            await self._commit()
+            self.cache.evict()
+            self._last_flush = time.monotonic()
+
+    async def _make_durable(self, stop: asyncio.Event | None, *, final: bool) -> None:
+        delay = self._settings.s3_retry_base_s
+        while True:
+            try:
+                if self._dead_letters:
+                    await asyncio.gather(*self._dead_letters)
+                    self._dead_letters = []
+                if self.cache.dirty:
+                    report = await self.cache.flush()
+                    self.stats.flushes += 1
+                    log.debug("flushed %s days, %s dims, %s facts in %.3fs (%s conflicts)",
+                              report.days, report.dims, report.facts, report.seconds,
+                              report.conflicts)
+                return
+            except (RetriableError, KafkaError) as exc:
+                # The store or broker is down: hold everything (nothing is committed) and
+                # keep trying; fetching waits meanwhile, so memory stays bounded.
+                log.warning("cannot make state durable yet (%s); retrying in %.1fs", exc, delay)
+                if final and stop is not None and stop.is_set() and delay >= \
+                        self._settings.s3_retry_max_s:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._settings.s3_retry_max_s)
+
+    async def _commit(self) -> None:
+        assigned = self._consumer.assignment()
+        offsets = {tp: offset for tp, offset in self._positions.items()
+                   if tp in assigned and self.stats.committed.get(tp) != offset}
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            # A rebalance took the partitions: what we applied is durable, the next owner
+            # re-reads from the last commit and its duplicates are dropped by dedup.
+            log.warning("offset commit failed (%s); the next owner will dedup", exc)
+            return
+        self.stats.committed.update(offsets)
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        log.info("revoking %s", sorted((tp.topic, tp.partition) for tp in revoked))
+        await self.flush_and_commit()
+        for tp in revoked:
+            self._positions.pop(tp, None)
+            self.stats.committed.pop(tp, None)
+        self.cache.clear_clean()

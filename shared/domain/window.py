@@ -1,0 +1,178 @@
+"""Window arithmetic of contract §3: wall-time bounds in their own timezones, resolved to
+quarter hours on the Unix epoch.
+
+An event counts iff ``floor15(from) <= occurred_at < ceil15(to + 1 ms)``. Local midnight
+is a multiple of 15 minutes since the epoch in every timezone in use today (offsets are
+whole quarter hours, +05:30 and +05:45 included), so day-aligned windows are exact.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+QUARTER_MS = 15 * 60 * 1000
+DAY_MS = 24 * 60 * 60 * 1000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Wall time is what counts; a trailing Z or offset is ignored, as in the reference API.
+_OFFSET_SUFFIX = re.compile(r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$")
+
+
+class WindowError(ValueError):
+    """A bound or window the contract rejects; the message tells the caller what to fix."""
+
+
+def floor15(ms: int) -> int:
+    return ms - ms % QUARTER_MS
+
+
+def ceil15(ms: int) -> int:
+    return -((-ms) // QUARTER_MS) * QUARTER_MS
+
+
+def to_ms(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MS
+
+
+def from_ms(ms: int, zone: ZoneInfo) -> datetime:
+    return (_EPOCH + timedelta(milliseconds=ms)).astimezone(zone)
+
+
+def zone_named(name: str) -> ZoneInfo:
+    if not isinstance(name, str) or not name or len(name) > 64 or name.startswith("/") \
+            or ".." in name:
+        raise WindowError(f"timezone {name!r} is not an IANA timezone name (e.g. Europe/Berlin)")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise WindowError(
+            f"timezone {name!r} is not an IANA timezone name (e.g. Europe/Berlin)"
+        ) from exc
+
+
+def parse_wall_time(text: str, *, end_of_day: bool) -> datetime:
+    """A naive wall time from ``YYYY-MM-DD`` or an ISO 8601 date-time (offset ignored)."""
+    if not isinstance(text, str) or not text.strip():
+        raise WindowError("date must be YYYY-MM-DD or an ISO 8601 date-time")
+    text = text.strip()
+    if _DATE_ONLY.fullmatch(text):
+        try:
+            day = date.fromisoformat(text)
+        except ValueError as exc:
+            raise WindowError(f"date {text!r} is not a valid calendar date") from exc
+        return datetime.combine(day, time(23, 59, 59, 999_000) if end_of_day else time())
+    wall = _OFFSET_SUFFIX.sub("", text) if "T" in text or " " in text else text
+    try:
+        parsed = datetime.fromisoformat(wall)
+    except ValueError as exc:
+        raise WindowError(
+            f"date {text!r} is neither YYYY-MM-DD nor an ISO 8601 date-time"
+        ) from exc
+    return parsed.replace(tzinfo=None)
+
+
+def local_instant_ms(wall: datetime, zone: ZoneInfo) -> int:
+    """The instant of a wall time in ``zone``; skipped/repeated times resolve with fold=0."""
+    return to_ms(wall.replace(tzinfo=zone, fold=0))
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A resolved export window: ``start_ms <= t < end_ms`` on quarter-hour boundaries."""
+
+    start_ms: int
+    end_ms: int
+    from_zone: ZoneInfo
+    to_zone: ZoneInfo
+
+    @property
+    def last_ms(self) -> int:
+        """The window's inclusive end, for display (``end_ms - 1 ms``)."""
+        return self.end_ms - 1
+
+    def period_start(self) -> date:
+        return from_ms(self.start_ms, self.from_zone).date()
+
+    def period_end(self) -> date:
+        return from_ms(self.last_ms, self.to_zone).date()
+
+    def date_range(self) -> dict[str, str]:
+        return {"from": format_instant(self.start_ms, self.from_zone),
+                "to": format_instant(self.last_ms, self.to_zone)}
+
+    def contains(self, ms: int) -> bool:
+        return self.start_ms <= ms < self.end_ms
+
+    def utc_days(self) -> list[date]:
+        """Every UTC day the window touches, in order."""
+        first = self.start_ms // DAY_MS
+        last = (self.end_ms - 1) // DAY_MS
+        return [date(1970, 1, 1) + timedelta(days=day) for day in range(first, last + 1)]
+
+    def covers_whole_day(self, day: date) -> bool:
+        start = day_start_ms(day)
+        return self.start_ms <= start and start + DAY_MS <= self.end_ms
+
+
+def day_start_ms(day: date) -> int:
+    return (day - date(1970, 1, 1)).days * DAY_MS
+
+
+def utc_day_of(ms: int) -> date:
+    return date(1970, 1, 1) + timedelta(days=ms // DAY_MS)
+
+
+def format_instant(ms: int, zone: ZoneInfo) -> str:
+    """``2026-01-31T23:59:59.999+01:00``: local time with offset, millisecond precision."""
+    moment = from_ms(ms, zone)
+    text = moment.isoformat(timespec="milliseconds")
+    return text[:-6] + "Z" if text.endswith("+00:00") and zone.key == "UTC" else text
+
+
+def months_before(day: date, months: int) -> date:
+    """The same day-of-month ``months`` earlier, clamped to the month's last day."""
+    month_index = day.year * 12 + (day.month - 1) - months
+    year, month = divmod(month_index, 12)
+    month += 1
+    for candidate in (day.day, 30, 29, 28):
+        try:
+            return date(year, month, min(day.day, candidate))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def resolve_window(from_date: str, from_tz: str, to_date: str, to_tz: str, *,
+                   now: datetime, max_months: int = 12) -> Window:
+    """Resolve request bounds per contract §3, clamping ``to`` to ``now``.
+
+    Raises :class:`WindowError` for a bad date or timezone, ``to`` before ``from``, or a
+    ``from`` earlier than the start of the local day ``max_months`` calendar months
+    before today (today in ``from``'s timezone).
+    """
+    from_zone = zone_named(from_tz)
+    to_zone = zone_named(to_tz)
+    start_ms = floor15(local_instant_ms(parse_wall_time(from_date, end_of_day=False),
+                                        from_zone))
+    to_ms_requested = local_instant_ms(parse_wall_time(to_date, end_of_day=True), to_zone)
+    now_ms = to_ms(now)
+    if to_ms_requested < start_ms:
+        raise WindowError("'to' is before 'from': the window would be empty")
+    to_ms_clamped = min(to_ms_requested, now_ms)
+    today = from_ms(now_ms, from_zone).date()
+    earliest_day = months_before(today, max_months)
+    earliest_ms = local_instant_ms(datetime.combine(earliest_day, time()), from_zone)
+    if start_ms < floor15(earliest_ms):
+        raise WindowError(
+            f"'from' is more than {max_months} months ago: the earliest allowed start is "
+            f"{earliest_day.isoformat()} in {from_zone.key}"
+        )
+    if to_ms_clamped < start_ms:
+        raise WindowError("'from' is in the future: the window would be empty")
+    end_ms = ceil15(to_ms_clamped + 1)
+    return Window(start_ms=start_ms, end_ms=end_ms, from_zone=from_zone, to_zone=to_zone)

@@ -1,0 +1,33 @@
+"""One error root. Each error says whether retrying can help; workers decide from that alone."""
+
+from __future__ import annotations
+
+
+class UsageExportError(Exception):
+    """Root of every error this project raises on purpose."""
+
+    retriable: bool = False
+
+
+class RetriableError(UsageExportError):
+    """A transient failure (store or broker unavailable, throttled, timed out): try again."""
+
+    retriable = True
+
+
+class PoisonError(UsageExportError):
+    """Bad input that will never succeed: dead-letter it, do not retry."""
+
+    retriable = False
+
+
+class StoreUnavailable(RetriableError):
+    """The object store did not answer or answered 5xx after our retries."""
+
+
+class PreconditionFailed(UsageExportError):
+    """A conditional write lost a race: someone else wrote the object since we read it."""
+
+
+class EmbeddedStackError(UsageExportError):
+    """The embedded broker or object store could not be started or reached."""

@@ -1,0 +1,84 @@
+"""One settings model, read from ``USAGE_*`` environment variables (contract §6)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of both services. Frozen: read once at start-up, passed down explicitly."""
+
+    model_config = SettingsConfigDict(env_prefix="USAGE_", frozen=True, extra="ignore")
+
+    # --- contract §6 -------------------------------------------------------------------
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    s3_endpoint: str = "http://127.0.0.1:8333"
+    s3_access_key: SecretStr = SecretStr("usage-dev")
+    s3_secret_key: SecretStr = SecretStr("usage-dev-secret")
+    s3_region: str = "us-east-1"
+    aggregates_bucket: str = "usage-aggregates"
+    exports_bucket: str = "usage-exports"
+    topic_events: str = "usage.events"
+    topic_events_dlq: str = "usage.events.dlq"
+    topic_export_requests: str = "usage.export-requests"
+    topic_export_requests_dlq: str = "usage.export-requests.dlq"
+    topic_export_completions: str = "usage.export-completions"
+    signed_url_ttl_s: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+
+    # --- Kafka -------------------------------------------------------------------------
+    # Idempotent producers need InitProducerId; real Kafka has it, the embedded Tansu
+    # broker does not.  `usage-export up` writes USAGE_KAFKA_IDEMPOTENCE=false to usage.env.
+    kafka_idempotence: bool = True
+    kafka_session_timeout_ms: int = Field(default=30_000, ge=1_000)
+    kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    kafka_max_poll_interval_ms: int = Field(default=300_000, ge=1_000)
+    events_partitions: int = Field(default=12, ge=1)
+    requests_partitions: int = Field(default=3, ge=1)
+    ingest_group: str = "usage-ingest"
+    exporter_group: str = "usage-exporter"
+
+    # --- ingest ------------------------------------------------------------------------
+    ingest_batch_max_records: int = Field(default=20_000, ge=1)
+    ingest_flush_interval_s: float = Field(default=2.0, gt=0)
+    ingest_flush_concurrency: int = Field(default=32, ge=1)
+    # Working-set bound, in facts (events) known to cached states: ~100-150 bytes each.
+    ingest_cache_max_facts: int = Field(default=1_000_000, ge=1_000)
+    ingest_cache_max_entries: int = Field(default=20_000, ge=1)
+    max_event_bytes: int = Field(default=1024 * 1024, ge=1024)
+    future_tolerance_s: int = Field(default=24 * 3600, ge=0)
+    retention_days: int = Field(default=366, ge=1)
+    retention_margin_days: int = Field(default=31, ge=0)
+    janitor_interval_s: float = Field(default=3600.0, gt=0)
+
+    # --- S3 ------------------------------------------------------------------------------
+    s3_max_attempts: int = Field(default=8, ge=1)
+    s3_retry_base_s: float = Field(default=0.2, gt=0)
+    s3_retry_max_s: float = Field(default=5.0, gt=0)
+    s3_connect_timeout_s: float = Field(default=5.0, gt=0)
+    s3_read_timeout_s: float = Field(default=30.0, gt=0)
+
+    # --- exporter ------------------------------------------------------------------------
+    export_concurrency: int = Field(default=4, ge=1)
+    export_deadline_s: float = Field(default=120.0, gt=0)
+    export_part_size_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> Settings:
+    """Settings from the environment, read once per process."""
+    return Settings()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The ``USAGE_*`` environment that reproduces ``settings`` in another process."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        env[f"USAGE_{name.upper()}"] = str(value)
+    return env

@@ -1,0 +1,145 @@
+"""Storage format of one workspace-day: its in-memory state and its durable form.
+
+Durable form (see ``shared.domain.keys``): immutable fact segments plus a head document
+that names them and carries the day's aggregate. Writing a new segment and then the head
+is the commit: the head PUT is conditional on the ETag we loaded (``If-Match``, or
+``If-None-Match: *`` for a new day), so a concurrent or zombie writer cannot overwrite
+what it has not seen. Facts carry their ``event_id``; the union over a day's segments is
+that day's dedup set, so an event re-delivered or re-produced months later changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from shared import codec
+from shared.adapters.s3 import ObjectStore
+from shared.domain import keys
+from shared.domain.aggregate import Aggregate
+from shared.domain.facts import EVENT_ID, Fact, decode_facts, encode_facts
+from shared.errors import PreconditionFailed, UsageExportError
+
+HEAD_SCHEMA = 1
+#: Segments are compacted into one when a day has more than this many.
+MAX_SEGMENTS = 16
+
+
+@dataclass
+class DayState:
+    org_id: str
+    day: date
+    etag: str | None = None  # None: the head does not exist yet
+    aggregate: Aggregate = field(default_factory=Aggregate)
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    event_ids: set[str] = field(default_factory=set)
+    pending: list[Fact] = field(default_factory=list)  # applied in memory, not yet durable
+
+    def apply(self, fact: Fact) -> bool:
+        """Fold one fact in unless its event was seen before; True if it was new."""
+        event_id = fact[EVENT_ID]
+        if event_id in self.event_ids:
+            return False
+        self.event_ids.add(event_id)
+        self.aggregate.add(fact)
+        self.pending.append(fact)
+        return True
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.pending)
+
+    @property
+    def weight(self) -> int:
+        """A proxy for memory held: facts known for the day."""
+        return len(self.event_ids)
+
+
+async def load_day(store: ObjectStore, org_id: str, day: date) -> DayState:
+    """The day as durable in the store (empty if it was never written)."""
+    state = DayState(org_id=org_id, day=day)
+    head = await store.get(keys.day_head_key(org_id, day))
+    if head is None:
+        return state
+    document = codec.loads(head.body)
+    state.etag = head.etag
+    state.aggregate = Aggregate.from_json(document["aggregate"])
+    state.segments = document["segments"]
+    stored_segments = await asyncio.gather(
+        *(store.get(segment["key"]) for segment in state.segments))
+    for stored in stored_segments:
+        if stored is None:
+            # Compacted by another writer after we read the head: read it all again.
+            return await load_day(store, org_id, day)
+        state.event_ids.update(fact[EVENT_ID] for fact in decode_facts(stored.body))
+    return state
+
+
+async def read_day_facts(store: ObjectStore, org_id: str, day: date) -> list[Fact] | None:
+    """Every fact of a committed day (for the partial days at an export window's ends)."""
+    for _ in range(3):  # a segment may be compacted away between reading head and segment
+        head = await store.get(keys.day_head_key(org_id, day))
+        if head is None:
+            return None
+        facts: list[Fact] = []
+        for segment in codec.loads(head.body)["segments"]:
+            stored = await store.get(segment["key"])
+            if stored is None:
+                break
+            facts.extend(decode_facts(stored.body))
+        else:
+            return facts
+    raise RuntimeError(f"fact segments of {org_id}/{day} kept changing while being read")
+
+
+async def write_day(store: ObjectStore, state: DayState) -> list[str]:
+    """Make ``state.pending`` durable. Returns the segment keys this write superseded.
+
+    Raises ``PreconditionFailed`` when someone else wrote the head since we loaded it:
+    the caller reloads the day and re-applies its pending facts.
+    """
+    superseded: list[str] = []
+    segments = list(state.segments)
+    if len(segments) >= MAX_SEGMENTS:
+        facts: list[Fact] = []
+        for segment in segments:
+            stored = await store.get(segment["key"])
+            if stored is None:
+                raise RuntimeError(f"missing fact segment {segment['key']}")
+            facts.extend(decode_facts(stored.body))
+        superseded = [segment["key"] for segment in segments]
+        segments = []
+        facts.extend(state.pending)
+    else:
+        facts = state.pending
+    body = encode_facts(facts)
+    segment_key = keys.new_facts_key(state.org_id, state.day)
+    await store.put(segment_key, body, content_type="application/x-ndjson")
+    segments.append({"key": segment_key, "facts": len(facts), "bytes": len(body)})
+    head = {
+        "schema": HEAD_SCHEMA,
+        "org_id": state.org_id,
+        "day": state.day.isoformat(),
+        "write_id": uuid.uuid4().hex,  # heads never repeat a body, so ETags never repeat
+        "facts": sum(segment["facts"] for segment in segments),
+        "segments": segments,
+        "aggregate": state.aggregate.to_json(),
+    }
+    head_key = keys.day_head_key(state.org_id, state.day)
+    try:
+        etag = await store.put(head_key, codec.dumps(head), if_match=state.etag,
+                               if_none_match=state.etag is None)
+    except PreconditionFailed:
+        # Nobody can reference the segment we just wrote; a crash right here would leave
+        # it for the janitor instead.
+        with contextlib.suppress(UsageExportError):
+            await store.delete(segment_key)
+        raise
+    state.etag = etag
+    state.segments = segments
+    state.pending = []
+    return superseded

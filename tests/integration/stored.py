@@ -1,0 +1,32 @@
+"""Read what ingest stored, for assertions."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from shared import codec
+from shared.adapters.s3 import ObjectStore
+from shared.domain import keys
+from shared.settings import Settings
+from shared.storage.dims import read_dims
+
+
+async def stored_day_aggregates(settings: Settings,
+                                orgs: list[str]) -> dict[tuple[str, date], dict[str, Any]]:
+    found: dict[tuple[str, date], dict[str, Any]] = {}
+    async with ObjectStore(settings, settings.aggregates_bucket) as store:
+        for org in orgs:
+            for prefix in await store.list_prefixes(keys.days_prefix(org)):
+                day = keys.parse_day_prefix(prefix)
+                assert day is not None
+                head = await store.get(keys.day_head_key(org, day))
+                assert head is not None, f"day {prefix} has segments but no head"
+                found[(org, day)] = codec.loads(head.body)["aggregate"]
+    return found
+
+
+async def stored_dimension_event_ids(settings: Settings, org: str, kind: str) -> set[str]:
+    async with ObjectStore(settings, settings.aggregates_bucket) as store:
+        history = await read_dims(store, org, kind)
+    return {version[1] for versions in history.versions.values() for version in versions}

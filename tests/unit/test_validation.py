@@ -1,0 +1,87 @@
+"""Every malformed record becomes a dead-letter reason; valid ones pass unchanged."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from services.ingest.validation import AcceptedRange, Rejected, validate_record
+from shared.contracts.events import MessageEvent
+from shared.domain.facts import PICO, fact_from_message, to_pico
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+RANGE = AcceptedRange.at(NOW)
+
+
+def message(**changes: object) -> bytes:
+    event: dict[str, object] = {
+        "event_id": "evt-1", "type": "message", "org_id": "ws-acme",
+        "occurred_at": "2026-11-01T10:00:00+05:30", "user_id": "u-1", "model": "gpt-4.1",
+        "provider": "openai", "source": "slack", "actions": ["canvas", "canvas"],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 5, "cached_prompt_tokens": 40,
+                  "cost_usd": 0.000123},
+        "extra_field_from_the_future": {"ignored": True},
+    }
+    event.update(changes)
+    return orjson.dumps(event)
+
+
+def test_valid_message_becomes_a_normalised_fact() -> None:
+    event = validate_record(message(), RANGE, max_bytes=1 << 20)
+    assert isinstance(event, MessageEvent)
+    fact = fact_from_message(event)
+    assert fact[11] == "SLACK"  # source upper-cased
+    assert fact[12] == ["canvas"]  # an action counts once per message
+    assert fact[-1] == 123 * PICO // 1_000_000
+    assert fact[2] == int(datetime(2026, 11, 1, 4, 30, tzinfo=UTC).timestamp() * 1000)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"{not json", "invalid_json"),
+        (b"\xff\xfe\x00", "invalid_json"),
+        (b"[1, 2]", "invalid_event"),
+        (message(type="teleport"), "unknown_type"),
+        (message(org_id="ws/../other"), "invalid_event"),
+        (message(org_id="ws-\u0430cme"), "invalid_event"),  # a Cyrillic look-alike letter
+        (message(user_id=None), "invalid_event"),
+        (message(event_id="has space"), "invalid_event"),
+        (message(occurred_at="2026-11-01T10:00:00"), "invalid_event"),  # no offset
+        (message(occurred_at=1700000000), "invalid_event"),
+        (message(usage={"prompt_tokens": "12"}), "invalid_event"),
+        (message(usage={"prompt_tokens": 10, "cached_prompt_tokens": 11}), "invalid_event"),
+        (message(requests=0), "invalid_event"),
+        (message(byok="yes"), "invalid_event"),
+        (message(occurred_at="2025-10-01T00:00:00Z"), "too_old"),
+        (message(occurred_at=(NOW + timedelta(hours=25)).isoformat()), "too_far_in_future"),
+    ],
+)
+def test_bad_records_are_rejected_with_a_reason(value: bytes, reason: str) -> None:
+    result = validate_record(value, RANGE, max_bytes=1 << 20)
+    assert isinstance(result, Rejected), result
+    assert result.reason == reason
+    assert result.detail
+
+
+def test_oversized_values_are_rejected_without_parsing() -> None:
+    value = b"{" + b" " * (1 << 20) + b"}"
+    result = validate_record(value, RANGE, max_bytes=1 << 20)
+    assert isinstance(result, Rejected)
+    assert result.reason == "oversized"
+
+
+def test_events_just_inside_the_range_are_accepted() -> None:
+    assert not isinstance(validate_record(
+        message(occurred_at=(NOW + timedelta(hours=23)).isoformat()), RANGE,
+        max_bytes=1 << 20), Rejected)
+    assert not isinstance(validate_record(
+        message(occurred_at="2025-11-21T00:00:00Z"), RANGE, max_bytes=1 << 20), Rejected)
+
+
+def test_money_is_exact_in_pico_dollars() -> None:
+    assert to_pico(0.1) + to_pico(0.2) == to_pico(0.3)
+    assert to_pico(1234.567890123) == 1_234_567_890_123_000
+    assert to_pico(0) == 0
