@@ -49,9 +49,13 @@ class Janitor:
                 if day is None:
                     continue
                 if day < cutoff:
-                    for item in await self._store.list_objects(day_prefix):
+                    # Head first: a crash part-way leaves orphan segments, never a head
+                    # that names missing ones.
+                    expired = sorted(await self._store.list_objects(day_prefix),
+                                     key=lambda item: not item["Key"].endswith("head.json"))
+                    for item in expired:
                         await self._store.delete(item["Key"])
-                    days_deleted += 1
+                    days_deleted += 1 if expired else 0
                 else:
                     orphans_deleted += await self._delete_orphans(day_prefix, now)
         if days_deleted or orphans_deleted:

@@ -59,7 +59,8 @@ class DayState:
         return len(self.event_ids)
 
 
-async def load_day(store: ObjectStore, org_id: str, day: date) -> DayState:
+async def load_day(store: ObjectStore, org_id: str, day: date, *,
+                   attempts: int = 5) -> DayState:
     """The day as durable in the store (empty if it was never written)."""
     state = DayState(org_id=org_id, day=day)
     head = await store.get(keys.day_head_key(org_id, day))
@@ -74,7 +75,9 @@ async def load_day(store: ObjectStore, org_id: str, day: date) -> DayState:
     for stored in stored_segments:
         if stored is None:
             # Compacted by another writer after we read the head: read it all again.
-            return await load_day(store, org_id, day)
+            if attempts <= 1:
+                raise RuntimeError(f"day head {org_id}/{day} names a missing fact segment")
+            return await load_day(store, org_id, day, attempts=attempts - 1)
         state.event_ids.update(fact[EVENT_ID] for fact in decode_facts(stored.body))
     return state
 

@@ -1,0 +1,108 @@
+"""Fencing, eviction and retention of the ingest working set, against the real store."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime, timedelta
+
+from shared import codec
+from shared.adapters.s3 import ObjectStore
+from shared.domain import keys
+from shared.domain.facts import MESSAGE, Fact
+from shared.settings import Settings
+from shared.storage.days import load_day, read_day_facts
+from services.ingest.janitor import Janitor
+from services.ingest.state_cache import StateCache
+
+DAY = date(2026, 6, 1)
+KEY = ("ws-fence", DAY)
+
+
+def fact(number: int, user: str = "u1") -> Fact:
+    return (MESSAGE, f"e{number}", 1_780_000_000_000 + number, user, None, None, None,
+            "gpt", "openai", False, "", "WEB", [], 1, 10, 1, 0, 0, 0)
+
+
+async def test_two_owners_of_one_day_never_lose_or_double_an_event(
+        fresh_settings: Settings) -> None:
+    """A rebalance can leave a partition briefly with two writers; each sees some events
+    twice. Conditional writes plus dedup must leave every event counted exactly once."""
+    async with ObjectStore(fresh_settings, fresh_settings.aggregates_bucket) as store:
+        first = StateCache(store, max_entries=100, max_weight=10**6, concurrency=4)
+        second = StateCache(store, max_entries=100, max_weight=10**6, concurrency=4)
+        for round_number in range(5):
+            await first.ensure_days([KEY])
+            await second.ensure_days([KEY])
+            base = round_number * 100
+            for number in range(base, base + 60):
+                first.day(KEY).apply(fact(number))
+            for number in range(base + 40, base + 100):  # 20 overlap with the first owner
+                second.day(KEY).apply(fact(number, "u1"))
+            reports = await asyncio.gather(first.flush(), second.flush())
+            assert all(not cache.dirty for cache in (first, second))
+            if round_number == 0:
+                assert sum(report.conflicts for report in reports) >= 1
+        stored = await load_day(store, *KEY)
+        assert stored.event_ids == {f"e{n}" for n in range(500)}
+        assert stored.aggregate.users["u1"]["gpt"][0] == 500
+        facts = await read_day_facts(store, *KEY)
+        assert facts is not None
+        assert sorted(f[1] for f in facts) == sorted(f"e{n}" for n in range(500))
+
+
+async def test_many_flushes_compact_segments_without_losing_facts(
+        fresh_settings: Settings) -> None:
+    async with ObjectStore(fresh_settings, fresh_settings.aggregates_bucket) as store:
+        cache = StateCache(store, max_entries=100, max_weight=10**6, concurrency=4)
+        for number in range(40):
+            await cache.ensure_days([KEY])
+            cache.day(KEY).apply(fact(number))
+            await cache.flush()
+        head = await store.get(keys.day_head_key(*KEY))
+        assert head is not None
+        document = codec.loads(head.body)
+        assert len(document["segments"]) <= 16
+        assert document["facts"] == 40
+        facts = await read_day_facts(store, *KEY)
+        assert facts is not None
+        assert len(facts) == 40
+
+
+async def test_clean_states_are_evicted_beyond_the_bound(fresh_settings: Settings) -> None:
+    async with ObjectStore(fresh_settings, fresh_settings.aggregates_bucket) as store:
+        cache = StateCache(store, max_entries=5, max_weight=10**6, concurrency=4)
+        wanted = [("ws-evict", DAY + timedelta(days=offset)) for offset in range(12)]
+        await cache.ensure_days(wanted)
+        for index, key in enumerate(wanted):
+            cache.day(key).apply(fact(index))
+        assert cache.needs_early_flush()
+        assert cache.evict() == 0, "dirty states are never evicted"
+        await cache.flush()
+        assert cache.evict() == 7
+        assert len(cache.days) == 5
+        assert list(cache.days) == wanted[-5:], "least recently used go first"
+        await cache.ensure_days(wanted[:1])
+        assert cache.days[wanted[0]].event_ids == {"e0"}, "evicted state reloads intact"
+
+
+async def test_janitor_deletes_expired_days_and_orphan_segments_only(
+        fresh_settings: Settings) -> None:
+    settings = fresh_settings
+    now = datetime(2026, 11, 22, tzinfo=UTC)
+    old_day = (now - timedelta(days=settings.retention_days
+                               + settings.retention_margin_days + 1)).date()
+    recent = date(2026, 11, 1)
+    async with ObjectStore(settings, settings.aggregates_bucket) as store:
+        cache = StateCache(store, max_entries=100, max_weight=10**6, concurrency=4)
+        for day in (old_day, recent):
+            await cache.ensure_days([("ws-jan", day)])
+            cache.day(("ws-jan", day)).apply(fact(1))
+        await cache.flush()
+        orphan = keys.new_facts_key("ws-jan", recent)
+        await store.put(orphan, b"[]\n")
+        janitor = Janitor(settings, store)
+        assert await janitor.sweep(now) == (1, 0), "a fresh orphan may be a commit in flight"
+        assert await janitor.sweep(datetime.now(UTC) + timedelta(hours=2)) == (0, 1)
+        assert await store.get(orphan) is None
+        assert await store.get(keys.day_head_key("ws-jan", old_day)) is None
+        assert (await load_day(store, "ws-jan", recent)).event_ids == {"e1"}
