@@ -18,7 +18,6 @@ from pydantic import (
     Field,
     StringConstraints,
     TypeAdapter,
-    field_validator,
     model_validator,
 )
 
@@ -46,8 +45,17 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+def _drop_nulls(value: object) -> object:
+    """``null`` means the same as an absent field: its default, or "missing" if required."""
+    if isinstance(value, dict):
+        return {key: item for key, item in value.items() if item is not None}
+    return value
+
+
 class Usage(_Model):
     """Token and cost figures of one model call (all default to 0)."""
+
+    _nulls_are_absent = model_validator(mode="before")(_drop_nulls)
 
     prompt_tokens: Count = 0
     completion_tokens: Count = 0
@@ -67,6 +75,8 @@ class Usage(_Model):
 
 
 class _EventBase(_Model):
+    _nulls_are_absent = model_validator(mode="before")(_drop_nulls)
+
     event_id: EventId
     org_id: EntityId
     occurred_at: Timestamp
@@ -80,11 +90,6 @@ class _ModelCall(_EventBase):
     requests: Requests = 1
     usage: Usage = Usage()
 
-    @field_validator("usage", mode="before")
-    @classmethod
-    def _null_usage(cls, value: object) -> object:
-        return {} if value is None else value
-
 
 class MessageEvent(_ModelCall):
     """One prompt a user sent, and the model work that served it."""
@@ -97,11 +102,6 @@ class MessageEvent(_ModelCall):
     source: ShortText = "WEB"
     actions: Annotated[list[ShortText], Field(max_length=256)] = []
 
-    @field_validator("actions", mode="before")
-    @classmethod
-    def _null_actions(cls, value: object) -> object:
-        return [] if value is None else value
-
 
 class ApiRequestEvent(_ModelCall):
     """Calls made through the public API with an API key."""
@@ -109,10 +109,6 @@ class ApiRequestEvent(_ModelCall):
     type: Literal["api_request"]
     api_key_id: EntityId
     source: ShortText = "API"
-
-
-def _empty_if_null(value: object) -> object:
-    return "" if value is None else value
 
 
 class _Upsert(_EventBase):
@@ -131,9 +127,6 @@ class UserUpserted(_Upsert):
     license_type: Text = ""
     payg_limit: Amount | None = None
 
-    _texts = field_validator(
-        "name", "email", "role", "department", "company_name", "license_type", mode="before"
-    )(_empty_if_null)
 
 
 class AgentUpserted(_Upsert):
@@ -145,9 +138,6 @@ class AgentUpserted(_Upsert):
     owner_id: Text = ""
     owner_email: Text = ""
 
-    _texts = field_validator(
-        "name", "description", "url", "owner_id", "owner_email", mode="before"
-    )(_empty_if_null)
 
 
 class ProjectUpserted(_Upsert):
@@ -157,7 +147,6 @@ class ProjectUpserted(_Upsert):
     owner_id: Text = ""
     owner_email: Text = ""
 
-    _texts = field_validator("name", "owner_id", "owner_email", mode="before")(_empty_if_null)
 
 
 class ApiKeyUpserted(_Upsert):
@@ -165,7 +154,6 @@ class ApiKeyUpserted(_Upsert):
     api_key_id: EntityId
     name: Text = ""
 
-    _texts = field_validator("name", mode="before")(_empty_if_null)
 
 
 class PaygConsumption(_EventBase):

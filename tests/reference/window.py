@@ -1,0 +1,145 @@
+"""Contract §3: validating an export request and resolving its window to instants."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo, available_timezones
+
+from tests.reference.parsing import twelve_months_before
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_QUARTER_US = 15 * 60 * 1_000_000
+_MS = timedelta(milliseconds=1)
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}", re.ASCII)
+
+DATA_TYPES = {
+    "users": "users",
+    "assistants": "assistants",
+    "agents": "assistants",
+    "api_keys": "api_keys",
+    "projects": "projects",
+    "models": "models",
+}
+GROUP_BYS = {
+    "users": ("model",),
+    "assistants": ("model",),
+    "api_keys": ("model",),
+    "projects": (),
+    "models": ("source", "deployment"),
+}
+
+
+class RequestRejected(Exception):
+    """The exporter answers this request with ``status`` (400, or 404 for no rows)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Window:
+    """``start <= occurred_at < end`` (UTC instants), plus how the export labels it."""
+
+    start: datetime
+    end: datetime
+    period_start: str
+    period_end: str
+    date_range: dict[str, str]
+
+
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def zone(name: str) -> ZoneInfo:
+    if not isinstance(name, str) or name not in _zones():
+        raise RequestRejected(400, f"unknown timezone {name!r}")
+    return ZoneInfo(name)
+
+
+def check_id(name: str, value: object) -> str:
+    if not isinstance(value, str) or _ID.fullmatch(value) is None or ".." in value:
+        raise RequestRejected(400, f"invalid {name}")
+    return value
+
+
+def wall_time(text: str, *, is_end: bool) -> datetime:
+    """The naive local wall time a bound names: offsets are ignored, bare dates widened."""
+    if not isinstance(text, str):
+        raise RequestRejected(400, "date must be a string")
+    try:
+        if _DATE.fullmatch(text):
+            clock = time(23, 59, 59, 999_000) if is_end else time(0)
+            return datetime.combine(date.fromisoformat(text), clock)
+        return datetime.fromisoformat(text).replace(tzinfo=None)
+    except ValueError:
+        raise RequestRejected(400, f"invalid date {text!r}") from None
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def floor15(moment: datetime) -> datetime:
+    micros = _micros(moment)
+    return _EPOCH + timedelta(microseconds=micros - micros % _QUARTER_US)
+
+
+def ceil15(moment: datetime) -> datetime:
+    micros = _micros(moment)
+    return _EPOCH + timedelta(microseconds=-((-micros) // _QUARTER_US) * _QUARTER_US)
+
+
+def render_instant(moment: datetime, tz: ZoneInfo) -> str:
+    """Millisecond ISO 8601 in ``tz`` with its offset; a zero offset is written ``Z``."""
+    local = moment.astimezone(tz)
+    offset = local.utcoffset() or timedelta(0)
+    if offset == timedelta(0):
+        suffix = "Z"
+    else:
+        minutes = int(abs(offset).total_seconds()) // 60
+        sign = "-" if offset < timedelta(0) else "+"
+        suffix = f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+    return local.strftime("%Y-%m-%dT%H:%M:%S.") + f"{local.microsecond // 1000:03d}{suffix}"
+
+
+def resolve_window(
+    *, from_date: str, from_tz: str, to_date: str, to_tz: str, now: datetime
+) -> Window:
+    """The window of a request, or :class:`RequestRejected` (400) as the exporter would."""
+    start_zone, end_zone = zone(from_tz), zone(to_tz)
+    start_wall = wall_time(from_date, is_end=False)
+    end_wall = wall_time(to_date, is_end=True)
+    raw_from = start_wall.replace(tzinfo=start_zone, fold=0).astimezone(UTC)
+    raw_to = end_wall.replace(tzinfo=end_zone, fold=0).astimezone(UTC)
+    if raw_to < raw_from:
+        raise RequestRejected(400, "to is before from")
+    # "12 months before now" is judged on local dates so that a date picked exactly one
+    # year back is accepted all day long (decision 11).
+    today = now.astimezone(start_zone).date()
+    oldest = twelve_months_before(datetime.combine(today, time(0))).date()
+    if start_wall.date() < oldest:
+        raw_from_text = start_wall.date().isoformat()
+        raise RequestRejected(400, f"from {raw_from_text} is more than 12 months before now")
+    clamped_to = min(raw_to, now.astimezone(UTC))
+    if clamped_to < raw_from:
+        raise RequestRejected(400, "from is in the future")
+    start = floor15(raw_from)
+    end = ceil15(clamped_to + _MS)
+    last = end - _MS
+    return Window(
+        start=start,
+        end=end,
+        period_start=start.astimezone(start_zone).date().isoformat(),
+        period_end=last.astimezone(end_zone).date().isoformat(),
+        date_range={
+            "from": render_instant(start, start_zone),
+            "to": render_instant(last, end_zone),
+        },
+    )
