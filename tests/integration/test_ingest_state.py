@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime, timedelta
 
+from services.ingest.janitor import Janitor
+from services.ingest.state_cache import StateCache
 from shared import codec
 from shared.adapters.s3 import ObjectStore
 from shared.domain import keys
 from shared.domain.facts import MESSAGE, Fact
 from shared.settings import Settings
 from shared.storage.days import load_day, read_day_facts
-from services.ingest.janitor import Janitor
-from services.ingest.state_cache import StateCache
 
 DAY = date(2026, 6, 1)
 KEY = ("ws-fence", DAY)

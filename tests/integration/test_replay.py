@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from services.ingest.app import run_ingest
+from services.ingest.replay import Progress, Replay
 from shared import codec
 from shared.adapters.s3 import ObjectStore
 from shared.domain import keys
 from shared.settings import Settings
 from shared.simulation import SimRecord
-from services.ingest.app import run_ingest
-from services.ingest.replay import Progress, Replay
 from tests.integration.kafka_tools import produce, wait_until_committed
 from tests.integration.stored import stored_day_aggregates
 from tests.integration.test_ingest import (

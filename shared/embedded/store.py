@@ -1,0 +1,197 @@
+"""The embedded S3-compatible store: one ``weed server`` (master, volume, filer, S3 gateway).
+
+SeaweedFS has several defaults that are wrong for a developer laptop or CI, each one
+corrected here on purpose:
+
+* every listener gets an explicit loopback port: otherwise each gRPC port is its HTTP
+  port + 10000 (fatal above 55535) and Iceberg/Lance listeners take fixed ports 8181/9101;
+* ``-ip`` defaults to the host's first address, which would put servers off loopback;
+* master.volume_growth would grow 7 volumes per bucket against 8 volume slots, so the
+  second bucket cannot be written: we grow one volume per bucket, size volumes at
+  ``VOLUME_SIZE_LIMIT_MB`` and let ``-volume.max=0`` derive the slots from free disk;
+* an identities file with one admin identity (the settings' keys) makes the store refuse
+  anonymous requests, as a real bucket policy would;
+* ``-volume.preStopSeconds=0``: no 10 s pause before the volume server stops.
+
+On SIGTERM ``weed`` starts a graceful gRPC stop that waits for its own internal streams
+and so never ends; the process is SIGKILLed after a short grace. That is safe for the
+data: volumes and the filer's LevelDB are written through to the OS as they change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import astuple, dataclass
+from pathlib import Path
+
+from shared.embedded.ports import LOOPBACK
+from shared.embedded.processes import ServerProcess, wait_ready
+from shared.embedded.s3client import open_s3_client
+from shared.settings import Settings
+
+VOLUME_SIZE_LIMIT_MB = 128
+IDENTITY_ACTIONS = ("Admin", "Read", "Write", "List", "Tagging")
+
+# Read by ``weed`` from its working directory.
+MASTER_TOML = """\
+# Written by usage-export: grow one volume per collection (bucket) at a time.
+[master.volume_growth]
+copy_1 = 1
+copy_2 = 2
+copy_3 = 3
+copy_other = 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class WeedPorts:
+    """Every TCP port ``weed server`` listens on, all passed explicitly."""
+
+    s3: int
+    s3_grpc: int
+    master: int
+    master_grpc: int
+    volume: int
+    volume_grpc: int
+    filer: int
+    filer_grpc: int
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(astuple(self))
+
+
+def identities_document(access_key: str, secret_key: str) -> dict[str, object]:
+    """The ``-s3.config`` file: one identity allowed everything, nobody else anything."""
+    return {
+        "identities": [
+            {
+                "name": "usage-export",
+                "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+                "actions": list(IDENTITY_ACTIONS),
+            }
+        ]
+    }
+
+
+def weed_server_argv(
+    binary: Path, *, data_dir: Path, identities_path: Path, ports: WeedPorts, host: str = LOOPBACK
+) -> list[str]:
+    """The ``weed server`` command line: one process, every listener on ``host``."""
+    return [
+        str(binary),
+        "server",
+        f"-dir={data_dir}",
+        f"-ip={host}",
+        f"-ip.bind={host}",
+        f"-master.port={ports.master}",
+        f"-master.port.grpc={ports.master_grpc}",
+        "-master.telemetry=false",
+        f"-master.volumeSizeLimitMB={VOLUME_SIZE_LIMIT_MB}",
+        f"-volume.port={ports.volume}",
+        f"-volume.port.grpc={ports.volume_grpc}",
+        "-volume.max=0",
+        "-volume.preStopSeconds=0",
+        "-filer",
+        f"-filer.port={ports.filer}",
+        f"-filer.port.grpc={ports.filer_grpc}",
+        "-s3",
+        f"-s3.port={ports.s3}",
+        f"-s3.port.grpc={ports.s3_grpc}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        f"-s3.config={identities_path}",
+        "-metricsPort=0",
+    ]
+
+
+def unix_socket_paths(ports: WeedPorts, tmp_dir: Path = Path("/tmp")) -> list[Path]:  # noqa: S108
+    """Unix sockets ``weed`` creates beside its TCP listeners, named by port.
+
+    A SIGKILLed server leaves them behind; they are ours because the ports were.
+    """
+    names = [
+        f"seaweedfs-master-grpc-{ports.master_grpc}.sock",
+        f"seaweedfs-volume-grpc-{ports.volume_grpc}.sock",
+        f"seaweedfs-filer-grpc-{ports.filer_grpc}.sock",
+        f"seaweedfs-s3-grpc-{ports.s3_grpc}.sock",
+        f"seaweedfs-filer-{ports.filer}.sock",
+        f"seaweedfs-s3-{ports.s3}.sock",
+    ]
+    return [tmp_dir / name for name in names]
+
+
+class SeaweedStore:
+    """One ``weed server`` process rooted at ``root``: config files, ``data/``, log."""
+
+    def __init__(
+        self,
+        binary: Path,
+        *,
+        root: Path,
+        ports: WeedPorts,
+        access_key: str,
+        secret_key: str,
+        log_path: Path,
+        grace_s: float = 2.0,
+        host: str = LOOPBACK,
+    ) -> None:
+        self.root = root
+        self.ports = ports
+        self.host = host
+        self._access_key = access_key
+        self._secret_key = secret_key
+        self.process = ServerProcess(
+            "weed",
+            weed_server_argv(
+                binary,
+                data_dir=root / "data",
+                identities_path=root / "identities.json",
+                ports=ports,
+                host=host,
+            ),
+            log_path=log_path,
+            cwd=root,
+            grace_s=grace_s,
+        )
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.ports.s3}"
+
+    def start(self) -> None:
+        """Write the config files (fresh each start: keys may change), then spawn."""
+        (self.root / "data").mkdir(parents=True, exist_ok=True)
+        (self.root / "master.toml").write_text(MASTER_TOML, encoding="utf-8")
+        identities = self.root / "identities.json"
+        identities.touch(mode=0o600)
+        identities.chmod(0o600)  # it holds the secret key
+        identities.write_text(
+            json.dumps(identities_document(self._access_key, self._secret_key), indent=2),
+            encoding="utf-8",
+        )
+        self._remove_unix_sockets()
+        self.process.start()
+
+    async def wait_ready(self, settings: Settings, timeout_s: float) -> None:
+        """Ready once an authenticated ListBuckets succeeds (master, filer and S3 are up)."""
+
+        async def probe() -> None:
+            async with open_s3_client(settings, timeout_s=2.0) as client:
+                await client.list_buckets()
+
+        await wait_ready(
+            self.process,
+            probe,
+            timeout_s=timeout_s,
+            what=f"S3 store (SeaweedFS) on {self.endpoint}",
+        )
+
+    async def stop(self) -> None:
+        await self.process.stop()
+        self._remove_unix_sockets()
+
+    def _remove_unix_sockets(self) -> None:
+        for path in unix_socket_paths(self.ports):
+            if path.is_socket():
+                path.unlink(missing_ok=True)

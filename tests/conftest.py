@@ -1,0 +1,17 @@
+"""Set-up shared by every test tier.
+
+Tests are hermetic: ``USAGE_*`` variables from the developer's shell (a sourced
+``usage.env``, say) would silently change Settings defaults in unit tests and point
+integration tests at another broker, so they are removed for the whole session before
+any test module is imported. ``USAGE_TEST_*`` variables configure the test run itself
+(e.g. ``USAGE_TEST_INFRA``) and are kept.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _name in [
+    name for name in os.environ if name.startswith("USAGE_") and not name.startswith("USAGE_TEST_")
+]:
+    del os.environ[_name]

@@ -1,0 +1,60 @@
+"""The SeaweedFS command line and config files, without starting it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from shared.embedded.store import (
+    MASTER_TOML,
+    WeedPorts,
+    identities_document,
+    unix_socket_paths,
+    weed_server_argv,
+)
+
+PORTS = WeedPorts(8333, 40001, 40002, 40003, 40004, 40005, 40006, 40007)
+
+
+def _argv() -> list[str]:
+    return weed_server_argv(
+        Path("/bin/weed"),
+        data_dir=Path("/d/data"),
+        identities_path=Path("/d/identities.json"),
+        ports=PORTS,
+    )
+
+
+def test_every_listener_gets_its_own_explicit_port() -> None:
+    argv = _argv()
+    given = [int(arg.split("=")[1]) for arg in argv if re.match(r"-[\w.]*[pP]ort[\w.]*=", arg)]
+    assert sorted(given) == sorted([*PORTS, 0, 0, 0])  # + iceberg, lance, metrics disabled
+    assert "-s3.port.iceberg=0" in argv
+    assert "-s3.port.lance=0" in argv
+    assert "-metricsPort=0" in argv
+
+
+def test_everything_binds_loopback_and_phones_nowhere() -> None:
+    argv = _argv()
+    assert "-ip=127.0.0.1" in argv
+    assert "-ip.bind=127.0.0.1" in argv
+    assert "-master.telemetry=false" in argv
+    assert "-s3.config=/d/identities.json" in argv
+
+
+def test_identities_grant_one_key_everything() -> None:
+    document = identities_document("ak", "sk")
+    (identity,) = document["identities"]  # type: ignore[misc]
+    assert identity["credentials"] == [{"accessKey": "ak", "secretKey": "sk"}]
+    assert set(identity["actions"]) == {"Admin", "Read", "Write", "List", "Tagging"}
+
+
+def test_one_volume_grows_per_bucket() -> None:
+    assert "copy_1 = 1" in MASTER_TOML
+
+
+def test_unix_sockets_are_named_by_our_ports() -> None:
+    names = {path.name for path in unix_socket_paths(PORTS, Path("/tmp"))}
+    assert "seaweedfs-master-grpc-40003.sock" in names
+    assert "seaweedfs-s3-8333.sock" in names
+    assert len(names) == 6
