@@ -16,6 +16,12 @@ _COMMANDS: tuple[str, ...] = (
     "services.cli.up",
     "services.cli.ingest",
     "services.cli.simulate",
+    "services.cli.replay",
+    "services.cli.exporter",
+    "services.cli.request",
+    "services.cli.demo",
+    "services.cli.dlq",
+    "services.cli.contracts",
 )
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -35,7 +35,7 @@ from shared.adapters.kafka_offsets import end_offsets, offset_for_time, wait_ass
 from shared.adapters.s3 import ObjectStore
 from shared.domain import keys
 from shared.domain.aggregate import Aggregate
-from shared.domain.dimensions import dimension_update, occurred_ms
+from shared.domain.dimensions import DimensionEvent, dimension_update, occurred_ms
 from shared.domain.facts import EVENT_ID, TS, Fact, decode_facts, encode_facts
 from shared.domain.window import day_start_ms, utc_day_of
 from shared.errors import PreconditionFailed
@@ -71,9 +71,16 @@ class Progress:
 
 
 class Replay:
-    def __init__(self, settings: Settings, *, first_day: date, last_day: date,
-                 orgs: Iterable[str] = (), work_dir: Path,
-                 progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        first_day: date,
+        last_day: date,
+        orgs: Iterable[str] = (),
+        work_dir: Path,
+        progress: Progress | None = None,
+    ) -> None:
         if last_day < first_day:
             raise ValueError("--to is before --from")
         self._settings = settings
@@ -81,10 +88,17 @@ class Replay:
         self.orgs = frozenset(orgs)
         self._progress = progress or Progress()
         self.summary = ReplaySummary()
-        digest = hashlib.sha256(codec.dumps_sorted({
-            "topic": settings.topic_events, "bucket": settings.aggregates_bucket,
-            "from": first_day.isoformat(), "to": last_day.isoformat(),
-            "orgs": sorted(self.orgs)})).hexdigest()[:16]
+        digest = hashlib.sha256(
+            codec.dumps_sorted(
+                {
+                    "topic": settings.topic_events,
+                    "bucket": settings.aggregates_bucket,
+                    "from": first_day.isoformat(),
+                    "to": last_day.isoformat(),
+                    "orgs": sorted(self.orgs),
+                }
+            )
+        ).hexdigest()[:16]
         self.work_dir = work_dir / f"replay-{digest}"
         self._checkpoint_path = self.work_dir / "checkpoint.json"
 
@@ -105,18 +119,25 @@ class Replay:
 
     # ---- phase 1: read the topic, spill facts per day -------------------------------------
     async def read_topic(self, checkpoint: dict[str, Any]) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self._settings.kafka_bootstrap,
-                                    group_id=None, enable_auto_commit=False,
-                                    max_partition_fetch_bytes=8 * 1024 * 1024)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.kafka_bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
         await consumer.start()
         try:
             partitions = await wait_assigned(consumer, self._settings.topic_events)
             if checkpoint["ends"] is None:
                 ends = await end_offsets(consumer, partitions)
-                since = day_start_ms(self.first_day) - self._settings.future_tolerance_s * 1000 \
+                since = (
+                    day_start_ms(self.first_day)
+                    - self._settings.future_tolerance_s * 1000
                     - CLOCK_MARGIN_MS
-                starts = {tp: await offset_for_time(consumer, tp, since, ends[tp])
-                          for tp in partitions}
+                )
+                starts = {
+                    tp: await offset_for_time(consumer, tp, since, ends[tp]) for tp in partitions
+                }
                 checkpoint["ends"] = {str(tp.partition): ends[tp] for tp in partitions}
                 checkpoint["positions"] = {str(tp.partition): starts[tp] for tp in partitions}
                 checkpoint["starts"] = dict(checkpoint["positions"])
@@ -125,9 +146,12 @@ class Replay:
         finally:
             await consumer.stop()
 
-    async def _read_until_end(self, consumer: AIOKafkaConsumer,
-                              partitions: list[TopicPartition],
-                              checkpoint: dict[str, Any]) -> None:
+    async def _read_until_end(
+        self,
+        consumer: AIOKafkaConsumer,
+        partitions: list[TopicPartition],
+        checkpoint: dict[str, Any],
+    ) -> None:
         ends = {int(p): int(o) for p, o in checkpoint["ends"].items()}
         positions = {int(p): int(o) for p, o in checkpoint["positions"].items()}
         starts = {int(p): int(o) for p, o in checkpoint.get("starts", positions).items()}
@@ -135,8 +159,9 @@ class Replay:
         active = [tp for tp in partitions if positions[tp.partition] < ends[tp.partition]]
         for tp in active:
             consumer.seek(tp, positions[tp.partition])
-        accepted = AcceptedRange.at(datetime.now(UTC), future_tolerance=timedelta(
-            seconds=self._settings.future_tolerance_s))
+        accepted = AcceptedRange.at(
+            datetime.now(UTC), future_tolerance=timedelta(seconds=self._settings.future_tolerance_s)
+        )
         (self.work_dir / "facts").mkdir(parents=True, exist_ok=True)
         while active:
             batch = await consumer.getmany(*active, timeout_ms=500, max_records=20_000)
@@ -158,8 +183,13 @@ class Replay:
         checkpoint["read_done"] = True
         self._save_checkpoint(checkpoint)
 
-    def _classify(self, value: bytes | None, accepted: AcceptedRange,
-                  spill: dict[tuple[str, date], list[Fact]], dims: list[list[Any]]) -> None:
+    def _classify(
+        self,
+        value: bytes | None,
+        accepted: AcceptedRange,
+        spill: dict[tuple[str, date], list[Fact]],
+        dims: list[list[Any]],
+    ) -> None:
         event = validate_record(value, accepted, max_bytes=self._settings.max_event_bytes)
         if isinstance(event, Rejected):
             self.summary.invalid += 1
@@ -171,9 +201,10 @@ class Replay:
                 spill.setdefault((event.org_id, day), []).append(fact)
                 self.summary.facts_in_range += 1
         elif not self.orgs or event.org_id in self.orgs:
-            kind, entity, attributes = dimension_update(event)  # type: ignore[arg-type]
-            dims.append([event.org_id, kind, entity, occurred_ms(event),  # type: ignore[arg-type]
-                         event.event_id, attributes])
+            dimension = cast(DimensionEvent, event)
+            kind, entity, attributes = dimension_update(dimension)
+            occurred = occurred_ms(dimension)
+            dims.append([event.org_id, kind, entity, occurred, event.event_id, attributes])
 
     def _spill(self, spill: dict[tuple[str, date], list[Fact]], dims: list[list[Any]]) -> None:
         for (org_id, day), facts in spill.items():
@@ -204,8 +235,9 @@ class Replay:
         if facts_dir.exists():
             for path in facts_dir.glob("*/*.ndjson"):
                 targets.add((path.parent.name, date.fromisoformat(path.stem)))
-        orgs = self.orgs or {prefix.rstrip("/").rsplit("/", 1)[-1]
-                             for prefix in await store.list_prefixes(keys.ROOT)}
+        orgs = self.orgs or {
+            prefix.rstrip("/").rsplit("/", 1)[-1] for prefix in await store.list_prefixes(keys.ROOT)
+        }
         for org_id in orgs:
             for prefix in await store.list_prefixes(keys.days_prefix(org_id)):
                 day = keys.parse_day_prefix(prefix)
@@ -248,8 +280,7 @@ class Replay:
         grouped: dict[tuple[str, str], list[list[Any]]] = {}
         for line in path.read_bytes().splitlines():
             org_id, kind, entity, occurred, event_id, attributes = codec.loads(line)
-            grouped.setdefault((org_id, kind), []).append([entity, occurred, event_id,
-                                                           attributes])
+            grouped.setdefault((org_id, kind), []).append([entity, occurred, event_id, attributes])
         for (org_id, kind), updates in grouped.items():
             while True:
                 state = await load_dims(store, org_id, kind)
@@ -283,4 +314,3 @@ class Replay:
                 path.unlink() if path.is_file() else path.rmdir()
         with contextlib.suppress(OSError):
             self.work_dir.rmdir()
-

@@ -15,7 +15,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -30,7 +30,7 @@ from shared.contracts.events import (
     PaygConsumption,
     UsageEvent,
 )
-from shared.domain.dimensions import dimension_update, occurred_ms
+from shared.domain.dimensions import DimensionEvent, dimension_update, occurred_ms
 from shared.domain.facts import TS, Fact, fact_from_api_request, fact_from_message, fact_from_payg
 from shared.domain.window import utc_day_of
 from shared.errors import RetriableError
@@ -74,17 +74,26 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 class IngestWorker:
     """One ingest process. ``await run()`` until ``stop`` is set (SIGTERM), then drain."""
 
-    def __init__(self, settings: Settings, *, consumer: AIOKafkaConsumer,
-                 producer: AIOKafkaProducer, store: ObjectStore,
-                 clock: Any = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        store: ObjectStore,
+        clock: Any = None,
+    ) -> None:
         self._settings = settings
         self._consumer = consumer
         self._producer = producer
         self._store = store
         self._now = clock or (lambda: datetime.now(UTC))
-        self.cache = StateCache(store, max_entries=settings.ingest_cache_max_entries,
-                                max_weight=settings.ingest_cache_max_facts,
-                                concurrency=settings.ingest_flush_concurrency)
+        self.cache = StateCache(
+            store,
+            max_entries=settings.ingest_cache_max_entries,
+            max_weight=settings.ingest_cache_max_facts,
+            concurrency=settings.ingest_flush_concurrency,
+        )
         self.stats = IngestStats()
         self._positions: dict[TopicPartition, int] = {}
         self._dead_letters: list[asyncio.Future[Any]] = []
@@ -101,7 +110,8 @@ class IngestWorker:
         while not stop.is_set():
             batch = await self._consumer.getmany(
                 timeout_ms=int(min(interval, 0.5) * 1000),
-                max_records=self._settings.ingest_batch_max_records)
+                max_records=self._settings.ingest_batch_max_records,
+            )
             if batch:
                 await self.process(batch)
             if time.monotonic() - self._last_flush >= interval or self.cache.needs_early_flush():
@@ -109,15 +119,17 @@ class IngestWorker:
         await self.flush_and_commit(stop, final=True)
 
     async def process(self, batch: dict[TopicPartition, list[Any]]) -> None:
-        accepted = AcceptedRange.at(self._now(), future_tolerance=timedelta(
-            seconds=self._settings.future_tolerance_s))
+        accepted = AcceptedRange.at(
+            self._now(), future_tolerance=timedelta(seconds=self._settings.future_tolerance_s)
+        )
         facts: defaultdict[tuple[str, date], list[Fact]] = defaultdict(list)
         updates: defaultdict[tuple[str, str], list[DimensionUpdate]] = defaultdict(list)
         for tp, records in batch.items():
             for record in records:
                 self.stats.consumed += 1
-                result = validate_record(record.value, accepted,
-                                         max_bytes=self._settings.max_event_bytes)
+                result = validate_record(
+                    record.value, accepted, max_bytes=self._settings.max_event_bytes
+                )
                 if isinstance(result, Rejected):
                     await self._dead_letter(tp, record, result)
                     continue
@@ -125,9 +137,11 @@ class IngestWorker:
                 if fact is not None:
                     facts[(result.org_id, utc_day_of(fact[TS]))].append(fact)
                 else:
-                    kind, entity, attributes = dimension_update(result)  # type: ignore[arg-type]
+                    dimension = cast(DimensionEvent, result)
+                    kind, entity, attributes = dimension_update(dimension)
                     updates[(result.org_id, kind)].append(
-                        (entity, occurred_ms(result), result.event_id, attributes))  # type: ignore[arg-type]
+                        (entity, occurred_ms(dimension), result.event_id, attributes)
+                    )
             self._positions[tp] = records[-1].offset + 1
         await self.cache.ensure_days(facts)
         await self.cache.ensure_dims(updates)
@@ -149,16 +163,28 @@ class IngestWorker:
     async def _dead_letter(self, tp: TopicPartition, record: Any, rejected: Rejected) -> None:
         self.stats.dead_lettered[rejected.reason] += 1
         size = len(record.value) if record.value is not None else 0
-        headers = dead_letter_headers(reason=rejected.reason, error=rejected.header,
-                                      topic=tp.topic, partition=tp.partition,
-                                      offset=record.offset, original_size=size)
-        self._dead_letters.append(await send_dead_letter(
-            self._producer, self._settings.topic_events_dlq, key=record.key,
-            value=record.value, headers=headers))
+        headers = dead_letter_headers(
+            reason=rejected.reason,
+            error=rejected.header,
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=record.offset,
+            original_size=size,
+        )
+        self._dead_letters.append(
+            await send_dead_letter(
+                self._producer,
+                self._settings.topic_events_dlq,
+                key=record.key,
+                value=record.value,
+                headers=headers,
+            )
+        )
 
     # ---- durability, then commit ------------------------------------------------------------
-    async def flush_and_commit(self, stop: asyncio.Event | None = None, *,
-                               final: bool = False) -> None:
+    async def flush_and_commit(
+        self, stop: asyncio.Event | None = None, *, final: bool = False
+    ) -> None:
         async with self._flush_lock:
             await self._make_durable(stop, final=final)
             await self._commit()
@@ -175,24 +201,36 @@ class IngestWorker:
                 if self.cache.dirty:
                     report = await self.cache.flush()
                     self.stats.flushes += 1
-                    log.debug("flushed %s days, %s dims, %s facts in %.3fs (%s conflicts)",
-                              report.days, report.dims, report.facts, report.seconds,
-                              report.conflicts)
+                    log.debug(
+                        "flushed %s days, %s dims, %s facts in %.3fs (%s conflicts)",
+                        report.days,
+                        report.dims,
+                        report.facts,
+                        report.seconds,
+                        report.conflicts,
+                    )
                 return
             except (RetriableError, KafkaError) as exc:
                 # The store or broker is down: hold everything (nothing is committed) and
                 # keep trying; fetching waits meanwhile, so memory stays bounded.
                 log.warning("cannot make state durable yet (%s); retrying in %.1fs", exc, delay)
-                if final and stop is not None and stop.is_set() and delay >= \
-                        self._settings.s3_retry_max_s:
+                if (
+                    final
+                    and stop is not None
+                    and stop.is_set()
+                    and delay >= self._settings.s3_retry_max_s
+                ):
                     raise
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._settings.s3_retry_max_s)
 
     async def _commit(self) -> None:
         assigned = self._consumer.assignment()
-        offsets = {tp: offset for tp, offset in self._positions.items()
-                   if tp in assigned and self.stats.committed.get(tp) != offset}
+        offsets = {
+            tp: offset
+            for tp, offset in self._positions.items()
+            if tp in assigned and self.stats.committed.get(tp) != offset
+        }
         if not offsets:
             return
         try:

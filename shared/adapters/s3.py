@@ -49,7 +49,10 @@ def _status(exc: ClientError) -> int:
 def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, ClientError):
         return _status(exc) in _TRANSIENT_STATUS or _error_code(exc) in {
-            "SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout",
+            "SlowDown",
+            "InternalError",
+            "ServiceUnavailable",
+            "RequestTimeout",
             "RequestTimeTooSkewed",
         }
     return isinstance(exc, BotoCoreError | OSError | asyncio.TimeoutError)
@@ -58,8 +61,7 @@ def _is_transient(exc: BaseException) -> bool:
 class ObjectStore:
     """One bucket of the S3-compatible store. ``async with ObjectStore(...)`` or start/stop."""
 
-    def __init__(self, settings: Settings, bucket: str, *,
-                 max_attempts: int | None = None) -> None:
+    def __init__(self, settings: Settings, bucket: str, *, max_attempts: int | None = None) -> None:
         self._settings = settings
         self.bucket = bucket
         self._max_attempts = max_attempts or settings.s3_max_attempts
@@ -143,9 +145,15 @@ class ObjectStore:
 
         return await self._retry(operation, f"GET {key}")
 
-    async def put(self, key: str, body: bytes, *, if_match: str | None = None,
-                  if_none_match: bool = False, content_type: str = "application/json",
-                  ) -> str:
+    async def put(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+        content_type: str = "application/json",
+    ) -> str:
         """Write an object; returns its new ETag. Conditional when asked (fencing)."""
         extra: dict[str, str] = {}
         if if_match is not None:
@@ -156,7 +164,8 @@ class ObjectStore:
         async def operation() -> str:
             try:
                 response = await self.client.put_object(
-                    Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, **extra)
+                    Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, **extra
+                )
             except ClientError as exc:
                 if extra and (_error_code(exc) in _PRECONDITION or _status(exc) in {409, 412}):
                     raise PreconditionFailed(f"conditional PUT {key} lost a race") from exc
@@ -204,13 +213,15 @@ class ObjectStore:
                 return
             token = page.get("NextContinuationToken")
 
-    async def presign_download(self, key: str, expires_s: int, *,
-                               filename: str | None = None) -> str:
+    async def presign_download(
+        self, key: str, expires_s: int, *, filename: str | None = None
+    ) -> str:
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if filename:
             params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
         url: str = await self.client.generate_presigned_url(
-            "get_object", Params=params, ExpiresIn=expires_s)
+            "get_object", Params=params, ExpiresIn=expires_s
+        )
         return url
 
     async def ensure_bucket(self) -> None:
@@ -232,7 +243,8 @@ class ObjectStore:
         async def operation() -> dict[str, Any] | None:
             try:
                 response: dict[str, Any] = await self.client.head_object(
-                    Bucket=self.bucket, Key=key)
+                    Bucket=self.bucket, Key=key
+                )
             except ClientError as exc:
                 if _error_code(exc) in _NOT_FOUND or _status(exc) == 404:
                     return None
@@ -241,51 +253,58 @@ class ObjectStore:
 
         return await self._retry(operation, f"HEAD {key}")
 
-    async def put_with_metadata(self, key: str, body: bytes, *, content_type: str,
-                                metadata: dict[str, str]) -> str:
+    async def put_with_metadata(
+        self, key: str, body: bytes, *, content_type: str, metadata: dict[str, str]
+    ) -> str:
         """An unconditional PUT that also stores user metadata; returns the ETag."""
 
         async def operation() -> str:
             response = await self.client.put_object(
-                Bucket=self.bucket, Key=key, Body=body, ContentType=content_type,
-                Metadata=metadata)
+                Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata
+            )
             return str(response["ETag"])
 
         return await self._retry(operation, f"PUT {key}")
 
-    async def create_multipart_upload(self, key: str, *, content_type: str,
-                                      metadata: dict[str, str]) -> str:
+    async def create_multipart_upload(
+        self, key: str, *, content_type: str, metadata: dict[str, str]
+    ) -> str:
         """Start a multipart upload; returns its upload id. Nothing is visible yet."""
 
         async def operation() -> str:
             response = await self.client.create_multipart_upload(
-                Bucket=self.bucket, Key=key, ContentType=content_type, Metadata=metadata)
+                Bucket=self.bucket, Key=key, ContentType=content_type, Metadata=metadata
+            )
             return str(response["UploadId"])
 
         return await self._retry(operation, f"CREATE MULTIPART {key}")
 
-    async def upload_part(self, key: str, upload_id: str, part_number: int,
-                          body: bytes) -> str:
+    async def upload_part(self, key: str, upload_id: str, part_number: int, body: bytes) -> str:
         """Upload one part (re-sending the same part number is idempotent); its ETag."""
 
         async def operation() -> str:
             response = await self.client.upload_part(
-                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=part_number,
-                Body=body)
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=part_number, Body=body
+            )
             return str(response["ETag"])
 
         return await self._retry(operation, f"UPLOAD PART {part_number} {key}")
 
-    async def complete_multipart_upload(self, key: str, upload_id: str,
-                                        parts: list[tuple[int, str]]) -> str:
+    async def complete_multipart_upload(
+        self, key: str, upload_id: str, parts: list[tuple[int, str]]
+    ) -> str:
         """Make the object visible, whole, under ``key``. Raises ``ClientError``
         ``NoSuchUpload`` if the upload is gone (completed by an earlier attempt, or aborted)."""
 
         async def operation() -> str:
             response = await self.client.complete_multipart_upload(
-                Bucket=self.bucket, Key=key, UploadId=upload_id,
-                MultipartUpload={"Parts": [{"PartNumber": number, "ETag": etag}
-                                           for number, etag in parts]})
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={
+                    "Parts": [{"PartNumber": number, "ETag": etag} for number, etag in parts]
+                },
+            )
             return str(response.get("ETag", ""))
 
         return await self._retry(operation, f"COMPLETE MULTIPART {key}")
@@ -296,7 +315,8 @@ class ObjectStore:
         async def operation() -> None:
             try:
                 await self.client.abort_multipart_upload(
-                    Bucket=self.bucket, Key=key, UploadId=upload_id)
+                    Bucket=self.bucket, Key=key, UploadId=upload_id
+                )
             except ClientError as exc:
                 if _error_code(exc) not in _NOT_FOUND:
                     raise

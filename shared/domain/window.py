@@ -44,8 +44,13 @@ def from_ms(ms: int, zone: ZoneInfo) -> datetime:
 
 
 def zone_named(name: str) -> ZoneInfo:
-    if not isinstance(name, str) or not name or len(name) > 64 or name.startswith("/") \
-            or ".." in name:
+    if (
+        not isinstance(name, str)
+        or not name
+        or len(name) > 64
+        or name.startswith("/")
+        or ".." in name
+    ):
         raise WindowError(f"timezone {name!r} is not an IANA timezone name (e.g. Europe/Berlin)")
     try:
         return ZoneInfo(name)
@@ -70,9 +75,7 @@ def parse_wall_time(text: str, *, end_of_day: bool) -> datetime:
     try:
         parsed = datetime.fromisoformat(wall)
     except ValueError as exc:
-        raise WindowError(
-            f"date {text!r} is neither YYYY-MM-DD nor an ISO 8601 date-time"
-        ) from exc
+        raise WindowError(f"date {text!r} is neither YYYY-MM-DD nor an ISO 8601 date-time") from exc
     return parsed.replace(tzinfo=None)
 
 
@@ -102,8 +105,10 @@ class Window:
         return from_ms(self.last_ms, self.to_zone).date()
 
     def date_range(self) -> dict[str, str]:
-        return {"from": format_instant(self.start_ms, self.from_zone),
-                "to": format_instant(self.last_ms, self.to_zone)}
+        return {
+            "from": format_instant(self.start_ms, self.from_zone),
+            "to": format_instant(self.last_ms, self.to_zone),
+        }
 
     def contains(self, ms: int) -> bool:
         return self.start_ms <= ms < self.end_ms
@@ -128,10 +133,11 @@ def utc_day_of(ms: int) -> date:
 
 
 def format_instant(ms: int, zone: ZoneInfo) -> str:
-    """``2026-01-31T23:59:59.999+01:00``: local time with offset, millisecond precision."""
+    """``2026-01-31T23:59:59.999+01:00``: local time with offset, millisecond precision;
+    a zero offset is written ``Z``, as the reference API shows for UTC."""
     moment = from_ms(ms, zone)
     text = moment.isoformat(timespec="milliseconds")
-    return text[:-6] + "Z" if text.endswith("+00:00") and zone.key == "UTC" else text
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def months_before(day: date, months: int) -> date:
@@ -147,8 +153,9 @@ def months_before(day: date, months: int) -> date:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def resolve_window(from_date: str, from_tz: str, to_date: str, to_tz: str, *,
-                   now: datetime, max_months: int = 12) -> Window:
+def resolve_window(
+    from_date: str, from_tz: str, to_date: str, to_tz: str, *, now: datetime, max_months: int = 12
+) -> Window:
     """Resolve request bounds per contract §3, clamping ``to`` to ``now``.
 
     Raises :class:`WindowError` for a bad date or timezone, ``to`` before ``from``, or a
@@ -157,8 +164,7 @@ def resolve_window(from_date: str, from_tz: str, to_date: str, to_tz: str, *,
     """
     from_zone = zone_named(from_tz)
     to_zone = zone_named(to_tz)
-    start_ms = floor15(local_instant_ms(parse_wall_time(from_date, end_of_day=False),
-                                        from_zone))
+    start_ms = floor15(local_instant_ms(parse_wall_time(from_date, end_of_day=False), from_zone))
     to_ms_requested = local_instant_ms(parse_wall_time(to_date, end_of_day=True), to_zone)
     now_ms = to_ms(now)
     if to_ms_requested < start_ms:

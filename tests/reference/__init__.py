@@ -31,24 +31,25 @@ Decisions where the contract is silent (numbered; the code cites them):
    ``requests`` ≥ 1, tokens ≥ 0; money is any finite JSON number ≥ 0 (``payg_limit``
    too). ``cached_prompt_tokens + cache_creation_tokens > prompt_tokens`` is invalid,
    since ``prompt_tokens`` includes both (§2) and ``no_cache_tokens`` would go negative.
-   Text fields must be strings. A missing ``model``/``provider`` is ``""``: such calls
-   are a models row with an empty name.
+   Text fields must be strings. ``model`` and ``provider`` are required and non-empty
+   on calls (the contract gives them no default), else the event is invalid.
 5. ``occurred_at``: ``YYYY-MM-DDTHH:MM:SS[.fraction](Z|±hh:mm)`` (``t``/``z`` accepted),
-   fraction truncated to microseconds. Valid iff ``valid_at - 12 months ≤ occurred_at ≤
-   valid_at + 24 h``; both bounds inclusive. *12 months* is the same instant one calendar
-   year earlier (29 February → 28 February). ``valid_at`` is the ingest time; it
-   defaults to the export's ``now``.
+   fraction truncated to microseconds. Valid iff ``oldest ≤ occurred_at ≤ valid_at +
+   24 h``, where ``oldest`` is the start of the UTC day one calendar year and one day
+   before ``valid_at``'s UTC date (29 February → 28 February): the extra day lets a
+   12-month export in any timezone (UTC+14 too) find all its events. ``valid_at`` is
+   the ingest time; it defaults to the export's ``now``.
 6. Dedup by (``org_id``, ``event_id``) among valid events, first arrival wins; an invalid
    event does not claim its id (it went to the DLQ, not into the state).
 7. Attributes: the latest upsert with ``occurred_at`` strictly before the window's end
    (the same exclusive bound events are counted against), else the earliest upsert
-   known. Ties on ``occurred_at`` go by arrival: the later arrival is "latest", the
-   earlier is "earliest". A deletion upsert's own attributes are shown (an upsert
-   carries the full set). *Existed at the end*: that latest upsert exists and is not
-   deleted. *Not deleted at the end* (agents' ``active_users``): a sender without any
-   upsert before the end counts as active.
+   known. Ties on ``occurred_at`` are ordered by ``event_id`` (the greater is the later
+   version), so answers never depend on arrival order. A deletion upsert's own
+   attributes are shown (an upsert carries the full set). *Existed at the end*: that
+   latest upsert exists and is not deleted. *Not deleted at the end* (agents'
+   ``active_users``): a sender without any upsert before the end counts as active.
 8. Workspace settings: the latest valid ``workspace_settings`` by ``occurred_at`` (ties:
-   later arrival) among all events, whatever the window; none → byok false,
+   by ``event_id``) among all events, whatever the window; none → byok false,
    user_level_data true. ``group_by=deployment`` needs byok true (else 400).
 9. Window: ``to`` is clamped to ``now`` before rounding, ``end = ceil15(min(to, now) +
    1 ms)``. ``date_range.from`` is ``floor15(from)``, ``date_range.to`` is ``end - 1 ms``,

@@ -13,8 +13,9 @@ from typing import Any
 
 from tests.reference.parsing import Call, Invalid, Payg, Record, Settings, Upsert, parse_event
 
-# Upserts of one entity: (occurred_at, arrival index, upsert), in arrival order.
-History = list[tuple[datetime, int, Upsert]]
+# Upserts of one entity: (occurred_at, event_id, upsert), in arrival order. Versions at
+# the same instant are ordered by event_id, so answers never depend on arrival order.
+History = list[tuple[datetime, str, Upsert]]
 
 
 @dataclass
@@ -24,7 +25,7 @@ class OrgLog:
     messages: list[Call] = field(default_factory=list)
     api_requests: list[Call] = field(default_factory=list)
     payg: list[Payg] = field(default_factory=list)
-    settings: list[tuple[datetime, int, Settings]] = field(default_factory=list)
+    settings: list[tuple[datetime, str, Settings]] = field(default_factory=list)
     # type ("user_upserted", ...) -> entity id -> history
     upserts: dict[str, dict[str, History]] = field(default_factory=dict)
 
@@ -41,8 +42,7 @@ class OrgLog:
     def as_of(self, kind: str, entity_id: str, end: datetime) -> Upsert | None:
         """The upsert in force at the window's end (exclusive), else the earliest known.
 
-        Ties on ``occurred_at`` go to the later arrival for "latest" and the earlier
-        arrival for "earliest" (decision 7).
+        Ties on ``occurred_at`` are ordered by ``event_id`` (decision 7).
         """
         versions = self.history(kind).get(entity_id)
         if not versions:
@@ -84,7 +84,7 @@ def build_log(events: Iterable[bytes | dict[str, Any]], *, valid_at: datetime) -
     """Validate, then deduplicate by (org_id, event_id) keeping the first valid arrival."""
     log = EventLog()
     seen: set[tuple[str, str]] = set()
-    for index, raw in enumerate(events):
+    for raw in events:
         try:
             record: Record = parse_event(raw, valid_at=valid_at)
         except Invalid:
@@ -101,8 +101,8 @@ def build_log(events: Iterable[bytes | dict[str, Any]], *, valid_at: datetime) -
         elif isinstance(record, Payg):
             org.payg.append(record)
         elif isinstance(record, Settings):
-            org.settings.append((record.at, index, record))
+            org.settings.append((record.at, record.event_id, record))
         else:
             by_entity = org.upserts.setdefault(record.type, {})
-            by_entity.setdefault(record.entity_id, []).append((record.at, index, record))
+            by_entity.setdefault(record.entity_id, []).append((record.at, record.event_id, record))
     return log

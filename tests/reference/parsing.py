@@ -16,7 +16,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -130,6 +130,13 @@ def twelve_months_before(moment: datetime) -> datetime:
         return moment.replace(year=moment.year - 1, day=28)
 
 
+def oldest_accepted(valid_at: datetime) -> datetime:
+    """Ingest keeps events from the start of the UTC day one year (and one day) before the
+    ingest date, so a 12-month export in any timezone (UTC+14 too) finds all its events."""
+    day = twelve_months_before(datetime.combine(valid_at.astimezone(UTC).date(), time(0)))
+    return (day - timedelta(days=1)).replace(tzinfo=UTC)
+
+
 def parse_timestamp(value: object) -> datetime:
     """RFC 3339 date-time with offset, as an aware UTC datetime (sub-µs digits dropped)."""
     if not isinstance(value, str):
@@ -160,6 +167,14 @@ def _entity_id(event: dict[str, Any], name: str, *, required: bool) -> str | Non
         return None
     if not isinstance(value, str) or _ENTITY_ID.fullmatch(value) is None or ".." in value:
         raise Invalid(f"{name} is not a valid id")
+    return value
+
+
+def _required_text(event: dict[str, Any], name: str) -> str:
+    """A non-empty string that must be present (``model``, ``provider``: no default)."""
+    value = _text(event, name)
+    if not value:
+        raise Invalid(f"{name} is required")
     return value
 
 
@@ -248,8 +263,8 @@ def _call(event: dict[str, Any], exact: dict[str, Any] | None, head: dict[str, A
         assistant_id=_entity_id(event, "assistant_id", required=False) if is_message else None,
         project_id=_entity_id(event, "project_id", required=False) if is_message else None,
         conversation_id=_optional_text(event, "conversation_id") if is_message else None,
-        model=_text(event, "model"),
-        provider=_text(event, "provider"),
+        model=_required_text(event, "model"),
+        provider=_required_text(event, "provider"),
         byok=_bool(event, "byok", False),
         deployment=_optional_text(event, "deployment") or "",
         source=_text(event, "source", "WEB" if is_message else "API").upper(),
@@ -343,7 +358,7 @@ def parse_event(raw: bytes | dict[str, Any], *, valid_at: datetime) -> Record:
         raise Invalid("unknown type")
     org_id = _entity_id(event, "org_id", required=True)
     at = parse_timestamp(event.get("occurred_at"))
-    if at < twelve_months_before(valid_at):
+    if at < oldest_accepted(valid_at):
         raise Invalid("occurred_at older than 12 months")
     if at > valid_at + timedelta(hours=24):
         raise Invalid("occurred_at more than 24 h in the future")

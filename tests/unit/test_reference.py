@@ -354,7 +354,7 @@ INVALID_CHANGES: list[dict[str, Any]] = [
     {"type": "click"},
     {"occurred_at": "2026-04-02T10:00:00"},
     {"occurred_at": "2026-02-30T10:00:00Z"},
-    {"occurred_at": "2025-11-20T12:07:31.000+00:01"},  # 1 minute older than 12 months
+    {"occurred_at": "2025-11-18T23:59:59.999Z"},  # before the oldest accepted UTC day
     {"occurred_at": "2026-11-21T12:07:31.001Z"},  # more than 24 h ahead
     {"requests": 0},
     {"requests": "1"},
@@ -393,10 +393,11 @@ def test_malformed_values_are_invalid(raw: bytes) -> None:
 
 
 def test_range_boundaries_are_valid() -> None:
-    oldest = {**_good(), "occurred_at": "2025-11-20T12:07:31Z"}
+    oldest = {**_good(), "occurred_at": "2025-11-19T00:00:00Z"}  # 12 months + 1 day back
     newest = {**_good(), "occurred_at": "2026-11-21T17:37:31+05:30"}
     no_model = {k: v for k, v in _good().items() if k not in ("model", "provider")}
-    assert build_log([oldest, newest, no_model], valid_at=NOW).invalid == 0
+    assert build_log([oldest, newest], valid_at=NOW).invalid == 0
+    assert build_log([no_model], valid_at=NOW).invalid == 1, "model/provider are required"
 
 
 def test_duplicates_count_once_and_ids_are_per_workspace() -> None:
@@ -866,6 +867,9 @@ def test_agents_grouped_by_model_and_privacy() -> None:
 
 
 # ---- API keys, projects, models ------------------------------------------------------
+GPT = {"model": "gpt-4.1", "provider": "openai"}
+
+
 def test_api_keys_rows_and_money_ties() -> None:
     events = [
         event("api_key_upserted", "2026-03-01T00:00:00Z", api_key_id="k1", name="+staging"),
@@ -878,16 +882,22 @@ def test_api_keys_rows_and_money_ties() -> None:
             api_key_id="k1",
             requests=3,
             usage={"cost_usd": 0.0000125},
+            **GPT,
         ),
         event(
             "api_request",
             "2026-04-02T00:00:00Z",
             api_key_id="k1",
             model="o3",
+            provider="openai",
             usage={"cost_usd": 0.000001},
         ),
         event(
-            "api_request", "2026-04-03T00:00:00Z", api_key_id="k2", usage={"cost_usd": 0.0000125}
+            "api_request",
+            "2026-04-03T00:00:00Z",
+            api_key_id="k2",
+            usage={"cost_usd": 0.0000125},
+            **GPT,
         ),
     ]
     result = export(events, "api_keys")
@@ -900,9 +910,9 @@ def test_api_keys_rows_and_money_ties() -> None:
     grouped = export(events, "api_keys", group_by="model")
     assert grouped.header[3:5] == ["api_key_id", "model"]
     assert [r[3:7] for r in grouped.rows] == [
-        ["k1", "", "'+staging", "3"],
+        ["k1", "gpt-4.1", "'+staging", "3"],
         ["k1", "o3", "'+staging", "1"],
-        ["k2", "", "", "1"],
+        ["k2", "gpt-4.1", "", "1"],
         ["k4", "", "Idle", "0"],
     ]
 
@@ -952,24 +962,23 @@ def test_models_rows_groupings_and_404() -> None:
             **byok,
             usage={"prompt_tokens": 10, "cached_prompt_tokens": 4, "cost_usd": 1.5},
         ),
-        event("api_request", "2026-04-03T00:00:00Z", api_key_id="k1", byok=True),  # no model
+        # no model: invalid (model and provider are required), so it counts nowhere
+        event("api_request", "2026-04-03T00:00:00Z", api_key_id="k1", byok=True),
     ]
     result = export(events, "models")
     assert result.header == HEAD + BASE["models"] + BYOK["models"]
     assert [r[3:] for r in result.rows] == [
         ["gpt-4.1", "openai", "false", "3", "0", "0", "0", "0", "0", "0.000000"],
         ["gpt-4.1", "openai", "true", "3", "10", "0", "4", "0", "6", "1.500000"],
-        ["", "", "true", "1", "0", "0", "0", "0", "0", "0.000000"],
     ]
     by_source = export(events, "models", group_by="source")
     assert [r[3:8] for r in by_source.rows] == [
         ["gpt-4.1", "openai", "true", "SLACK", "3"],
         ["gpt-4.1", "openai", "false", "WEB", "2"],
-        ["", "", "true", "API", "1"],
         ["gpt-4.1", "openai", "false", "API", "1"],
     ]
     by_deployment = export(events, "models", group_by="deployment")
-    assert [r[6] for r in by_deployment.rows] == ["", "eu-gpt", ""]
+    assert [r[6] for r in by_deployment.rows] == ["", "eu-gpt"]
     empty = export(events, "models", "2026-06-01", "2026-06-30")
     assert (empty.rows, empty.status) == ([], 404)
 

@@ -1,0 +1,228 @@
+"""One export request → one outcome: validate, resolve, read, build, stream, record.
+
+:meth:`Exporter.answer` never raises (cancellation aside): every path ends in a
+completion. Transient failures (the store unavailable, a lost race on a record) are
+retried with backoff until the request's deadline (``export_deadline_s``, counted from
+when this process starts working on it); past it the answer is 503 when the object store
+is what kept failing, else 500. An unexpected error is retried a few times, then 500.
+
+The request's record (``idempotency``) pins the instant the request was first seen, so
+every delivery resolves the same window; a request with a recorded outcome is answered
+from it (only its signed URL is new). Should its file have been deleted since, the
+export is written again, to the same key, for the same window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from services.exporter.completions import completion_of
+from services.exporter.csv_writer import write_csv
+from services.exporter.idempotency import ExportFile, Outcome, RequestLedger
+from services.exporter.request_validation import (
+    ReadableRequest,
+    Rejected,
+    ValidRequest,
+    check_workspace_options,
+    validate_request,
+)
+from services.exporter.upload import StreamingUpload
+from services.exporter.window_reader import read_window
+from shared.adapters.s3 import ObjectStore
+from shared.contracts.completions import ExportCompletion
+from shared.domain.export.context import DIMS_NEEDED, ExportInputs, WorkspaceOptions
+from shared.domain.export.paths import export_file_path
+from shared.domain.export.table import build_table
+from shared.errors import PreconditionFailed, RetriableError, StoreUnavailable
+from shared.settings import Settings
+from shared.storage.dims import read_dims
+
+log = logging.getLogger(__name__)
+
+CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
+UNEXPECTED_ATTEMPTS = 3
+_RETRY_BASE_S = 0.5
+_RETRY_MAX_S = 10.0
+_RETRY_LATER = "retry later with the same request_id"
+
+
+@dataclass
+class _Attempts:
+    """The last failure seen, to explain a deadline that passed."""
+
+    last_error: BaseException | None = None
+
+
+class Exporter:
+    """Answers export requests; one instance serves many concurrent requests."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        aggregates: ObjectStore,
+        exports: ObjectStore,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._aggregates = aggregates
+        self._exports = exports
+        self._ledger = RequestLedger(exports)
+        self._now = clock or (lambda: datetime.now(UTC))
+
+    async def answer(self, request: ReadableRequest) -> ExportCompletion:
+        """The completion for one request (a redelivery gets the recorded outcome)."""
+        attempts = _Attempts()
+        deadline = self._settings.export_deadline_s
+        try:
+            async with asyncio.timeout(deadline):
+                outcome = await self._with_retries(request, attempts)
+        except TimeoutError:
+            if isinstance(attempts.last_error, StoreUnavailable):
+                outcome = Outcome(
+                    503,
+                    f"the object store stayed unavailable for {deadline:g} s; {_RETRY_LATER}",
+                )
+            else:
+                outcome = Outcome(
+                    500, f"the export did not finish within {deadline:g} s; {_RETRY_LATER}"
+                )
+        return await completion_of(
+            outcome,
+            request_id=request.request_id,
+            org_id=request.org_id,
+            exports=self._exports,
+            ttl_s=self._settings.signed_url_ttl_s,
+            now=self._now(),
+        )
+
+    async def _with_retries(self, request: ReadableRequest, attempts: _Attempts) -> Outcome:
+        delay = _RETRY_BASE_S
+        unexpected = 0
+        while True:
+            try:
+                return await self._answer_once(request)
+            except (RetriableError, PreconditionFailed) as exc:
+                attempts.last_error = exc
+                log.warning("export %s: %s; retrying", request.request_id, exc)
+            except Exception as exc:
+                attempts.last_error = exc
+                unexpected += 1
+                log.exception("export %s failed (attempt %s)", request.request_id, unexpected)
+                if unexpected >= UNEXPECTED_ATTEMPTS:
+                    return Outcome(
+                        500,
+                        f"the export failed with an internal error "
+                        f"({type(exc).__name__}); {_RETRY_LATER}",
+                    )
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, _RETRY_MAX_S)
+
+    async def _answer_once(self, request: ReadableRequest) -> Outcome:
+        if request.org_id is None:  # no record can be keyed by an invalid org id
+            rejected = validate_request(request, now=self._now())
+            message = rejected.message if isinstance(rejected, Rejected) else "invalid org_id"
+            return Outcome(400, message)
+        record = await self._ledger.open(request.org_id, request.request_id, self._now())
+        replace = False
+        if record.outcome is not None:
+            file = record.outcome.file
+            if file is None or await self._exports.head(file.file_path) is not None:
+                return record.outcome
+            log.warning(
+                "file %s of request %s is gone: exporting it again",
+                file.file_path,
+                request.request_id,
+            )
+            replace = True
+        validated = validate_request(request, now=record.first_seen)
+        if isinstance(validated, Rejected):
+            outcome = Outcome(validated.status, validated.message)
+        else:
+            outcome = await self._export(validated)
+        return await self._ledger.settle(record, outcome, replace=replace)
+
+    async def _export(self, request: ValidRequest) -> Outcome:
+        started = time.monotonic()
+        org_id, window = request.org_id, request.window
+        options = WorkspaceOptions.latest(await read_dims(self._aggregates, org_id, "settings"))
+        rejected = check_workspace_options(request, options)
+        if rejected is not None:
+            return Outcome(rejected.status, rejected.message)
+        kinds = DIMS_NEEDED[request.data_type]
+        # A document or two per kind: read one after the other, then the window.
+        histories = [await read_dims(self._aggregates, org_id, kind) for kind in kinds]
+        read = await read_window(self._aggregates, org_id, window)
+        table = build_table(
+            ExportInputs(
+                org_id=org_id,
+                data_type=request.data_type,
+                group_by=request.group_by,
+                period_start=window.period_start().isoformat(),
+                period_end=window.period_end().isoformat(),
+                end_ms=window.end_ms,
+                aggregate=read.aggregate,
+                options=options,
+                dims=dict(zip(kinds, histories, strict=True)),
+            )
+        )
+        date_range = window.date_range()
+        if not len(table):
+            return Outcome(
+                404,
+                f"No data found: workspace {org_id} has no "
+                f"{request.data_type.value} rows between {date_range['from']} "
+                f"and {date_range['to']}",
+            )
+        path = export_file_path(
+            request.data_type,
+            org_id,
+            window.period_start(),
+            window.period_end(),
+            request.request_id,
+        )
+        owner = await self._ledger.claim_file(path, request.request_id)
+        if owner is not None:
+            return Outcome(
+                409,
+                f"{path} already holds the export of request {owner}, whose id "
+                "shares its first 8 characters with this one; use a unique "
+                "request_id such as a UUID",
+            )
+        async with StreamingUpload(
+            self._exports,
+            path,
+            part_size=self._settings.export_part_size_bytes,
+            content_type=CSV_CONTENT_TYPE,
+            metadata={"request-id": request.request_id, "org-id": org_id},
+        ) as upload:
+            summary = await write_csv(table.header, table.rows(), upload)
+            await upload.complete()
+        log.info(
+            "export %s: %s %s rows, %s bytes, %s parts, %s+%s days read, %.2fs",
+            request.request_id,
+            summary.rows,
+            request.data_type.value,
+            summary.bytes,
+            upload.parts,
+            read.full_days,
+            read.partial_days,
+            time.monotonic() - started,
+        )
+        return Outcome(
+            200,
+            file=ExportFile(
+                file_path=path,
+                data_type=request.data_type.value,
+                record_count=summary.rows,
+                size=summary.bytes,
+                sha256=summary.sha256,
+                date_range=date_range,
+            ),
+        )

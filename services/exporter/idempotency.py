@@ -1,0 +1,202 @@
+"""Per-request records that make a request id answer the same way every time it is seen.
+
+``requests/{org_id}/{request_id}.json`` in the exports bucket is created, with
+``If-None-Match: *``, the first time a request is seen. It pins the instant the request
+was first seen: ``to`` is clamped to "now" and ``from`` is judged against it, so a replay
+months later must resolve the window exactly as the first delivery did. Once the request
+has a final outcome the record is updated (``If-Match`` on the ETag read) with it; a
+redelivery or replay re-publishes that outcome (with a fresh signed URL) and never writes
+a second file.
+
+Final outcomes are 200, 400, 404 and 409. A 500/503 (store unavailable, deadline passed)
+is *not* final: the record keeps only the pinned instant, so a later delivery of the same
+request retries with the same window.
+
+``file-owners/{filePath}.owner`` is created with ``If-None-Match: *`` before a file is
+written: the contract's file name keeps only 8 characters of the request id, so two
+different requests for the same workspace, type and period could otherwise overwrite each
+other's file. The second one is answered 409.
+
+Record bodies carry a random nonce: SeaweedFS's ETag is the body's MD5, and an ETag
+must never repeat for a different write.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared import codec
+from shared.adapters.s3 import ObjectStore
+from shared.domain.export.paths import file_owner_key, request_record_key
+from shared.domain.window import to_ms
+from shared.errors import PreconditionFailed
+
+RECORD_SCHEMA = 1
+FINAL_STATUSES = frozenset({200, 400, 404, 409})
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportFile:
+    """The file a successful export wrote (what the completion's ``data`` reports)."""
+
+    file_path: str
+    data_type: str
+    record_count: int
+    size: int
+    sha256: str
+    date_range: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "filePath": self.file_path,
+            "dataType": self.data_type,
+            "recordCount": self.record_count,
+            "bytes": self.size,
+            "sha256": self.sha256,
+            "dateRange": self.date_range,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ExportFile:
+        return cls(
+            file_path=data["filePath"],
+            data_type=data["dataType"],
+            record_count=data["recordCount"],
+            size=data["bytes"],
+            sha256=data["sha256"],
+            date_range=dict(data["dateRange"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a request was answered: a file (200) or a status with a message."""
+
+    status: int
+    message: str = ""
+    file: ExportFile | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "message": self.message,
+            "file": self.file.to_json() if self.file is not None else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Outcome:
+        file = data.get("file")
+        return cls(
+            status=int(data["status"]),
+            message=str(data.get("message") or ""),
+            file=ExportFile.from_json(file) if file else None,
+        )
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    org_id: str
+    request_id: str
+    first_seen_ms: int
+    etag: str
+    outcome: Outcome | None = None
+
+    @property
+    def first_seen(self) -> datetime:
+        return _EPOCH + timedelta(milliseconds=self.first_seen_ms)
+
+
+def _parse(body: bytes, etag: str) -> RequestRecord:
+    data = codec.loads(body)
+    outcome = data.get("outcome")
+    return RequestRecord(
+        org_id=data["org_id"],
+        request_id=data["request_id"],
+        first_seen_ms=int(data["first_seen_ms"]),
+        etag=etag,
+        outcome=Outcome.from_json(outcome) if outcome else None,
+    )
+
+
+def _body(record: RequestRecord, outcome: Outcome | None) -> bytes:
+    return codec.dumps(
+        {
+            "schema": RECORD_SCHEMA,
+            "org_id": record.org_id,
+            "request_id": record.request_id,
+            "first_seen_ms": record.first_seen_ms,
+            "outcome": outcome.to_json() if outcome is not None else None,
+            "nonce": uuid.uuid4().hex,
+        }
+    )
+
+
+class RequestLedger:
+    """Request records and file ownership in the exports bucket."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self._store = store
+
+    async def open(self, org_id: str, request_id: str, now: datetime) -> RequestRecord:
+        """The request's record, created (pinning ``now``) if this is its first sighting."""
+        key = request_record_key(org_id, request_id)
+        for _ in range(5):
+            stored = await self._store.get(key)
+            if stored is not None:
+                return _parse(stored.body, stored.etag)
+            fresh = RequestRecord(
+                org_id=org_id, request_id=request_id, first_seen_ms=to_ms(now), etag=""
+            )
+            try:
+                fresh.etag = await self._store.put(key, _body(fresh, None), if_none_match=True)
+            except PreconditionFailed:
+                continue  # created concurrently: read theirs
+            return fresh
+        raise PreconditionFailed(f"request record {key} kept changing")
+
+    async def settle(
+        self, record: RequestRecord, outcome: Outcome, *, replace: bool = False
+    ) -> Outcome:
+        """Record a final outcome; returns the outcome that counts (a concurrent
+        delivery may have settled first: then that one, unless ``replace``)."""
+        if not outcome.final:
+            return outcome
+        key = request_record_key(record.org_id, record.request_id)
+        for _ in range(5):
+            try:
+                record.etag = await self._store.put(
+                    key, _body(record, outcome), if_match=record.etag
+                )
+            except PreconditionFailed:
+                stored = await self._store.get(key)
+                if stored is None:
+                    raise
+                current = _parse(stored.body, stored.etag)
+                if current.outcome is not None and not replace:
+                    record.outcome, record.etag = current.outcome, current.etag
+                    return current.outcome
+                record.etag = current.etag
+                continue
+            record.outcome = outcome
+            return outcome
+        raise PreconditionFailed(f"request record {key} kept changing")
+
+    async def claim_file(self, file_path: str, request_id: str) -> str | None:
+        """Claim a file path for a request; the other owner's request id if taken."""
+        key = file_owner_key(file_path)
+        body = codec.dumps({"request_id": request_id})
+        try:
+            await self._store.put(key, body, if_none_match=True)
+        except PreconditionFailed:
+            stored = await self._store.get(key)
+            owner = str(codec.loads(stored.body)["request_id"]) if stored is not None else None
+            return None if owner in (None, request_id) else owner
+        return None

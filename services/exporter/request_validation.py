@@ -1,0 +1,243 @@
+"""Export requests (contract §3): raw bytes → a readable request → a validated request.
+
+Two stages, because they fail differently:
+
+* :func:`read_request` — is this a request at all? Not JSON, not an object, or no valid
+  ``request_id`` goes to the dead-letter topic (:class:`Unreadable`); a ``request_id``
+  found by a regex in unparseable bytes still gets its 400 completion.
+* :func:`validate_request` — is it a request we can answer? Every contract 400 case,
+  with a message that tells the caller what to fix (:class:`Rejected`).
+
+Decisions where the contract is silent:
+
+* A missing ``timezone`` means ``UTC``; a timezone must be a name known to
+  ``zoneinfo.available_timezones()`` (so ``posix/…`` aliases and file paths are refused).
+* ``to`` before ``from`` and ``from`` in the future are judged on the instants as given,
+  before quarter-hour rounding; the 12-month rule compares local dates (``from``'s date
+  must not precede today, in ``from``'s zone, minus 12 calendar months).
+* ``requested_by`` is informational: anything there is accepted and ignored.
+* ``data_type`` also accepts ``api-keys`` (the file-name kind) besides the contract's names.
+* ``group_by: ""`` is not null: it is an unknown subgroup (400).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
+
+from shared import codec
+from shared.contracts.ids import ID_RULE, is_valid_id
+from shared.contracts.requests import GROUP_BY_ALLOWED, DataType
+from shared.domain.export.context import WorkspaceOptions
+from shared.domain.window import (
+    Window,
+    WindowError,
+    local_instant_ms,
+    parse_wall_time,
+    resolve_window,
+    to_ms,
+)
+
+_REQUEST_ID_BYTES = re.compile(rb'"request_id"\s*:\s*"([A-Za-z0-9][A-Za-z0-9_.:-]{0,127})"')
+_ORG_ID_BYTES = re.compile(rb'"org_id"\s*:\s*"([A-Za-z0-9][A-Za-z0-9_.:-]{0,127})"')
+_TYPES = "users, assistants (alias agents), api_keys, projects, models"
+_BOUND_EXAMPLE = '{"date": "2026-01-31", "timezone": "Europe/Berlin"}'
+
+
+class _Invalid(ValueError):
+    """A field the contract refuses; the message is the completion's."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """Not a request: dead-letter it (and answer 400 if a ``request_id`` was found)."""
+
+    reason: str
+    detail: str
+    request_id: str | None = None
+    org_id: str | None = None
+
+    @property
+    def header(self) -> str:
+        return f"{self.reason}: {self.detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadableRequest:
+    """A JSON object with a valid ``request_id``: it gets a completion, whatever else."""
+
+    request_id: str
+    org_id: str | None  # None unless valid: only valid ids ever reach an object key
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A request the contract refuses with 400; ``message`` says what to fix."""
+
+    message: str
+    status: int = 400
+
+
+@dataclass(frozen=True, slots=True)
+class ValidRequest:
+    request_id: str
+    org_id: str
+    data_type: DataType
+    group_by: str | None
+    window: Window
+
+
+def _found(pattern: re.Pattern[bytes], value: bytes) -> str | None:
+    match = pattern.search(value)
+    if match is None:
+        return None
+    text = match.group(1).decode("ascii")
+    return text if is_valid_id(text) else None
+
+
+def _unreadable(reason: str, detail: str, value: bytes) -> Unreadable:
+    return Unreadable(
+        reason, detail, _found(_REQUEST_ID_BYTES, value), _found(_ORG_ID_BYTES, value)
+    )
+
+
+def read_request(value: bytes | None, *, max_bytes: int) -> ReadableRequest | Unreadable:
+    """The request object of a Kafka record value, or why it is not one."""
+    if value is None:
+        return Unreadable("empty_value", "the record has no value")
+    if len(value) > max_bytes:
+        return _unreadable(
+            "oversized", f"value of {len(value)} bytes exceeds {max_bytes}", value[:max_bytes]
+        )
+    try:
+        payload = codec.loads(value)
+    except codec.JSONDecodeError as exc:
+        return _unreadable("invalid_json", f"not valid UTF-8 JSON: {exc}", value)
+    if not isinstance(payload, dict):
+        return _unreadable("invalid_request", "the value must be a JSON object", value)
+    request_id = payload.get("request_id")
+    if not isinstance(request_id, str) or not is_valid_id(request_id):
+        return Unreadable(
+            "invalid_request_id", f"request_id {request_id!r} is missing or not {ID_RULE}"
+        )
+    org_id = payload.get("org_id")
+    return ReadableRequest(
+        request_id=request_id, payload=payload, org_id=org_id if is_valid_id(org_id) else None
+    )
+
+
+@lru_cache(maxsize=1)
+def _known_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _zone(name: str, bound: dict[str, Any]) -> ZoneInfo:
+    value = bound.get("timezone")
+    if value is None:
+        return ZoneInfo("UTC")
+    if not isinstance(value, str) or value not in _known_zones():
+        raise WindowError(
+            f"'{name}.timezone' {value!r} is not an IANA timezone name "
+            f"(e.g. Europe/Berlin, Asia/Kolkata, UTC)"
+        )
+    return ZoneInfo(value)
+
+
+def _bound(name: str, payload: dict[str, Any]) -> tuple[str, ZoneInfo]:
+    bound = payload.get(name)
+    if not isinstance(bound, dict):
+        raise WindowError(f"'{name}' must be an object like {_BOUND_EXAMPLE}")
+    text = bound.get("date")
+    if not isinstance(text, str):
+        raise WindowError(
+            f"'{name}.date' must be a string: YYYY-MM-DD or an ISO 8601 "
+            f"date-time such as 2026-01-31T18:00:00"
+        )
+    zone = _zone(name, bound)
+    try:
+        parse_wall_time(text, end_of_day=name == "to")
+    except WindowError as exc:
+        raise WindowError(f"'{name}.date': {exc}") from None
+    return text, zone
+
+
+def _data_type(payload: dict[str, Any]) -> DataType:
+    value = payload.get("data_type")
+    if not isinstance(value, str):
+        raise _Invalid(f"data_type is required: one of {_TYPES}")
+    try:
+        return DataType.parse(value)
+    except ValueError:
+        raise _Invalid(f"data_type {value!r} is unknown: use one of {_TYPES}") from None
+
+
+def _group_by(payload: dict[str, Any], data_type: DataType) -> str | None:
+    value = payload.get("group_by")
+    if value is None:
+        return None
+    allowed = sorted(GROUP_BY_ALLOWED[data_type])
+    if not allowed:
+        raise _Invalid(
+            f"group_by {value!r} is not available for {data_type.value}: "
+            f"{data_type.value} exports have no subgroups, use null"
+        )
+    if not isinstance(value, str) or value not in allowed:
+        raise _Invalid(
+            f"group_by {value!r} is not available for {data_type.value}: "
+            f"use {' or '.join(map(repr, allowed))}, or null for no grouping"
+        )
+    return value
+
+
+def _window(payload: dict[str, Any], now: datetime) -> Window:
+    from_text, from_zone = _bound("from", payload)
+    to_text, to_zone = _bound("to", payload)
+    raw_from = local_instant_ms(parse_wall_time(from_text, end_of_day=False), from_zone)
+    raw_to = local_instant_ms(parse_wall_time(to_text, end_of_day=True), to_zone)
+    if raw_to < raw_from:
+        raise WindowError(
+            f"'to' ({to_text} {to_zone.key}) is before 'from' "
+            f"({from_text} {from_zone.key}): the window would be empty"
+        )
+    if raw_from > to_ms(now):
+        raise WindowError(
+            f"'from' ({from_text} {from_zone.key}) is in the future: there is no data to export yet"
+        )
+    return resolve_window(from_text, from_zone.key, to_text, to_zone.key, now=now)
+
+
+def validate_request(request: ReadableRequest, *, now: datetime) -> ValidRequest | Rejected:
+    """Every check that needs no stored data; ``now`` clamps ``to`` and bounds ``from``."""
+    payload = request.payload
+    org_id = payload.get("org_id")
+    if request.org_id is None:
+        return Rejected(f"org_id {org_id!r} is missing or not a valid id: must be {ID_RULE}")
+    try:
+        data_type = _data_type(payload)
+        group_by = _group_by(payload, data_type)
+        window = _window(payload, now)
+    except (_Invalid, WindowError) as exc:
+        return Rejected(str(exc))
+    return ValidRequest(
+        request_id=request.request_id,
+        org_id=request.org_id,
+        data_type=data_type,
+        group_by=group_by,
+        window=window,
+    )
+
+
+def check_workspace_options(request: ValidRequest, options: WorkspaceOptions) -> Rejected | None:
+    """The one 400 that depends on stored data: ``deployment`` needs a BYOK workspace."""
+    if request.group_by == "deployment" and not options.byok:
+        return Rejected(
+            "group_by 'deployment' is only available for BYOK workspaces: "
+            f"workspace {request.org_id} does not use its own keys; "
+            "use 'source' or null"
+        )
+    return None

@@ -1,0 +1,389 @@
+"""The exporter end to end on the real broker and store, cell by cell against the oracle.
+
+One simulated dataset (a few thousand events: duplicates, late and invalid events, four
+workspaces — BYOK, never-configured, turning private half-way, random) plus hand-made
+events with hostile names is produced once per module and ingested by the real ingest
+service. Every export type and subgroup is then requested through Kafka in five
+timezones (UTC, Europe/Berlin across a DST change, Asia/Kolkata, Asia/Kathmandu,
+America/St_Johns), downloaded through its signed URL, and compared byte for byte with
+``tests.reference`` computed from the raw events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import io
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+import pytest_asyncio
+
+from services.exporter.app import run_exporter
+from services.exporter.client import ExportClient, export_request
+from services.ingest.app import run_ingest
+from shared.contracts.completions import ExportCompletion
+from shared.embedded import ensure_infrastructure, isolated_settings
+from shared.settings import Settings
+from shared.simulation import SimConfig, simulate
+from tests.integration.conftest import InfraStack
+from tests.integration.kafka_tools import produce, wait_until_committed
+from tests.reference import (
+    EventLog,
+    RequestRejected,
+    build_log,
+    reference_csv_bytes,
+    reference_export,
+)
+
+NOW = datetime.now(UTC)
+TODAY = NOW.date()
+ORGS = ["ws-0001", "ws-0002", "ws-0003", "ws-0004"]
+EDGE_ORG = "ws-edge"
+EDGE_DAY = TODAY - timedelta(days=40)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    settings: Settings
+    log: EventLog
+    client: ExportClient
+
+
+@asynccontextmanager
+async def running_services(settings: Settings) -> AsyncIterator[None]:
+    """Ingest and exporter in this process until the block ends."""
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(run_ingest(settings, stop=stop)),
+        asyncio.create_task(run_exporter(settings, stop=stop)),
+    ]
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
+def _event(kind: str, at: datetime, **fields: Any) -> bytes:
+    return orjson.dumps(
+        {
+            "event_id": f"edge-{uuid.uuid4().hex[:12]}",
+            "type": kind,
+            "org_id": EDGE_ORG,
+            "occurred_at": at.isoformat(),
+            **fields,
+        }
+    )
+
+
+def edge_events() -> list[bytes]:
+    """A BYOK workspace whose texts attack CSV quoting and spreadsheet formulas."""
+    start = datetime.combine(EDGE_DAY, datetime.min.time(), UTC)
+    names = [
+        "Smith, John",
+        'Renée "Rae"',
+        "Line\nBreak",
+        "=SUM(A1:A9)",
+        "+49 Hotline",
+        "-Dash",
+        "@mention",
+        "李小龍 🙂",
+        "\tTabby",
+        "\rReturn",
+    ]
+    events = [_event("workspace_settings", start - timedelta(days=5), byok=True)]
+    for index, name in enumerate(names):
+        user = f"edge-u{index}"
+        events.append(
+            _event(
+                "user_upserted",
+                start - timedelta(days=3),
+                user_id=user,
+                name=name,
+                email=f"=u{index}@example.com",
+                role="member",
+                department="Sales, EMEA",
+                payg_limit=10.5 * index,
+            )
+        )
+        events.append(
+            _event(
+                "message",
+                start + timedelta(hours=index),
+                user_id=user,
+                assistant_id="edge-a1",
+                project_id="edge-p1",
+                conversation_id=f"c{index % 3}",
+                model="gpt-4.1",
+                provider="openai",
+                byok=index % 2 == 0,
+                deployment="eu, west" if index % 2 == 0 else None,
+                actions=["canvas", "=evil"],
+                usage={
+                    "prompt_tokens": 100 + index,
+                    "completion_tokens": 7,
+                    "cached_prompt_tokens": 3,
+                    "cost_usd": 0.0000125,
+                },
+            )
+        )
+        events.append(
+            _event("payg_consumption", start + timedelta(hours=index), user_id=user, amount=1.25)
+        )
+    events.append(
+        _event(
+            "user_upserted",
+            start + timedelta(days=30),
+            user_id="edge-u0",
+            name="Renamed after the window",
+        )
+    )
+    events.append(
+        _event(
+            "agent_upserted",
+            start - timedelta(days=3),
+            assistant_id="edge-a1",
+            name="=IMPORTXML(A1)",
+            description='Multi\nline "quoted", text',
+            owner_email="-owner@example.com",
+        )
+    )
+    events.append(
+        _event(
+            "project_upserted",
+            start - timedelta(days=3),
+            project_id="edge-p1",
+            name="Due diligence\nAcme",
+            owner_email="@owner",
+        )
+    )
+    events.append(
+        _event(
+            "api_key_upserted",
+            start - timedelta(days=3),
+            api_key_id="edge-k1",
+            name="=cmd|' /C calc'!A0",
+        )
+    )
+    events.append(
+        _event(
+            "api_request",
+            start + timedelta(hours=2),
+            api_key_id="edge-k1",
+            model="o3",
+            provider="openai",
+            requests=3,
+            usage={"prompt_tokens": 10, "cost_usd": 1.5},
+        )
+    )
+    return events
+
+
+@pytest_asyncio.fixture(scope="module")
+async def dataset(stack: InfraStack) -> AsyncIterator[Dataset]:
+    settings = isolated_settings(stack.settings, "exp" + uuid.uuid4().hex[:10])
+    await ensure_infrastructure(settings)
+    records = list(
+        simulate(
+            SimConfig(
+                seed=21,
+                orgs=4,
+                events=4000,
+                dup_rate=0.05,
+                late_rate=0.05,
+                invalid_rate=0.01,
+                end=NOW - timedelta(minutes=10),
+            )
+        )
+    )
+    values = [(record.key, record.value) for record in records]
+    values += [(EDGE_ORG.encode(), value) for value in edge_events()]
+    ends = await produce(settings, settings.topic_events, values)
+    log = build_log([value for _, value in values], valid_at=NOW)
+    assert log.duplicates > 0
+    assert log.invalid > 0
+    async with running_services(settings), ExportClient(settings) as client:
+        await wait_until_committed(settings, settings.ingest_group, settings.topic_events, ends)
+        yield Dataset(settings=settings, log=log, client=client)
+
+
+def last_dst_change() -> date:
+    """The most recent last-Sunday-of-March/October (EU DST change) at least 10 days ago."""
+    candidates = []
+    for year in (TODAY.year - 1, TODAY.year):
+        for month in (3, 10):
+            last = date(year, month + 1, 1) - timedelta(days=1)
+            candidates.append(last - timedelta(days=(last.weekday() + 1) % 7))
+    return max(day for day in candidates if day <= TODAY - timedelta(days=10))
+
+
+def back(days: int) -> str:
+    return (TODAY - timedelta(days=days)).isoformat()
+
+
+def windows() -> list[tuple[str, str, str, str]]:
+    """(from, from zone, to, to zone): past windows, so ``now`` cannot change them."""
+    dst = last_dst_change()
+    return [
+        (back(120), "UTC", back(90), "UTC"),
+        (
+            (dst - timedelta(days=6)).isoformat(),
+            "Europe/Berlin",
+            (dst + timedelta(days=6)).isoformat(),
+            "Europe/Berlin",
+        ),
+        (back(200) + "T06:30:00", "Asia/Kolkata", back(150) + "T23:10:00.000Z", "Asia/Kolkata"),
+        (back(60) + "T13:07:00", "Asia/Kathmandu", back(30), "Asia/Kathmandu"),
+        (back(300), "America/St_Johns", back(1), "America/St_Johns"),
+    ]
+
+
+async def download(url: str) -> bytes:
+    def fetch() -> bytes:
+        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - test store URL
+            body: bytes = response.read()
+            return body
+
+    return await asyncio.to_thread(fetch)
+
+
+async def assert_matches_reference(data: Dataset, message: dict[str, Any]) -> int:
+    """Request, download and compare with the oracle; returns the agreed status."""
+    completion = await data.client.request(message, within_s=120)
+    try:
+        expected = reference_export(
+            data.log,
+            org_id=message["org_id"],
+            data_type=message["data_type"],
+            from_date=message["from"]["date"],
+            from_tz=message["from"]["timezone"],
+            to_date=message["to"]["date"],
+            to_tz=message["to"]["timezone"],
+            group_by=message["group_by"],
+            now=NOW,
+        )
+    except RequestRejected as rejected:
+        expected_status = rejected.status
+    else:
+        expected_status = expected.status
+    if expected_status == 400:
+        assert completion.error is not None, completion
+        assert completion.error.status == 400
+        return 400
+    if expected_status == 404:
+        assert completion.error is not None, completion
+        assert (completion.error.status, completion.error.error) == (404, "No data found")
+        return 404
+    assert completion.success, completion.error
+    assert completion.data is not None
+    body = await download(completion.data.downloadUrl)
+    assert_cells_equal(body, expected.header, expected.rows)
+    assert body == reference_csv_bytes(expected)
+    assert completion.data.recordCount == len(expected.rows)
+    assert completion.data.bytes == len(body)
+    assert completion.data.sha256 == hashlib.sha256(body).hexdigest()
+    assert completion.data.dateRange == expected.date_range
+    assert completion.data.dataType == expected.data_type
+    assert completion.data.filePath.endswith(
+        f"-{expected.period_start}-{expected.period_end}-{message['request_id'][:8]}.csv"
+    )
+    return 200
+
+
+def assert_cells_equal(body: bytes, header: list[str], rows: list[list[str]]) -> None:
+    parsed = list(csv.reader(io.StringIO(body.decode("utf-8"), newline="")))
+    assert parsed[0] == header
+    assert len(parsed) - 1 == len(rows)
+    for index, (mine, theirs) in enumerate(zip(parsed[1:], rows, strict=True)):
+        assert dict(zip(header, mine, strict=True)) == dict(zip(header, theirs, strict=True)), (
+            f"row {index}"
+        )
+
+
+TYPES_AND_GROUPS = [
+    ("users", None),
+    ("users", "model"),
+    ("assistants", None),
+    ("agents", "model"),
+    ("api_keys", None),
+    ("api_keys", "model"),
+    ("projects", None),
+    ("models", None),
+    ("models", "source"),
+    ("models", "deployment"),
+]
+
+
+@pytest.mark.parametrize(("data_type", "group_by"), TYPES_AND_GROUPS)
+async def test_every_type_and_timezone_matches_the_reference(
+    dataset: Dataset, data_type: str, group_by: str | None
+) -> None:
+    requests = []
+    for index, (start, start_zone, end, end_zone) in enumerate(windows()):
+        for org in (ORGS[index % len(ORGS)], ORGS[(index + 2) % len(ORGS)]):
+            message = export_request(
+                org,
+                data_type,
+                start,
+                end,
+                timezone=start_zone,
+                to_timezone=end_zone,
+                group_by=group_by,
+            )
+            requests.append(assert_matches_reference(dataset, message))
+    statuses = await asyncio.gather(*requests)
+    assert 200 in statuses or group_by == "deployment"
+
+
+@pytest.mark.parametrize(("data_type", "group_by"), TYPES_AND_GROUPS)
+async def test_hostile_names_are_quoted_and_guarded(
+    dataset: Dataset, data_type: str, group_by: str | None
+) -> None:
+    start, end = (EDGE_DAY - timedelta(days=1)).isoformat(), (EDGE_DAY + timedelta(days=1))
+    message = export_request(
+        EDGE_ORG, data_type, start, end.isoformat(), timezone="Asia/Kathmandu", group_by=group_by
+    )
+    assert await assert_matches_reference(dataset, message) == 200
+
+
+async def test_privacy_and_byok_shape_the_header(dataset: Dataset) -> None:
+    start, end = (TODAY - timedelta(days=90)).isoformat(), (TODAY - timedelta(days=2))
+    completions: dict[str, ExportCompletion] = {}
+    for org in ("ws-0001", "ws-0002", "ws-0003"):
+        message = export_request(org, "users", start, end.isoformat())
+        assert await assert_matches_reference(dataset, message) == 200
+        completions[org] = await dataset.client.request(message)  # answered from its record
+    headers = {}
+    for org, completion in completions.items():
+        assert completion.data is not None
+        body = await download(completion.data.downloadUrl)
+        headers[org] = body.split(b"\r\n", 1)[0].decode().split(",")
+    assert "total_cost_usd" in headers["ws-0001"]  # BYOK since a third of the year
+    assert "name" in headers["ws-0001"]
+    assert "total_cost_usd" not in headers["ws-0002"]  # never sent settings: defaults
+    assert "name" not in headers["ws-0003"]  # turned user-level data off
+    assert "email" not in headers["ws-0003"]
+
+
+async def test_to_in_the_future_is_clamped(dataset: Dataset) -> None:
+    message = export_request(
+        "ws-0001",
+        "models",
+        (TODAY - timedelta(days=20)).isoformat(),
+        (TODAY + timedelta(days=20)).isoformat(),
+        timezone="Asia/Kolkata",
+    )
+    completion = await dataset.client.request(message)
+    assert completion.data is not None
+    clamped_to = datetime.fromisoformat(completion.data.dateRange["to"])
+    assert NOW < clamped_to < datetime.now(UTC) + timedelta(minutes=16)
+    assert completion.data.dateRange["to"].endswith("+05:30")
