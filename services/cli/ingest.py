@@ -12,10 +12,12 @@ from shared.settings import load_settings
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "ingest", help="consume usage.events into per-day aggregates in object storage",
+        "ingest",
+        help="consume usage.events into per-day aggregates in object storage",
         description="Run the ingest service (consumer group usage-ingest). Configuration "
-                    "comes from USAGE_* environment variables. SIGTERM: stop fetching, "
-                    "flush, commit, exit 0.")
+        "comes from USAGE_* environment variables. SIGTERM: stop fetching, "
+        "flush, commit, exit 0.",
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.set_defaults(func=_main)
 

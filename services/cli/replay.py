@@ -27,23 +27,46 @@ from shared.settings import load_settings
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "replay", help="recompute the aggregates of some days from the events in usage.events",
+        "replay",
+        help="recompute the aggregates of some days from the events in usage.events",
         description=(
             "Re-read usage.events (from shortly before --from to the log end at the start) "
             "and rebuild the aggregates of the UTC days --from..--to: the topic's events "
             "plus stored events the topic no longer holds, each event once. Safe while "
             "ingest runs (conditional writes; the loser of a race re-applies). Interrupt "
-            "with Ctrl-C and run the same command again to resume."))
-    parser.add_argument("--from", dest="first", required=True, type=date.fromisoformat,
-                        help="first UTC day, YYYY-MM-DD")
-    parser.add_argument("--to", dest="last", required=True, type=date.fromisoformat,
-                        help="last UTC day, YYYY-MM-DD (inclusive)")
-    parser.add_argument("--org", dest="orgs", action="append", default=[],
-                        help="only this workspace (repeatable); default: all")
-    parser.add_argument("--work-dir", type=Path, default=Path(".usage-export"),
-                        help="where progress is kept for resuming (default ./.usage-export)")
-    parser.add_argument("--keep-work", action="store_true",
-                        help="keep the spilled events after a successful run")
+            "with Ctrl-C and run the same command again to resume."
+        ),
+    )
+    parser.add_argument(
+        "--from",
+        dest="first",
+        required=True,
+        type=date.fromisoformat,
+        help="first UTC day, YYYY-MM-DD",
+    )
+    parser.add_argument(
+        "--to",
+        dest="last",
+        required=True,
+        type=date.fromisoformat,
+        help="last UTC day, YYYY-MM-DD (inclusive)",
+    )
+    parser.add_argument(
+        "--org",
+        dest="orgs",
+        action="append",
+        default=[],
+        help="only this workspace (repeatable); default: all",
+    )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=Path(".usage-export"),
+        help="where progress is kept for resuming (default ./.usage-export)",
+    )
+    parser.add_argument(
+        "--keep-work", action="store_true", help="keep the spilled events after a successful run"
+    )
     parser.add_argument("--log-level", default="WARNING")
     parser.set_defaults(func=_main)
 
@@ -54,8 +77,14 @@ def _main(args: argparse.Namespace) -> int:
     from services.ingest.replay import Replay
 
     console = Console(stderr=True)
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console) as bar:
         tasks: dict[str, TaskID] = {}
 
@@ -69,9 +98,14 @@ def _main(args: argparse.Namespace) -> int:
             rate = f"{done / elapsed:,.0f} {unit}" if elapsed > 0 else ""
             bar.update(tasks[phase], completed=done, total=total or 1, rate=rate)
 
-        replay = Replay(load_settings(), first_day=args.first, last_day=args.last,
-                        orgs=args.orgs, work_dir=args.work_dir,
-                        progress=ReplayProgress(update=update))
+        replay = Replay(
+            load_settings(),
+            first_day=args.first,
+            last_day=args.last,
+            orgs=args.orgs,
+            work_dir=args.work_dir,
+            progress=ReplayProgress(update=update),
+        )
 
         async def run() -> None:
             loop = asyncio.get_running_loop()
@@ -84,13 +118,16 @@ def _main(args: argparse.Namespace) -> int:
         try:
             asyncio.run(run())
         except (KeyboardInterrupt, asyncio.CancelledError):
-            console.print(f"[yellow]interrupted; run the same command again to resume "
-                          f"(progress in {replay.work_dir})")
+            console.print(
+                f"[yellow]interrupted; run the same command again to resume "
+                f"(progress in {replay.work_dir})"
+            )
             return 130
     summary = replay.summary
     table = Table(title="replay summary", show_header=False)
     for label, value in (
-        ("records read", summary.records_read), ("invalid (skipped)", summary.invalid),
+        ("records read", summary.records_read),
+        ("invalid (skipped)", summary.invalid),
         ("events in range", summary.facts_in_range),
         ("days rewritten", summary.days_rewritten),
         ("events before → after", f"{summary.facts_before} → {summary.facts_after}"),

@@ -11,8 +11,10 @@ from collections.abc import Awaitable, Callable
 
 def setup_logging(level: str = "INFO") -> None:
     logging.basicConfig(
-        level=level.upper(), stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     logging.getLogger("botocore").setLevel(logging.WARNING)
 

@@ -31,8 +31,7 @@ async def run_ingest(settings: Settings, *, stop: asyncio.Event) -> IngestWorker
     janitor = Janitor(settings, store)
     janitor_task = asyncio.create_task(janitor.run(stop), name="ingest-janitor")
     try:
-        log.info("ingest consuming %s as group %s", settings.topic_events,
-                 settings.ingest_group)
+        log.info("ingest consuming %s as group %s", settings.topic_events, settings.ingest_group)
         await worker.run(stop)
     finally:
         janitor_task.cancel()

@@ -40,8 +40,10 @@ class Janitor:
 
     async def sweep(self, now: datetime) -> tuple[int, int]:
         """One pass over every workspace; returns (days deleted, orphans deleted)."""
-        cutoff = (now - timedelta(days=self._settings.retention_days
-                                  + self._settings.retention_margin_days)).date()
+        cutoff = (
+            now
+            - timedelta(days=self._settings.retention_days + self._settings.retention_margin_days)
+        ).date()
         days_deleted = orphans_deleted = 0
         for org_prefix in await self._store.list_prefixes(keys.ROOT):
             for day_prefix in await self._store.list_prefixes(f"{org_prefix}days/"):
@@ -51,16 +53,21 @@ class Janitor:
                 if day < cutoff:
                     # Head first: a crash part-way leaves orphan segments, never a head
                     # that names missing ones.
-                    expired = sorted(await self._store.list_objects(day_prefix),
-                                     key=lambda item: not item["Key"].endswith("head.json"))
+                    expired = sorted(
+                        await self._store.list_objects(day_prefix),
+                        key=lambda item: not item["Key"].endswith("head.json"),
+                    )
                     for item in expired:
                         await self._store.delete(item["Key"])
                     days_deleted += 1 if expired else 0
                 else:
                     orphans_deleted += await self._delete_orphans(day_prefix, now)
         if days_deleted or orphans_deleted:
-            log.info("janitor: deleted %s expired days, %s orphan segments",
-                     days_deleted, orphans_deleted)
+            log.info(
+                "janitor: deleted %s expired days, %s orphan segments",
+                days_deleted,
+                orphans_deleted,
+            )
         return days_deleted, orphans_deleted
 
     async def _delete_orphans(self, day_prefix: str, now: datetime) -> int:
@@ -69,8 +76,11 @@ class Janitor:
         if not segments:
             return 0
         head = await self._store.get(f"{day_prefix}head.json")
-        named = {segment["key"] for segment in codec.loads(head.body)["segments"]} \
-            if head is not None else set()
+        named = (
+            {segment["key"] for segment in codec.loads(head.body)["segments"]}
+            if head is not None
+            else set()
+        )
         deleted = 0
         for item in segments:
             if item["Key"] not in named and now - item["LastModified"] > ORPHAN_GRACE:

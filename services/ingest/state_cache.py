@@ -43,8 +43,9 @@ class FlushReport:
 
 
 class StateCache:
-    def __init__(self, store: ObjectStore, *, max_entries: int, max_weight: int,
-                 concurrency: int) -> None:
+    def __init__(
+        self, store: ObjectStore, *, max_entries: int, max_weight: int, concurrency: int
+    ) -> None:
         self._store = store
         self._max_entries = max_entries
         self._max_weight = max_weight
@@ -61,14 +62,16 @@ class StateCache:
     async def ensure_days(self, wanted: Iterable[DayKey]) -> None:
         missing = [key for key in dict.fromkeys(wanted) if key not in self.days]
         loaded = await asyncio.gather(
-            *(self._bounded(load_day(self._store, org, day)) for org, day in missing))
+            *(self._bounded(load_day(self._store, org, day)) for org, day in missing)
+        )
         for key, state in zip(missing, loaded, strict=True):
             self.days[key] = state
 
     async def ensure_dims(self, wanted: Iterable[DimsKey]) -> None:
         missing = [key for key in dict.fromkeys(wanted) if key not in self.dims]
         loaded = await asyncio.gather(
-            *(self._bounded(load_dims(self._store, org, kind)) for org, kind in missing))
+            *(self._bounded(load_dims(self._store, org, kind)) for org, kind in missing)
+        )
         for key, state in zip(missing, loaded, strict=True):
             self.dims[key] = state
 
@@ -83,8 +86,7 @@ class StateCache:
     # ---- flushing ---------------------------------------------------------------------
     @property
     def dirty(self) -> bool:
-        return any(s.dirty for s in self.days.values()) or any(
-            s.dirty for s in self.dims.values())
+        return any(s.dirty for s in self.days.values()) or any(s.dirty for s in self.dims.values())
 
     @property
     def pending_facts(self) -> int:
@@ -92,8 +94,7 @@ class StateCache:
 
     @property
     def weight(self) -> int:
-        return sum(s.weight for s in self.days.values()) + sum(
-            s.weight for s in self.dims.values())
+        return sum(s.weight for s in self.days.values()) + sum(s.weight for s in self.dims.values())
 
     async def flush(self) -> FlushReport:
         """Make every dirty state durable; raises StoreUnavailable if the store is down
@@ -123,8 +124,11 @@ class StateCache:
 
     async def _flush_day(self, key: DayKey) -> int:
         return await self._write_fenced(
-            key, self.days, write=self._write_day,
-            reload=lambda: load_day(self._store, key[0], key[1]))
+            key,
+            self.days,
+            write=self._write_day,
+            reload=lambda: load_day(self._store, key[0], key[1]),
+        )
 
     async def _write_day(self, state: DayState) -> None:
         superseded = await write_day(self._store, state)
@@ -133,12 +137,20 @@ class StateCache:
 
     async def _flush_dims(self, key: DimsKey) -> int:
         return await self._write_fenced(
-            key, self.dims, write=lambda state: write_dims(self._store, state),
-            reload=lambda: load_dims(self._store, key[0], key[1]))
+            key,
+            self.dims,
+            write=lambda state: write_dims(self._store, state),
+            reload=lambda: load_dims(self._store, key[0], key[1]),
+        )
 
-    async def _write_fenced(self, key: Any, table: OrderedDict[Any, S],
-                            *, write: Callable[[S], Awaitable[None]],
-                            reload: Callable[[], Awaitable[S]]) -> int:
+    async def _write_fenced(
+        self,
+        key: Any,
+        table: OrderedDict[Any, S],
+        *,
+        write: Callable[[S], Awaitable[None]],
+        reload: Callable[[], Awaitable[S]],
+    ) -> int:
         """Write; on a lost race reload what the winner wrote and re-apply our pending
         changes on top (dedup drops what the winner already had). Returns conflicts."""
         conflicts = 0
@@ -182,8 +194,7 @@ class StateCache:
         return evicted
 
     def _over_bounds(self) -> bool:
-        return (len(self.days) + len(self.dims) > self._max_entries
-                or self.weight > self._max_weight)
+        return len(self.days) + len(self.dims) > self._max_entries or self.weight > self._max_weight
 
     def needs_early_flush(self) -> bool:
         return self._over_bounds()

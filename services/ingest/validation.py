@@ -34,13 +34,17 @@ class AcceptedRange:
     newest_ms: int
 
     @classmethod
-    def at(cls, now: datetime, *, retention_months: int = 12,
-           future_tolerance: timedelta = timedelta(hours=24)) -> AcceptedRange:
+    def at(
+        cls,
+        now: datetime,
+        *,
+        retention_months: int = 12,
+        future_tolerance: timedelta = timedelta(hours=24),
+    ) -> AcceptedRange:
         # 12 calendar months back from today's UTC date, minus one day so that a
         # 12-month export in any timezone (UTC+14 included) finds every event it may show.
         oldest_day = months_before(now.date(), retention_months) - timedelta(days=1)
-        return cls(oldest_ms=day_start_ms(oldest_day),
-                   newest_ms=to_ms(now + future_tolerance))
+        return cls(oldest_ms=day_start_ms(oldest_day), newest_ms=to_ms(now + future_tolerance))
 
 
 def _describe(error: ValidationError) -> str:
@@ -51,8 +55,9 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def validate_record(value: bytes | None, accepted: AcceptedRange, *,
-                    max_bytes: int) -> UsageEvent | Rejected:
+def validate_record(
+    value: bytes | None, accepted: AcceptedRange, *, max_bytes: int
+) -> UsageEvent | Rejected:
     if value is None:
         return Rejected("empty_value", "the record has no value")
     if len(value) > max_bytes:

@@ -12,8 +12,9 @@ from aiokafka import AIOKafkaProducer
 MAX_DEAD_LETTER_VALUE = 900 * 1024
 
 
-def dead_letter_headers(*, reason: str, error: str, topic: str, partition: int,
-                        offset: int, original_size: int) -> list[tuple[str, bytes]]:
+def dead_letter_headers(
+    *, reason: str, error: str, topic: str, partition: int, offset: int, original_size: int
+) -> list[tuple[str, bytes]]:
     headers = [
         ("error", error.encode("utf-8", "replace")[:2000]),
         ("error.reason", reason.encode()),
@@ -26,12 +27,21 @@ def dead_letter_headers(*, reason: str, error: str, topic: str, partition: int,
     return headers
 
 
-async def send_dead_letter(producer: AIOKafkaProducer, dlq_topic: str, *, key: bytes | None,
-                           value: bytes | None, headers: list[tuple[str, bytes]],
-                           ) -> asyncio.Future[Any]:
+async def send_dead_letter(
+    producer: AIOKafkaProducer,
+    dlq_topic: str,
+    *,
+    key: bytes | None,
+    value: bytes | None,
+    headers: list[tuple[str, bytes]],
+) -> asyncio.Future[Any]:
     """Queue a dead letter; the returned future resolves once the broker acknowledged it."""
-    body = value if value is None or len(value) <= MAX_DEAD_LETTER_VALUE else \
-        value[:MAX_DEAD_LETTER_VALUE]
-    future: asyncio.Future[Any] = await producer.send(dlq_topic, key=key, value=body,
-                                                      headers=headers)
+    body = (
+        value
+        if value is None or len(value) <= MAX_DEAD_LETTER_VALUE
+        else value[:MAX_DEAD_LETTER_VALUE]
+    )
+    future: asyncio.Future[Any] = await producer.send(
+        dlq_topic, key=key, value=body, headers=headers
+    )
     return future

@@ -30,8 +30,9 @@ def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
     return AIOKafkaProducer(**(producer_options(settings) | overrides))
 
 
-def make_consumer(settings: Settings, *topics: str, group_id: str | None,
-                  **overrides: Any) -> AIOKafkaConsumer:
+def make_consumer(
+    settings: Settings, *topics: str, group_id: str | None, **overrides: Any
+) -> AIOKafkaConsumer:
     """A manually-committing consumer (offsets are committed only after durable state)."""
     options: dict[str, Any] = {
         "bootstrap_servers": settings.kafka_bootstrap,

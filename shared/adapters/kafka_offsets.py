@@ -15,8 +15,9 @@ import time
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 
-async def end_offsets(consumer: AIOKafkaConsumer, partitions: list[TopicPartition], *,
-                      timeout_s: float = 10.0) -> dict[TopicPartition, int]:
+async def end_offsets(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition], *, timeout_s: float = 10.0
+) -> dict[TopicPartition, int]:
     """The current log end offset of each (assigned) partition."""
     reported: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
     for tp in partitions:
@@ -30,8 +31,9 @@ async def end_offsets(consumer: AIOKafkaConsumer, partitions: list[TopicPartitio
     return {tp: max(reported[tp], consumer.highwater(tp) or 0) for tp in partitions}
 
 
-async def _timestamp_at(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int,
-                        timeout_s: float = 10.0) -> int | None:
+async def _timestamp_at(
+    consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int, timeout_s: float = 10.0
+) -> int | None:
     """Timestamp of the first record at or after ``offset`` (None past the end)."""
     consumer.seek(tp, offset)
     deadline = time.monotonic() + timeout_s
@@ -46,8 +48,9 @@ async def _timestamp_at(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: 
     raise TimeoutError(f"no record at {tp.topic}[{tp.partition}]@{offset}")
 
 
-async def offset_for_time(consumer: AIOKafkaConsumer, tp: TopicPartition, timestamp_ms: int,
-                          end: int) -> int:
+async def offset_for_time(
+    consumer: AIOKafkaConsumer, tp: TopicPartition, timestamp_ms: int, end: int
+) -> int:
     """The first offset whose record timestamp is ≥ ``timestamp_ms`` (``end`` if none).
 
     Timestamps are producer clocks, so only roughly ordered: callers subtract a margin.
@@ -55,8 +58,9 @@ async def offset_for_time(consumer: AIOKafkaConsumer, tp: TopicPartition, timest
     if end == 0:
         return 0
     answer = (await consumer.offsets_for_times({tp: timestamp_ms})).get(tp)
-    if answer is not None and await _is_first_at_or_after(consumer, tp, answer.offset,
-                                                          timestamp_ms):
+    if answer is not None and await _is_first_at_or_after(
+        consumer, tp, answer.offset, timestamp_ms
+    ):
         return int(answer.offset)
     low, high = 0, end  # invariant: records before `low` are earlier; `high` qualifies
     while low < high:
@@ -69,8 +73,9 @@ async def offset_for_time(consumer: AIOKafkaConsumer, tp: TopicPartition, timest
     return low
 
 
-async def _is_first_at_or_after(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int,
-                                timestamp_ms: int) -> bool:
+async def _is_first_at_or_after(
+    consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int, timestamp_ms: int
+) -> bool:
     at = await _timestamp_at(consumer, tp, offset)
     if at is None or at < timestamp_ms:
         return False
@@ -80,8 +85,9 @@ async def _is_first_at_or_after(consumer: AIOKafkaConsumer, tp: TopicPartition, 
     return before is not None and before < timestamp_ms
 
 
-async def wait_assigned(consumer: AIOKafkaConsumer, topic: str,
-                        timeout_s: float = 10.0) -> list[TopicPartition]:
+async def wait_assigned(
+    consumer: AIOKafkaConsumer, topic: str, timeout_s: float = 10.0
+) -> list[TopicPartition]:
     """Assign every partition of ``topic`` (no consumer group) and return them."""
     deadline = time.monotonic() + timeout_s
     while True:

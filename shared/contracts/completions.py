@@ -48,10 +48,16 @@ class ExportCompletion(BaseModel):
         return cls(request_id=request_id, org_id=org_id, success=True, data=data, error=None)
 
     @classmethod
-    def failed(cls, request_id: str, org_id: str | None, status: int,
-               message: str) -> ExportCompletion:
-        return cls(request_id=request_id, org_id=org_id, success=False, data=None,
-                   error=CompletionError.of(status, message))
+    def failed(
+        cls, request_id: str, org_id: str | None, status: int, message: str
+    ) -> ExportCompletion:
+        return cls(
+            request_id=request_id,
+            org_id=org_id,
+            success=False,
+            data=None,
+            error=CompletionError.of(status, message),
+        )
 
 
 CompletionStatus = Literal[200, 400, 404, 500, 503]

@@ -128,7 +128,6 @@ class UserUpserted(_Upsert):
     payg_limit: Amount | None = None
 
 
-
 class AgentUpserted(_Upsert):
     type: Literal["agent_upserted"]
     assistant_id: EntityId
@@ -139,7 +138,6 @@ class AgentUpserted(_Upsert):
     owner_email: Text = ""
 
 
-
 class ProjectUpserted(_Upsert):
     type: Literal["project_upserted"]
     project_id: EntityId
@@ -148,12 +146,10 @@ class ProjectUpserted(_Upsert):
     owner_email: Text = ""
 
 
-
 class ApiKeyUpserted(_Upsert):
     type: Literal["api_key_upserted"]
     api_key_id: EntityId
     name: Text = ""
-
 
 
 class PaygConsumption(_EventBase):

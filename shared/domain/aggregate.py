@@ -51,8 +51,7 @@ def _add_counts(into: dict[str, int], other: dict[str, int]) -> None:
 class Aggregate:
     """Mergeable usage statistics of one workspace over one span of time."""
 
-    __slots__ = ("agent_conversations", "agents", "api_keys", "models", "payg", "projects",
-                 "users")
+    __slots__ = ("agent_conversations", "agents", "api_keys", "models", "payg", "projects", "users")
 
     def __init__(self) -> None:
         self.users: dict[str, dict[str, list[Any]]] = {}
@@ -78,8 +77,27 @@ class Aggregate:
             raise ValueError(f"unknown fact kind {kind!r}")
 
     def _add_message(self, fact: Fact) -> None:
-        (_, _, _, user, assistant, project, conversation, model, provider, byok, deployment,
-         source, actions, requests, prompt, completion, cached, creation, cost) = fact
+        (
+            _,
+            _,
+            _,
+            user,
+            assistant,
+            project,
+            conversation,
+            model,
+            provider,
+            byok,
+            deployment,
+            source,
+            actions,
+            requests,
+            prompt,
+            completion,
+            cached,
+            creation,
+            cost,
+        ) = fact
         by_model = self.users.get(user)
         if by_model is None:
             by_model = self.users[user] = {}
@@ -93,8 +111,9 @@ class Aggregate:
             stats[U_ASSISTANTS] += 1
             by_assistant = stats[U_BY_ASSISTANT]
             by_assistant[assistant] = by_assistant.get(assistant, 0) + 1
-            self._add_agent_message(assistant, model, user, conversation,
-                                    prompt, completion, cached, creation)
+            self._add_agent_message(
+                assistant, model, user, conversation, prompt, completion, cached, creation
+            )
         if project is not None:
             stats[U_PROJECTS] += 1
             by_project = stats[U_BY_PROJECT]
@@ -110,19 +129,48 @@ class Aggregate:
         stats[U_CACHED] += cached
         stats[U_CREATION] += creation
         stats[U_COST] += cost
-        self._add_model(model, provider, byok, source, deployment,
-                        requests, prompt, completion, cached, creation, cost)
+        self._add_model(
+            model,
+            provider,
+            byok,
+            source,
+            deployment,
+            requests,
+            prompt,
+            completion,
+            cached,
+            creation,
+            cost,
+        )
 
-    def _add_agent_message(self, assistant: str, model: str, user: str,
-                           conversation: str | None, prompt: int, completion: int,
-                           cached: int, creation: int) -> None:
+    def _add_agent_message(
+        self,
+        assistant: str,
+        model: str,
+        user: str,
+        conversation: str | None,
+        prompt: int,
+        completion: int,
+        cached: int,
+        creation: int,
+    ) -> None:
         by_model = self.agents.get(assistant)
         if by_model is None:
             by_model = self.agents[assistant] = {}
         stats = by_model.get(model)
         if stats is None:
-            by_model[model] = [1, prompt, prompt, prompt, completion, completion, completion,
-                               cached, creation, {user}]
+            by_model[model] = [
+                1,
+                prompt,
+                prompt,
+                prompt,
+                completion,
+                completion,
+                completion,
+                cached,
+                creation,
+                {user},
+            ]
         else:
             stats[A_MESSAGES] += 1
             stats[A_PROMPT] += prompt
@@ -146,8 +194,23 @@ class Aggregate:
                 conversations.add(conversation)
 
     def _add_api_request(self, fact: Fact) -> None:
-        (_, _, _, key, model, provider, byok, deployment, source, requests, prompt,
-         completion, cached, creation, cost) = fact
+        (
+            _,
+            _,
+            _,
+            key,
+            model,
+            provider,
+            byok,
+            deployment,
+            source,
+            requests,
+            prompt,
+            completion,
+            cached,
+            creation,
+            cost,
+        ) = fact
         by_model = self.api_keys.get(key)
         if by_model is None:
             by_model = self.api_keys[key] = {}
@@ -161,12 +224,34 @@ class Aggregate:
             stats[K_COMPLETION] += completion
             stats[K_CACHED] += cached
             stats[K_CREATION] += creation
-        self._add_model(model, provider, byok, source, deployment,
-                        requests, prompt, completion, cached, creation, cost)
+        self._add_model(
+            model,
+            provider,
+            byok,
+            source,
+            deployment,
+            requests,
+            prompt,
+            completion,
+            cached,
+            creation,
+            cost,
+        )
 
-    def _add_model(self, model: str, provider: str, byok: bool, source: str, deployment: str,
-                   requests: int, prompt: int, completion: int, cached: int, creation: int,
-                   cost: int) -> None:
+    def _add_model(
+        self,
+        model: str,
+        provider: str,
+        byok: bool,
+        source: str,
+        deployment: str,
+        requests: int,
+        prompt: int,
+        completion: int,
+        cached: int,
+        creation: int,
+        cost: int,
+    ) -> None:
         key = (model, provider, byok, source, deployment)
         stats = self.models.get(key)
         if stats is None:
@@ -225,13 +310,16 @@ class Aggregate:
             "users": self.users,
             "payg": self.payg,
             "agents": {
-                assistant: {model: [*stats[:A_USERS], sorted(stats[A_USERS])]
-                            for model, stats in by_model.items()}
+                assistant: {
+                    model: [*stats[:A_USERS], sorted(stats[A_USERS])]
+                    for model, stats in by_model.items()
+                }
                 for assistant, by_model in self.agents.items()
             },
-            "agent_conversations": {assistant: sorted(conversations)
-                                    for assistant, conversations in
-                                    self.agent_conversations.items()},
+            "agent_conversations": {
+                assistant: sorted(conversations)
+                for assistant, conversations in self.agent_conversations.items()
+            },
             "api_keys": self.api_keys,
             "projects": self.projects,
             "models": [[*key, *stats] for key, stats in self.models.items()],
@@ -243,8 +331,9 @@ class Aggregate:
         aggregate.users = data.get("users") or {}
         aggregate.payg = data.get("payg") or {}
         aggregate.agents = {
-            assistant: {model: [*stats[:A_USERS], set(stats[A_USERS])]
-                        for model, stats in by_model.items()}
+            assistant: {
+                model: [*stats[:A_USERS], set(stats[A_USERS])] for model, stats in by_model.items()
+            }
             for assistant, by_model in (data.get("agents") or {}).items()
         }
         aggregate.agent_conversations = {
@@ -254,8 +343,7 @@ class Aggregate:
         aggregate.api_keys = data.get("api_keys") or {}
         aggregate.projects = data.get("projects") or {}
         aggregate.models = {
-            (row[0], row[1], row[2], row[3], row[4]): row[5:]
-            for row in data.get("models") or []
+            (row[0], row[1], row[2], row[3], row[4]): row[5:] for row in data.get("models") or []
         }
         return aggregate
 

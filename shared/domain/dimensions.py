@@ -37,18 +37,21 @@ class DimensionHistory:
 
     def __init__(self, versions: dict[str, list[Version]] | None = None) -> None:
         self.versions: dict[str, list[Version]] = versions or {}
-        self._event_ids = {version[1] for history in self.versions.values()
-                           for version in history}
+        self._event_ids = {version[1] for history in self.versions.values() for version in history}
 
-    def add(self, entity_id: str, occurred_ms: int, event_id: str,
-            attributes: dict[str, Any]) -> bool:
+    def add(
+        self, entity_id: str, occurred_ms: int, event_id: str, attributes: dict[str, Any]
+    ) -> bool:
         """Record a version; False (and no change) if this event was recorded before."""
         if event_id in self._event_ids:
             return False
         self._event_ids.add(event_id)
         history = self.versions.setdefault(entity_id, [])
-        bisect.insort(history, [occurred_ms, event_id, attributes],
-                      key=lambda version: (version[0], version[1]))
+        bisect.insort(
+            history,
+            [occurred_ms, event_id, attributes],
+            key=lambda version: (version[0], version[1]),
+        )
         return True
 
     def as_of(self, entity_id: str, end_ms: int) -> tuple[dict[str, Any], bool] | None:
@@ -93,8 +96,7 @@ class DimensionHistory:
         return dropped
 
 
-DimensionEvent = UserUpserted | AgentUpserted | ProjectUpserted | ApiKeyUpserted | \
-    WorkspaceSettings
+DimensionEvent = UserUpserted | AgentUpserted | ProjectUpserted | ApiKeyUpserted | WorkspaceSettings
 
 
 def dimension_update(event: DimensionEvent) -> tuple[str, str, dict[str, Any]]:
@@ -102,22 +104,40 @@ def dimension_update(event: DimensionEvent) -> tuple[str, str, dict[str, Any]]:
     if isinstance(event, UserUpserted):
         joined = event.joined_at.isoformat()[:10] if event.joined_at is not None else ""
         limit = None if event.payg_limit is None else to_pico(event.payg_limit)
-        return "users", event.user_id, {
-            "name": event.name, "email": event.email, "role": event.role,
-            "joined_at": joined, "department": event.department,
-            "company_name": event.company_name, "license_type": event.license_type,
-            "payg_limit": limit, "deleted": event.deleted,
-        }
+        return (
+            "users",
+            event.user_id,
+            {
+                "name": event.name,
+                "email": event.email,
+                "role": event.role,
+                "joined_at": joined,
+                "department": event.department,
+                "company_name": event.company_name,
+                "license_type": event.license_type,
+                "payg_limit": limit,
+                "deleted": event.deleted,
+            },
+        )
     if isinstance(event, AgentUpserted):
-        return "agents", event.assistant_id, _attributes(event, "name", "description", "url",
-                                                          "owner_id", "owner_email", "deleted")
+        return (
+            "agents",
+            event.assistant_id,
+            _attributes(event, "name", "description", "url", "owner_id", "owner_email", "deleted"),
+        )
     if isinstance(event, ProjectUpserted):
-        return "projects", event.project_id, _attributes(event, "name", "owner_id",
-                                                          "owner_email", "deleted")
+        return (
+            "projects",
+            event.project_id,
+            _attributes(event, "name", "owner_id", "owner_email", "deleted"),
+        )
     if isinstance(event, ApiKeyUpserted):
         return "api_keys", event.api_key_id, _attributes(event, "name", "deleted")
-    return "settings", SETTINGS_ENTITY, {"byok": event.byok,
-                                         "user_level_data": event.user_level_data}
+    return (
+        "settings",
+        SETTINGS_ENTITY,
+        {"byok": event.byok, "user_level_data": event.user_level_data},
+    )
 
 
 def _attributes(event: BaseModel, *names: str) -> dict[str, Any]:

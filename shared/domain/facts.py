@@ -101,8 +101,7 @@ def fact_from_api_request(event: ApiRequestEvent) -> Fact:
 
 
 def fact_from_payg(event: PaygConsumption) -> Fact:
-    return (PAYG, event.event_id, epoch_ms(event.occurred_at), event.user_id,
-            to_pico(event.amount))
+    return (PAYG, event.event_id, epoch_ms(event.occurred_at), event.user_id, to_pico(event.amount))
 
 
 def encode_facts(facts: list[Fact]) -> bytes:

@@ -59,8 +59,7 @@ class DayState:
         return len(self.event_ids)
 
 
-async def load_day(store: ObjectStore, org_id: str, day: date, *,
-                   attempts: int = 5) -> DayState:
+async def load_day(store: ObjectStore, org_id: str, day: date, *, attempts: int = 5) -> DayState:
     """The day as durable in the store (empty if it was never written)."""
     state = DayState(org_id=org_id, day=day)
     head = await store.get(keys.day_head_key(org_id, day))
@@ -71,7 +70,8 @@ async def load_day(store: ObjectStore, org_id: str, day: date, *,
     state.aggregate = Aggregate.from_json(document["aggregate"])
     state.segments = document["segments"]
     stored_segments = await asyncio.gather(
-        *(store.get(segment["key"]) for segment in state.segments))
+        *(store.get(segment["key"]) for segment in state.segments)
+    )
     for stored in stored_segments:
         if stored is None:
             # Compacted by another writer after we read the head: read it all again.
@@ -134,8 +134,9 @@ async def write_day(store: ObjectStore, state: DayState) -> list[str]:
     }
     head_key = keys.day_head_key(state.org_id, state.day)
     try:
-        etag = await store.put(head_key, codec.dumps(head), if_match=state.etag,
-                               if_none_match=state.etag is None)
+        etag = await store.put(
+            head_key, codec.dumps(head), if_match=state.etag, if_none_match=state.etag is None
+        )
     except PreconditionFailed:
         # Nobody can reference the segment we just wrote; a crash right here would leave
         # it for the janitor instead.

@@ -56,7 +56,10 @@ async def read_dims(store: ObjectStore, org_id: str, kind: str) -> DimensionHist
 async def write_dims(store: ObjectStore, state: DimsState) -> None:
     """Raises ``PreconditionFailed`` if another writer got there first."""
     document = state.history.to_json() | {"write_id": uuid.uuid4().hex}
-    state.etag = await store.put(keys.dims_key(state.org_id, state.kind),
-                                 codec.dumps(document), if_match=state.etag,
-                                 if_none_match=state.etag is None)
+    state.etag = await store.put(
+        keys.dims_key(state.org_id, state.kind),
+        codec.dumps(document),
+        if_match=state.etag,
+        if_none_match=state.etag is None,
+    )
     state.pending = []

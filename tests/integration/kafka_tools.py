@@ -15,8 +15,9 @@ from shared.adapters.kafka import make_producer
 from shared.settings import Settings
 
 
-async def produce(settings: Settings, topic: str,
-                  records: Iterable[tuple[bytes | None, bytes]]) -> dict[int, int]:
+async def produce(
+    settings: Settings, topic: str, records: Iterable[tuple[bytes | None, bytes]]
+) -> dict[int, int]:
     """Send every record; returns partition -> end offset (last offset + 1)."""
     producer = make_producer(settings, max_request_size=16 * 1024 * 1024)
     await producer.start()
@@ -38,10 +39,12 @@ def merge_ends(*ends: dict[int, int]) -> dict[int, int]:
     return merged
 
 
-async def committed(settings: Settings, group: str, topic: str,
-                    partitions: Iterable[int]) -> dict[int, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group,
-                                enable_auto_commit=False)
+async def committed(
+    settings: Settings, group: str, topic: str, partitions: Iterable[int]
+) -> dict[int, int]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         result = {}
@@ -53,8 +56,9 @@ async def committed(settings: Settings, group: str, topic: str,
         await consumer.stop()
 
 
-async def wait_until_committed(settings: Settings, group: str, topic: str,
-                               ends: dict[int, int], *, timeout: float = 90.0) -> None:
+async def wait_until_committed(
+    settings: Settings, group: str, topic: str, ends: dict[int, int], *, timeout: float = 90.0
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         done = await committed(settings, group, topic, ends)
@@ -65,12 +69,17 @@ async def wait_until_committed(settings: Settings, group: str, topic: str,
         await asyncio.sleep(0.5)
 
 
-async def read_topic(settings: Settings, topic: str, *, expected: int,
-                     timeout: float = 30.0) -> list[Any]:
+async def read_topic(
+    settings: Settings, topic: str, *, expected: int, timeout: float = 30.0
+) -> list[Any]:
     """Every record of ``topic`` from the beginning, once ``expected`` have arrived
     (returns what is there after ``timeout`` or a short idle period past ``expected``)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     try:
         partitions = await consumer._client._wait_on_metadata(topic)

@@ -29,14 +29,18 @@ class DayFigures:
     requests_by_key: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     cost_by_key: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     payg_by_user: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    conversations_by_agent: dict[str, set[str]] = field(
-        default_factory=lambda: defaultdict(set))
+    conversations_by_agent: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     requests_by_model: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def normalised(self) -> dict[str, Any]:
-        return {name: {key: (sorted(value) if isinstance(value, set) else value)
-                       for key, value in getattr(self, name).items() if value}
-                for name in self.__dataclass_fields__}
+        return {
+            name: {
+                key: (sorted(value) if isinstance(value, set) else value)
+                for key, value in getattr(self, name).items()
+                if value
+            }
+            for name in self.__dataclass_fields__
+        }
 
 
 def expected_days(records: list[SimRecord]) -> dict[tuple[str, date], dict[str, Any]]:
@@ -60,8 +64,7 @@ def expected_days(records: list[SimRecord]) -> dict[tuple[str, date], dict[str, 
             figures.messages_by_user[event["user_id"]] += 1
             figures.prompt_by_user[event["user_id"]] += usage.get("prompt_tokens", 0)
             if event.get("assistant_id") and event.get("conversation_id"):
-                figures.conversations_by_agent[event["assistant_id"]].add(
-                    event["conversation_id"])
+                figures.conversations_by_agent[event["assistant_id"]].add(event["conversation_id"])
             figures.requests_by_model[event["model"]] += event.get("requests", 1)
         elif kind == "api_request":
             figures.requests_by_key[event["api_key_id"]] += event.get("requests", 1)

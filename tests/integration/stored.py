@@ -12,8 +12,9 @@ from shared.settings import Settings
 from shared.storage.dims import read_dims
 
 
-async def stored_day_aggregates(settings: Settings,
-                                orgs: list[str]) -> dict[tuple[str, date], dict[str, Any]]:
+async def stored_day_aggregates(
+    settings: Settings, orgs: list[str]
+) -> dict[tuple[str, date], dict[str, Any]]:
     found: dict[tuple[str, date], dict[str, Any]] = {}
     async with ObjectStore(settings, settings.aggregates_bucket) as store:
         for org in orgs:

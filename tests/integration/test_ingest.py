@@ -21,14 +21,25 @@ from tests.integration.kafka_tools import produce, read_topic, wait_until_commit
 from tests.integration.recompute import expected_days, figures_of_aggregate
 from tests.integration.stored import stored_day_aggregates, stored_dimension_event_ids
 
-_DIMENSION_KINDS = {"user_upserted": "users", "agent_upserted": "agents",
-                    "project_upserted": "projects", "api_key_upserted": "api_keys",
-                    "workspace_settings": "settings"}
+_DIMENSION_KINDS = {
+    "user_upserted": "users",
+    "agent_upserted": "agents",
+    "project_upserted": "projects",
+    "api_key_upserted": "api_keys",
+    "workspace_settings": "settings",
+}
 
 
 def simulated(seed: int, events: int, **overrides: object) -> list[SimRecord]:
-    config = SimConfig(seed=seed, orgs=3, events=events, dup_rate=0.06, late_rate=0.05,
-                       end=datetime.now(UTC), **overrides)  # type: ignore[arg-type]
+    config = SimConfig(
+        seed=seed,
+        orgs=3,
+        events=events,
+        dup_rate=0.06,
+        late_rate=0.05,
+        end=datetime.now(UTC),
+        **overrides,
+    )  # type: ignore[arg-type]
     return list(simulate(config))
 
 
@@ -39,13 +50,19 @@ async def assert_aggregates_match(settings: Settings, records: list[SimRecord]) 
     actual = {key: figures_of_aggregate(aggregate) for key, aggregate in stored.items()}
     assert set(actual) == set(expected)
     mismatched = [key for key in expected if actual[key] != expected[key]]
-    assert not mismatched, f"{len(mismatched)} days differ, first {mismatched[0]}: " \
+    assert not mismatched, (
+        f"{len(mismatched)} days differ, first {mismatched[0]}: "
         f"{actual[mismatched[0]]} != {expected[mismatched[0]]}"
+    )
     for org in orgs:
         for event_type, kind in _DIMENSION_KINDS.items():
-            wanted = {orjson.loads(r.value)["event_id"] for r in records
-                      if r.kind != "invalid" and r.org_id == org
-                      and orjson.loads(r.value)["type"] == event_type}
+            wanted = {
+                orjson.loads(r.value)["event_id"]
+                for r in records
+                if r.kind != "invalid"
+                and r.org_id == org
+                and orjson.loads(r.value)["type"] == event_type
+            }
             assert await stored_dimension_event_ids(settings, org, kind) == wanted
 
 
@@ -60,14 +77,16 @@ async def ingest_until_committed(settings: Settings, ends: dict[int, int]) -> No
 
 
 async def test_stream_with_duplicates_late_and_invalid_events_is_exact(
-        fresh_settings: Settings) -> None:
+    fresh_settings: Settings,
+) -> None:
     settings = fresh_settings
     records = simulated(seed=21, events=3000, invalid_rate=0.04)
     kinds = Counter(record.kind for record in records)
     assert kinds["duplicate"] > 50
     assert kinds["invalid"] > 50
-    ends = await produce(settings, settings.topic_events,
-                         ((record.key, record.value) for record in records))
+    ends = await produce(
+        settings, settings.topic_events, ((record.key, record.value) for record in records)
+    )
     await ingest_until_committed(settings, ends)
     await assert_aggregates_match(settings, records)
 
@@ -84,13 +103,15 @@ async def test_stream_with_duplicates_late_and_invalid_events_is_exact(
 async def test_events_produced_again_later_change_nothing(fresh_settings: Settings) -> None:
     settings = fresh_settings
     records = simulated(seed=5, events=1500)
-    ends = await produce(settings, settings.topic_events,
-                         ((record.key, record.value) for record in records))
+    ends = await produce(
+        settings, settings.topic_events, ((record.key, record.value) for record in records)
+    )
     await ingest_until_committed(settings, ends)
     before = await stored_day_aggregates(settings, ["ws-0001", "ws-0002", "ws-0003"])
     # An archive re-produced: same events, new offsets.
-    ends = await produce(settings, settings.topic_events,
-                         ((record.key, record.value) for record in records))
+    ends = await produce(
+        settings, settings.topic_events, ((record.key, record.value) for record in records)
+    )
     await ingest_until_committed(settings, ends)
     after = await stored_day_aggregates(settings, ["ws-0001", "ws-0002", "ws-0003"])
     assert after == before
@@ -102,41 +123,60 @@ def _start_ingest_process(settings: Settings, log_path: Path) -> subprocess.Pope
     with log_path.open("ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "services", "ingest", "--log-level", "WARNING"],
-            env=env, stdout=subprocess.DEVNULL, stderr=log)
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
 
 
-async def _wait_committed_while_alive(settings: Settings, ends: dict[int, int],
-                                      process: subprocess.Popen[bytes], log_path: Path,
-                                      timeout: float) -> None:
-    waiting = asyncio.create_task(wait_until_committed(
-        settings, settings.ingest_group, settings.topic_events, ends, timeout=timeout))
+async def _wait_committed_while_alive(
+    settings: Settings,
+    ends: dict[int, int],
+    process: subprocess.Popen[bytes],
+    log_path: Path,
+    timeout: float,
+) -> None:
+    waiting = asyncio.create_task(
+        wait_until_committed(
+            settings, settings.ingest_group, settings.topic_events, ends, timeout=timeout
+        )
+    )
     while not waiting.done():
         if process.poll() is not None:
             waiting.cancel()
-            raise AssertionError(f"ingest exited with {process.returncode}: "
-                                 f"{log_path.read_text()[-3000:]}")
+            raise AssertionError(
+                f"ingest exited with {process.returncode}: {log_path.read_text()[-3000:]}"
+            )
         await asyncio.sleep(0.2)
     await waiting
 
 
 @pytest.mark.slow
-async def test_sigkill_mid_stream_then_restart_is_exact(fresh_settings: Settings,
-                                                        tmp_path: Path) -> None:
-    settings = fresh_settings.model_copy(update={"ingest_flush_interval_s": 0.3,
-                                                 "ingest_batch_max_records": 200})
+async def test_sigkill_mid_stream_then_restart_is_exact(
+    fresh_settings: Settings, tmp_path: Path
+) -> None:
+    settings = fresh_settings.model_copy(
+        update={"ingest_flush_interval_s": 0.3, "ingest_batch_max_records": 200}
+    )
     records = simulated(seed=99, events=6000, invalid_rate=0.02)
     half = len(records) // 2
-    ends_first = await produce(settings, settings.topic_events,
-                               ((r.key, r.value) for r in records[:half]))
+    ends_first = await produce(
+        settings, settings.topic_events, ((r.key, r.value) for r in records[:half])
+    )
     log_path = tmp_path / "ingest.log"
     process = _start_ingest_process(settings, log_path)
     try:
         # Let it commit some of the stream, then kill it without warning while it works.
         await _wait_committed_while_alive(
-            settings, {p: min(end, 50) for p, end in ends_first.items()}, process, log_path,
-            timeout=60)
-        ends_second = produce(settings, settings.topic_events,
-                              ((r.key, r.value) for r in records[half:]))
+            settings,
+            {p: min(end, 50) for p, end in ends_first.items()},
+            process,
+            log_path,
+            timeout=60,
+        )
+        ends_second = produce(
+            settings, settings.topic_events, ((r.key, r.value) for r in records[half:])
+        )
         ends_task = asyncio.create_task(ends_second)
         await asyncio.sleep(0.4)
         process.send_signal(signal.SIGKILL)

@@ -19,12 +19,32 @@ KEY = ("ws-fence", DAY)
 
 
 def fact(number: int, user: str = "u1") -> Fact:
-    return (MESSAGE, f"e{number}", 1_780_000_000_000 + number, user, None, None, None,
-            "gpt", "openai", False, "", "WEB", [], 1, 10, 1, 0, 0, 0)
+    return (
+        MESSAGE,
+        f"e{number}",
+        1_780_000_000_000 + number,
+        user,
+        None,
+        None,
+        None,
+        "gpt",
+        "openai",
+        False,
+        "",
+        "WEB",
+        [],
+        1,
+        10,
+        1,
+        0,
+        0,
+        0,
+    )
 
 
 async def test_two_owners_of_one_day_never_lose_or_double_an_event(
-        fresh_settings: Settings) -> None:
+    fresh_settings: Settings,
+) -> None:
     """A rebalance can leave a partition briefly with two writers; each sees some events
     twice. Conditional writes plus dedup must leave every event counted exactly once."""
     async with ObjectStore(fresh_settings, fresh_settings.aggregates_bucket) as store:
@@ -50,8 +70,7 @@ async def test_two_owners_of_one_day_never_lose_or_double_an_event(
         assert sorted(f[1] for f in facts) == sorted(f"e{n}" for n in range(500))
 
 
-async def test_many_flushes_compact_segments_without_losing_facts(
-        fresh_settings: Settings) -> None:
+async def test_many_flushes_compact_segments_without_losing_facts(fresh_settings: Settings) -> None:
     async with ObjectStore(fresh_settings, fresh_settings.aggregates_bucket) as store:
         cache = StateCache(store, max_entries=100, max_weight=10**6, concurrency=4)
         for number in range(40):
@@ -86,11 +105,13 @@ async def test_clean_states_are_evicted_beyond_the_bound(fresh_settings: Setting
 
 
 async def test_janitor_deletes_expired_days_and_orphan_segments_only(
-        fresh_settings: Settings) -> None:
+    fresh_settings: Settings,
+) -> None:
     settings = fresh_settings
     now = datetime(2026, 11, 22, tzinfo=UTC)
-    old_day = (now - timedelta(days=settings.retention_days
-                               + settings.retention_margin_days + 1)).date()
+    old_day = (
+        now - timedelta(days=settings.retention_days + settings.retention_margin_days + 1)
+    ).date()
     recent = date(2026, 11, 1)
     async with ObjectStore(settings, settings.aggregates_bucket) as store:
         cache = StateCache(store, max_entries=100, max_weight=10**6, concurrency=4)

@@ -33,9 +33,15 @@ async def _damage(settings: Settings, org: str, day: date, *, drop_segments: boo
         head = await store.get(keys.day_head_key(org, day))
         assert head is not None
         document = codec.loads(head.body)
-        document["aggregate"] = {"users": {}, "payg": {}, "agents": {},
-                                 "agent_conversations": {}, "api_keys": {}, "projects": {},
-                                 "models": []}
+        document["aggregate"] = {
+            "users": {},
+            "payg": {},
+            "agents": {},
+            "agent_conversations": {},
+            "api_keys": {},
+            "projects": {},
+            "models": [],
+        }
         if drop_segments:
             document["segments"] = []
             document["facts"] = 0
@@ -49,7 +55,8 @@ def _days_with_activity(records: list[SimRecord]) -> list[tuple[str, date]]:
 
 
 async def test_replay_repairs_damaged_days_and_touches_nothing_else(
-        fresh_settings: Settings, tmp_path: Path) -> None:
+    fresh_settings: Settings, tmp_path: Path
+) -> None:
     settings = fresh_settings
     records = simulated(seed=31, events=2500)
     ends = await produce(settings, settings.topic_events, ((r.key, r.value) for r in records))
@@ -62,21 +69,22 @@ async def test_replay_repairs_damaged_days_and_touches_nothing_else(
     await _damage(settings, target_org, second_day, drop_segments=False)
     before = await stored_day_aggregates(settings, ORGS)
 
-    replay = Replay(settings, first_day=target_day, last_day=second_day,
-                    orgs=[target_org], work_dir=tmp_path)
+    replay = Replay(
+        settings, first_day=target_day, last_day=second_day, orgs=[target_org], work_dir=tmp_path
+    )
     summary = await replay.run()
 
     assert summary.days_rewritten >= 2
     after = await stored_day_aggregates(settings, ORGS)
-    outside = [key for key in before
-               if not (key[0] == target_org and target_day <= key[1] <= second_day)]
+    outside = [
+        key for key in before if not (key[0] == target_org and target_day <= key[1] <= second_day)
+    ]
     assert outside, "the test needs days outside the replayed range"
     assert all(after[key] == before[key] for key in outside), "other days untouched"
     await assert_aggregates_match(settings, records)
 
 
-async def test_replay_resumes_after_interruption(fresh_settings: Settings,
-                                                 tmp_path: Path) -> None:
+async def test_replay_resumes_after_interruption(fresh_settings: Settings, tmp_path: Path) -> None:
     settings = fresh_settings
     records = simulated(seed=32, events=1500)
     ends = await produce(settings, settings.topic_events, ((r.key, r.value) for r in records))
@@ -94,8 +102,13 @@ async def test_replay_resumes_after_interruption(fresh_settings: Settings,
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        await Replay(settings, first_day=first, last_day=last, work_dir=tmp_path,
-                     progress=Progress(update=stop_half_way)).run()
+        await Replay(
+            settings,
+            first_day=first,
+            last_day=last,
+            work_dir=tmp_path,
+            progress=Progress(update=stop_half_way),
+        ).run()
     resumed = Replay(settings, first_day=first, last_day=last, work_dir=tmp_path)
     summary = await resumed.run()
     assert 0 < summary.days_rewritten < len(days), "the second run only finishes the rest"
@@ -104,28 +117,31 @@ async def test_replay_resumes_after_interruption(fresh_settings: Settings,
 
 
 async def test_replay_while_ingest_runs_loses_and_doubles_nothing(
-        fresh_settings: Settings, tmp_path: Path) -> None:
-    settings = fresh_settings.model_copy(update={"ingest_flush_interval_s": 0.2,
-                                                 "ingest_batch_max_records": 100})
+    fresh_settings: Settings, tmp_path: Path
+) -> None:
+    settings = fresh_settings.model_copy(
+        update={"ingest_flush_interval_s": 0.2, "ingest_batch_max_records": 100}
+    )
     records = simulated(seed=33, events=3000)
     half = len(records) // 2
-    ends_first = await produce(settings, settings.topic_events,
-                               ((r.key, r.value) for r in records[:half]))
+    ends_first = await produce(
+        settings, settings.topic_events, ((r.key, r.value) for r in records[:half])
+    )
     await ingest_until_committed(settings, ends_first)
     days = _days_with_activity(records[:half])
     stop = asyncio.Event()
     ingest = asyncio.create_task(run_ingest(settings, stop=stop))
     try:
-        producing = asyncio.create_task(produce(settings, settings.topic_events,
-                                                ((r.key, r.value) for r in records[half:])))
-        replay = Replay(settings, first_day=days[0][1], last_day=days[-1][1],
-                        work_dir=tmp_path)
+        producing = asyncio.create_task(
+            produce(settings, settings.topic_events, ((r.key, r.value) for r in records[half:]))
+        )
+        replay = Replay(settings, first_day=days[0][1], last_day=days[-1][1], work_dir=tmp_path)
         await replay.run()
         ends_second = await producing
-        ends = {p: max(ends_first.get(p, 0), ends_second.get(p, 0))
-                for p in {*ends_first, *ends_second}}
-        await wait_until_committed(settings, settings.ingest_group, settings.topic_events,
-                                   ends)
+        ends = {
+            p: max(ends_first.get(p, 0), ends_second.get(p, 0)) for p in {*ends_first, *ends_second}
+        }
+        await wait_until_committed(settings, settings.ingest_group, settings.topic_events, ends)
     finally:
         stop.set()
         await asyncio.wait_for(ingest, 60)

@@ -33,27 +33,59 @@ def message_facts(draw: Any) -> Fact:
     prompt = draw(tokens)
     cached = draw(st.integers(min_value=0, max_value=prompt))
     creation = draw(st.integers(min_value=0, max_value=prompt - cached))
-    return (MESSAGE, draw(st.uuids()).hex, draw(st.integers(0, 10**12)), draw(ids),
-            draw(maybe_agent), draw(maybe_project), draw(st.sampled_from([None, "c1", "c2"])),
-            draw(st.sampled_from(["gpt-4.1", "claude"])), "prov", draw(st.booleans()),
-            draw(st.sampled_from(["", "dep-1"])), draw(st.sampled_from(["WEB", "SLACK"])),
-            draw(st.lists(st.sampled_from(["canvas", "web_search"]), unique=True)),
-            draw(st.integers(1, 3)), prompt, draw(tokens), cached, creation,
-            draw(st.integers(0, 10**9)))
+    return (
+        MESSAGE,
+        draw(st.uuids()).hex,
+        draw(st.integers(0, 10**12)),
+        draw(ids),
+        draw(maybe_agent),
+        draw(maybe_project),
+        draw(st.sampled_from([None, "c1", "c2"])),
+        draw(st.sampled_from(["gpt-4.1", "claude"])),
+        "prov",
+        draw(st.booleans()),
+        draw(st.sampled_from(["", "dep-1"])),
+        draw(st.sampled_from(["WEB", "SLACK"])),
+        draw(st.lists(st.sampled_from(["canvas", "web_search"]), unique=True)),
+        draw(st.integers(1, 3)),
+        prompt,
+        draw(tokens),
+        cached,
+        creation,
+        draw(st.integers(0, 10**9)),
+    )
 
 
 @st.composite
 def api_facts(draw: Any) -> Fact:
-    return (API_REQUEST, draw(st.uuids()).hex, draw(st.integers(0, 10**12)),
-            draw(st.sampled_from(["k1", "k2"])), draw(st.sampled_from(["gpt-4.1", "claude"])),
-            "prov", draw(st.booleans()), "", "API", draw(st.integers(1, 5)), draw(tokens),
-            draw(tokens), 0, 0, draw(st.integers(0, 10**9)))
+    return (
+        API_REQUEST,
+        draw(st.uuids()).hex,
+        draw(st.integers(0, 10**12)),
+        draw(st.sampled_from(["k1", "k2"])),
+        draw(st.sampled_from(["gpt-4.1", "claude"])),
+        "prov",
+        draw(st.booleans()),
+        "",
+        "API",
+        draw(st.integers(1, 5)),
+        draw(tokens),
+        draw(tokens),
+        0,
+        0,
+        draw(st.integers(0, 10**9)),
+    )
 
 
 @st.composite
 def payg_facts(draw: Any) -> Fact:
-    return (PAYG, draw(st.uuids()).hex, draw(st.integers(0, 10**12)), draw(ids),
-            draw(st.integers(0, 10**12)))
+    return (
+        PAYG,
+        draw(st.uuids()).hex,
+        draw(st.integers(0, 10**12)),
+        draw(ids),
+        draw(st.integers(0, 10**12)),
+    )
 
 
 facts = st.lists(st.one_of(message_facts(), api_facts(), payg_facts()), max_size=40)
@@ -123,12 +155,69 @@ def test_merge_leaves_the_other_side_unchanged(items: list[Fact]) -> None:
 
 
 def test_message_counts_land_in_the_right_buckets() -> None:
-    chat = (MESSAGE, "e1", 0, "u1", None, None, None, "m", "p", False, "", "WEB", [], 1,
-            100, 10, 20, 5, 7)
-    agent = (MESSAGE, "e2", 0, "u1", "a1", None, "c1", "m", "p", False, "", "WEB",
-             ["canvas", "web_search"], 2, 50, 30, 0, 0, 3)
-    agent2 = (MESSAGE, "e3", 0, "u2", "a1", "p1", "c1", "m", "p", False, "", "WEB",
-              ["canvas"], 1, 70, 5, 0, 0, 0)
+    chat = (
+        MESSAGE,
+        "e1",
+        0,
+        "u1",
+        None,
+        None,
+        None,
+        "m",
+        "p",
+        False,
+        "",
+        "WEB",
+        [],
+        1,
+        100,
+        10,
+        20,
+        5,
+        7,
+    )
+    agent = (
+        MESSAGE,
+        "e2",
+        0,
+        "u1",
+        "a1",
+        None,
+        "c1",
+        "m",
+        "p",
+        False,
+        "",
+        "WEB",
+        ["canvas", "web_search"],
+        2,
+        50,
+        30,
+        0,
+        0,
+        3,
+    )
+    agent2 = (
+        MESSAGE,
+        "e3",
+        0,
+        "u2",
+        "a1",
+        "p1",
+        "c1",
+        "m",
+        "p",
+        False,
+        "",
+        "WEB",
+        ["canvas"],
+        1,
+        70,
+        5,
+        0,
+        0,
+        0,
+    )
     aggregate = fold([chat, agent, agent2])
     u1 = aggregate.users["u1"]["m"]
     assert (u1[U_TOTAL], u1[U_CHAT], u1[U_ACTION_MESSAGES]) == (2, 1, 1)

@@ -9,8 +9,27 @@ from shared.storage.days import DayState
 
 
 def fact(event_id: str, user: str = "u1") -> tuple[object, ...]:
-    return (MESSAGE, event_id, 1000, user, None, None, None, "m", "p", False, "", "WEB", [],
-            1, 10, 1, 0, 0, 5)
+    return (
+        MESSAGE,
+        event_id,
+        1000,
+        user,
+        None,
+        None,
+        None,
+        "m",
+        "p",
+        False,
+        "",
+        "WEB",
+        [],
+        1,
+        10,
+        1,
+        0,
+        0,
+        5,
+    )
 
 
 def test_redelivered_facts_are_dropped() -> None:

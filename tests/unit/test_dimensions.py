@@ -44,7 +44,8 @@ def test_user_upsert_attributes() -> None:
     event = usage_event_adapter.validate_json(
         b'{"event_id":"e1","type":"user_upserted","org_id":"ws-1",'
         b'"occurred_at":"2026-01-01T00:00:00Z","user_id":"u1","name":null,'
-        b'"joined_at":"2025-06-30T23:30:00-05:00","payg_limit":12.5}')
+        b'"joined_at":"2025-06-30T23:30:00-05:00","payg_limit":12.5}'
+    )
     kind, entity, attributes = dimension_update(event)  # type: ignore[arg-type]
     assert (kind, entity) == ("users", "u1")
     assert attributes["name"] == ""
@@ -53,7 +54,11 @@ def test_user_upsert_attributes() -> None:
     assert attributes["deleted"] is False
     settings = usage_event_adapter.validate_json(
         b'{"event_id":"e2","type":"workspace_settings","org_id":"ws-1",'
-        b'"occurred_at":"2026-01-01T00:00:00Z","byok":true}')
+        b'"occurred_at":"2026-01-01T00:00:00Z","byok":true}'
+    )
     assert dimension_update(settings) == (  # type: ignore[arg-type]
-        "settings", "_workspace", {"byok": True, "user_level_data": True})
+        "settings",
+        "_workspace",
+        {"byok": True, "user_level_data": True},
+    )
     assert settings.occurred_at == datetime(2026, 1, 1, tzinfo=UTC)

@@ -17,11 +17,21 @@ RANGE = AcceptedRange.at(NOW)
 
 def message(**changes: object) -> bytes:
     event: dict[str, object] = {
-        "event_id": "evt-1", "type": "message", "org_id": "ws-acme",
-        "occurred_at": "2026-11-01T10:00:00+05:30", "user_id": "u-1", "model": "gpt-4.1",
-        "provider": "openai", "source": "slack", "actions": ["canvas", "canvas"],
-        "usage": {"prompt_tokens": 100, "completion_tokens": 5, "cached_prompt_tokens": 40,
-                  "cost_usd": 0.000123},
+        "event_id": "evt-1",
+        "type": "message",
+        "org_id": "ws-acme",
+        "occurred_at": "2026-11-01T10:00:00+05:30",
+        "user_id": "u-1",
+        "model": "gpt-4.1",
+        "provider": "openai",
+        "source": "slack",
+        "actions": ["canvas", "canvas"],
+        "usage": {
+            "prompt_tokens": 100,
+            "completion_tokens": 5,
+            "cached_prompt_tokens": 40,
+            "cost_usd": 0.000123,
+        },
         "extra_field_from_the_future": {"ignored": True},
     }
     event.update(changes)
@@ -74,11 +84,16 @@ def test_oversized_values_are_rejected_without_parsing() -> None:
 
 
 def test_events_just_inside_the_range_are_accepted() -> None:
-    assert not isinstance(validate_record(
-        message(occurred_at=(NOW + timedelta(hours=23)).isoformat()), RANGE,
-        max_bytes=1 << 20), Rejected)
-    assert not isinstance(validate_record(
-        message(occurred_at="2025-11-21T00:00:00Z"), RANGE, max_bytes=1 << 20), Rejected)
+    assert not isinstance(
+        validate_record(
+            message(occurred_at=(NOW + timedelta(hours=23)).isoformat()), RANGE, max_bytes=1 << 20
+        ),
+        Rejected,
+    )
+    assert not isinstance(
+        validate_record(message(occurred_at="2025-11-21T00:00:00Z"), RANGE, max_bytes=1 << 20),
+        Rejected,
+    )
 
 
 def test_money_is_exact_in_pico_dollars() -> None:

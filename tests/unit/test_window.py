@@ -36,21 +36,20 @@ def test_quarter_rounding() -> None:
     [
         ("UTC", "2026-03-29", "2026-03-29T00:00:00+00:00", "2026-03-30T00:00:00+00:00"),
         # Spring forward in Berlin: the local day has 23 hours.
-        ("Europe/Berlin", "2026-03-29", "2026-03-29T00:00:00+01:00",
-         "2026-03-30T00:00:00+02:00"),
+        ("Europe/Berlin", "2026-03-29", "2026-03-29T00:00:00+01:00", "2026-03-30T00:00:00+02:00"),
         # Fall back in Berlin: 25 hours.
-        ("Europe/Berlin", "2026-10-25", "2026-10-25T00:00:00+02:00",
-         "2026-10-26T00:00:00+01:00"),
-        ("Asia/Kolkata", "2026-06-01", "2026-06-01T00:00:00+05:30",
-         "2026-06-02T00:00:00+05:30"),
-        ("Asia/Kathmandu", "2026-06-01", "2026-06-01T00:00:00+05:45",
-         "2026-06-02T00:00:00+05:45"),
-        ("America/St_Johns", "2026-03-08", "2026-03-08T00:00:00-03:30",
-         "2026-03-09T00:00:00-02:30"),
+        ("Europe/Berlin", "2026-10-25", "2026-10-25T00:00:00+02:00", "2026-10-26T00:00:00+01:00"),
+        ("Asia/Kolkata", "2026-06-01", "2026-06-01T00:00:00+05:30", "2026-06-02T00:00:00+05:30"),
+        ("Asia/Kathmandu", "2026-06-01", "2026-06-01T00:00:00+05:45", "2026-06-02T00:00:00+05:45"),
+        (
+            "America/St_Johns",
+            "2026-03-08",
+            "2026-03-08T00:00:00-03:30",
+            "2026-03-09T00:00:00-02:30",
+        ),
     ],
 )
-def test_a_local_day_is_exactly_its_instants(zone: str, day: str, start: str,
-                                             end: str) -> None:
+def test_a_local_day_is_exactly_its_instants(zone: str, day: str, start: str, end: str) -> None:
     window = resolve_window(day, zone, day, zone, now=NOW)
     assert window.start_ms == ms(start)
     assert window.end_ms == ms(end)
@@ -58,39 +57,46 @@ def test_a_local_day_is_exactly_its_instants(zone: str, day: str, start: str,
 
 
 def test_berlin_dst_month_has_one_hour_less() -> None:
-    window = resolve_window("2026-03-01", "Europe/Berlin", "2026-03-31", "Europe/Berlin",
-                            now=NOW)
+    window = resolve_window("2026-03-01", "Europe/Berlin", "2026-03-31", "Europe/Berlin", now=NOW)
     assert window.end_ms - window.start_ms == 31 * DAY_MS - 3600_000
-    assert window.date_range() == {"from": "2026-03-01T00:00:00.000+01:00",
-                                   "to": "2026-03-31T23:59:59.999+02:00"}
+    assert window.date_range() == {
+        "from": "2026-03-01T00:00:00.000+01:00",
+        "to": "2026-03-31T23:59:59.999+02:00",
+    }
 
 
 def test_trailing_offset_is_ignored_wall_time_counts() -> None:
-    window = resolve_window("2026-01-01T00:00:00.000Z", "Europe/Berlin",
-                            "2026-01-31T23:59:59.999Z", "Europe/Berlin", now=NOW)
+    window = resolve_window(
+        "2026-01-01T00:00:00.000Z",
+        "Europe/Berlin",
+        "2026-01-31T23:59:59.999Z",
+        "Europe/Berlin",
+        now=NOW,
+    )
     assert window.start_ms == ms("2026-01-01T00:00:00+01:00")
     assert window.end_ms == ms("2026-02-01T00:00:00+01:00")
 
 
 def test_each_bound_has_its_own_timezone() -> None:
-    window = resolve_window("2026-06-01", "Asia/Kathmandu", "2026-06-01", "America/St_Johns",
-                            now=NOW)
+    window = resolve_window(
+        "2026-06-01", "Asia/Kathmandu", "2026-06-01", "America/St_Johns", now=NOW
+    )
     assert window.start_ms == ms("2026-06-01T00:00:00+05:45")
     assert window.end_ms == ms("2026-06-02T00:00:00-02:30")
     assert window.date_range()["to"] == "2026-06-01T23:59:59.999-02:30"
 
 
 def test_odd_times_are_widened_to_quarter_hours() -> None:
-    window = resolve_window("2026-06-01T10:07:00", "UTC", "2026-06-01T10:20:00", "UTC",
-                            now=NOW)
+    window = resolve_window("2026-06-01T10:07:00", "UTC", "2026-06-01T10:20:00", "UTC", now=NOW)
     assert window.start_ms == ms("2026-06-01T10:00:00+00:00")
     assert window.end_ms == ms("2026-06-01T10:30:00+00:00")
 
 
 def test_skipped_wall_time_resolves_with_fold_zero() -> None:
     # 02:30 does not exist in Berlin on 2026-03-29; fold=0 maps it with the old offset.
-    window = resolve_window("2026-03-29T02:30:00", "Europe/Berlin", "2026-03-29",
-                            "Europe/Berlin", now=NOW)
+    window = resolve_window(
+        "2026-03-29T02:30:00", "Europe/Berlin", "2026-03-29", "Europe/Berlin", now=NOW
+    )
     assert window.start_ms == ms("2026-03-29T02:30:00+01:00")
 
 
@@ -112,8 +118,9 @@ def test_future_to_is_clamped_to_now() -> None:
         ("2026-12-01", "UTC", "2026-12-02", "UTC", "future"),
     ],
 )
-def test_rejections_tell_what_to_fix(from_date: str, from_tz: str, to_date: str, to_tz: str,
-                                     message: str) -> None:
+def test_rejections_tell_what_to_fix(
+    from_date: str, from_tz: str, to_date: str, to_tz: str, message: str
+) -> None:
     with pytest.raises(WindowError, match=message):
         resolve_window(from_date, from_tz, to_date, to_tz, now=NOW)
 
@@ -130,8 +137,7 @@ def test_months_before_clamps_to_month_end() -> None:
 
 
 def test_utc_days_and_whole_day_coverage() -> None:
-    window = resolve_window("2026-06-01", "Asia/Kolkata", "2026-06-02", "Asia/Kolkata",
-                            now=NOW)
+    window = resolve_window("2026-06-01", "Asia/Kolkata", "2026-06-02", "Asia/Kolkata", now=NOW)
     days = window.utc_days()
     assert days == [date(2026, 5, 31), date(2026, 6, 1), date(2026, 6, 2)]
     assert [window.covers_whole_day(day) for day in days] == [False, True, False]
