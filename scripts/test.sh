@@ -20,6 +20,8 @@ rm -rf "$VENV"
 
 echo "==> ruff check"
 "$VENV/bin/ruff" check --extend-exclude "$VENV" .
+echo "==> ruff format --check"
+"$VENV/bin/ruff" format --check --extend-exclude "$VENV" .
 echo "==> mypy (strict, packages from pyproject)"
 "$VENV/bin/mypy"
 echo "==> pytest"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +53,15 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=366, ge=1)
     retention_margin_days: int = Field(default=31, ge=0)
     janitor_interval_s: float = Field(default=3600.0, gt=0)
+
+    # --- observability -------------------------------------------------------------------
+    # /metrics, /health/live, /health/ready. Port 0 binds a free port (tests); two ports
+    # because `usage-export up` runs both services in one process.
+    metrics_host: str = "127.0.0.1"
+    ingest_metrics_port: int = Field(default=9464, ge=0, le=65535)
+    exporter_metrics_port: int = Field(default=9465, ge=0, le=65535)
+    # auto: JSON lines when stderr is not a terminal, readable text when it is.
+    log_format: Literal["auto", "json", "text"] = "auto"
 
     # --- S3 ------------------------------------------------------------------------------
     s3_max_attempts: int = Field(default=8, ge=1)

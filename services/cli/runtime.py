@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import os
 import signal
-import sys
 from collections.abc import Awaitable, Callable
+
+from shared.adapters import logging as structured_logging
+
+_FORMATS = {"json": True, "text": False, "auto": None}
 
 
 def setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    logging.getLogger("botocore").setLevel(logging.WARNING)
+    """JSON lines when stderr is not a terminal (or ``USAGE_LOG_FORMAT=json``), readable
+    text in a terminal (or ``USAGE_LOG_FORMAT=text``)."""
+    choice = os.environ.get("USAGE_LOG_FORMAT", "auto").strip().lower()
+    structured_logging.setup_logging(level, json=_FORMATS.get(choice))
 
 
 def run_until_signalled(service: Callable[[asyncio.Event], Awaitable[None]]) -> int:

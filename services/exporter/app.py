@@ -4,22 +4,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from services.exporter.export_job import Exporter
 from services.exporter.worker import ExporterWorker
 from shared.adapters.kafka import make_consumer, make_producer
 from shared.adapters.s3 import ObjectStore
+from shared.observability import (
+    ExporterMetrics,
+    ObservabilityServer,
+    broker_check,
+    flag_check,
+    new_registry,
+    store_check,
+)
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-async def run_exporter(settings: Settings, *, stop: asyncio.Event) -> None:
+async def run_exporter(
+    settings: Settings,
+    *,
+    stop: asyncio.Event,
+    on_serving: Callable[[str], None] | None = None,
+) -> None:
     """Answer export requests until ``stop`` is set; then finish those in flight and return."""
+    registry = new_registry("exporter")
+    metrics = ExporterMetrics(registry)
     consumer = make_consumer(settings, group_id=settings.exporter_group)
     producer = make_producer(settings)
     aggregates = ObjectStore(settings, settings.aggregates_bucket)
     exports = ObjectStore(settings, settings.exports_bucket)
+    servers: list[ObservabilityServer] = []
     try:
         await aggregates.start()
         await exports.start()
@@ -29,18 +46,37 @@ async def run_exporter(settings: Settings, *, stop: asyncio.Event) -> None:
             consumer=consumer,
             producer=producer,
             exporter=Exporter(settings, aggregates=aggregates, exports=exports),
+            metrics=metrics,
         )
+        server = ObservabilityServer(
+            registry,
+            host=settings.metrics_host,
+            port=settings.exporter_metrics_port,
+            checks={
+                "broker": broker_check(settings.kafka_bootstrap),
+                "aggregates store": store_check(aggregates),
+                "exports store": store_check(exports),
+                "not draining": flag_check(lambda: not stop.is_set(), "draining before exit"),
+            },
+        )
+        await server.start()
+        servers.append(server)
+        if on_serving is not None:
+            on_serving(server.url)  # where /metrics and /health answer (tests, tools)
         consumer.subscribe([settings.topic_export_requests], listener=worker.listener)
         await consumer.start()
         log.info(
-            "exporter consuming %s as group %s",
+            "exporter consuming %s as group %s; metrics and health on %s",
             settings.topic_export_requests,
             settings.exporter_group,
+            server.url,
         )
         await worker.run(stop)
         log.info("exporter stopped: %s", worker.stats)
     finally:
         await consumer.stop()
+        for started in servers:
+            await started.stop()
         await producer.stop()
         await exports.stop()
         await aggregates.stop()

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
@@ -36,9 +37,11 @@ from services.exporter.request_validation import ReadableRequest, Unreadable, re
 from shared import codec
 from shared.adapters.dead_letters import dead_letter_headers, send_dead_letter
 from shared.contracts.completions import ExportCompletion
+from shared.observability import ExporterMetrics
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
+audit = logging.getLogger("usage_export.audit")
 
 _POLL_MS = 200
 _PUBLISH_RETRY_MAX_S = 5.0
@@ -101,8 +104,10 @@ class ExporterWorker:
         consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer,
         exporter: Answerer,
+        metrics: ExporterMetrics | None = None,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics
         self._consumer = consumer
         self._producer = producer
         self._exporter = exporter
@@ -162,26 +167,46 @@ class ExporterWorker:
 
     # ---- one request ----------------------------------------------------------------
     async def _handle(self, record: Any) -> None:
+        started = time.monotonic()
+        if self._metrics is not None:
+            self._metrics.in_flight.inc()
+        try:
+            payload = await self._answer(record)
+        finally:
+            if self._metrics is not None:
+                self._metrics.in_flight.dec()
+        if payload is not None:
+            completion, data_type = payload
+            seconds = time.monotonic() - started
+            if self._metrics is not None:
+                self._metrics.observe_completion(completion, seconds, data_type=data_type)
+            _audit(completion, payload_of(record), seconds)
+
+    async def _answer(self, record: Any) -> tuple[ExportCompletion, str | None] | None:
         readable = read_request(record.value, max_bytes=self._settings.max_event_bytes)
         if isinstance(readable, Unreadable):
             await self._dead_letter(record, readable)
-            if readable.request_id is not None:
-                await self._publish(
-                    ExportCompletion.failed(
-                        readable.request_id,
-                        readable.org_id,
-                        400,
-                        f"the request could not be read ({readable.header}); send one JSON "
-                        "object with request_id, org_id, data_type, from and to",
-                    )
-                )
-            return
+            if readable.request_id is None:
+                return None
+            completion = ExportCompletion.failed(
+                readable.request_id,
+                readable.org_id,
+                400,
+                f"the request could not be read ({readable.header}); send one JSON "
+                "object with request_id, org_id, data_type, from and to",
+            )
+            await self._publish(completion)
+            return completion, None
         async with self._requests.hold((readable.org_id, readable.request_id)), self._running:
             completion = await self._exporter.answer(readable)
         await self._publish(completion)
+        data_type = readable.payload.get("data_type")
+        return completion, data_type if isinstance(data_type, str) else None
 
     async def _dead_letter(self, record: Any, unreadable: Unreadable) -> None:
         self.stats.dead_lettered += 1
+        if self._metrics is not None:
+            self._metrics.dead_lettered.labels(reason=unreadable.reason).inc()
         size = len(record.value) if record.value is not None else 0
         headers = dead_letter_headers(
             reason=unreadable.reason,
@@ -261,3 +286,48 @@ class ExporterWorker:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
         await self._commit()
+
+
+def payload_of(record: Any) -> dict[str, Any]:
+    """The request's JSON object, or {} (for the audit line only)."""
+    try:
+        value = codec.loads(record.value) if record.value else {}
+    except codec.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _audit(completion: ExportCompletion, request: dict[str, Any], seconds: float) -> None:
+    """One line per answered request: who asked, what, which window, outcome, file."""
+
+    def text(value: object) -> str | None:
+        return value[:256] if isinstance(value, str) else None
+
+    bounds = {
+        name: {key: text(bound.get(key)) for key in ("date", "timezone")}
+        for name in ("from", "to")
+        if isinstance(bound := request.get(name), dict)
+    }
+    data = completion.data
+    audit.info(
+        "export %s %s",
+        completion.request_id,
+        "succeeded" if completion.success else "failed",
+        extra={
+            "request_id": completion.request_id,
+            "org_id": completion.org_id,
+            "requested_by": text(request.get("requested_by")),
+            "data_type": text(request.get("data_type")),
+            "group_by": text(request.get("group_by")),
+            "window": bounds,
+            "status": 200
+            if completion.success
+            else (completion.error.status if completion.error else 500),
+            "error": completion.error.message if completion.error else None,
+            "file": data.filePath if data else None,
+            "records": data.recordCount if data else None,
+            "bytes": data.bytes if data else None,
+            "date_range": data.dateRange if data else None,
+            "seconds": round(seconds, 3),
+        },
+    )

@@ -5,39 +5,76 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from collections.abc import Callable
 
 from services.ingest.janitor import Janitor
 from services.ingest.worker import IngestWorker
 from shared.adapters.kafka import make_consumer, make_producer
 from shared.adapters.s3 import ObjectStore
+from shared.observability import (
+    IngestMetrics,
+    ObservabilityServer,
+    broker_check,
+    flag_check,
+    new_registry,
+    store_check,
+)
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-async def run_ingest(settings: Settings, *, stop: asyncio.Event) -> IngestWorker:
+async def run_ingest(
+    settings: Settings,
+    *,
+    stop: asyncio.Event,
+    on_serving: Callable[[str], None] | None = None,
+) -> IngestWorker:
     """Run until ``stop`` is set; then flush, commit and return the worker (for its stats)."""
     # The working set is many long-lived small containers; the default GC thresholds
     # rescan them every few thousand allocations and halve throughput (measured).
     gc.set_threshold(200_000, 50, 1000)
+    registry = new_registry("ingest")
+    metrics = IngestMetrics(registry)
     consumer = make_consumer(settings, group_id=settings.ingest_group)
     producer = make_producer(settings)
     store = ObjectStore(settings, settings.aggregates_bucket)
     await store.start()
     await producer.start()
-    worker = IngestWorker(settings, consumer=consumer, producer=producer, store=store)
+    worker = IngestWorker(
+        settings, consumer=consumer, producer=producer, store=store, metrics=metrics
+    )
+    server = ObservabilityServer(
+        registry,
+        host=settings.metrics_host,
+        port=settings.ingest_metrics_port,
+        checks={
+            "broker": broker_check(settings.kafka_bootstrap),
+            "store": store_check(store),
+            "not draining": flag_check(lambda: not stop.is_set(), "draining before exit"),
+        },
+    )
+    await server.start()
+    if on_serving is not None:
+        on_serving(server.url)  # where /metrics and /health answer (tests, tools)
     consumer.subscribe([settings.topic_events], listener=worker.listener)
     await consumer.start()
     janitor = Janitor(settings, store)
     janitor_task = asyncio.create_task(janitor.run(stop), name="ingest-janitor")
     try:
-        log.info("ingest consuming %s as group %s", settings.topic_events, settings.ingest_group)
+        log.info(
+            "ingest consuming %s as group %s; metrics and health on %s",
+            settings.topic_events,
+            settings.ingest_group,
+            server.url,
+        )
         await worker.run(stop)
     finally:
         janitor_task.cancel()
         await asyncio.gather(janitor_task, return_exceptions=True)
         await consumer.stop()
         await producer.stop()
+        await server.stop()
         await store.stop()
     log.info("ingest stopped: %s", worker.stats)
     return worker

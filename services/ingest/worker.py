@@ -34,6 +34,7 @@ from shared.domain.dimensions import DimensionEvent, dimension_update, occurred_
 from shared.domain.facts import TS, Fact, fact_from_api_request, fact_from_message, fact_from_payg
 from shared.domain.window import utc_day_of
 from shared.errors import RetriableError
+from shared.observability import IngestMetrics
 from shared.settings import Settings
 from shared.storage.dims import DimensionUpdate
 
@@ -81,6 +82,7 @@ class IngestWorker:
         consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer,
         store: ObjectStore,
+        metrics: IngestMetrics | None = None,
         clock: Any = None,
     ) -> None:
         self._settings = settings
@@ -95,6 +97,7 @@ class IngestWorker:
             concurrency=settings.ingest_flush_concurrency,
         )
         self.stats = IngestStats()
+        self._metrics = metrics
         self._positions: dict[TopicPartition, int] = {}
         self._dead_letters: list[asyncio.Future[Any]] = []
         self._flush_lock = asyncio.Lock()
@@ -145,6 +148,7 @@ class IngestWorker:
             self._positions[tp] = records[-1].offset + 1
         await self.cache.ensure_days(facts)
         await self.cache.ensure_dims(updates)
+        applied_before, duplicates_before = self.stats.applied, self.stats.duplicates
         for key, day_facts in facts.items():
             state = self.cache.day(key)
             for fact in day_facts:
@@ -159,9 +163,23 @@ class IngestWorker:
                     self.stats.applied += 1
                 else:
                     self.stats.duplicates += 1
+        if self._metrics is not None:
+            self._metrics.events_consumed.inc(sum(len(records) for records in batch.values()))
+            self._metrics.events_applied.inc(self.stats.applied - applied_before)
+            self._metrics.events_duplicated.inc(self.stats.duplicates - duplicates_before)
+            self._report_lag(batch)
+
+    def _report_lag(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        assert self._metrics is not None
+        for tp in batch:
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None:
+                self._metrics.set_lag(tp.topic, tp.partition, highwater - self._positions[tp])
 
     async def _dead_letter(self, tp: TopicPartition, record: Any, rejected: Rejected) -> None:
         self.stats.dead_lettered[rejected.reason] += 1
+        if self._metrics is not None:
+            self._metrics.dead_lettered(rejected.reason)
         size = len(record.value) if record.value is not None else 0
         headers = dead_letter_headers(
             reason=rejected.reason,
@@ -190,6 +208,10 @@ class IngestWorker:
             await self._commit()
             self.cache.evict()
             self._last_flush = time.monotonic()
+            if self._metrics is not None:
+                self._metrics.set_cache(
+                    entries=len(self.cache.days) + len(self.cache.dims), facts=self.cache.weight
+                )
 
     async def _make_durable(self, stop: asyncio.Event | None, *, final: bool) -> None:
         delay = self._settings.s3_retry_base_s
@@ -201,6 +223,13 @@ class IngestWorker:
                 if self.cache.dirty:
                     report = await self.cache.flush()
                     self.stats.flushes += 1
+                    if self._metrics is not None:
+                        self._metrics.observe_flush(
+                            report.seconds,
+                            facts=report.facts,
+                            states=report.days + report.dims,
+                            conflicts=report.conflicts,
+                        )
                     log.debug(
                         "flushed %s days, %s dims, %s facts in %.3fs (%s conflicts)",
                         report.days,
@@ -239,6 +268,8 @@ class IngestWorker:
             # A rebalance took the partitions: what we applied is durable, the next owner
             # re-reads from the last commit and its duplicates are dropped by dedup.
             log.warning("offset commit failed (%s); the next owner will dedup", exc)
+            if self._metrics is not None:
+                self._metrics.commit_failures.inc()
             return
         self.stats.committed.update(offsets)
 
@@ -248,4 +279,6 @@ class IngestWorker:
         for tp in revoked:
             self._positions.pop(tp, None)
             self.stats.committed.pop(tp, None)
+            if self._metrics is not None:
+                self._metrics.forget_partition(tp.topic, tp.partition)
         self.cache.clear_clean()

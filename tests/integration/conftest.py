@@ -63,10 +63,13 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Infra
         raise pytest.UsageError(f"{INFRA_VARIABLE} must be 'embedded' or 'docker', not {choice!r}")
 
 
+_FREE_METRICS_PORTS = {"ingest_metrics_port": 0, "exporter_metrics_port": 0}
+
+
 @pytest.fixture(scope="session")
 def settings(stack: InfraStack) -> Settings:
     """The stack's own settings: default topic and bucket names, shared by all tests."""
-    return stack.settings
+    return stack.settings.model_copy(update=_FREE_METRICS_PORTS)
 
 
 @pytest.fixture
@@ -78,7 +81,8 @@ def make_fresh_settings(stack: InfraStack) -> FreshSettingsFactory:
     """
 
     async def make(**overrides: Any) -> Settings:
-        base = stack.settings.model_copy(update=overrides)
+        # Free ports for /metrics and /health, so several services can run at once.
+        base = stack.settings.model_copy(update=_FREE_METRICS_PORTS | overrides)
         fresh = isolated_settings(base, uuid.uuid4().hex[:12])
         await ensure_infrastructure(fresh)
         return fresh

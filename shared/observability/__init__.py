@@ -1,0 +1,23 @@
+"""Metrics and health for the services: an HTTP server, readiness checks, metric sets.
+
+``ObservabilityServer`` serves ``/metrics``, ``/health/live`` and ``/health/ready``;
+``checks`` has readiness checks for the broker and the store; ``metrics`` defines
+``IngestMetrics`` and ``ExporterMetrics``, each bound to a per-service registry from
+``new_registry``. Structured logging is ``shared.adapters.logging``.
+"""
+
+from shared.observability.checks import broker_check, flag_check, store_check, tcp_reachable
+from shared.observability.metrics import ExporterMetrics, IngestMetrics, new_registry
+from shared.observability.server import ObservabilityServer, ReadinessCheck
+
+__all__ = [
+    "ExporterMetrics",
+    "IngestMetrics",
+    "ObservabilityServer",
+    "ReadinessCheck",
+    "broker_check",
+    "flag_check",
+    "new_registry",
+    "store_check",
+    "tcp_reachable",
+]
