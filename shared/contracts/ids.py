@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, WithJsonSchema
 
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}", re.ASCII)
 _EVENT_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}", re.ASCII)
@@ -39,5 +39,22 @@ def _check_event_id(value: str) -> str:
     return value
 
 
-EntityId = Annotated[str, AfterValidator(_check_id)]
-EventId = Annotated[str, AfterValidator(_check_event_id)]
+# The schema states the pattern (JSON Schema cannot say "no '..'": the description does).
+EntityId = Annotated[
+    str,
+    AfterValidator(_check_id),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$",
+            "description": f"{ID_RULE}",
+        }
+    ),
+]
+EventId = Annotated[
+    str,
+    AfterValidator(_check_event_id),
+    WithJsonSchema(
+        {"type": "string", "pattern": r"^[A-Za-z0-9._:-]{1,128}$", "description": EVENT_ID_RULE}
+    ),
+]

@@ -5,7 +5,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
 
 from shared.contracts.ids import EntityId
 
@@ -64,7 +71,24 @@ class ExportRequest(BaseModel):
 
     request_id: EntityId
     org_id: EntityId
-    data_type: DataType
+    data_type: Annotated[
+        DataType,
+        WithJsonSchema(
+            {
+                "type": "string",
+                "enum": [
+                    "users",
+                    "assistants",
+                    "agents",
+                    "api_keys",
+                    "api-keys",
+                    "projects",
+                    "models",
+                ],
+                "description": "agents = assistants; api-keys = api_keys",
+            }
+        ),
+    ]
     from_: Bound = Field(alias="from")
     to: Bound
     group_by: str | None = None
