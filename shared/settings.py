@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     # --- ingest ------------------------------------------------------------------------
     ingest_batch_max_records: int = Field(default=20_000, ge=1)
     ingest_flush_interval_s: float = Field(default=2.0, gt=0)
+    # While catching up a backlog (fetches come back full) freshness is moot and every
+    # flush rewrites each touched day: flush less often, bounded by the pending cap.
+    ingest_backlog_flush_interval_s: float = Field(default=10.0, gt=0)
+    ingest_max_pending_facts: int = Field(default=200_000, ge=1)
     ingest_flush_concurrency: int = Field(default=32, ge=1)
     # Working-set bound, in facts (events) known to cached states: ~100-150 bytes each.
     ingest_cache_max_facts: int = Field(default=1_000_000, ge=1_000)

@@ -4,7 +4,7 @@ Tests are hermetic: ``USAGE_*`` variables from the developer's shell (a sourced
 ``usage.env``, say) would silently change Settings defaults in unit tests and point
 integration tests at another broker, so they are removed for the whole session before
 any test module is imported. ``USAGE_TEST_*`` variables configure the test run itself
-(e.g. ``USAGE_TEST_INFRA``) and are kept.
+(e.g. ``USAGE_TEST_INFRA``) and are kept. Only the metrics ports are then set, to 0.
 """
 
 from __future__ import annotations
@@ -15,3 +15,8 @@ for _name in [
     name for name in os.environ if name.startswith("USAGE_") and not name.startswith("USAGE_TEST_")
 ]:
     del os.environ[_name]
+
+# Services started by tests serve /metrics and /health on free ports: several run at
+# once, and a developer's own services may hold the default ports.
+os.environ["USAGE_INGEST_METRICS_PORT"] = "0"
+os.environ["USAGE_EXPORTER_METRICS_PORT"] = "0"

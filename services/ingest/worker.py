@@ -61,6 +61,20 @@ def to_fact(event: UsageEvent) -> Fact | None:
     return None
 
 
+def flush_due(
+    settings: Settings, *, elapsed_s: float, backlog: bool, pending_facts: int, over_bounds: bool
+) -> bool:
+    """Every ``ingest_flush_interval_s`` when caught up (freshness: an export sees events
+    seconds after they are produced); every ``ingest_backlog_flush_interval_s`` while the
+    fetches come back full; at once when the working set or the pending facts are full."""
+    if over_bounds or pending_facts >= settings.ingest_max_pending_facts:
+        return True
+    interval = (
+        settings.ingest_backlog_flush_interval_s if backlog else settings.ingest_flush_interval_s
+    )
+    return elapsed_s >= interval
+
+
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, worker: IngestWorker) -> None:
         self._worker = worker
@@ -109,15 +123,22 @@ class IngestWorker:
 
     # ---- main loop ----------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        interval = self._settings.ingest_flush_interval_s
+        settings = self._settings
         while not stop.is_set():
             batch = await self._consumer.getmany(
-                timeout_ms=int(min(interval, 0.5) * 1000),
-                max_records=self._settings.ingest_batch_max_records,
+                timeout_ms=int(min(settings.ingest_flush_interval_s, 0.5) * 1000),
+                max_records=settings.ingest_batch_max_records,
             )
+            fetched = sum(len(records) for records in batch.values())
             if batch:
                 await self.process(batch)
-            if time.monotonic() - self._last_flush >= interval or self.cache.needs_early_flush():
+            if flush_due(
+                settings,
+                elapsed_s=time.monotonic() - self._last_flush,
+                backlog=fetched >= settings.ingest_batch_max_records,
+                pending_facts=self.cache.pending_facts,
+                over_bounds=self.cache.needs_early_flush(),
+            ):
                 await self.flush_and_commit(stop)
         await self.flush_and_commit(stop, final=True)
 

@@ -23,14 +23,11 @@ K8S = ROOT / "deploy" / "k8s"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
 
-# Settings proposed for metrics and health, with their defaults, until Settings has them.
-PROPOSED = {"metrics_host": "127.0.0.1", "ingest_metrics_port": 9464, "exporter_metrics_port": 9465}
 SERVICES = ("ingest", "exporter")
 
 
 def setting_default(name: str) -> Any:
-    field = Settings.model_fields.get(name)
-    return field.default if field is not None else PROPOSED[name]
+    return Settings.model_fields[name].default
 
 
 def metrics_port(service: str) -> int:
@@ -38,15 +35,14 @@ def metrics_port(service: str) -> int:
 
 
 def assert_usage_variables(env: dict[str, Any], where: str) -> None:
-    """Every USAGE_ name is a setting (or a proposed one) and its value is valid for it."""
-    known = set(Settings.model_fields) | set(PROPOSED)
+    """Every USAGE_ name is a setting and its value is valid for it."""
+    known = set(Settings.model_fields)
     values = {}
     for name, value in env.items():
         assert name.startswith("USAGE_"), f"{where}: {name}"
         field = name.removeprefix("USAGE_").lower()
         assert field in known, f"{where}: {name} is not a setting"
-        if field in Settings.model_fields:
-            values[field] = value
+        values[field] = value
     Settings.model_validate(values)  # raises on a value the service would refuse
 
 

@@ -100,3 +100,19 @@ def test_money_is_exact_in_pico_dollars() -> None:
     assert to_pico(0.1) + to_pico(0.2) == to_pico(0.3)
     assert to_pico(1234.567890123) == 1_234_567_890_123_000
     assert to_pico(0) == 0
+
+
+def test_flush_cadence_follows_freshness_when_caught_up_and_batches_in_a_backlog() -> None:
+    from services.ingest.worker import flush_due
+    from shared.settings import Settings
+
+    settings = Settings(
+        ingest_flush_interval_s=2, ingest_backlog_flush_interval_s=10, ingest_max_pending_facts=1000
+    )
+    common = {"pending_facts": 10, "over_bounds": False}
+    assert not flush_due(settings, elapsed_s=1.9, backlog=False, **common)
+    assert flush_due(settings, elapsed_s=2.0, backlog=False, **common)
+    assert not flush_due(settings, elapsed_s=9.9, backlog=True, **common)
+    assert flush_due(settings, elapsed_s=10.0, backlog=True, **common)
+    assert flush_due(settings, elapsed_s=0.1, backlog=True, pending_facts=1000, over_bounds=False)
+    assert flush_due(settings, elapsed_s=0.1, backlog=True, pending_facts=0, over_bounds=True)
