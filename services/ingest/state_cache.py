@@ -183,13 +183,18 @@ class StateCache:
     def evict(self) -> int:
         """Drop least-recently-used clean states while over the bounds."""
         evicted = 0
+        entries = len(self.days) + len(self.dims)
+        weight = self.weight  # kept up to date below: recomputing it per key is quadratic
         tables: tuple[OrderedDict[Any, Any], ...] = (self.days, self.dims)
         for table in tables:
             for key in list(table):
-                if not self._over_bounds():
+                if entries <= self._max_entries and weight <= self._max_weight:
                     return evicted
-                if not table[key].dirty:
+                state = table[key]
+                if not state.dirty:
                     del table[key]
+                    entries -= 1
+                    weight -= state.weight
                     evicted += 1
         return evicted
 
