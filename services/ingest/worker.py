@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
@@ -148,6 +149,7 @@ class IngestWorker:
         )
         facts: defaultdict[tuple[str, date], list[Fact]] = defaultdict(list)
         updates: defaultdict[tuple[str, str], list[DimensionUpdate]] = defaultdict(list)
+        positions: dict[TopicPartition, int] = {}
         for tp, records in batch.items():
             for record in records:
                 self.stats.consumed += 1
@@ -166,9 +168,8 @@ class IngestWorker:
                     updates[(result.org_id, kind)].append(
                         (entity, occurred_ms(dimension), result.event_id, attributes)
                     )
-            self._positions[tp] = records[-1].offset + 1
-        await self.cache.ensure_days(facts)
-        await self.cache.ensure_dims(updates)
+            positions[tp] = records[-1].offset + 1
+        await self._load(facts, updates)
         applied_before, duplicates_before = self.stats.applied, self.stats.duplicates
         for key, day_facts in facts.items():
             state = self.cache.day(key)
@@ -184,11 +185,30 @@ class IngestWorker:
                     self.stats.applied += 1
                 else:
                     self.stats.duplicates += 1
+        # Only now may a commit cover these records: a rebalance callback can run while
+        # the states load, and committing records not yet applied could lose them.
+        self._positions.update(positions)
         if self._metrics is not None:
             self._metrics.events_consumed.inc(sum(len(records) for records in batch.values()))
             self._metrics.events_applied.inc(self.stats.applied - applied_before)
             self._metrics.events_duplicated.inc(self.stats.duplicates - duplicates_before)
             self._report_lag(batch)
+
+    async def _load(
+        self, facts: Iterable[tuple[str, date]], updates: Iterable[tuple[str, str]]
+    ) -> None:
+        """Load the states a batch touches; while the store is down, wait and retry (the
+        batch is held, nothing is committed, fetching pauses)."""
+        delay = self._settings.s3_retry_base_s
+        while True:
+            try:
+                await self.cache.ensure_days(facts)
+                await self.cache.ensure_dims(updates)
+                return
+            except RetriableError as exc:
+                log.warning("cannot load state (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._settings.s3_retry_max_s)
 
     def _report_lag(self, batch: dict[TopicPartition, list[Any]]) -> None:
         assert self._metrics is not None
