@@ -52,6 +52,16 @@ class IngestStats:
     committed: dict[TopicPartition, int] = field(default_factory=dict)
 
 
+@dataclass
+class _DeadLetter:
+    """A dead letter until the broker acknowledged it (kept to send it again)."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    future: asyncio.Future[Any] | None = None
+
+
 def to_fact(event: UsageEvent) -> Fact | None:
     if isinstance(event, MessageEvent):
         return fact_from_message(event)
@@ -114,7 +124,7 @@ class IngestWorker:
         self.stats = IngestStats()
         self._metrics = metrics
         self._positions: dict[TopicPartition, int] = {}
-        self._dead_letters: list[asyncio.Future[Any]] = []
+        self._dead_letters: list[_DeadLetter] = []
         self._flush_lock = asyncio.Lock()
         self._last_flush = time.monotonic()
 
@@ -230,15 +240,33 @@ class IngestWorker:
             offset=record.offset,
             original_size=size,
         )
-        self._dead_letters.append(
-            await send_dead_letter(
-                self._producer,
-                self._settings.topic_events_dlq,
-                key=record.key,
-                value=record.value,
-                headers=headers,
-            )
+        letter = _DeadLetter(key=record.key, value=record.value, headers=headers)
+        letter.future = await self._send_dead_letter(letter)
+        self._dead_letters.append(letter)
+
+    async def _send_dead_letter(self, letter: _DeadLetter) -> asyncio.Future[Any]:
+        return await send_dead_letter(
+            self._producer,
+            self._settings.topic_events_dlq,
+            key=letter.key,
+            value=letter.value,
+            headers=letter.headers,
         )
+
+    async def _dead_letters_acknowledged(self) -> None:
+        """Wait until the broker has every dead letter; send again what it refused."""
+        for letter in self._dead_letters:
+            while True:
+                assert letter.future is not None
+                try:
+                    await letter.future
+                    break
+                except KafkaError:
+                    # A failed send does not retry by itself: queue it again, then let the
+                    # caller's backoff decide when to look again.
+                    letter.future = await self._send_dead_letter(letter)
+                    raise
+        self._dead_letters = []
 
     # ---- durability, then commit ------------------------------------------------------------
     async def flush_and_commit(
@@ -258,9 +286,7 @@ class IngestWorker:
         delay = self._settings.s3_retry_base_s
         while True:
             try:
-                if self._dead_letters:
-                    await asyncio.gather(*self._dead_letters)
-                    self._dead_letters = []
+                await self._dead_letters_acknowledged()
                 if self.cache.dirty:
                     report = await self.cache.flush()
                     self.stats.flushes += 1

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
+import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaTimeoutError
 
 from services.ingest.worker import IngestWorker
 from shared.settings import Settings
@@ -79,3 +82,43 @@ async def test_a_rebalance_while_a_batch_loads_commits_only_what_was_applied() -
     assert seen_while_loading == [[]], "nothing of the loading batch may be committed"
     assert worker.cache.days[("ws-1", date(2026, 11, 1))].event_ids == {f"e{n}" for n in range(5)}
     assert worker._positions == {TP: 5}
+
+
+class FlakyProducer:
+    """The first send's acknowledgement fails; later ones succeed."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes | None] = []
+
+    async def send(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
+    ) -> asyncio.Future[Any]:
+        self.sent.append(value)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if len(self.sent) == 1:
+            future.set_exception(KafkaTimeoutError())
+        else:
+            future.set_result("ack")
+        return future
+
+
+async def test_a_refused_dead_letter_is_sent_again_before_any_commit() -> None:
+    consumer = FakeConsumer()
+    producer = FlakyProducer()
+    worker = IngestWorker(
+        Settings(),
+        consumer=consumer,
+        producer=producer,  # type: ignore[arg-type]
+        store=None,
+    )  # type: ignore[arg-type]
+    await worker.process({TP: [Record(offset=0, value=b"not json")]})
+    with pytest.raises(KafkaTimeoutError):
+        await worker._dead_letters_acknowledged()
+    await worker._dead_letters_acknowledged()
+    assert producer.sent == [b"not json", b"not json"]
+    assert worker._dead_letters == []
