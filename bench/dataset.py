@@ -1,0 +1,108 @@
+"""A dataset for the export and replay benchmarks: simulated workspaces produced into a
+fresh topic and ingested by the real ingest service (a subprocess), which is then
+stopped."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench.consumers import ConsumerRun, run_service
+from bench.stack import new_tag, run_settings, workload_settings
+from bench.workload import Produced, produce_simulation
+from shared.settings import Settings
+from shared.simulation import SimConfig
+
+#: Share of message events among a workspace's valid events in the simulator (measured
+#: ~0.83); used to size ``events`` so that at least the asked number are messages.
+MESSAGE_SHARE = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceSpec:
+    """One simulated workspace (``org_id`` is ``{prefix}-0001``)."""
+
+    prefix: str
+    users: int
+    messages: int
+    seed: int
+    agents: int = 1_000
+    projects: int = 300
+    api_keys: int = 100
+    models: int = 20
+
+    @property
+    def org_id(self) -> str:
+        return f"{self.prefix}-0001"
+
+    def sim_config(self, now: datetime) -> SimConfig:
+        return SimConfig(
+            seed=self.seed,
+            orgs=1,
+            events=math.ceil(self.messages / MESSAGE_SHARE),
+            end=now,
+            users=self.users,
+            agents=self.agents,
+            projects=self.projects,
+            api_keys=self.api_keys,
+            models=self.models,
+            dup_rate=0.05,
+            late_rate=0.02,
+            org_prefix=self.prefix,
+        )
+
+
+@dataclass
+class Dataset:
+    settings: Settings  # the topic, buckets and groups holding the ingested data
+    produced: Produced
+    ingest: ConsumerRun
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "workload": self.produced.as_dict(),
+            "events_per_s": self.ingest.events_per_s,
+            "ingest_consume_s": self.ingest.consume_s,
+            "ingest_peak_rss_mb": self.ingest.peak_rss_mb,
+            "ingest_error": self.ingest.error,
+        }
+
+
+async def build_dataset(
+    base: Settings,
+    workspaces: list[WorkspaceSpec],
+    *,
+    now: datetime,
+    work_dir: Path,
+    say: Callable[[str], None],
+    timeout_s: float = 7200.0,
+) -> Dataset:
+    workload = await workload_settings(base, new_tag("d"))
+    configs = [spec.sim_config(now) for spec in workspaces]
+    say(
+        "producing "
+        + ", ".join(f"{spec.org_id} ({spec.users:,} users, ≥{spec.messages:,} messages)"
+                    for spec in workspaces)
+        + " ..."
+    )  # fmt: skip
+    produced = await produce_simulation(workload, configs, now=now)
+    say(f"produced {produced.records:,} records in {produced.seconds:.0f} s; ingesting ...")
+    settings = await run_settings(workload, new_tag("x"))
+    ingest = await run_service(
+        settings,
+        produced.ends,
+        produced.records,
+        work_dir / f"dataset-ingest-{settings.ingest_group}.log",
+        timeout_s=timeout_s,
+    )
+    if ingest.error is not None:
+        raise RuntimeError(f"ingesting the dataset failed: {ingest.error}")
+    say(
+        f"ingested at {ingest.events_per_s or 0:,.0f} events/s "
+        f"(peak RSS {ingest.peak_rss_mb or 0:.0f} MB)"
+    )
+    return Dataset(settings=settings, produced=produced, ingest=ingest)
