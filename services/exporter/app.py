@@ -32,7 +32,8 @@ async def run_exporter(
     """Answer export requests until ``stop`` is set; then finish those in flight and return."""
     registry = new_registry("exporter")
     metrics = ExporterMetrics(registry)
-    consumer = make_consumer(settings, group_id=settings.exporter_group)
+    # Requests are few and latency counts: do not let an empty fetch wait 500 ms.
+    consumer = make_consumer(settings, group_id=settings.exporter_group, fetch_max_wait_ms=50)
     producer = make_producer(settings)
     aggregates = ObjectStore(settings, settings.aggregates_bucket)
     exports = ObjectStore(settings, settings.exports_bucket)
