@@ -23,9 +23,16 @@ from pydantic import (
 
 from shared.contracts.ids import EntityId, EventId
 
-Count = Annotated[int, Field(strict=True, ge=0)]
-Requests = Annotated[int, Field(strict=True, ge=1)]
-Amount = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+# Upper bounds: state is stored as 64-bit integers (money in nano-dollars), so every
+# accepted event — and a day's sums of thousands of them — must fit. They are far above
+# any real model call.
+MAX_TOKENS = 10**9
+MAX_REQUESTS = 10**6
+MAX_USD = 10**6
+
+Count = Annotated[int, Field(strict=True, ge=0, le=MAX_TOKENS)]
+Requests = Annotated[int, Field(strict=True, ge=1, le=MAX_REQUESTS)]
+Amount = Annotated[float, Field(strict=True, ge=0, le=MAX_USD, allow_inf_nan=False)]
 
 
 def _rfc3339_text(value: object) -> object:

@@ -22,7 +22,7 @@ from shared.contracts.events import (
     WorkspaceSettings,
     epoch_ms,
 )
-from shared.domain.facts import to_pico
+from shared.domain.facts import to_nano
 
 #: Versions are [occurred_ms, event_id, attributes].
 Version = list[Any]
@@ -103,7 +103,7 @@ def dimension_update(event: DimensionEvent) -> tuple[str, str, dict[str, Any]]:
     """(kind, entity id, attributes) of a dimension event."""
     if isinstance(event, UserUpserted):
         joined = event.joined_at.isoformat()[:10] if event.joined_at is not None else ""
-        limit = None if event.payg_limit is None else to_pico(event.payg_limit)
+        limit = None if event.payg_limit is None else to_nano(event.payg_limit)
         return (
             "users",
             event.user_id,

@@ -7,8 +7,8 @@ detail the exporter folds for the partial days at a window's two ends. Keeping f
 rather than pre-bucketed quarter hours costs about the same space and lets the
 exporter honour any window exactly.
 
-Money is held as integer pico-dollars (1e-12 USD) so sums are exact and associative;
-amounts with more than 12 decimals are rounded half-even on ingest.
+Money is held as integer nano-dollars (1e-9 USD) so sums are exact and associative;
+amounts with more than 9 decimals are rounded half-even on ingest.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from shared.contracts.events import (
     epoch_ms,
 )
 
-PICO: Final = 10**12
+NANO: Final = 10**9
 
 MESSAGE: Final = "m"
 API_REQUEST: Final = "a"
@@ -35,22 +35,22 @@ KIND, EVENT_ID, TS = 0, 1, 2
 
 # message: (m, event_id, ts_ms, user, assistant|None, project|None, conversation|None,
 #           model, provider, byok, deployment, source, actions, requests,
-#           prompt, completion, cached, creation, cost_pico)
+#           prompt, completion, cached, creation, cost_nano)
 # api_request: (a, event_id, ts_ms, api_key, model, provider, byok, deployment, source,
-#               requests, prompt, completion, cached, creation, cost_pico)
-# payg: (p, event_id, ts_ms, user, amount_pico)
+#               requests, prompt, completion, cached, creation, cost_nano)
+# payg: (p, event_id, ts_ms, user, amount_nano)
 Fact = tuple[Any, ...]
 
 
-def to_pico(amount: float) -> int:
-    """Exact pico-dollars of a JSON number (via its shortest decimal representation)."""
+def to_nano(amount: float) -> int:
+    """Exact nano-dollars of a JSON number (via its shortest decimal representation)."""
     if amount == 0:
         return 0
-    return int(Decimal(repr(amount)).scaleb(12).to_integral_value())
+    return int(Decimal(repr(amount)).scaleb(9).to_integral_value())
 
 
-def pico_to_decimal(value: int) -> Decimal:
-    return Decimal(value).scaleb(-12)
+def nano_to_decimal(value: int) -> Decimal:
+    return Decimal(value).scaleb(-9)
 
 
 def fact_from_message(event: MessageEvent) -> Fact:
@@ -75,7 +75,7 @@ def fact_from_message(event: MessageEvent) -> Fact:
         usage.completion_tokens,
         usage.cached_prompt_tokens,
         usage.cache_creation_tokens,
-        to_pico(usage.cost_usd),
+        to_nano(usage.cost_usd),
     )
 
 
@@ -96,12 +96,12 @@ def fact_from_api_request(event: ApiRequestEvent) -> Fact:
         usage.completion_tokens,
         usage.cached_prompt_tokens,
         usage.cache_creation_tokens,
-        to_pico(usage.cost_usd),
+        to_nano(usage.cost_usd),
     )
 
 
 def fact_from_payg(event: PaygConsumption) -> Fact:
-    return (PAYG, event.event_id, epoch_ms(event.occurred_at), event.user_id, to_pico(event.amount))
+    return (PAYG, event.event_id, epoch_ms(event.occurred_at), event.user_id, to_nano(event.amount))
 
 
 def encode_facts(facts: list[Fact]) -> bytes:

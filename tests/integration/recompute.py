@@ -1,5 +1,5 @@
 """A plain recomputation of per-day figures straight from raw events, written separately
-from the fold so the two can be compared (integer pico-dollars via Decimal text)."""
+from the fold so the two can be compared (integer nano-dollars via Decimal text)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import orjson
 from shared.simulation import SimRecord
 
 
-def _pico(value: Any) -> int:
-    return int(Decimal(repr(float(value))) * 10**12)
+def _nano(value: Any) -> int:
+    return int(Decimal(repr(float(value))) * 10**9)
 
 
 def _day(occurred_at: str) -> date:
@@ -68,10 +68,10 @@ def expected_days(records: list[SimRecord]) -> dict[tuple[str, date], dict[str, 
             figures.requests_by_model[event["model"]] += event.get("requests", 1)
         elif kind == "api_request":
             figures.requests_by_key[event["api_key_id"]] += event.get("requests", 1)
-            figures.cost_by_key[event["api_key_id"]] += _pico(usage.get("cost_usd", 0))
+            figures.cost_by_key[event["api_key_id"]] += _nano(usage.get("cost_usd", 0))
             figures.requests_by_model[event["model"]] += event.get("requests", 1)
         else:
-            figures.payg_by_user[event["user_id"]] += _pico(event["amount"])
+            figures.payg_by_user[event["user_id"]] += _nano(event["amount"])
     return {key: figures.normalised() for key, figures in days.items()}
 
 

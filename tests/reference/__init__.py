@@ -31,7 +31,9 @@ Decisions where the contract is silent (numbered; the code cites them):
    ``requests`` ≥ 1, tokens ≥ 0; money is any finite JSON number ≥ 0 (``payg_limit``
    too). ``cached_prompt_tokens + cache_creation_tokens > prompt_tokens`` is invalid,
    since ``prompt_tokens`` includes both (§2) and ``no_cache_tokens`` would go negative.
-   Text fields must be strings. ``model`` and ``provider`` are required and non-empty
+   Upper bounds, so every accepted event and a day's sums stay storable as 64-bit
+   integers: tokens ≤ 10⁹, ``requests`` ≤ 10⁶, money ≤ 10⁶ USD. Text fields must be
+   strings. ``model`` and ``provider`` are required and non-empty
    on calls (the contract gives them no default), else the event is invalid.
 5. ``occurred_at``: ``YYYY-MM-DDTHH:MM:SS[.fraction](Z|±hh:mm)`` (``t``/``z`` accepted),
    fraction truncated to microseconds. Valid iff ``oldest ≤ occurred_at ≤ valid_at +

@@ -203,7 +203,16 @@ def _bool(event: dict[str, Any], name: str, default: bool) -> bool:
     return value
 
 
-def _int(mapping: dict[str, Any], name: str, default: int, minimum: int) -> int:
+# Upper bounds (decision 4): every accepted event, and a day's sums of many, must be
+# storable as 64-bit integers.
+MAX_TOKENS = 10**9
+MAX_REQUESTS = 10**6
+MAX_USD = 10**6
+
+
+def _int(
+    mapping: dict[str, Any], name: str, default: int, minimum: int, maximum: int = MAX_TOKENS
+) -> int:
     value = mapping.get(name)
     if value is None:
         return default
@@ -211,6 +220,8 @@ def _int(mapping: dict[str, Any], name: str, default: int, minimum: int) -> int:
         raise Invalid(f"{name} must be an integer")
     if value < minimum:
         raise Invalid(f"{name} must be >= {minimum}")
+    if value > maximum:
+        raise Invalid(f"{name} must be <= {maximum}")
     return value
 
 
@@ -223,6 +234,8 @@ def _money(mapping: dict[str, Any], exact: dict[str, Any] | None, name: str) -> 
         raise Invalid(f"{name} must be a number")
     if not math.isfinite(value) or value < 0:
         raise Invalid(f"{name} must be a finite number >= 0")
+    if value > MAX_USD:
+        raise Invalid(f"{name} must be <= {MAX_USD}")
     text_value = exact.get(name) if exact is not None else None
     if isinstance(text_value, Decimal | int) and not isinstance(text_value, bool):
         amount = Decimal(text_value)
@@ -269,7 +282,7 @@ def _call(event: dict[str, Any], exact: dict[str, Any] | None, head: dict[str, A
         deployment=_optional_text(event, "deployment") or "",
         source=_text(event, "source", "WEB" if is_message else "API").upper(),
         actions=frozenset(actions_value),
-        requests=_int(event, "requests", 1, 1),
+        requests=_int(event, "requests", 1, 1, MAX_REQUESTS),
         prompt=prompt,
         completion=completion,
         cached=cached,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from shared.contracts.events import usage_event_adapter
 from shared.domain.dimensions import DimensionHistory, dimension_update
-from shared.domain.facts import PICO
+from shared.domain.facts import NANO
 
 
 def test_as_of_takes_latest_before_the_end_else_earliest() -> None:
@@ -50,7 +50,7 @@ def test_user_upsert_attributes() -> None:
     assert (kind, entity) == ("users", "u1")
     assert attributes["name"] == ""
     assert attributes["joined_at"] == "2025-06-30"
-    assert attributes["payg_limit"] == 12 * PICO + PICO // 2
+    assert attributes["payg_limit"] == 12 * NANO + NANO // 2
     assert attributes["deleted"] is False
     settings = usage_event_adapter.validate_json(
         b'{"event_id":"e2","type":"workspace_settings","org_id":"ws-1",'

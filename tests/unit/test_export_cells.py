@@ -5,24 +5,24 @@ from __future__ import annotations
 import pytest
 
 from shared.domain.export import cells
-from shared.domain.facts import PICO
+from shared.domain.facts import NANO
 
 
 @pytest.mark.parametrize(
-    ("pico", "text"),
+    ("nano", "text"),
     [
         (0, "0.000000"),
-        (PICO, "1.000000"),
-        (1_234_567_500_000, "1.234568"),  # ...7.5 micro-dollars: half-even rounds up to 8
-        (1_234_566_500_000, "1.234566"),  # ...6.5: half-even keeps the even 6
-        (1_234_566_500_001, "1.234567"),  # just above the half
+        (NANO, "1.000000"),
+        (1_234_567_500, "1.234568"),  # ...7.5 micro-dollars: half-even rounds up to 8
+        (1_234_566_500, "1.234566"),  # ...6.5: half-even keeps the even 6
+        (1_234_566_501, "1.234567"),  # just above the half
         (123, "0.000000"),
-        (10**30, "1000000000000000000.000000"),  # plain notation, never 1E+18
+        (10**27, "1000000000000000000.000000"),  # plain notation, never 1E+18
         (None, ""),
     ],
 )
-def test_money_has_six_decimals_half_even(pico: int | None, text: str) -> None:
-    assert cells.money(pico) == text
+def test_money_has_six_decimals_half_even(nano: int | None, text: str) -> None:
+    assert cells.money(nano) == text
 
 
 @pytest.mark.parametrize(
@@ -34,7 +34,7 @@ def test_money_has_six_decimals_half_even(pico: int | None, text: str) -> None:
         (1, 8, 1, "0.12"),  # 0.125: half-even
         (3, 8, 1, "0.38"),  # 0.375: half-even
         (1, 0, 1, ""),  # a ratio over zero is undefined
-        (25 * PICO, 100 * PICO, 100, "25.00"),
+        (25 * NANO, 100 * NANO, 100, "25.00"),
         (0, 7, 100, "0.00"),
     ],
 )

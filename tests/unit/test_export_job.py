@@ -4,6 +4,7 @@ conditional writes); the aggregates are written by ingest's own storage code."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
@@ -16,7 +17,7 @@ from services.exporter.export_job import Exporter
 from services.exporter.request_validation import ReadableRequest, read_request
 from shared.adapters.s3 import ObjectStore, StoredObject
 from shared.domain.dimensions import SETTINGS_ENTITY
-from shared.domain.facts import MESSAGE, PICO, Fact
+from shared.domain.facts import MESSAGE, NANO, Fact
 from shared.domain.window import day_start_ms
 from shared.errors import PreconditionFailed, StoreUnavailable
 from shared.settings import Settings
@@ -121,7 +122,7 @@ def message(user: str, at_ms: int, model: str = "gpt-4.1") -> Fact:
         5,
         0,
         0,
-        PICO,
+        NANO,
     )
 
 
@@ -286,6 +287,22 @@ async def test_store_unavailable_past_the_deadline_is_503(monkeypatch: pytest.Mo
     store.fail = None  # the store is back: the same request id now succeeds
     await seed(store)
     assert (await exporter(store).answer(readable())).success
+
+
+class HangingStore(MemoryStore):
+    """A store that accepts connections and never answers (a partition, a hung gateway):
+    no call fails before the client's own timeouts, which outlast the deadline."""
+
+    async def get(self, key: str) -> StoredObject | None:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_store_that_never_answers_is_503_at_the_deadline() -> None:
+    completion = await exporter(HangingStore(), export_deadline_s=0.3).answer(readable())
+    assert completion.error is not None
+    assert completion.error.status == 503
+    assert "object store" in completion.error.message
 
 
 async def test_unexpected_errors_are_500_after_retries(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,7 @@ from shared.domain.aggregate import Aggregate
 from shared.domain.dimensions import DimensionHistory
 from shared.domain.export.context import ExportInputs, WorkspaceOptions
 from shared.domain.export.table import build_table
-from shared.domain.facts import API_REQUEST, MESSAGE, PAYG, PICO, Fact
+from shared.domain.facts import API_REQUEST, MESSAGE, NANO, PAYG, Fact
 
 END = 1_000_000  # the window's end (exclusive), in ms
 _ids = iter(range(1_000_000))
@@ -52,7 +52,7 @@ def message(
         completion,
         cached,
         creation,
-        round(cost * PICO),
+        round(cost * NANO),
     )
 
 
@@ -80,12 +80,12 @@ def api_request(
         50,
         10,
         0,
-        round(cost * PICO),
+        round(cost * NANO),
     )
 
 
 def payg(user: str, amount: float) -> Fact:
-    return (PAYG, f"e{next(_ids)}", 500, user, round(amount * PICO))
+    return (PAYG, f"e{next(_ids)}", 500, user, round(amount * NANO))
 
 
 def history(*versions: tuple[str, int, dict[str, Any]]) -> DimensionHistory:
@@ -124,7 +124,7 @@ def export(
 
 
 USERS = history(
-    ("u1", 10, {"name": "Old Name", "role": "member", "payg_limit": 100 * PICO}),
+    ("u1", 10, {"name": "Old Name", "role": "member", "payg_limit": 100 * NANO}),
     ("u1", END + 1, {"name": "Renamed after the end", "role": "admin"}),
     ("u2", 10, {"name": "Bea"}),
     ("u4", 10, {"name": "Idle", "joined_at": "2025-05-01"}),

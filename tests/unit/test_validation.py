@@ -9,7 +9,7 @@ import pytest
 
 from services.ingest.validation import AcceptedRange, Rejected, validate_record
 from shared.contracts.events import MessageEvent
-from shared.domain.facts import PICO, fact_from_message, to_pico
+from shared.domain.facts import NANO, fact_from_message, to_nano
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 RANGE = AcceptedRange.at(NOW)
@@ -44,7 +44,7 @@ def test_valid_message_becomes_a_normalised_fact() -> None:
     fact = fact_from_message(event)
     assert fact[11] == "SLACK"  # source upper-cased
     assert fact[12] == ["canvas"]  # an action counts once per message
-    assert fact[-1] == 123 * PICO // 1_000_000
+    assert fact[-1] == 123 * NANO // 1_000_000
     assert fact[2] == int(datetime(2026, 11, 1, 4, 30, tzinfo=UTC).timestamp() * 1000)
 
 
@@ -64,6 +64,9 @@ def test_valid_message_becomes_a_normalised_fact() -> None:
         (message(usage={"prompt_tokens": "12"}), "invalid_event"),
         (message(usage={"prompt_tokens": 10, "cached_prompt_tokens": 11}), "invalid_event"),
         (message(requests=0), "invalid_event"),
+        (message(requests=10**6 + 1), "invalid_event"),
+        (message(usage={"prompt_tokens": 10**9 + 1}), "invalid_event"),
+        (message(usage={"cost_usd": 1e6 + 1}), "invalid_event"),
         (message(byok="yes"), "invalid_event"),
         (message(occurred_at="2025-10-01T00:00:00Z"), "too_old"),
         (message(occurred_at=(NOW + timedelta(hours=25)).isoformat()), "too_far_in_future"),
@@ -96,10 +99,12 @@ def test_events_just_inside_the_range_are_accepted() -> None:
     )
 
 
-def test_money_is_exact_in_pico_dollars() -> None:
-    assert to_pico(0.1) + to_pico(0.2) == to_pico(0.3)
-    assert to_pico(1234.567890123) == 1_234_567_890_123_000
-    assert to_pico(0) == 0
+def test_money_is_exact_in_nano_dollars() -> None:
+    assert to_nano(0.1) + to_nano(0.2) == to_nano(0.3)
+    assert to_nano(1234.567890123) == 1_234_567_890_123
+    assert to_nano(0.0000000015) == 2  # past 9 decimals: half-even
+    assert to_nano(0.0000000025) == 2
+    assert to_nano(0) == 0
 
 
 def test_flush_cadence_follows_freshness_when_caught_up_and_batches_in_a_backlog() -> None:

@@ -11,7 +11,7 @@ Decisions where the contract is silent (they match ``tests/reference``):
 * Agents' ``active_users``: senders whose latest upsert before the end is not a
   deletion; a sender without any upsert before the end counts as active.
 * Values: money to 6 decimals and averages/percentages to 2, half-even, applied once to
-  the exact value (money is exact integer pico-dollars until then); money always shows
+  the exact value (money is exact integer nano-dollars until then); money always shows
   its 6 decimals. Empty cells: avg/min/max over no messages, ``messages_per_user`` with
   no active user, ``payg_limit_current`` without a limit, the utilisation without a
   limit or with a limit of 0. Sums over nothing are ``0`` / ``0.000000``.

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Final
 
-from shared.domain.facts import pico_to_decimal
+from shared.domain.facts import nano_to_decimal
 
 # Wide enough that no product or quotient of our figures is ever rounded before the end.
 _EXACT: Final = Context(prec=80, rounding=ROUND_HALF_EVEN)
@@ -30,11 +30,11 @@ def optional_integer(value: int | None) -> str:
     return "" if value is None else str(value)
 
 
-def money(pico: int | None) -> str:
+def money(nano: int | None) -> str:
     """Pico-dollars as USD with 6 decimals, plain notation, half-even; None is empty."""
-    if pico is None:
+    if nano is None:
         return ""
-    rounded = pico_to_decimal(pico).quantize(_MICRO, rounding=ROUND_HALF_EVEN, context=_EXACT)
+    rounded = nano_to_decimal(nano).quantize(_MICRO, rounding=ROUND_HALF_EVEN, context=_EXACT)
     return format(rounded, "f")
 
 
