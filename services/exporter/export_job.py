@@ -4,7 +4,9 @@
 completion. Transient failures (the store unavailable, a lost race on a record) are
 retried with backoff until the request's deadline (``export_deadline_s``, counted from
 when this process starts working on it); past it the answer is 503 when the object store
-is what kept failing, else 500. An unexpected error is retried a few times, then 500.
+kept failing or never answered (every wait of an export is a store call, so a deadline
+reached with no failure seen means a store call hung), else 500 (the last failure was an
+unexpected error or a lost race). An unexpected error is retried a few times, then 500.
 
 The request's record (``idempotency``) pins the instant the request was first seen, so
 every delivery resolves the same window; a request with a recorded outcome is answered
@@ -88,6 +90,13 @@ class Exporter:
                 outcome = Outcome(
                     503,
                     f"the object store stayed unavailable for {deadline:g} s; {_RETRY_LATER}",
+                )
+            elif attempts.last_error is None:
+                # Still in its first attempt: waiting on a store call that never answered
+                # (a hung or partitioned store), before the client's own timeouts fired.
+                outcome = Outcome(
+                    503,
+                    f"the object store did not answer within {deadline:g} s; {_RETRY_LATER}",
                 )
             else:
                 outcome = Outcome(

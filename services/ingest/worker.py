@@ -179,25 +179,29 @@ class IngestWorker:
                         (entity, occurred_ms(dimension), result.event_id, attributes)
                     )
             positions[tp] = records[-1].offset + 1
-        await self._load(facts, updates)
-        applied_before, duplicates_before = self.stats.applied, self.stats.duplicates
-        for key, day_facts in facts.items():
-            state = self.cache.day(key)
-            for fact in day_facts:
-                if state.apply(fact):
-                    self.stats.applied += 1
-                else:
-                    self.stats.duplicates += 1
-        for dims_key, dims_updates in updates.items():
-            dims = self.cache.dims_state(dims_key)
-            for update in dims_updates:
-                if dims.apply(update):
-                    self.stats.applied += 1
-                else:
-                    self.stats.duplicates += 1
-        # Only now may a commit cover these records: a rebalance callback can run while
-        # the states load, and committing records not yet applied could lose them.
-        self._positions.update(positions)
+        # Load, apply and advance the positions under the flush lock: the revoke callback
+        # (flush, commit, forget clean states) runs on the coordinator's task and would
+        # otherwise forget the states this batch has just loaded, mid-batch.
+        async with self._flush_lock:
+            await self._load(facts, updates)
+            applied_before, duplicates_before = self.stats.applied, self.stats.duplicates
+            for key, day_facts in facts.items():
+                state = self.cache.day(key)
+                for fact in day_facts:
+                    if state.apply(fact):
+                        self.stats.applied += 1
+                    else:
+                        self.stats.duplicates += 1
+            for dims_key, dims_updates in updates.items():
+                dims = self.cache.dims_state(dims_key)
+                for update in dims_updates:
+                    if dims.apply(update):
+                        self.stats.applied += 1
+                    else:
+                        self.stats.duplicates += 1
+            # Only now may a commit cover these records: a rebalance callback can run while
+            # the states load, and committing records not yet applied could lose them.
+            self._positions.update(positions)
         if self._metrics is not None:
             self._metrics.events_consumed.inc(sum(len(records) for records in batch.values()))
             self._metrics.events_applied.inc(self.stats.applied - applied_before)

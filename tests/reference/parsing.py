@@ -367,7 +367,7 @@ def parse_event(raw: bytes | dict[str, Any], *, valid_at: datetime) -> Record:
     if not isinstance(event_id, str) or _EVENT_ID.fullmatch(event_id) is None:
         raise Invalid("event_id is missing or not 1-128 chars of [A-Za-z0-9._:-]")
     kind = event.get("type")
-    if kind not in EVENT_TYPES:
+    if not isinstance(kind, str) or kind not in EVENT_TYPES:  # a list or object is no type
         raise Invalid("unknown type")
     org_id = _entity_id(event, "org_id", required=True)
     at = parse_timestamp(event.get("occurred_at"))

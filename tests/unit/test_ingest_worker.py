@@ -63,13 +63,16 @@ async def test_a_rebalance_while_a_batch_loads_commits_only_what_was_applied() -
         clock=lambda: datetime(2026, 11, 22, tzinfo=UTC),
     )  # type: ignore[arg-type]
     seen_while_loading: list[list[dict[TopicPartition, int]]] = []
+    callbacks: list[asyncio.Task[None]] = []
 
     async def ensure_days(wanted: Any) -> None:
         from shared.storage.days import DayState
 
         for org, day in wanted:
             worker.cache.days[(org, day)] = DayState(org_id=org, day=day)
-        await worker.flush_and_commit()  # the revoke callback runs here, mid-load
+        # The revoke callback runs on the coordinator's task, here mid-load.
+        callbacks.append(asyncio.create_task(worker.flush_and_commit()))
+        await asyncio.wait(callbacks, timeout=0.2)
         seen_while_loading.append(list(consumer.commits))
 
     async def nothing_to_flush() -> Any:
@@ -78,6 +81,8 @@ async def test_a_rebalance_while_a_batch_loads_commits_only_what_was_applied() -
     worker.cache.ensure_days = ensure_days  # type: ignore[method-assign]
     worker.cache.flush = nothing_to_flush  # type: ignore[method-assign]
     await worker.process({TP: [Record(offset=n, value=message(n)) for n in range(5)]})
+    callbacks[0].cancel()  # it would flush the applied batch now; not this test's subject
+    await asyncio.gather(*callbacks, return_exceptions=True)
 
     assert seen_while_loading == [[]], "nothing of the loading batch may be committed"
     assert worker.cache.days[("ws-1", date(2026, 11, 1))].event_ids == {f"e{n}" for n in range(5)}

@@ -352,6 +352,7 @@ INVALID_CHANGES: list[dict[str, Any]] = [
     {"user_id": "u..1"},
     {"user_id": None},
     {"type": "click"},
+    {"type": ["message"]},  # unhashable: found by the fault suite's fuzzing
     {"occurred_at": "2026-04-02T10:00:00"},
     {"occurred_at": "2026-02-30T10:00:00Z"},
     {"occurred_at": "2025-11-18T23:59:59.999Z"},  # before the oldest accepted UTC day

@@ -1,0 +1,212 @@
+"""Scenario 5: the exporter SIGKILLed in the middle of an export; after a restart the request
+completes, with exactly one file, equal to the oracle's.
+
+The exporter reaches the store through the fault proxy, armed to freeze the connection
+that carries one chosen step of the export, so the kill lands exactly there:
+
+* ``reading``: the first read of the workspace's aggregates (request record written);
+* ``uploading``: the PUT of the CSV file (file not yet visible);
+* ``settling``: the request record's update with the outcome (file whole, not recorded);
+* ``answered``: right after the completion was published (offset perhaps not committed).
+
+The full version adds rounds of concurrent requests killed at random moments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.exporter.client import ExportClient, export_request
+from shared import codec
+from shared.adapters.s3 import ObjectStore
+from shared.domain.export.paths import request_record_key
+from shared.settings import Settings
+from tests.integration.conftest import FreshSettingsFactory
+from tests.integration.reliability.conftest import FiguresRecorder
+from tests.integration.reliability.exports import (
+    ExportTally,
+    compare,
+    csv_keys,
+    dataset_window,
+    expected_of,
+)
+from tests.integration.reliability.processes import ServiceFleet, ServiceProcess
+from tests.integration.reliability.proxy import FaultProxy
+from tests.integration.reliability.streams import Dataset, produce_paced, simulated
+from tests.integration.test_ingest import ingest_until_committed
+
+KILL_POINTS = ("reading", "uploading", "settling", "answered")
+
+
+@dataclass(frozen=True)
+class Size:
+    kill_points: tuple[str, ...]
+    random_rounds: int
+    requests_per_round: int
+    # A SIGKILLed member leaves the group only after its session times out: the short
+    # version shortens the wait (the exporter's loop is idle enough to heartbeat on time).
+    session_timeout_ms: int = 6_000
+
+
+SHORT = Size(
+    kill_points=("reading", "uploading", "settling"),
+    random_rounds=0,
+    requests_per_round=0,
+    session_timeout_ms=2_000,
+)
+FULL = Size(kill_points=KILL_POINTS, random_rounds=10, requests_per_round=10)
+
+
+def trigger_pattern(point: str, settings: Settings) -> re.Pattern[bytes] | None:
+    aggregates = re.escape(settings.aggregates_bucket.encode())
+    exports = re.escape(settings.exports_bucket.encode())
+    if point == "reading":
+        return re.compile(rb"GET /" + aggregates + rb"[/?]")
+    if point == "uploading":
+        return re.compile(rb"PUT /" + exports + rb"/[a-z-]+-usage/")
+    if point == "settling":
+        return re.compile(rb'"outcome":\{"status":200')
+    return None
+
+
+async def files_of(settings: Settings, request_id: str) -> list[str]:
+    return [key for key in await csv_keys(settings) if key.endswith(f"-{request_id[:8]}.csv")]
+
+
+async def recorded_outcome(settings: Settings, org_id: str, request_id: str) -> dict[str, Any]:
+    async with ObjectStore(settings, settings.exports_bucket) as store:
+        stored = await store.get(request_record_key(org_id, request_id))
+    assert stored is not None
+    outcome: dict[str, Any] = codec.loads(stored.body)["outcome"]
+    return outcome
+
+
+async def restart(
+    fleet: ServiceFleet, exporter: ServiceProcess, settings: Settings
+) -> ServiceProcess:
+    assert exporter.kill() == -9, exporter.log_tail()
+    return fleet.start("exporter", settings)
+
+
+async def ingested(settings: Settings) -> Dataset:
+    dataset = simulated(55, 5000, days=30, orgs=3)
+    ends = await produce_paced(settings, settings.topic_events, dataset.kafka_records)
+    await ingest_until_committed(settings, ends)
+    return dataset
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        pytest.param(SHORT, id="short"),
+        pytest.param(FULL, id="full", marks=[pytest.mark.soak, pytest.mark.timeout(3600)]),
+    ],
+)
+async def test_killed_exporter_completes_with_exactly_one_file(
+    make_fresh_settings: FreshSettingsFactory,
+    store_proxy: FaultProxy,
+    tmp_path: Path,
+    figures: FiguresRecorder,
+    size: Size,
+) -> None:
+    row = figures.row("5", "short" if size is SHORT else "full")
+    base = await make_fresh_settings()
+    dataset = await ingested(base)
+    row.events = len(dataset.records)
+    log = dataset.reference_log()
+    window = dataset_window(dataset)
+    settings = base.model_copy(
+        update={
+            "s3_endpoint": store_proxy.endpoint,
+            "kafka_session_timeout_ms": size.session_timeout_ms,
+            "kafka_heartbeat_interval_ms": min(1_000, size.session_timeout_ms // 4),
+        }
+    )
+    tally = ExportTally()
+    seed = random.SystemRandom().randrange(2**32)
+    row.details["seed"] = seed
+    rng = random.Random(seed)
+    answered: list[tuple[dict[str, Any], str]] = []
+    async with ServiceFleet(tmp_path) as fleet, ExportClient(settings) as client:
+        exporter = fleet.start("exporter", settings)
+        for index, point in enumerate(size.kill_points):
+            org = dataset.orgs[index % len(dataset.orgs)]
+            message = export_request(org, "users", window.from_date, window.to_date)
+            pattern = trigger_pattern(point, settings)
+            trigger = store_proxy.arm(pattern) if pattern is not None else None
+            await client.send(message)
+            if trigger is not None:
+                assert await trigger.wait(120), f"the exporter never reached {point}"
+            else:
+                first = await client.wait(message["request_id"], within_s=120)
+                assert first.success, first.error
+            exporter = await restart(fleet, exporter, settings)
+            row.faults += 1
+            store_proxy.release()
+            if trigger is not None:
+                completion = await client.wait(message["request_id"], within_s=180)
+            else:
+                completion = first
+                # A redelivery (if the offset was not committed) is answered from the record.
+                sentinel = export_request(org, "models", window.from_date, window.to_date)
+                answer = await client.request(sentinel, within_s=180)
+                await compare(
+                    tally, sentinel, answer, expected_of(log, sentinel, dataset.generated_at)
+                )
+                answered.append((sentinel, "sentinel"))
+            await compare(
+                tally, message, completion, expected_of(log, message, dataset.generated_at)
+            )
+            answered.append((message, point))
+
+        for _ in range(size.random_rounds):
+            orgs_types = [
+                (
+                    rng.choice(dataset.orgs),
+                    rng.choice(("users", "assistants", "api_keys", "models")),
+                )
+                for _ in range(size.requests_per_round)
+            ]
+            messages = [
+                export_request(org, kind, window.from_date, window.to_date)
+                for org, kind in orgs_types
+            ]
+            waiting = [asyncio.create_task(client.request(m, within_s=240)) for m in messages]
+            await asyncio.sleep(rng.uniform(0.0, 3.0))
+            exporter = await restart(fleet, exporter, settings)
+            row.faults += 1
+            for message, completion in zip(messages, await asyncio.gather(*waiting), strict=True):
+                await compare(
+                    tally, message, completion, expected_of(log, message, dataset.generated_at)
+                )
+                answered.append((message, "random"))
+        assert await exporter.terminate() == 0, exporter.log_tail()
+    row.fault_kinds = (
+        "SIGKILL at "
+        + ", ".join(size.kill_points)
+        + (f", {size.random_rounds} random" if size.random_rounds else "")
+    )
+    row.exports, row.lost, row.doubled = tally.exports, tally.lost, tally.doubled
+    tally.assert_exact()
+    assert tally.statuses.keys() == {200}
+
+    direct = base
+    duplicated = 0
+    for message, point in answered:
+        files = await files_of(direct, message["request_id"])
+        duplicated += max(0, len(files) - 1)
+        assert len(files) == 1, (point, files)
+        outcome = await recorded_outcome(direct, message["org_id"], message["request_id"])
+        assert outcome["status"] == 200
+        assert outcome["file"]["filePath"] == files[0]
+    row.details["extra_files"] = duplicated
+    row.details["requests"] = len(answered)
+    # No file without a request that owns it: every CSV is one of the answered ones.
+    assert len(await csv_keys(direct)) == len(answered)

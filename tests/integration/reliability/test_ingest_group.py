@@ -1,0 +1,183 @@
+"""Scenario 2: three ingest workers in one consumer group while events stream in; one is
+SIGKILLed, one is added, and one is frozen (SIGSTOP) past its session timeout and then
+thawed — a zombie that still believes it owns partitions that were given to others, and
+flushes and commits for them. Every rebalance is survived; the exports equal the oracle's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import FreshSettingsFactory
+from tests.integration.reliability.conftest import FiguresRecorder
+from tests.integration.reliability.exports import (
+    EXPORT_TYPES,
+    dataset_window,
+    exporter_in_process,
+    requests_for,
+    verify_exports,
+)
+from tests.integration.reliability.processes import ServiceFleet, ServiceProcess
+from tests.integration.reliability.streams import Progress, produce_paced, simulated
+from tests.integration.reliability.waiting import wait_committed_while_alive
+from tests.integration.test_ingest import assert_aggregates_match
+
+
+@dataclass(frozen=True)
+class Size:
+    events: int
+    orgs: int
+    duration_s: float  # production is spread over this long: longer than the faults take
+    days: float
+    session_timeout_ms: int = 6_000
+    export_types: tuple[str, ...] = EXPORT_TYPES
+
+
+SHORT = Size(
+    events=15_000,
+    orgs=12,
+    duration_s=40.0,
+    days=30.0,
+    session_timeout_ms=3_000,
+    export_types=("users", "api_keys"),
+)
+FULL = Size(events=300_000, orgs=24, duration_s=240.0, days=120.0)
+PARTITIONS = 6
+_PARTITION = re.compile(r"\('[^']+', (\d+)\)")
+
+
+def owned(process: ServiceProcess) -> set[int] | None:
+    """The partitions a worker's log says it owns now (None while it is rebalancing)."""
+    lines = [
+        line
+        for line in process.log_path.read_text(errors="replace").splitlines()
+        if '"msg":"assigned' in line or '"msg":"revoking' in line
+    ]
+    if not lines or '"msg":"revoking' in lines[-1]:
+        return None
+    return {int(number) for number in _PARTITION.findall(lines[-1])}
+
+
+async def stable(*workers: ServiceProcess, timeout_s: float = 120.0) -> dict[int, set[int]]:
+    """Wait until exactly ``workers`` share every partition, each owned once."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        for worker in workers:
+            worker.check_alive()
+        assignments = [owned(worker) for worker in workers]
+        if all(a for a in assignments):
+            shares = [a for a in assignments if a is not None]
+            if sum(len(a) for a in shares) == PARTITIONS and set().union(*shares) == set(
+                range(PARTITIONS)
+            ):
+                return {
+                    worker.pid or 0: share for worker, share in zip(workers, shares, strict=True)
+                }
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the group did not settle: {assignments}")
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        pytest.param(SHORT, id="short"),
+        pytest.param(FULL, id="300k", marks=[pytest.mark.soak, pytest.mark.timeout(3600)]),
+    ],
+)
+async def test_group_survives_kill_join_and_zombie(
+    make_fresh_settings: FreshSettingsFactory,
+    tmp_path: Path,
+    figures: FiguresRecorder,
+    size: Size,
+) -> None:
+    row = figures.row("2", "short" if size is SHORT else f"{size.events // 1000}k")
+    settings = await make_fresh_settings(
+        events_partitions=PARTITIONS,
+        ingest_flush_interval_s=0.5,
+        ingest_backlog_flush_interval_s=2.0,
+        kafka_session_timeout_ms=size.session_timeout_ms,
+        kafka_heartbeat_interval_ms=min(1_000, size.session_timeout_ms // 6),
+    )
+    dataset = simulated(77, size.events, orgs=size.orgs, days=size.days, invalid_rate=0.005)
+    records = dataset.kafka_records
+    row.events = len(records)
+    progress = Progress(total=len(records))
+    hurry = asyncio.Event()  # the faults are done: produce the rest at full speed
+    async with ServiceFleet(tmp_path) as fleet:
+        first, doomed, zombie = (
+            fleet.start("ingest", settings, log_level="INFO") for _ in range(3)
+        )
+        await stable(first, doomed, zombie)
+        producing = asyncio.create_task(
+            produce_paced(
+                settings,
+                settings.topic_events,
+                records,
+                duration_s=size.duration_s,
+                progress=progress,
+                chunk=250,
+                hurry=hurry,
+            )
+        )
+        try:
+            await asyncio.sleep(size.duration_s * 0.1)
+            assert doomed.kill() == -9, doomed.log_tail()
+            row.details["killed_at_fraction"] = round(progress.fraction, 3)
+            await stable(first, zombie)
+
+            added = fleet.start("ingest", settings, log_level="INFO")
+            row.details["added_at_fraction"] = round(progress.fraction, 3)
+            before_freeze = await stable(first, zombie, added)
+
+            await asyncio.sleep(1.0)  # let it fold events it will not have flushed
+            zombie.signal(signal.SIGSTOP)
+            frozen_with = before_freeze[zombie.pid or 0]
+            row.details["frozen_at_fraction"] = round(progress.fraction, 3)
+            taken_over = await stable(first, added)  # its partitions go to the others
+            zombie.signal(signal.SIGCONT)
+            row.details["thawed_at_fraction"] = round(progress.fraction, 3)
+            await stable(first, zombie, added)
+            assert not progress.done.is_set(), "production ended before the faults did"
+            hurry.set()
+            ends = await producing
+        finally:
+            producing.cancel()
+            await asyncio.gather(producing, return_exceptions=True)
+        row.faults, row.fault_kinds = 3, "SIGKILL, join, SIGSTOP zombie"
+        survivors = [first, zombie, added]
+        await wait_committed_while_alive(settings, ends, *survivors, timeout_s=1800)
+        row.details["caught_up_s"] = round(time.monotonic() - row.started, 1)
+        for worker in survivors:
+            assert await worker.terminate() == 0, worker.log_tail()
+        # While the zombie was frozen, the partitions it still believed it owned were
+        # owned by the others too: "a partition briefly owned twice".
+        twice = frozen_with & set().union(*taken_over.values())
+        assert twice == frozen_with
+        logs = fleet.processes
+        row.details |= {
+            "partitions_owned_twice": sorted(twice),
+            "assignments": sum(p.log_count('"msg":"assigned') for p in logs),
+            "write_races_lost": sum(p.log_count("lost a write race") for p in logs),
+            "commits_refused": sum(p.log_count("offset commit failed") for p in logs),
+        }
+
+    if size is not SHORT:  # an aggregate-level cross-check, beside the exports'
+        await assert_aggregates_match(settings, dataset.records)
+    async with exporter_in_process(settings) as client:
+        tally = await verify_exports(
+            client,
+            dataset.reference_log(),
+            requests_for(dataset.orgs, dataset_window(dataset), size.export_types),
+        )
+    row.exports, row.lost, row.doubled = tally.exports, tally.lost, tally.doubled
+    row.details["rows_compared"] = tally.rows
+    tally.assert_exact()
+    assert tally.rows > 0
