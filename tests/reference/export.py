@@ -120,17 +120,22 @@ def reference_request(
     now: datetime,
     valid_at: datetime | None = None,
 ) -> ReferenceResult:
-    """:func:`reference_export` for an export-request message as contract §3 shows it."""
+    """:func:`reference_export` for an export-request message as contract §3 shows it.
+
+    A bound's ``timezone`` may be left out (or ``null``): it is then ``UTC``, as the
+    request schema (``docs/contracts/schemas/export-request.json``) gives it."""
     try:
         bounds = request["from"], request["to"]
+        dates = bounds[0]["date"], bounds[1]["date"]
+        zones = ["UTC" if bound.get("timezone") is None else bound["timezone"] for bound in bounds]
         return reference_export(
             events,
             org_id=request["org_id"],
             data_type=request["data_type"],
-            from_date=bounds[0]["date"],
-            from_tz=bounds[0]["timezone"],
-            to_date=bounds[1]["date"],
-            to_tz=bounds[1]["timezone"],
+            from_date=dates[0],
+            from_tz=zones[0],
+            to_date=dates[1],
+            to_tz=zones[1],
             group_by=request.get("group_by"),
             now=now,
             valid_at=valid_at,

@@ -1024,3 +1024,8 @@ def test_request_form_matches_keyword_form() -> None:
     assert by_request.date_range["to"] == "2026-04-30T23:59:59.999+02:00"
     with pytest.raises(RequestRejected):
         reference_request(log, {"org_id": ORG}, now=NOW)
+    # A bound without a timezone (or with null) is UTC, as the request schema says.
+    for missing in ({}, {"timezone": None}):
+        utc = payload | {"from": {"date": "2026-04-01"} | missing,
+                         "to": {"date": "2026-04-30", "timezone": "UTC"}}  # fmt: skip
+        assert reference_request(log, utc, now=NOW).date_range["from"] == "2026-04-01T00:00:00.000Z"

@@ -47,7 +47,8 @@ def figures(request: pytest.FixtureRequest) -> Iterator[FiguresRecorder]:
     path = results_path()
     for row in recorder.rows:
         row.seconds = round(time.monotonic() - row.started, 1)
-        row.result = "pass" if outcome == "passed" else f"FAIL ({outcome})"
+        if not row.result.startswith("FAIL"):  # a fixture may have failed it already
+            row.result = "pass" if outcome == "passed" else f"FAIL ({outcome})"
         if path is not None:
             merge_result(path, row)
 

@@ -135,7 +135,10 @@ async def compare(
     wanted = expected.status
     if status != wanted:
         error = completion.error.message if completion.error else ""
-        tally.mismatches.append(f"{what}: status {status} != {wanted} {error}")
+        reason = str(expected) if isinstance(expected, RequestRejected) else ""
+        tally.mismatches.append(
+            f"{what}: status {status} != {wanted} {error} {reason} request {message!r:.400}"
+        )
         return None
     if not isinstance(expected, ReferenceResult) or completion.data is None:
         return None

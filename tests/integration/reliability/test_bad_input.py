@@ -112,12 +112,16 @@ async def fuzz(
             now=datetime.now(UTC),
         )
         yield context
-        assert not context.failures, context.failures[0]
-        context.ingest.check_alive()
-        context.exporter.check_alive()
-        assert await context.ingest.terminate() == 0, context.ingest.log_tail()
-        assert await context.exporter.terminate() == 0, context.exporter.log_tail()
         row = context.row
+        try:
+            assert not context.failures, context.failures[0]
+            context.ingest.check_alive()
+            context.exporter.check_alive()
+            assert await context.ingest.terminate() == 0, context.ingest.log_tail()
+            assert await context.exporter.terminate() == 0, context.exporter.log_tail()
+        except BaseException:
+            row.result = "FAIL (after the examples)"
+            raise
         row.fault_kinds = "malformed events and requests"
         row.details |= {
             "mutations": dict(context.mutations),
