@@ -10,42 +10,19 @@ clean state â€” including the states ``process`` had just loaded for its batch â
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
-from aiokafka import TopicPartition
 
 from services.ingest.state_cache import FlushReport
 from services.ingest.worker import IngestWorker
 from shared.settings import Settings
 from shared.storage.days import DayState
 from shared.storage.dims import DimsState
+from tests.unit.test_ingest_worker import TP, FakeConsumer, Record
 
-TP = TopicPartition("usage.events", 0)
 DAY = date(2026, 11, 1)
-
-
-@dataclass
-class Record:
-    offset: int
-    value: bytes
-    key: bytes = b"ws-1"
-
-
-class FakeConsumer:
-    def __init__(self) -> None:
-        self.commits: list[dict[TopicPartition, int]] = []
-
-    def assignment(self) -> set[TopicPartition]:
-        return {TP}
-
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        self.commits.append(dict(offsets))
-
-    def highwater(self, tp: TopicPartition) -> int | None:
-        return None
 
 
 def event(number: int, kind: str = "message") -> bytes:
