@@ -88,12 +88,21 @@ MUTATIONS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class BadItem:
     key: bytes | None
     value: bytes | None
     mutation: str
     detail: str
+
+    def __repr__(self) -> str:
+        # Short: Hypothesis keeps the repr of every draw, and values reach 10 MiB.
+        size = "no value" if self.value is None else f"{len(self.value)} bytes"
+        head = self.value[:60] if self.value is not None else b""
+        return f"BadItem({self.mutation}, {self.detail[:60]!r}, {size}, {head!r}...)"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
 
 
 def base_event(kind: str, number: int, org_id: str, at: datetime) -> dict[str, Any]:

@@ -179,9 +179,10 @@ class FaultProxy:
             await self._stopped.wait()
         finally:
             server.close()
-            for connection in list(self._connections):
+            connections = list(self._connections)
+            tasks = [task for connection in connections for task in connection.tasks]
+            for connection in connections:
                 self._reset(connection)
-            tasks = [task for connection in self._connections for task in connection.tasks]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
