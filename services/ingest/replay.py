@@ -28,8 +28,7 @@ from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from services.ingest.validation import AcceptedRange, Rejected, validate_record
-from services.ingest.worker import to_fact
+from services.ingest.validation import AcceptedRange, Rejected, read_record
 from shared import codec
 from shared.adapters.kafka_offsets import end_offsets, offset_for_time, wait_assigned
 from shared.adapters.s3 import ObjectStore
@@ -190,21 +189,22 @@ class Replay:
         spill: dict[tuple[str, date], list[Fact]],
         dims: list[list[Any]],
     ) -> None:
-        event = validate_record(value, accepted, max_bytes=self._settings.max_event_bytes)
-        if isinstance(event, Rejected):
-            self.summary.invalid += 1
-            return
-        fact = to_fact(event)
-        if fact is not None:
+        result = read_record(value, accepted, max_bytes=self._settings.max_event_bytes)
+        if type(result) is tuple:
+            org_id, fact = result
             day = utc_day_of(fact[TS])
-            if self._in_range(event.org_id, day):
-                spill.setdefault((event.org_id, day), []).append(fact)
+            if self._in_range(org_id, day):
+                spill.setdefault((org_id, day), []).append(fact)
                 self.summary.facts_in_range += 1
-        elif not self.orgs or event.org_id in self.orgs:
-            dimension = cast(DimensionEvent, event)
+        elif isinstance(result, Rejected):
+            self.summary.invalid += 1
+        else:
+            dimension = cast(DimensionEvent, result)
+            if self.orgs and dimension.org_id not in self.orgs:
+                return
             kind, entity, attributes = dimension_update(dimension)
             occurred = occurred_ms(dimension)
-            dims.append([event.org_id, kind, entity, occurred, event.event_id, attributes])
+            dims.append([dimension.org_id, kind, entity, occurred, dimension.event_id, attributes])
 
     def _spill(self, spill: dict[tuple[str, date], list[Fact]], dims: list[list[Any]]) -> None:
         for (org_id, day), facts in spill.items():

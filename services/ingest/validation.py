@@ -8,12 +8,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import ValidationError
 
+from services.ingest.fast_path import activity_fact
 from shared import codec
-from shared.contracts.events import EVENT_TYPES, UsageEvent, epoch_ms, usage_event_adapter
+from shared.contracts.events import (
+    EVENT_TYPES,
+    ApiRequestEvent,
+    MessageEvent,
+    PaygConsumption,
+    UsageEvent,
+    epoch_ms,
+    usage_event_adapter,
+)
+from shared.domain.facts import (
+    TS,
+    Fact,
+    fact_from_api_request,
+    fact_from_message,
+    fact_from_payg,
+)
 from shared.domain.window import day_start_ms, months_before, to_ms
+
+#: A valid activity event, ready to fold: its workspace and its fact.
+Activity = tuple[str, Fact]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +75,47 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def to_fact(event: UsageEvent) -> Fact | None:
+    """The fact of an activity event; None for dimension events."""
+    if isinstance(event, MessageEvent):
+        return fact_from_message(event)
+    if isinstance(event, ApiRequestEvent):
+        return fact_from_api_request(event)
+    if isinstance(event, PaygConsumption):
+        return fact_from_payg(event)
+    return None
+
+
+def read_record(
+    value: bytes | None, accepted: AcceptedRange, *, max_bytes: int
+) -> Activity | UsageEvent | Rejected:
+    """What ingest needs of one record: an activity's (workspace, fact), a dimension
+    event, or why it is rejected. Well-formed activity takes the fast path
+    (``services.ingest.fast_path``); everything else, the models."""
+    decoded = _decode(value, max_bytes)
+    if isinstance(decoded, Rejected):
+        return decoded
+    fast = activity_fact(decoded)
+    if fast is not None and accepted.oldest_ms <= fast[1][TS] <= accepted.newest_ms:
+        return fast
+    event = _validate(decoded, accepted)
+    if isinstance(event, Rejected):
+        return event
+    fact = to_fact(event)
+    return event if fact is None else (event.org_id, fact)
+
+
 def validate_record(
     value: bytes | None, accepted: AcceptedRange, *, max_bytes: int
 ) -> UsageEvent | Rejected:
+    """The authority on validity: the contract's models, with a reason when rejected."""
+    decoded = _decode(value, max_bytes)
+    if isinstance(decoded, Rejected):
+        return decoded
+    return _validate(decoded, accepted)
+
+
+def _decode(value: bytes | None, max_bytes: int) -> dict[str, Any] | Rejected:
     if value is None:
         return Rejected("empty_value", "the record has no value")
     if len(value) > max_bytes:
@@ -67,8 +125,12 @@ def validate_record(
         decoded = codec.loads(value)
     except codec.JSONDecodeError as exc:
         return Rejected("invalid_json", f"not valid UTF-8 JSON: {exc}")
-    if not isinstance(decoded, dict):
+    if type(decoded) is not dict:
         return Rejected("invalid_event", "the value must be a JSON object")
+    return decoded
+
+
+def _validate(decoded: dict[str, Any], accepted: AcceptedRange) -> UsageEvent | Rejected:
     try:
         event = usage_event_adapter.validate_python(decoded)
     except ValidationError as exc:

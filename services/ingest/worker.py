@@ -22,17 +22,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from services.ingest.state_cache import StateCache
-from services.ingest.validation import AcceptedRange, Rejected, validate_record
+from services.ingest.validation import AcceptedRange, Rejected, read_record
 from shared.adapters.dead_letters import dead_letter_headers, send_dead_letter
 from shared.adapters.s3 import ObjectStore
-from shared.contracts.events import (
-    ApiRequestEvent,
-    MessageEvent,
-    PaygConsumption,
-    UsageEvent,
-)
 from shared.domain.dimensions import DimensionEvent, dimension_update, occurred_ms
-from shared.domain.facts import TS, Fact, fact_from_api_request, fact_from_message, fact_from_payg
+from shared.domain.facts import TS, Fact
 from shared.domain.window import utc_day_of
 from shared.errors import RetriableError
 from shared.observability import IngestMetrics
@@ -40,6 +34,8 @@ from shared.settings import Settings
 from shared.storage.dims import DimensionUpdate
 
 log = logging.getLogger(__name__)
+
+_DAY_MS = 86_400_000
 
 
 @dataclass
@@ -60,16 +56,6 @@ class _DeadLetter:
     value: bytes | None
     headers: list[tuple[str, bytes]]
     future: asyncio.Future[Any] | None = None
-
-
-def to_fact(event: UsageEvent) -> Fact | None:
-    if isinstance(event, MessageEvent):
-        return fact_from_message(event)
-    if isinstance(event, ApiRequestEvent):
-        return fact_from_api_request(event)
-    if isinstance(event, PaygConsumption):
-        return fact_from_payg(event)
-    return None
 
 
 def flush_due(
@@ -160,23 +146,26 @@ class IngestWorker:
         facts: defaultdict[tuple[str, date], list[Fact]] = defaultdict(list)
         updates: defaultdict[tuple[str, str], list[DimensionUpdate]] = defaultdict(list)
         positions: dict[TopicPartition, int] = {}
+        max_bytes = self._settings.max_event_bytes
+        days: dict[int, date] = {}  # UTC day number -> date, for this batch
         for tp, records in batch.items():
+            self.stats.consumed += len(records)
             for record in records:
-                self.stats.consumed += 1
-                result = validate_record(
-                    record.value, accepted, max_bytes=self._settings.max_event_bytes
-                )
-                if isinstance(result, Rejected):
+                result = read_record(record.value, accepted, max_bytes=max_bytes)
+                if type(result) is tuple:
+                    org_id, fact = result
+                    number = fact[TS] // _DAY_MS
+                    day = days.get(number)
+                    if day is None:
+                        day = days[number] = utc_day_of(fact[TS])
+                    facts[(org_id, day)].append(fact)
+                elif isinstance(result, Rejected):
                     await self._dead_letter(tp, record, result)
-                    continue
-                fact = to_fact(result)
-                if fact is not None:
-                    facts[(result.org_id, utc_day_of(fact[TS]))].append(fact)
                 else:
                     dimension = cast(DimensionEvent, result)
                     kind, entity, attributes = dimension_update(dimension)
-                    updates[(result.org_id, kind)].append(
-                        (entity, occurred_ms(dimension), result.event_id, attributes)
+                    updates[(dimension.org_id, kind)].append(
+                        (entity, occurred_ms(dimension), dimension.event_id, attributes)
                     )
             positions[tp] = records[-1].offset + 1
         # Load, apply and advance the positions under the flush lock: the revoke callback

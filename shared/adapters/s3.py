@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 
 import aioboto3
+import aiohttp
 from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from shared.adapters.s3_lean import LeanS3, SigV4Signer, TransientStatus
 from shared.errors import PreconditionFailed, StoreUnavailable
 from shared.settings import Settings
 
@@ -47,6 +49,8 @@ def _status(exc: ClientError) -> int:
 
 
 def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, TransientStatus | aiohttp.ClientError):
+        return True
     if isinstance(exc, ClientError):
         return _status(exc) in _TRANSIENT_STATUS or _error_code(exc) in {
             "SlowDown",
@@ -68,19 +72,21 @@ class ObjectStore:
         self._session = aioboto3.Session()
         self._client_cm: Any = None
         self._client: Any = None
+        self._lean: LeanS3 | None = None
 
     # ---- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
         if self._client is not None:
             return
         s = self._settings
+        pool = max(32, s.ingest_flush_concurrency * 2)
         config = AioConfig(
             retries={"max_attempts": 1, "mode": "standard"},
             connect_timeout=s.s3_connect_timeout_s,
             read_timeout=s.s3_read_timeout_s,
             s3={"addressing_style": "path"},
             signature_version="s3v4",
-            max_pool_connections=max(32, s.ingest_flush_concurrency * 2),
+            max_pool_connections=pool,
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
@@ -93,8 +99,25 @@ class ObjectStore:
             config=config,
         )
         self._client = await self._client_cm.__aenter__()
+        if s.s3_lean_client:
+            self._lean = LeanS3(
+                endpoint=s.s3_endpoint,
+                bucket=self.bucket,
+                signer=SigV4Signer(
+                    access_key=s.s3_access_key.get_secret_value(),
+                    secret_key=s.s3_secret_key.get_secret_value(),
+                    region=s.s3_region,
+                ),
+                connect_timeout_s=s.s3_connect_timeout_s,
+                read_timeout_s=s.s3_read_timeout_s,
+                max_connections=pool,
+            )
+            await self._lean.start()
 
     async def stop(self) -> None:
+        if self._lean is not None:
+            lean, self._lean = self._lean, None
+            await lean.stop()
         if self._client_cm is not None:
             client_cm, self._client_cm, self._client = self._client_cm, None, None
             await client_cm.__aexit__(None, None, None)
@@ -118,7 +141,14 @@ class ObjectStore:
         for attempt in range(1, self._max_attempts + 1):
             try:
                 return await operation()
-            except (TimeoutError, ClientError, BotoCoreError, OSError) as exc:
+            except (
+                TimeoutError,
+                ClientError,
+                BotoCoreError,
+                OSError,
+                TransientStatus,
+                aiohttp.ClientError,
+            ) as exc:
                 if not _is_transient(exc):
                     raise
                 if attempt == self._max_attempts:
@@ -132,7 +162,12 @@ class ObjectStore:
     async def get(self, key: str) -> StoredObject | None:
         """The object's bytes and ETag, or None when it does not exist."""
 
+        lean = self._lean
+
         async def operation() -> StoredObject | None:
+            if lean is not None:
+                found = await lean.get(key)
+                return None if found is None else StoredObject(body=found[0], etag=found[1])
             try:
                 response = await self.client.get_object(Bucket=self.bucket, Key=key)
             except ClientError as exc:
@@ -161,7 +196,17 @@ class ObjectStore:
         elif if_none_match:
             extra["IfNoneMatch"] = "*"
 
+        lean = self._lean
+
         async def operation() -> str:
+            if lean is not None:
+                return await lean.put(
+                    key,
+                    body,
+                    content_type=content_type,
+                    if_match=if_match,
+                    if_none_match=if_none_match,
+                )
             try:
                 response = await self.client.put_object(
                     Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, **extra
@@ -175,7 +220,11 @@ class ObjectStore:
         return await self._retry(operation, f"PUT {key}")
 
     async def delete(self, key: str) -> None:
+        lean = self._lean
+
         async def operation() -> None:
+            if lean is not None:
+                return await lean.delete(key)
             await self.client.delete_object(Bucket=self.bucket, Key=key)
 
         await self._retry(operation, f"DELETE {key}")

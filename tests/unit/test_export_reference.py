@@ -19,8 +19,7 @@ from services.exporter.request_validation import (
     check_workspace_options,
     validate_request,
 )
-from services.ingest.validation import AcceptedRange, Rejected, validate_record
-from services.ingest.worker import to_fact
+from services.ingest.validation import AcceptedRange, Rejected, to_fact, validate_record
 from shared.domain.aggregate import Aggregate
 from shared.domain.dimensions import DimensionHistory, dimension_update, occurred_ms
 from shared.domain.export.cells import guard

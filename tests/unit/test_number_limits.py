@@ -18,8 +18,7 @@ from typing import Any, cast
 import orjson
 import pytest
 
-from services.ingest.validation import AcceptedRange, Rejected, validate_record
-from services.ingest.worker import to_fact
+from services.ingest.validation import AcceptedRange, Rejected, to_fact, validate_record
 from shared.adapters.s3 import ObjectStore
 from shared.contracts.events import UsageEvent
 from shared.domain.dimensions import DimensionEvent, dimension_update, occurred_ms
