@@ -13,13 +13,12 @@ import asyncio
 from dataclasses import dataclass
 from datetime import date
 
-from shared import codec
 from shared.adapters.s3 import ObjectStore
 from shared.domain import keys
 from shared.domain.aggregate import Aggregate
 from shared.domain.facts import TS
 from shared.domain.window import Window
-from shared.storage.days import read_day_facts
+from shared.storage.days import parse_head, read_day_facts
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +59,7 @@ async def read_window(
             head = await store.get(keys.day_head_key(org_id, day))
         if head is None:
             return None
-        return Aggregate.from_json(codec.loads(head.body)["aggregate"])
+        return Aggregate.from_json(parse_head(head.body)[0]["aggregate"])
 
     async def window_facts(day: date) -> Aggregate:
         async with limit:

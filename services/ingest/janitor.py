@@ -13,11 +13,11 @@ import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
-from shared import codec
 from shared.adapters.s3 import ObjectStore
 from shared.domain import keys
 from shared.errors import UsageExportError
 from shared.settings import Settings
+from shared.storage.days import parse_head
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class Janitor:
             return 0
         head = await self._store.get(f"{day_prefix}head.json")
         named = (
-            {segment["key"] for segment in codec.loads(head.body)["segments"]}
+            {segment["key"] for segment in parse_head(head.body)[0]["segments"]}
             if head is not None
             else set()
         )

@@ -1,11 +1,15 @@
 """Storage format of one workspace-day: its in-memory state and its durable form.
 
-Durable form (see ``shared.domain.keys``): immutable fact segments plus a head document
-that names them and carries the day's aggregate. Writing a new segment and then the head
-is the commit: the head PUT is conditional on the ETag we loaded (``If-Match``, or
-``If-None-Match: *`` for a new day), so a concurrent or zombie writer cannot overwrite
-what it has not seen. Facts carry their ``event_id``; the union over a day's segments is
-that day's dedup set, so an event re-delivered or re-produced months later changes nothing.
+Durable form (see ``shared.domain.keys``): a head object and immutable fact segments.
+The head is JSON Lines: its first line is the head document (the day's aggregate and the
+segments it names), the lines after it are the day's newest facts, carried *inline*
+until they outgrow ``INLINE_MAX_BYTES`` and spill into a segment. So a flush of a day is
+usually one PUT, the head, which is also the commit: it is conditional on the ETag we
+loaded (``If-Match``, or ``If-None-Match: *`` for a new day), so a concurrent or zombie
+writer cannot overwrite what it has not seen; a spill writes the segment first and then
+the head that names it. Facts carry their ``event_id``; the union over a day's segments
+and inline facts is that day's dedup set, so an event re-delivered or re-produced months
+later changes nothing. (Schema-1 heads, plain JSON without inline facts, read the same.)
 """
 
 from __future__ import annotations
@@ -24,9 +28,24 @@ from shared.domain.aggregate import Aggregate
 from shared.domain.facts import EVENT_ID, Fact, decode_facts, encode_facts
 from shared.errors import PreconditionFailed, UsageExportError
 
-HEAD_SCHEMA = 1
+HEAD_SCHEMA = 2
 #: Segments are compacted into one when a day has more than this many.
 MAX_SEGMENTS = 16
+#: Inline facts spill into a segment beyond this size (a few hundred facts): large
+#: enough that most flushes of a day are one PUT, small enough that the heads exporters
+#: read and the inline facts ingest keeps per cached day stay small.
+INLINE_MAX_BYTES = 64 * 1024
+
+
+def encode_head(document: dict[str, Any], inline: bytes) -> bytes:
+    return codec.dumps(document) + b"\n" + inline
+
+
+def parse_head(body: bytes) -> tuple[dict[str, Any], bytes]:
+    """(head document, inline facts as NDJSON); only the document is decoded."""
+    line, _, inline = body.partition(b"\n")
+    document: dict[str, Any] = codec.loads(line)
+    return document, inline
 
 
 @dataclass
@@ -36,6 +55,8 @@ class DayState:
     etag: str | None = None  # None: the head does not exist yet
     aggregate: Aggregate = field(default_factory=Aggregate)
     segments: list[dict[str, Any]] = field(default_factory=list)
+    inline: bytes = b""  # facts durable in the head itself (NDJSON)
+    inline_facts: int = 0
     event_ids: set[str] = field(default_factory=set)
     pending: list[Fact] = field(default_factory=list)  # applied in memory, not yet durable
 
@@ -65,10 +86,13 @@ async def load_day(store: ObjectStore, org_id: str, day: date, *, attempts: int 
     head = await store.get(keys.day_head_key(org_id, day))
     if head is None:
         return state
-    document = codec.loads(head.body)
+    document, state.inline = parse_head(head.body)
     state.etag = head.etag
     state.aggregate = Aggregate.from_json(document["aggregate"])
     state.segments = document["segments"]
+    inline_facts = decode_facts(state.inline)
+    state.inline_facts = len(inline_facts)
+    state.event_ids.update(fact[EVENT_ID] for fact in inline_facts)
     stored_segments = await asyncio.gather(
         *(store.get(segment["key"]) for segment in state.segments)
     )
@@ -88,13 +112,15 @@ async def read_day_facts(store: ObjectStore, org_id: str, day: date) -> list[Fac
         head = await store.get(keys.day_head_key(org_id, day))
         if head is None:
             return None
+        document, inline = parse_head(head.body)
         facts: list[Fact] = []
-        for segment in codec.loads(head.body)["segments"]:
+        for segment in document["segments"]:
             stored = await store.get(segment["key"])
             if stored is None:
                 break
             facts.extend(decode_facts(stored.body))
         else:
+            facts.extend(decode_facts(inline))
             return facts
     raise RuntimeError(f"fact segments of {org_id}/{day} kept changing while being read")
 
@@ -107,43 +133,69 @@ async def write_day(store: ObjectStore, state: DayState) -> list[str]:
     """
     superseded: list[str] = []
     segments = list(state.segments)
-    if len(segments) >= MAX_SEGMENTS:
-        facts: list[Fact] = []
-        for segment in segments:
-            stored = await store.get(segment["key"])
-            if stored is None:
-                raise RuntimeError(f"missing fact segment {segment['key']}")
-            facts.extend(decode_facts(stored.body))
-        superseded = [segment["key"] for segment in segments]
-        segments = []
-        facts.extend(state.pending)
-    else:
-        facts = state.pending
-    body = encode_facts(facts)
-    segment_key = keys.new_facts_key(state.org_id, state.day)
-    await store.put(segment_key, body, content_type="application/x-ndjson")
-    segments.append({"key": segment_key, "facts": len(facts), "bytes": len(body)})
+    inline = state.inline + encode_facts(state.pending)
+    inline_facts = state.inline_facts + len(state.pending)
+    segment_key = None
+    if len(inline) > INLINE_MAX_BYTES:
+        segment_key, body, facts = await _spill(store, state, segments, inline, inline_facts)
+        if len(segments) >= MAX_SEGMENTS:
+            superseded, segments = [segment["key"] for segment in segments], []
+        segments.append({"key": segment_key, "facts": facts, "bytes": len(body)})
+        inline, inline_facts = b"", 0
     head = {
         "schema": HEAD_SCHEMA,
         "org_id": state.org_id,
         "day": state.day.isoformat(),
         "write_id": uuid.uuid4().hex,  # heads never repeat a body, so ETags never repeat
-        "facts": sum(segment["facts"] for segment in segments),
+        "facts": sum(segment["facts"] for segment in segments) + inline_facts,
+        "inline_facts": inline_facts,
         "segments": segments,
         "aggregate": state.aggregate.to_json(),
     }
     head_key = keys.day_head_key(state.org_id, state.day)
     try:
         etag = await store.put(
-            head_key, codec.dumps(head), if_match=state.etag, if_none_match=state.etag is None
+            head_key,
+            encode_head(head, inline),
+            if_match=state.etag,
+            if_none_match=state.etag is None,
+            content_type="application/jsonl",
         )
     except PreconditionFailed:
         # Nobody can reference the segment we just wrote; a crash right here would leave
         # it for the janitor instead.
-        with contextlib.suppress(UsageExportError):
-            await store.delete(segment_key)
+        if segment_key is not None:
+            with contextlib.suppress(UsageExportError):
+                await store.delete(segment_key)
         raise
     state.etag = etag
     state.segments = segments
+    state.inline, state.inline_facts = inline, inline_facts
     state.pending = []
     return superseded
+
+
+async def _spill(
+    store: ObjectStore,
+    state: DayState,
+    segments: list[dict[str, Any]],
+    inline: bytes,
+    inline_facts: int,
+) -> tuple[str, bytes, int]:
+    """Write the inline facts (with every older segment, when compacting) as a new
+    segment: (its key, its bytes, its facts). Encodings concatenate, so compaction
+    joins stored bodies without decoding them."""
+    parts: list[bytes] = []
+    facts = inline_facts
+    if len(segments) >= MAX_SEGMENTS:
+        for segment in segments:
+            stored = await store.get(segment["key"])
+            if stored is None:
+                raise RuntimeError(f"missing fact segment {segment['key']}")
+            parts.append(stored.body)
+            facts += segment["facts"]
+    parts.append(inline)
+    body = b"".join(parts)
+    segment_key = keys.new_facts_key(state.org_id, state.day)
+    await store.put(segment_key, body, content_type="application/x-ndjson")
+    return segment_key, body, facts

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from shared import codec
 from shared.adapters.s3 import ObjectStore
 from shared.domain import keys
 from shared.settings import Settings
+from shared.storage.days import parse_head
 from shared.storage.dims import read_dims
 
 
@@ -23,7 +23,7 @@ async def stored_day_aggregates(
                 assert day is not None
                 head = await store.get(keys.day_head_key(org, day))
                 assert head is not None, f"day {prefix} has segments but no head"
-                found[(org, day)] = codec.loads(head.body)["aggregate"]
+                found[(org, day)] = parse_head(head.body)[0]["aggregate"]
     return found
 
 

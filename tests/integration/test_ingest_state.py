@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
+
 from services.ingest.janitor import Janitor
 from services.ingest.state_cache import StateCache
-from shared import codec
 from shared.adapters.s3 import ObjectStore
 from shared.domain import keys
 from shared.domain.facts import MESSAGE, Fact
 from shared.settings import Settings
-from shared.storage.days import load_day, read_day_facts
+from shared.storage import days
+from shared.storage.days import INLINE_MAX_BYTES, load_day, parse_head, read_day_facts
 
 DAY = date(2026, 6, 1)
 KEY = ("ws-fence", DAY)
@@ -70,7 +72,9 @@ async def test_two_owners_of_one_day_never_lose_or_double_an_event(
         assert sorted(f[1] for f in facts) == sorted(f"e{n}" for n in range(500))
 
 
-async def test_many_flushes_compact_segments_without_losing_facts(fresh_settings: Settings) -> None:
+async def test_small_flushes_stay_inline_in_the_head_until_they_spill(
+    fresh_settings: Settings,
+) -> None:
     async with ObjectStore(fresh_settings, fresh_settings.aggregates_bucket) as store:
         cache = StateCache(store, max_entries=100, max_weight=10**6, concurrency=4)
         for number in range(40):
@@ -79,8 +83,41 @@ async def test_many_flushes_compact_segments_without_losing_facts(fresh_settings
             await cache.flush()
         head = await store.get(keys.day_head_key(*KEY))
         assert head is not None
-        document = codec.loads(head.body)
-        assert len(document["segments"]) <= 16
+        document, inline = parse_head(head.body)
+        assert (document["segments"], document["inline_facts"], document["facts"]) == ([], 40, 40)
+        assert len(await store.list_objects(keys.day_prefix(*KEY))) == 1  # the head alone
+        # Past INLINE_MAX_BYTES the inline facts spill into one segment.
+        await cache.ensure_days([KEY])
+        for number in range(40, 40 + INLINE_MAX_BYTES // len(inline) * 40 + 1):
+            cache.day(KEY).apply(fact(number))
+        await cache.flush()
+        head = await store.get(keys.day_head_key(*KEY))
+        assert head is not None
+        document, inline = parse_head(head.body)
+        assert (len(document["segments"]), document["inline_facts"], inline) == (1, 0, b"")
+        facts = await read_day_facts(store, *KEY)
+        assert facts is not None
+        assert len(facts) == document["facts"] == document["segments"][0]["facts"]
+        assert len({f[1] for f in facts}) == len(facts)
+        # A reload knows every event of both the segment and the (now empty) inline part.
+        assert (await load_day(store, *KEY)).event_ids == {f[1] for f in facts}
+
+
+async def test_many_flushes_compact_segments_without_losing_facts(
+    fresh_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(days, "INLINE_MAX_BYTES", 0)  # every flush spills a segment
+    async with ObjectStore(fresh_settings, fresh_settings.aggregates_bucket) as store:
+        cache = StateCache(store, max_entries=100, max_weight=10**6, concurrency=4)
+        for number in range(40):
+            await cache.ensure_days([KEY])
+            cache.day(KEY).apply(fact(number))
+            await cache.flush()
+        head = await store.get(keys.day_head_key(*KEY))
+        assert head is not None
+        document, inline = parse_head(head.body)
+        assert 1 <= len(document["segments"]) <= 16
+        assert inline == b""
         assert document["facts"] == 40
         facts = await read_day_facts(store, *KEY)
         assert facts is not None

@@ -11,11 +11,11 @@ import pytest
 
 from services.ingest.app import run_ingest
 from services.ingest.replay import Progress, Replay
-from shared import codec
 from shared.adapters.s3 import ObjectStore
 from shared.domain import keys
 from shared.settings import Settings
 from shared.simulation import SimRecord
+from shared.storage.days import encode_head, parse_head
 from tests.integration.kafka_tools import produce, wait_until_committed
 from tests.integration.stored import stored_day_aggregates
 from tests.integration.test_ingest import (
@@ -32,7 +32,7 @@ async def _damage(settings: Settings, org: str, day: date, *, drop_segments: boo
     async with ObjectStore(settings, settings.aggregates_bucket) as store:
         head = await store.get(keys.day_head_key(org, day))
         assert head is not None
-        document = codec.loads(head.body)
+        document, inline = parse_head(head.body)
         document["aggregate"] = {
             "users": {},
             "payg": {},
@@ -44,8 +44,9 @@ async def _damage(settings: Settings, org: str, day: date, *, drop_segments: boo
         }
         if drop_segments:
             document["segments"] = []
-            document["facts"] = 0
-        await store.put(keys.day_head_key(org, day), codec.dumps(document))
+            document["facts"] = document["inline_facts"] = 0
+            inline = b""
+        await store.put(keys.day_head_key(org, day), encode_head(document, inline))
 
 
 def _days_with_activity(records: list[SimRecord]) -> list[tuple[str, date]]:
