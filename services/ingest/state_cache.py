@@ -4,6 +4,12 @@ together, evicted least-recently-used once clean.
 Memory is bounded by ``ingest_cache_max_entries`` and by the weight (facts and versions
 known) of cached states: once over, clean states are evicted, and the worker flushes
 early when dirty ones alone exceed the bound.
+
+A day that does not exist yet costs no GET: the first time a workspace's days are
+needed, one LIST says which exist, and days missing from it start empty. The listing
+may be stale (another worker may create a day after it); that is safe, because a new
+day is written with ``If-None-Match: *``: the write fails, the day is loaded and our
+facts re-applied on top, deduplicated.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from datetime import date
 from typing import Any, TypeVar
 
 from shared.adapters.s3 import ObjectStore
+from shared.domain import keys
 from shared.errors import PreconditionFailed
 from shared.storage.days import DayState, load_day, write_day
 from shared.storage.dims import DimsState, load_dims, write_dims
@@ -27,6 +34,7 @@ log = logging.getLogger(__name__)
 DayKey = tuple[str, date]
 DimsKey = tuple[str, str]
 S = TypeVar("S", DayState, DimsState)
+T = TypeVar("T")
 
 #: A fact segment superseded by compaction is deleted this long after, so that an
 #: exporter that has just read the old head can still read it.
@@ -53,19 +61,35 @@ class StateCache:
         self.days: OrderedDict[DayKey, DayState] = OrderedDict()
         self.dims: OrderedDict[DimsKey, DimsState] = OrderedDict()
         self._superseded: list[tuple[float, str]] = []
+        self._existing_days: dict[str, set[date]] = {}  # per workspace, from one LIST
 
     # ---- loading ----------------------------------------------------------------------
-    async def _bounded(self, awaitable: Awaitable[S]) -> S:
+    async def _bounded(self, awaitable: Awaitable[T]) -> T:
         async with self._gate:
             return await awaitable
 
     async def ensure_days(self, wanted: Iterable[DayKey]) -> None:
         missing = [key for key in dict.fromkeys(wanted) if key not in self.days]
+        unlisted = {org for org, _ in missing if org not in self._existing_days}
+        listings = await asyncio.gather(*(self._bounded(self._list_days(org)) for org in unlisted))
+        self._existing_days.update(zip(unlisted, listings, strict=True))
+        stored = [key for key in missing if key[1] in self._existing_days[key[0]]]
         loaded = await asyncio.gather(
-            *(self._bounded(load_day(self._store, org, day)) for org, day in missing)
+            *(self._bounded(load_day(self._store, org, day)) for org, day in stored)
         )
-        for key, state in zip(missing, loaded, strict=True):
+        for key, state in zip(stored, loaded, strict=True):
             self.days[key] = state
+        for org, day in missing:
+            if (org, day) not in self.days:
+                self.days[(org, day)] = DayState(org_id=org, day=day)
+
+    async def _list_days(self, org_id: str) -> set[date]:
+        days: set[date] = set()
+        for prefix in await self._store.list_prefixes(keys.days_prefix(org_id)):
+            day = keys.parse_day_prefix(prefix)
+            if day is not None:
+                days.add(day)
+        return days
 
     async def ensure_dims(self, wanted: Iterable[DimsKey]) -> None:
         missing = [key for key in dict.fromkeys(wanted) if key not in self.dims]
@@ -132,6 +156,7 @@ class StateCache:
 
     async def _write_day(self, state: DayState) -> None:
         superseded = await write_day(self._store, state)
+        self._existing_days.setdefault(state.org_id, set()).add(state.day)
         now = time.monotonic()
         self._superseded.extend((now, segment) for segment in superseded)
 
@@ -163,7 +188,7 @@ class StateCache:
                 conflicts += 1
                 log.info("lost a write race on %s; reloading and re-applying", key)
                 fresh = await reload()
-                for change in state.pending:
+                for change in state.pending_changes():
                     fresh.apply(change)
                 table[key] = fresh
                 if not fresh.dirty:
@@ -206,6 +231,7 @@ class StateCache:
 
     def clear_clean(self) -> None:
         """Forget every clean state (after a rebalance another worker may write them)."""
+        self._existing_days.clear()
         tables: tuple[OrderedDict[Any, Any], ...] = (self.days, self.dims)
         for table in tables:
             for key in [key for key, state in table.items() if not state.dirty]:

@@ -104,6 +104,11 @@ def fact_from_payg(event: PaygConsumption) -> Fact:
     return (PAYG, event.event_id, epoch_ms(event.occurred_at), event.user_id, to_nano(event.amount))
 
 
+def encode_fact(fact: Fact) -> bytes:
+    """One fact's line (with its newline)."""
+    return codec.dumps(fact) + b"\n"
+
+
 def encode_facts(facts: list[Fact]) -> bytes:
     """One JSON array a line; concatenating two encodings is the encoding of both."""
     return b"".join(codec.dumps(fact) + b"\n" for fact in facts)

@@ -25,7 +25,7 @@ from shared import codec
 from shared.adapters.s3 import ObjectStore
 from shared.domain import keys
 from shared.domain.aggregate import Aggregate
-from shared.domain.facts import EVENT_ID, Fact, decode_facts, encode_facts
+from shared.domain.facts import EVENT_ID, Fact, decode_facts, encode_fact
 from shared.errors import PreconditionFailed, UsageExportError
 
 HEAD_SCHEMA = 2
@@ -58,7 +58,9 @@ class DayState:
     inline: bytes = b""  # facts durable in the head itself (NDJSON)
     inline_facts: int = 0
     event_ids: set[str] = field(default_factory=set)
-    pending: list[Fact] = field(default_factory=list)  # applied in memory, not yet durable
+    # Applied in memory, not yet durable: each fact already encoded as its NDJSON line,
+    # which is what the next write needs and a third of the memory of the tuple.
+    pending: list[bytes] = field(default_factory=list)
 
     def apply(self, fact: Fact) -> bool:
         """Fold one fact in unless its event was seen before; True if it was new."""
@@ -67,8 +69,12 @@ class DayState:
             return False
         self.event_ids.add(event_id)
         self.aggregate.add(fact)
-        self.pending.append(fact)
+        self.pending.append(encode_fact(fact))
         return True
+
+    def pending_changes(self) -> list[Fact]:
+        """The facts not yet durable (to re-apply on a reloaded state after a lost race)."""
+        return decode_facts(b"".join(self.pending))
 
     @property
     def dirty(self) -> bool:
@@ -133,7 +139,7 @@ async def write_day(store: ObjectStore, state: DayState) -> list[str]:
     """
     superseded: list[str] = []
     segments = list(state.segments)
-    inline = state.inline + encode_facts(state.pending)
+    inline = state.inline + b"".join(state.pending)
     inline_facts = state.inline_facts + len(state.pending)
     segment_key = None
     if len(inline) > INLINE_MAX_BYTES:

@@ -31,6 +31,9 @@ class DimsState:
         self.pending.append(update)
         return True
 
+    def pending_changes(self) -> list[DimensionUpdate]:
+        return list(self.pending)
+
     @property
     def dirty(self) -> bool:
         return bool(self.pending)

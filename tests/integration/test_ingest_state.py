@@ -72,6 +72,32 @@ async def test_two_owners_of_one_day_never_lose_or_double_an_event(
         assert sorted(f[1] for f in facts) == sorted(f"e{n}" for n in range(500))
 
 
+async def test_a_stale_listing_of_days_neither_loses_nor_doubles(
+    fresh_settings: Settings,
+) -> None:
+    """A cache lists a workspace's days once, so it takes a day another worker has just
+    created for new; its create-only write must fail, reload and dedup."""
+    async with ObjectStore(fresh_settings, fresh_settings.aggregates_bucket) as store:
+        late = StateCache(store, max_entries=100, max_weight=10**6, concurrency=4)
+        other = StateCache(store, max_entries=100, max_weight=10**6, concurrency=4)
+        earlier = (KEY[0], DAY - timedelta(days=1))
+        await late.ensure_days([earlier])  # lists the workspace: no day exists yet
+        await other.ensure_days([KEY])
+        for number in range(10):
+            other.day(KEY).apply(fact(number))
+        await other.flush()
+        await late.ensure_days([KEY])  # listed as absent: starts empty, without a GET
+        assert late.day(KEY).etag is None
+        assert not late.day(KEY).event_ids
+        for number in range(5, 15):  # five of them were already counted by the other
+            late.day(KEY).apply(fact(number))
+        report = await late.flush()
+        assert report.conflicts == 1
+        stored = await load_day(store, *KEY)
+        assert stored.event_ids == {f"e{n}" for n in range(15)}
+        assert stored.aggregate.users["u1"]["gpt"][0] == 15
+
+
 async def test_small_flushes_stay_inline_in_the_head_until_they_spill(
     fresh_settings: Settings,
 ) -> None:
