@@ -32,12 +32,6 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MS: Final = timedelta(milliseconds=1)
 _MAX_TEXT: Final = 256
 _MAX_ACTIONS: Final = 256
-_USAGE_FIELDS: Final = (
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_prompt_tokens",
-    "cache_creation_tokens",
-)
 
 
 class _NotFast(Exception):
@@ -92,11 +86,7 @@ def _optional_text(value: object) -> str | None:
 
 
 def _optional_id(value: object) -> str | None:
-    if value is None:
-        return None
-    if not is_valid_id(value):
-        raise _NotFast
-    return value  # type: ignore[return-value]  # is_valid_id checked it is a str
+    return None if value is None else _id(value)
 
 
 def _bool(value: object) -> bool:
@@ -130,9 +120,11 @@ def _usage(value: object) -> tuple[int, int, int, int, int]:
         return 0, 0, 0, 0, 0
     if type(value) is not dict:
         raise _NotFast
-    prompt, completion, cached, creation = (
-        _int(value.get(name), 0, MAX_TOKENS, 0) for name in _USAGE_FIELDS
-    )
+    get = value.get
+    prompt = _int(get("prompt_tokens"), 0, MAX_TOKENS, 0)
+    completion = _int(get("completion_tokens"), 0, MAX_TOKENS, 0)
+    cached = _int(get("cached_prompt_tokens"), 0, MAX_TOKENS, 0)
+    creation = _int(get("cache_creation_tokens"), 0, MAX_TOKENS, 0)
     if cached + creation > prompt:
         raise _NotFast
     return prompt, completion, cached, creation, _cost_nano(value.get("cost_usd"))
@@ -148,57 +140,62 @@ def _actions(value: object) -> list[str]:
     return sorted(set(value))
 
 
-def _message(event: dict[str, Any]) -> Fact:
-    event_id, ts = _common(event)
-    user = event.get("user_id")
-    if not is_valid_id(user):
+def _id(value: object) -> str:
+    if not is_valid_id(value):
         raise _NotFast
+    return value  # type: ignore[return-value]  # is_valid_id checked it is a str
+
+
+def _call(event: dict[str, Any], default_source: str) -> tuple[str, str, bool, str, str]:
+    """model, provider, byok, deployment, source: what every model call carries."""
     return (
-        MESSAGE,
-        event_id,
-        ts,
-        user,
-        _optional_id(event.get("assistant_id")),
-        _optional_id(event.get("project_id")),
-        _optional_text(event.get("conversation_id")),
         _text(event.get("model")),
         _text(event.get("provider")),
         _bool(event.get("byok")),
         _optional_text(event.get("deployment")) or "",
-        _text(event.get("source"), "WEB").upper(),
+        _text(event.get("source"), default_source).upper(),
+    )
+
+
+def _work(event: dict[str, Any]) -> tuple[int, int, int, int, int, int]:
+    """requests, then the usage figures."""
+    return _int(event.get("requests"), 1, MAX_REQUESTS, 1), *_usage(event.get("usage"))
+
+
+def _message(event: dict[str, Any]) -> Fact:
+    event_id, ts = _common(event)
+    return (
+        MESSAGE,
+        event_id,
+        ts,
+        _id(event.get("user_id")),
+        _optional_id(event.get("assistant_id")),
+        _optional_id(event.get("project_id")),
+        _optional_text(event.get("conversation_id")),
+        *_call(event, "WEB"),
         _actions(event.get("actions")),
-        _int(event.get("requests"), 1, MAX_REQUESTS, 1),
-        *_usage(event.get("usage")),
+        *_work(event),
     )
 
 
 def _api_request(event: dict[str, Any]) -> Fact:
     event_id, ts = _common(event)
-    api_key = event.get("api_key_id")
-    if not is_valid_id(api_key):
-        raise _NotFast
     return (
         API_REQUEST,
         event_id,
         ts,
-        api_key,
-        _text(event.get("model")),
-        _text(event.get("provider")),
-        _bool(event.get("byok")),
-        _optional_text(event.get("deployment")) or "",
-        _text(event.get("source"), "API").upper(),
-        _int(event.get("requests"), 1, MAX_REQUESTS, 1),
-        *_usage(event.get("usage")),
+        _id(event.get("api_key_id")),
+        *_call(event, "API"),
+        *_work(event),
     )
 
 
 def _payg(event: dict[str, Any]) -> Fact:
     event_id, ts = _common(event)
-    user = event.get("user_id")
     amount = event.get("amount")
-    if not is_valid_id(user) or amount is None:
+    if amount is None:
         raise _NotFast
-    return (PAYG, event_id, ts, user, _cost_nano(amount))
+    return (PAYG, event_id, ts, _id(event.get("user_id")), _cost_nano(amount))
 
 
 _BUILDERS: Final[dict[str, Callable[[dict[str, Any]], Fact]]] = {
