@@ -33,7 +33,6 @@ from shared import codec
 from shared.adapters.kafka_offsets import end_offsets, offset_for_time, wait_assigned
 from shared.adapters.s3 import ObjectStore
 from shared.domain import keys
-from shared.domain.aggregate import Aggregate
 from shared.domain.dimensions import DimensionEvent, dimension_update, occurred_ms
 from shared.domain.facts import EVENT_ID, TS, Fact, decode_facts, encode_facts
 from shared.domain.window import day_start_ms, utc_day_of
@@ -257,7 +256,6 @@ class Replay:
             kept = [fact for fact in stored if fact[EVENT_ID] not in from_topic]
             facts = [*from_topic.values(), *kept]
             rebuilt = DayState(org_id=org_id, day=day, etag=current.etag)
-            rebuilt.aggregate = Aggregate()
             for fact in facts:
                 rebuilt.apply(fact)
             rebuilt.segments = []  # one fresh segment replaces the old ones

@@ -37,8 +37,11 @@ MAX_SEGMENTS = 16
 INLINE_MAX_BYTES = 64 * 1024
 
 
-def encode_head(document: dict[str, Any], inline: bytes) -> bytes:
-    return codec.dumps(document) + b"\n" + inline
+def encode_head(document: dict[str, Any], aggregate: bytes, inline: bytes) -> bytes:
+    """The head's bytes: ``document`` with the encoded ``aggregate`` as its last field,
+    then the inline facts."""
+    encoded = codec.dumps(document)
+    return b"".join((encoded[:-1], b',"aggregate":', aggregate, b"}\n", inline))
 
 
 def parse_head(body: bytes) -> tuple[dict[str, Any], bytes]:
@@ -53,7 +56,11 @@ class DayState:
     org_id: str
     day: date
     etag: str | None = None  # None: the head does not exist yet
-    aggregate: Aggregate = field(default_factory=Aggregate)
+    # The aggregate is kept in two parts: what is durable, as the JSON the head holds
+    # (a sixth of the memory of the objects, and the working set is every day a backlog
+    # touches), and what was applied since, as objects. A write merges the two.
+    durable: bytes = b""  # encoded aggregate of the head; empty for a new day
+    delta: Aggregate = field(default_factory=Aggregate)
     segments: list[dict[str, Any]] = field(default_factory=list)
     inline: bytes = b""  # facts durable in the head itself (NDJSON)
     inline_facts: int = 0
@@ -68,9 +75,16 @@ class DayState:
         if event_id in self.event_ids:
             return False
         self.event_ids.add(event_id)
-        self.aggregate.add(fact)
+        self.delta.add(fact)
         self.pending.append(encode_fact(fact))
         return True
+
+    @property
+    def aggregate(self) -> Aggregate:
+        """The day's whole aggregate (decoded on demand: for writes and checks)."""
+        whole = Aggregate.from_json(codec.loads(self.durable)) if self.durable else Aggregate()
+        whole.merge(self.delta)
+        return whole
 
     def pending_changes(self) -> list[Fact]:
         """The facts not yet durable (to re-apply on a reloaded state after a lost race)."""
@@ -94,7 +108,7 @@ async def load_day(store: ObjectStore, org_id: str, day: date, *, attempts: int 
         return state
     document, state.inline = parse_head(head.body)
     state.etag = head.etag
-    state.aggregate = Aggregate.from_json(document["aggregate"])
+    state.durable = codec.dumps(document["aggregate"])
     state.segments = document["segments"]
     inline_facts = decode_facts(state.inline)
     state.inline_facts = len(inline_facts)
@@ -156,13 +170,13 @@ async def write_day(store: ObjectStore, state: DayState) -> list[str]:
         "facts": sum(segment["facts"] for segment in segments) + inline_facts,
         "inline_facts": inline_facts,
         "segments": segments,
-        "aggregate": state.aggregate.to_json(),
     }
+    durable = codec.dumps(state.aggregate.to_json())
     head_key = keys.day_head_key(state.org_id, state.day)
     try:
         etag = await store.put(
             head_key,
-            encode_head(head, inline),
+            encode_head(head, durable, inline),
             if_match=state.etag,
             if_none_match=state.etag is None,
             content_type="application/jsonl",
@@ -177,6 +191,7 @@ async def write_day(store: ObjectStore, state: DayState) -> list[str]:
     state.etag = etag
     state.segments = segments
     state.inline, state.inline_facts = inline, inline_facts
+    state.durable, state.delta = durable, Aggregate()
     state.pending = []
     return superseded
 

@@ -11,6 +11,7 @@ import pytest
 
 from services.ingest.app import run_ingest
 from services.ingest.replay import Progress, Replay
+from shared import codec
 from shared.adapters.s3 import ObjectStore
 from shared.domain import keys
 from shared.settings import Settings
@@ -33,7 +34,8 @@ async def _damage(settings: Settings, org: str, day: date, *, drop_segments: boo
         head = await store.get(keys.day_head_key(org, day))
         assert head is not None
         document, inline = parse_head(head.body)
-        document["aggregate"] = {
+        del document["aggregate"]
+        empty = {
             "users": {},
             "payg": {},
             "agents": {},
@@ -46,7 +48,9 @@ async def _damage(settings: Settings, org: str, day: date, *, drop_segments: boo
             document["segments"] = []
             document["facts"] = document["inline_facts"] = 0
             inline = b""
-        await store.put(keys.day_head_key(org, day), encode_head(document, inline))
+        await store.put(
+            keys.day_head_key(org, day), encode_head(document, codec.dumps(empty), inline)
+        )
 
 
 def _days_with_activity(records: list[SimRecord]) -> list[tuple[str, date]]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 
+from shared import codec
 from shared.domain.facts import MESSAGE, decode_facts, encode_facts
-from shared.storage.days import DayState
+from shared.storage.days import DayState, encode_head, parse_head
 
 
 def fact(event_id: str, user: str = "u1") -> tuple[object, ...]:
@@ -45,3 +46,27 @@ def test_redelivered_facts_are_dropped() -> None:
 def test_fact_lines_concatenate() -> None:
     first, second = [fact("e1")], [fact("e2")]
     assert decode_facts(encode_facts(first) + encode_facts(second)) == first + second
+
+
+def test_the_aggregate_is_the_durable_part_merged_with_what_was_applied_since() -> None:
+    earlier = DayState(org_id="ws-1", day=date(2026, 1, 1))
+    earlier.apply(fact("e1"))
+    state = DayState(org_id="ws-1", day=date(2026, 1, 1))
+    state.durable = codec.dumps(earlier.aggregate.to_json())
+    state.apply(fact("e2"))
+    state.apply(fact("e3", "u2"))
+    assert state.aggregate.users["u1"]["m"][0] == 2
+    assert state.aggregate.users["u2"]["m"][0] == 1
+    assert state.pending_changes() == [fact("e2"), fact("e3", "u2")]
+
+
+def test_head_bytes_round_trip_and_plain_json_heads_still_read() -> None:
+    aggregate = codec.dumps({"users": {"u1": {}}, "models": []})
+    inline = encode_facts([fact("e1"), fact("e2")])
+    body = encode_head({"schema": 2, "segments": []}, aggregate, inline)
+    document, carried = parse_head(body)
+    assert document == {"schema": 2, "segments": [], "aggregate": codec.loads(aggregate)}
+    assert decode_facts(carried) == [fact("e1"), fact("e2")]
+    # A schema-1 head: one JSON document, no inline facts.
+    old = codec.dumps({"schema": 1, "segments": [], "aggregate": {}})
+    assert parse_head(old) == ({"schema": 1, "segments": [], "aggregate": {}}, b"")
