@@ -115,6 +115,17 @@ class ServiceProcess:
             return 0
         return sum(1 for line in text.splitlines() if fragment in line)
 
+    async def wait_for_log(self, fragment: str, timeout_s: float = 120.0) -> None:
+        """Until a log line contains ``fragment`` (e.g. the service is up)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self.log_count(fragment) == 0:
+            self.check_alive()
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(
+                    f"{self.service} never logged {fragment!r}:\n{self.log_tail()}"
+                )
+            await asyncio.sleep(0.2)
+
     def log_tail(self, chars: int = 4000) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-chars:]
