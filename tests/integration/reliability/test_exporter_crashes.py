@@ -92,7 +92,7 @@ async def restart(
     fleet: ServiceFleet, exporter: ServiceProcess, settings: Settings
 ) -> ServiceProcess:
     assert exporter.kill() == -9, exporter.log_tail()
-    return fleet.start("exporter", settings)
+    return fleet.start("exporter", settings, log_level="INFO")  # INFO: "exporter consuming"
 
 
 async def ingested(settings: Settings) -> Dataset:
