@@ -99,7 +99,7 @@ class ExportApi:
         for prefix in prefixes:
             for route in EXPORT_ROUTES:
                 app.router.add_post(f"{prefix}{route.path}", self._export_handler(route))
-            app.router.add_get(f"{prefix}{STATUS_PATH}", self._status)
+            app.router.add_get(f"{prefix}{STATUS_PATH}", self._status, allow_head=False)
         return app
 
     # ---- guard ------------------------------------------------------------------------
