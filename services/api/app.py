@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -102,3 +104,25 @@ async def run_api(
         await producer.stop()
         await exports.stop()
         await aggregates.stop()
+
+
+@contextlib.asynccontextmanager
+async def serving_api(
+    settings: Settings, *, start_timeout_s: float = 60.0
+) -> AsyncIterator[ApiServing]:
+    """Run the API in this process for the block (the demo, tests); raises if it fails to
+    start, and stops it afterwards."""
+    stop = asyncio.Event()
+    serving: asyncio.Future[ApiServing] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(run_api(settings, stop=stop, on_serving=serving.set_result))
+    try:
+        waitables: list[asyncio.Future[Any]] = [task, serving]
+        await asyncio.wait(waitables, timeout=start_timeout_s, return_when="FIRST_COMPLETED")
+        if task.done():
+            task.result()  # raises why the API did not start
+        if not serving.done():
+            raise TimeoutError(f"the API did not start within {start_timeout_s:g} s")
+        yield serving.result()
+    finally:
+        stop.set()
+        await task

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -10,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from services.api.app import ApiServing, run_api
+from services.api.app import ApiServing, serving_api
 from services.api.keys import KeyStore
 from shared import codec
 from shared.adapters.s3 import ObjectStore
@@ -22,19 +21,8 @@ FREE_PORTS = {"api_port": 0, "api_metrics_port": 0}
 @contextlib.asynccontextmanager
 async def running_api(settings: Settings) -> AsyncIterator[ApiServing]:
     """The API on free loopback ports until the block ends."""
-    stop = asyncio.Event()
-    serving: asyncio.Future[ApiServing] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(
-        run_api(settings.model_copy(update=FREE_PORTS), stop=stop, on_serving=serving.set_result)
-    )
-    try:
-        await asyncio.wait({task, serving}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            task.result()  # start-up failed: raise why
-        yield serving.result()
-    finally:
-        stop.set()
-        await task
+    async with serving_api(settings.model_copy(update=FREE_PORTS)) as serving:
+        yield serving
 
 
 async def create_key(settings: Settings, org_id: str, **options: Any) -> str:
