@@ -4,8 +4,8 @@ Every request passes the guard middleware first: a browser ``Origin`` header →
 unknown path or method → 404/405. Each handler then asks for the caller's key: no valid
 key → 401; over the key's rate → 429. The export handler then validates the body (400
 before anything is published), publishes an export request and waits for its
-completion; the status handler answers from what this process saw or from the
-exporter's request records.
+completion; the status handler answers from the exporter's request records or from
+what this process saw.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from services.api.rows import FileMissing, TooLarge, rows_body
 from services.api.schemas import ExportBody, PendingResponse
 from services.api.waiter import CompletionWaiter, RequestKey, TooManyWaiting
 from services.exporter.completions import completion_of
-from services.exporter.idempotency import FINAL_STATUSES, RequestLedger
+from services.exporter.idempotency import RequestLedger
 from services.exporter.request_validation import ReadableRequest, Rejected, validate_request
 from shared import codec
 from shared.adapters.s3 import ObjectStore
@@ -131,6 +131,8 @@ class ExportApi:
             return exc.response
         except BadRequest as exc:
             return error_response(400, str(exc))
+        except web.HTTPException as exc:  # aiohttp's own refusals, e.g. a body over 64 KiB
+            return error_response(exc.status, exc.reason)
         except (RetriableError, KafkaError) as exc:
             log.warning("%s %s: dependency unavailable: %s", request.method, request.path, exc)
             return error_response(
@@ -195,10 +197,9 @@ class ExportApi:
         )
         if isinstance(checked, Rejected):
             raise BadRequest(checked.message)
-        key = (principal.org_id, request_id)
-        completion = await self._settled(key) if idempotency_key is not None else None
-        if completion is None:
-            completion = await self._publish_and_wait(key, payload)
+        # A repeated request id is published again too: the exporter answers it from its
+        # record (same file, a freshly signed URL, re-exported if the file was deleted).
+        completion = await self._publish_and_wait((principal.org_id, request_id), payload)
         if completion is None:
             return self._pending(request, request_id)
         return await self._answer(completion, route.variant)
@@ -233,22 +234,6 @@ class ExportApi:
             "group_by": body.group_by,
             "requested_by": f"api-key:{principal.key_id}",
         }
-
-    async def _settled(self, key: RequestKey) -> ExportCompletion | None:
-        """A final answer already given to this request id of this workspace, if any."""
-        recent = self._waiter.recent(key)
-        if recent is not None and (recent.success or _status(recent) in FINAL_STATUSES):
-            return recent
-        record = await self._ledger.peek(*key)
-        if record is None or record.outcome is None or not record.outcome.final:
-            return None
-        return await completion_of(
-            record.outcome,
-            request_id=key[1],
-            org_id=key[0],
-            exports=self._exports,
-            ttl_s=self._settings.signed_url_ttl_s,
-        )
 
     async def _publish_and_wait(
         self, key: RequestKey, payload: dict[str, Any]
@@ -318,17 +303,23 @@ class ExportApi:
         if not is_valid_id(request_id):
             raise BadRequest(f"request id must be {ID_RULE}")
         key = (principal.org_id, request_id)
-        completion = self._waiter.recent(key) or await self._settled(key)
-        if completion is not None:
-            return await self._answer(completion, Variant.FILE)
-        if self._waiter.is_waiting(key) or key in self._accepted:
+        # The exporter's record first: any replica can answer, with a freshly signed URL.
+        record = await self._ledger.peek(*key)
+        if record is not None and record.outcome is not None and record.outcome.final:
+            recorded = await completion_of(
+                record.outcome,
+                request_id=request_id,
+                org_id=principal.org_id,
+                exports=self._exports,
+                ttl_s=self._settings.signed_url_ttl_s,
+            )
+            return await self._answer(recorded, Variant.FILE)
+        seen = self._waiter.recent(key)  # e.g. a 500/503, which the exporter does not record
+        if seen is not None:
+            return await self._answer(seen, Variant.FILE)
+        known = self._waiter.is_waiting(key) or key in self._accepted or record is not None
+        if known:
             return self._pending(request, request_id)
-        if await self._ledger.peek(*key) is not None:
-            return self._pending(request, request_id)  # the exporter is working on it
         return error_response(
             404, f"No export request {request_id} in this workspace", error="Not Found"
         )
-
-
-def _status(completion: ExportCompletion) -> int:
-    return completion.error.status if completion.error is not None else 500

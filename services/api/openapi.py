@@ -34,6 +34,7 @@ _ERROR = {
     403: "Forbidden: browser requests (an Origin header) are refused",
     404: "No data found for the window (or, on the status route, no such request)",
     409: "Conflict: another request already wrote this export file",
+    413: "Too large: a body over 64 KiB, or (/json) an export above the inline bounds",
     429: "Too Many Requests: the key's rate limit; see Retry-After",
     500: "Internal error, or the export failed after its retries",
     503: "Service Unavailable: broker or store unreachable, or too many waiting requests",
@@ -105,17 +106,10 @@ def _pending() -> dict[str, Any]:
 
 
 def _export_operation(route: ExportRoute) -> dict[str, Any]:
-    rows = route.variant is Variant.JSON
-    success = RowsResponse if rows else ExportResponse
-    statuses = [400, 401, 403, 404, 409, *([413] if rows else []), 429, 500, 503]
+    success = RowsResponse if route.variant is Variant.JSON else ExportResponse
     responses = {"200": {"description": "Export successful", "content": _content(success)}}
     responses["202"] = _pending()
-    responses.update(_errors([status for status in statuses if status != 413]))
-    if rows:
-        responses["413"] = {
-            "description": "Too large to return inline: use the file route",
-            "content": _content(ErrorResponse),
-        }
+    responses.update(_errors([400, 401, 403, 404, 409, 413, 429, 500, 503]))
     return {
         "tags": ["Usage Export"],
         "operationId": route.operation_id,

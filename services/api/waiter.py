@@ -111,9 +111,10 @@ class CompletionWaiter:
             batch = await self._consumer.getmany(timeout_ms=500)
             for records in batch.values():
                 for record in records:
-                    self._arrived(record.value)
+                    self.accept(record.value)
 
-    def _arrived(self, value: bytes | None) -> None:
+    def accept(self, value: bytes | None) -> None:
+        """One record value of the completions topic: remember it, wake its waiters."""
         if value is None:
             return
         try:

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
+import aiohttp
 import pytest
 import pytest_asyncio
 
@@ -41,6 +42,7 @@ class Api:
     settings: Settings
     url: str
     key: str
+    metrics_url: str
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -56,7 +58,7 @@ async def api(stack: InfraStack) -> AsyncIterator[Api]:
     async with running_services(settings), running_api(settings) as serving:
         await wait_until_committed(settings, settings.ingest_group, settings.topic_events, ends)
         key = await create_key(settings, EDGE_ORG, name="tests")
-        yield Api(settings=settings, url=serving.api_url, key=key)
+        yield Api(settings=settings, url=serving.api_url, key=key, metrics_url=serving.metrics_url)
 
 
 async def test_every_route_answers_the_reference_body(api: Api) -> None:
@@ -159,6 +161,13 @@ async def test_bad_bodies_are_400_with_a_reason(api: Api, body: bytes, fragment:
     assert fragment in answer.body["message"]
 
 
+async def test_an_oversized_body_is_413_with_the_error_body(api: Api) -> None:
+    padded = window(FROM, TO) | {"padding": "x" * 100_000}
+    answer = await call(f"{api.url}/export/users", key=api.key, body=padded)
+    assert answer.status == 413
+    assert set(answer.body) == {"error", "message"}
+
+
 async def test_group_by_of_another_type_and_no_data(api: Api) -> None:
     projects = await call(
         f"{api.url}/export/projects", key=api.key, body=window(FROM, TO, group_by="model")
@@ -258,3 +267,15 @@ async def test_idempotency_key_gives_the_same_export(api: Api) -> None:
         headers={"Idempotency-Key": "../escape"},
     )
     assert bad.status == 400
+
+
+async def test_metrics_and_health_of_the_api(api: Api) -> None:
+    await call(f"{api.url}/export/projects", key=api.key, body=window(FROM, TO))
+    await call(f"{api.url}/export/projects", body=window(FROM, TO))
+    ready = await call(f"{api.metrics_url}/health/ready", method="GET")
+    assert ready.status == 200
+    assert ready.body["checks"]["completions reader"] == "ok"
+    async with aiohttp.ClientSession() as session, session.get(f"{api.metrics_url}/metrics") as r:
+        metrics = await r.text()
+    assert 'usage_api_requests_total{route="projects",status="200"}' in metrics
+    assert 'usage_api_auth_failures_total{reason="missing"}' in metrics
