@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import shutil
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator
@@ -109,6 +110,7 @@ async def test_json_variant_refuses_exports_above_its_bound(api: Api) -> None:
     assert "without /json" in answer.body["message"]
 
 
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 async def test_the_docs_curl_example_works_unchanged(api: Api) -> None:
     """The exact call of the reference docs: its 2024 window is now over 12 months ago."""
     docs_body = (
