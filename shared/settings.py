@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    """Every knob of both services. Frozen: read once at start-up, passed down explicitly."""
+    """Every knob of the services. Frozen: read once at start-up, passed down explicitly."""
 
     model_config = SettingsConfigDict(env_prefix="USAGE_", frozen=True, extra="ignore")
 
@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     ingest_metrics_port: int = Field(default=9464, ge=0, le=65535)
     exporter_metrics_port: int = Field(default=9465, ge=0, le=65535)
+    api_metrics_port: int = Field(default=9466, ge=0, le=65535)
     # auto: JSON lines when stderr is not a terminal, readable text when it is.
     log_format: Literal["auto", "json", "text"] = "auto"
 
@@ -81,6 +82,22 @@ class Settings(BaseSettings):
     export_concurrency: int = Field(default=4, ge=1)
     export_deadline_s: float = Field(default=120.0, gt=0)
     export_part_size_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
+
+    # --- HTTP API (docs/api.md) ------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=0, le=65535)
+    # The same routes again under this prefix, for dedicated deployments ("" = none).
+    api_path_prefix: str = Field(default="/api/public", pattern=r"^(/[A-Za-z0-9._~-]+)*$")
+    # How long a request waits for its completion before it is answered 202 (pending).
+    api_timeout_s: float = Field(default=25.0, gt=0, le=600)
+    api_rate_limit_per_min: int = Field(default=500, ge=1)
+    # A verified (or refused) key is remembered this long: a revoke takes effect within it.
+    api_key_cache_ttl_s: float = Field(default=30.0, ge=0)
+    # Requests waiting for a completion at once; beyond it new ones are answered 503.
+    api_max_waiting: int = Field(default=10_000, ge=1)
+    # The /json variant returns rows inline up to these bounds, else 413 (use the file).
+    api_json_max_rows: int = Field(default=10_000, ge=1)
+    api_json_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
 
 
 @lru_cache(maxsize=1)

@@ -4,7 +4,7 @@ Tests are hermetic: ``USAGE_*`` variables from the developer's shell (a sourced
 ``usage.env``, say) would silently change Settings defaults in unit tests and point
 integration tests at another broker, so they are removed for the whole session before
 any test module is imported. ``USAGE_TEST_*`` variables configure the test run itself
-(e.g. ``USAGE_TEST_INFRA``) and are kept. Only the metrics ports are then set, to 0.
+(e.g. ``USAGE_TEST_INFRA``) and are kept. Only the metrics and API ports are then set, to 0.
 """
 
 from __future__ import annotations
@@ -20,3 +20,5 @@ for _name in [
 # once, and a developer's own services may hold the default ports.
 os.environ["USAGE_INGEST_METRICS_PORT"] = "0"
 os.environ["USAGE_EXPORTER_METRICS_PORT"] = "0"
+os.environ["USAGE_API_METRICS_PORT"] = "0"
+os.environ["USAGE_API_PORT"] = "0"

@@ -18,6 +18,8 @@ _COMMANDS: tuple[str, ...] = (
     "services.cli.simulate",
     "services.cli.replay",
     "services.cli.exporter",
+    "services.cli.api",
+    "services.cli.keys",
     "services.cli.request",
     "services.cli.demo",
     "services.cli.dlq",
@@ -28,7 +30,7 @@ _COMMANDS: tuple[str, ...] = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="usage-export",
-        description="Workspace usage exports from Kafka usage events (ingest, exporter, tools).",
+        description="Workspace usage exports from Kafka usage events (services and tools).",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name in _COMMANDS:

@@ -1,4 +1,4 @@
-"""``usage-export contracts write|check``: the contract's JSON Schemas and AsyncAPI document.
+"""``usage-export contracts write|check``: JSON Schemas, the AsyncAPI and the OpenAPI document.
 
 ``write`` regenerates ``docs/contracts`` from the pydantic models; ``check`` exits 1 when
 the files there are not what ``write`` would produce (the unit test does the same).

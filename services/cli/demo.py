@@ -4,7 +4,8 @@ Starts the embedded broker and store (free loopback ports, a temporary data dire
 runs ingest and exporter in this process, produces a simulated year of usage for a few
 workspaces, waits until ingest has committed all of it, requests every export type (with
 and without subgroups, some in non-UTC timezones), downloads the CSV files into
-``./exports`` and prints a summary — then stops everything it started.
+``./exports``, makes one call through the HTTP API with a fresh API key and prints a
+summary — then stops everything it started.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
+from services.cli.demo_api import api_round_trip
 from services.cli.runtime import setup_logging
 from services.exporter.client import ExportClient, download, export_request
 from shared.adapters.kafka import make_producer
@@ -140,6 +142,9 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
             ]
             try:
                 results = await _pipeline(args, settings, console)
+                api_ok = await api_round_trip(
+                    settings, "ws-0001", window_start(date.today()), date.today(), console
+                )
             finally:
                 stop.set()
                 await asyncio.gather(*services, return_exceptions=True)
@@ -152,7 +157,7 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
         f"{len(results) - len(failed)} of {len(results)} exports written to "
         f"[bold]{args.out}[/] in {time.monotonic() - started:.0f} s"
     )
-    return 1 if failed else 0
+    return 1 if failed or not api_ok else 0
 
 
 async def _pipeline(

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import functools
+import importlib
 import os
 import signal
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from shared.adapters import logging as structured_logging
+from shared.settings import load_settings
 
 _FORMATS = {"json": True, "text": False, "auto": None}
 
@@ -31,3 +36,25 @@ def run_until_signalled(service: Callable[[asyncio.Event], Awaitable[None]]) -> 
 
     asyncio.run(main())
     return 0
+
+
+def register_service(
+    subparsers: Any, name: str, *, help: str, description: str, runner: str
+) -> None:
+    """A sub-command that runs one service, ``runner`` (``module:function``), until
+    SIGTERM; the module is imported only when the command runs."""
+    parser = subparsers.add_parser(name, help=help, description=description)
+    parser.add_argument("--log-level", default="INFO")
+    parser.set_defaults(func=functools.partial(_run_service, runner=runner))
+
+
+def _run_service(args: argparse.Namespace, *, runner: str) -> int:
+    setup_logging(args.log_level)
+    module_name, _, function_name = runner.partition(":")
+    run = getattr(importlib.import_module(module_name), function_name)
+    settings = load_settings()
+
+    async def service(stop: asyncio.Event) -> None:
+        await run(settings, stop=stop)
+
+    return run_until_signalled(service)

@@ -1,9 +1,10 @@
-"""``usage-export up``: the embedded broker and object store, provisioned, plus both services.
+"""``usage-export up``: the embedded broker and object store, provisioned, plus the services.
 
 The zero-set-up way to run everything on one machine (contract §7): servers come from
 pip-installed wheels, run as children that die with this process, and stop cleanly on
-Ctrl-C or SIGTERM. ``--infra-only`` leaves the services to separate processes, which
-reach the servers through ``DATA_DIR/usage.env``.
+Ctrl-C or SIGTERM. The HTTP API listens on ``--api-port`` (default 8080) and
+``USAGE_API_URL`` in ``usage.env`` names it. ``--infra-only`` leaves the services to
+separate processes, which reach the servers through ``DATA_DIR/usage.env``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from rich.table import Table
 
 from services.cli.runtime import setup_logging
 from shared.embedded import EmbeddedStack, write_env_file
+from shared.embedded.ports import require_free_port
 from shared.errors import EmbeddedStackError
 from shared.settings import Settings
 
@@ -37,9 +39,11 @@ ServiceMain = Callable[..., Coroutine[Any, Any, object]]
 SERVICES: tuple[tuple[str, str, str], ...] = (
     ("ingest", "services.ingest.app", "run_ingest"),
     ("exporter", "services.exporter.app", "run_exporter"),
+    ("api", "services.api.app", "run_api"),
 )
 SERVICE_DRAIN_S = 60.0  # services flush and commit after stop is set; then we cancel
 ENV_FILE_NAME = "usage.env"
+DEFAULT_API_PORT = 8080
 
 
 def _port(text: str) -> int:
@@ -59,11 +63,12 @@ def _positive(text: str) -> int:
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "up",
-        help="run a local broker, object store, ingest and exporter (embedded default)",
+        help="run a local broker, object store, ingest, exporter and HTTP API (embedded)",
         description="Start a Kafka-compatible broker (Tansu, in memory) and an S3-compatible "
         "store (SeaweedFS, on disk under --data-dir) from pip-installed binaries, "
-        "create topics and buckets, write DATA_DIR/usage.env, then run ingest and "
-        "exporter until Ctrl-C or SIGTERM. Nothing is left running afterwards.",
+        "create topics and buckets, write DATA_DIR/usage.env, then run ingest, "
+        "exporter and the HTTP API until Ctrl-C or SIGTERM. Nothing is left running "
+        "afterwards.",
     )
     parser.add_argument(
         "--data-dir",
@@ -76,6 +81,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--s3-port", type=_port, default=8333, help="S3 port on 127.0.0.1 (default: 8333)"
+    )
+    parser.add_argument(
+        "--api-port",
+        type=_port,
+        default=DEFAULT_API_PORT,
+        help=f"HTTP API port on 127.0.0.1 (default: {DEFAULT_API_PORT})",
     )
     parser.add_argument(
         "--events-partitions",
@@ -108,9 +119,11 @@ def run_up(args: argparse.Namespace) -> int:
 async def _up(args: argparse.Namespace, console: Console) -> int:
     stop = asyncio.Event()
     _install_signal_handlers(stop, console)
-    base = Settings()
+    base = Settings().model_copy(update={"api_port": args.api_port, "api_host": "127.0.0.1"})
     if args.events_partitions is not None:
         base = base.model_copy(update={"events_partitions": args.events_partitions})
+    if not args.infra_only:
+        require_free_port(args.api_port, "HTTP API")
     stack = EmbeddedStack(
         args.data_dir, kafka_port=args.kafka_port, s3_port=args.s3_port, settings=base
     )
@@ -121,8 +134,11 @@ async def _up(args: argparse.Namespace, console: Console) -> int:
         return 0
     env_path = stack.data_dir / ENV_FILE_NAME
     try:
-        write_env_file(env_path, stack.env())
-        _print_ready(console, stack, env_path)
+        env = stack.env()
+        if not args.infra_only:
+            env["USAGE_API_URL"] = f"http://127.0.0.1:{args.api_port}"
+        write_env_file(env_path, env)
+        _print_ready(console, stack, env_path, env)
         services = [] if args.infra_only else _load_services(console)
         return await _run_until_stopped(services, stack, stop, console)
     finally:
@@ -236,7 +252,9 @@ def _report_outcomes(tasks: set[asyncio.Task[object]], console: Console) -> int:
     return status
 
 
-def _print_ready(console: Console, stack: EmbeddedStack, env_path: Path) -> None:
+def _print_ready(
+    console: Console, stack: EmbeddedStack, env_path: Path, env: dict[str, str]
+) -> None:
     settings = stack.settings
     table = Table(
         title="usage-export: embedded infrastructure ready", show_header=False, title_justify="left"
@@ -248,9 +266,11 @@ def _print_ready(console: Console, stack: EmbeddedStack, env_path: Path) -> None
     table.add_row("Store data", escape(str(stack.data_dir / "seaweedfs")))
     table.add_row("Buckets", f"{settings.aggregates_bucket}, {settings.exports_bucket}")
     table.add_row("Logs", escape(str(stack.log_dir)))
+    if "USAGE_API_URL" in env:
+        table.add_row("HTTP API", f"{env['USAGE_API_URL']} (keys: usage-export keys create)")
     table.add_row("Environment", escape(str(env_path)))
     console.print(table)
     console.print("Reach them from another shell with:")
     console.print(f"  set -a; . {escape(str(env_path))}; set +a", highlight=False, soft_wrap=True)
-    for name, value in stack.env().items():
+    for name, value in env.items():
         console.print(f"  {name}={escape(value)}", highlight=False, soft_wrap=True)

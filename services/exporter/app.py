@@ -10,14 +10,7 @@ from services.exporter.export_job import Exporter
 from services.exporter.worker import ExporterWorker
 from shared.adapters.kafka import make_consumer, make_producer
 from shared.adapters.s3 import ObjectStore
-from shared.observability import (
-    ExporterMetrics,
-    ObservabilityServer,
-    broker_check,
-    flag_check,
-    new_registry,
-    store_check,
-)
+from shared.observability import ExporterMetrics, ObservabilityServer, new_registry, service_checks
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,12 +46,11 @@ async def run_exporter(
             registry,
             host=settings.metrics_host,
             port=settings.exporter_metrics_port,
-            checks={
-                "broker": broker_check(settings.kafka_bootstrap),
-                "aggregates store": store_check(aggregates),
-                "exports store": store_check(exports),
-                "not draining": flag_check(lambda: not stop.is_set(), "draining before exit"),
-            },
+            checks=service_checks(
+                settings.kafka_bootstrap,
+                {"aggregates store": aggregates, "exports store": exports},
+                stop,
+            ),
         )
         await server.start()
         servers.append(server)

@@ -145,6 +145,11 @@ class RequestLedger:
     def __init__(self, store: ObjectStore) -> None:
         self._store = store
 
+    async def peek(self, org_id: str, request_id: str) -> RequestRecord | None:
+        """The request's record as it is, without creating it (the HTTP API's status route)."""
+        stored = await self._store.get(request_record_key(org_id, request_id))
+        return None if stored is None else _parse(stored.body, stored.etag)
+
     async def open(self, org_id: str, request_id: str, now: datetime) -> RequestRecord:
         """The request's record, created (pinning ``now``) if this is its first sighting."""
         key = request_record_key(org_id, request_id)

@@ -5,6 +5,7 @@ so the documents are generated from them, and a unit test fails when a model cha
 the committed files were not regenerated. Output, relative to ``docs/contracts``::
 
     asyncapi.json                   topics (channels), messages, who sends and receives what
+    openapi.json                    the HTTP API (``usage-export api``)
     schemas/usage-event.json        any usage event (discriminated by ``type``)
     schemas/events/{type}.json      one per event type
     schemas/export-request.json     an export request
@@ -18,16 +19,19 @@ import json
 from pathlib import Path
 from typing import Any
 
+from services.api.openapi import openapi_document
 from services.ops.asyncapi import asyncapi_document
 from services.ops.json_schemas import GENERATED, REGENERATE, json_schemas
 
 ASYNCAPI = "asyncapi.json"
+OPENAPI = "openapi.json"
 README = "README.md"
 DEFAULT_DIR = Path("docs/contracts")
 
 __all__ = [
     "ASYNCAPI",
     "DEFAULT_DIR",
+    "OPENAPI",
     "README",
     "REGENERATE",
     "render_documents",
@@ -45,6 +49,9 @@ def _readme(paths: list[str]) -> str:
         "- `asyncapi.json`: AsyncAPI 3.0 description of the five topics of contract §1: "
         "channels (topic addresses and keys), messages, and the operations of ingest and "
         "exporter. Message payloads reference the schemas below.\n"
+        "- `openapi.json`: OpenAPI 3.1 description of the HTTP API (`usage-export api`, "
+        "docs/api.md), from its route table and body models; the integration tests run "
+        "schemathesis against the live service with it.\n"
         "- `schemas/`: JSON Schema 2020-12 of every message; inputs (events, requests) as "
         "they are validated, completions as they are produced. Unknown fields are ignored by "
         "the services, so producers may add fields.\n\n"
@@ -58,6 +65,7 @@ def render_documents() -> dict[str, bytes]:
     """Relative path -> exact file content of every generated document."""
     documents: dict[str, Any] = dict(json_schemas())
     documents[ASYNCAPI] = asyncapi_document()
+    documents[OPENAPI] = openapi_document()
     # stdlib json for the indented, human-diffable form; codec (orjson) is for the wire.
     rendered = {
         path: (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()

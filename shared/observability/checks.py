@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from shared.adapters.s3 import ObjectStore
 from shared.observability.server import ReadinessCheck
@@ -65,3 +65,13 @@ def flag_check(is_ready: Callable[[], bool], reason: str) -> ReadinessCheck:
             raise RuntimeError(reason)
 
     return check
+
+
+def service_checks(
+    bootstrap: str, stores: Mapping[str, ObjectStore], stop: asyncio.Event
+) -> dict[str, ReadinessCheck]:
+    """A service's usual checks: the broker, each named store, and "not draining"."""
+    checks = {"broker": broker_check(bootstrap)}
+    checks.update({name: store_check(store) for name, store in stores.items()})
+    checks["not draining"] = flag_check(lambda: not stop.is_set(), "draining before exit")
+    return checks

@@ -30,7 +30,7 @@ _SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 _EXPORT_SECONDS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 _COUNTS = (0, 1, 10, 100, 1_000, 10_000, 100_000, 1_000_000)
 
-__all__ = ["ExporterMetrics", "IngestMetrics", "data_type_label", "new_registry"]
+__all__ = ["ApiMetrics", "ExporterMetrics", "IngestMetrics", "data_type_label", "new_registry"]
 
 
 def _package_version() -> str:
@@ -224,3 +224,42 @@ class ExporterMetrics:
             return
         status = completion.error.status if completion.error is not None else 500
         self.observe_export(data_type, status, seconds)
+
+
+class ApiMetrics:
+    """What the HTTP API reports: requests by route and status, latency, waits, refusals."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "usage_api_requests",
+            "HTTP requests answered, by route (data type, 'status' or 'other') and status",
+            ["route", "status"],
+            registry=registry,
+        )
+        self.request_seconds = Histogram(
+            "usage_api_request_duration_seconds",
+            "Time to answer an HTTP request, by route",
+            ["route"],
+            buckets=_EXPORT_SECONDS,
+            registry=registry,
+        )
+        self.auth_failures = Counter(
+            "usage_api_auth_failures",
+            "Requests refused with 401, by reason (missing, invalid, revoked, scope)",
+            ["reason"],
+            registry=registry,
+        )
+        self.waiting = Gauge(
+            "usage_api_requests_waiting",
+            "Requests waiting for their completion right now",
+            registry=registry,
+        )
+        self.pending_answers = Counter(
+            "usage_api_pending_answers",
+            "Requests answered 202 because no completion came within the timeout",
+            registry=registry,
+        )
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(route=route, status=str(status)).inc()
+        self.request_seconds.labels(route=route).observe(seconds)

@@ -63,7 +63,12 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Infra
         raise pytest.UsageError(f"{INFRA_VARIABLE} must be 'embedded' or 'docker', not {choice!r}")
 
 
-_FREE_METRICS_PORTS = {"ingest_metrics_port": 0, "exporter_metrics_port": 0}
+_FREE_METRICS_PORTS = {
+    "ingest_metrics_port": 0,
+    "exporter_metrics_port": 0,
+    "api_metrics_port": 0,
+    "api_port": 0,
+}
 
 
 @pytest.fixture(scope="session")

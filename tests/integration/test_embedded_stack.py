@@ -232,8 +232,11 @@ class UpProcess:
 
 
 @asynccontextmanager
-async def running_up(tmp_path: Path, *extra: str) -> AsyncIterator[UpProcess]:
-    """``usage-export up --infra-only`` on free ports; killed at the end whatever happens."""
+async def running_up(
+    tmp_path: Path, *extra: str, infra_only: bool = True
+) -> AsyncIterator[UpProcess]:
+    """``usage-export up`` (``--infra-only`` unless told) on free ports; killed at the end
+    whatever happens."""
     kafka_port, s3_port = free_ports(2)
     data_dir, output = tmp_path / "data", tmp_path / "up.out"
     with output.open("wb") as sink:
@@ -242,7 +245,7 @@ async def running_up(tmp_path: Path, *extra: str) -> AsyncIterator[UpProcess]:
             "-m",
             "services",
             "up",
-            "--infra-only",
+            *(["--infra-only"] if infra_only else []),
             "--data-dir",
             str(data_dir),
             "--kafka-port",

@@ -23,7 +23,7 @@ K8S = ROOT / "deploy" / "k8s"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
 
-SERVICES = ("ingest", "exporter")
+SERVICES = ("ingest", "exporter", "api")
 
 
 def setting_default(name: str) -> Any:
@@ -77,7 +77,8 @@ def test_dockerfile_builds_a_non_root_image_of_the_cli() -> None:
     assert not user.startswith(("root", "0"))
     assert by_name["ENTRYPOINT"] == ['["usage-export"]']
     assert by_name["CMD"][-1] == '["ingest"]'
-    assert set(by_name["EXPOSE"][0].split()) == {str(metrics_port(s)) for s in SERVICES}
+    exposed = {str(metrics_port(s)) for s in SERVICES} | {str(setting_default("api_port"))}
+    assert set(by_name["EXPOSE"][0].split()) == exposed
     assert "/health/ready" in text.split("HEALTHCHECK", 1)[1]
     assert "[embedded]" not in text
     assert "pip install --no-cache-dir ." in text
@@ -117,8 +118,8 @@ def test_deployments_probe_health_and_read_config_and_secret(
     (container,) = pod["containers"]
     assert container["args"] == [service]
     assert container["image"] == "usage-export"
-    (port,) = container["ports"]
-    assert (port["name"], port["containerPort"]) == ("metrics", metrics_port(service))
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert ports["metrics"] == metrics_port(service)
     assert container["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "metrics"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "metrics"}
     sources = {next(iter(item)): next(iter(item.values()))["name"] for item in container["envFrom"]}
@@ -178,7 +179,23 @@ def test_compose_services_run_the_image_against_kafka_and_minio(service: str) ->
     )
     port = metrics_port(service)
     assert int(env[f"USAGE_{service.upper()}_METRICS_PORT"]) == port
-    assert defined["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert f"127.0.0.1:{port}:{port}" in defined["ports"]
     assert f"127.0.0.1:{port}/health/ready" in " ".join(defined["healthcheck"]["test"])
     assert set(defined["depends_on"]) == {"kafka-init", "minio-init"}
     assert defined["profiles"] == ["services"]  # `docker compose up` stays infra-only
+
+
+def test_the_api_is_served_on_its_port_everywhere(
+    manifests: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    api_port = int(setting_default("api_port"))
+    config = manifests["ConfigMap", "usage-export-config"]["data"]
+    assert config["USAGE_API_HOST"] == "0.0.0.0"  # reached from outside the pod
+    assert int(config["USAGE_API_PORT"]) == api_port
+    (container,) = deployment(manifests, "api")["spec"]["template"]["spec"]["containers"]
+    assert {"name": "http", "containerPort": api_port, "protocol": "TCP"} in container["ports"]
+    (port,) = manifests["Service", "usage-api"]["spec"]["ports"]
+    assert port["targetPort"] == "http"
+    compose_api = yaml.safe_load(COMPOSE.read_text())["services"]["api"]
+    assert f"127.0.0.1:{api_port}:{api_port}" in compose_api["ports"]
+    assert compose_api["environment"]["USAGE_API_HOST"] == "0.0.0.0"

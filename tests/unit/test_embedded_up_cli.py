@@ -22,6 +22,7 @@ def test_defaults_follow_the_contract() -> None:
     args = _parse()
     assert (args.data_dir, args.kafka_port, args.s3_port) == (Path(".usage-export"), 9092, 8333)
     assert args.infra_only is False
+    assert args.api_port == 8080
     assert args.events_partitions is None
     assert args.func is up.run_up
 

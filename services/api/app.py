@@ -1,0 +1,128 @@
+"""Wiring of the HTTP API: real clients in, an aiohttp server out (``usage-export api``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from services.api.auth import KeyVerifier
+from services.api.handlers import ExportApi
+from services.api.keys import KeyStore
+from services.api.rate_limit import RateLimiter
+from services.api.waiter import CompletionWaiter
+from shared.adapters.kafka import make_producer
+from shared.adapters.s3 import ObjectStore
+from shared.observability import (
+    ApiMetrics,
+    ObservabilityServer,
+    flag_check,
+    new_registry,
+    service_checks,
+)
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiServing:
+    """Where a started API answers: the API itself, and its /metrics and /health."""
+
+    api_url: str
+    metrics_url: str
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+
+
+async def run_api(
+    settings: Settings,
+    *,
+    stop: asyncio.Event,
+    on_serving: Callable[[ApiServing], None] | None = None,
+) -> None:
+    """Serve the API until ``stop`` is set; then stop taking requests and return."""
+    registry = new_registry("api")
+    metrics = ApiMetrics(registry)
+    aggregates = ObjectStore(settings, settings.aggregates_bucket)
+    exports = ObjectStore(settings, settings.exports_bucket)
+    producer = make_producer(settings)
+    waiter = CompletionWaiter(settings, max_waiting=settings.api_max_waiting)
+    runner: web.AppRunner | None = None
+    server = ObservabilityServer(
+        registry,
+        host=settings.metrics_host,
+        port=settings.api_metrics_port,
+        checks=service_checks(
+            settings.kafka_bootstrap,
+            {"aggregates store": aggregates, "exports store": exports},
+            stop,
+        ),
+    )
+    server.add_check(
+        "completions reader", flag_check(lambda: waiter.running, "not reading completions")
+    )
+    try:
+        await aggregates.start()
+        await exports.start()
+        await producer.start()
+        await waiter.start()
+        api = ExportApi(
+            settings,
+            verifier=KeyVerifier(KeyStore(aggregates), ttl_s=settings.api_key_cache_ttl_s),
+            limiter=RateLimiter(settings.api_rate_limit_per_min),
+            waiter=waiter,
+            producer=producer,
+            exports=exports,
+            metrics=metrics,
+        )
+        runner = web.AppRunner(api.application(), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.api_host, settings.api_port)
+        await site.start()
+        await server.start()
+        serving = ApiServing(
+            api_url=_url(settings.api_host, int(runner.addresses[0][1])),
+            metrics_url=server.url,
+        )
+        log.info("API serving on %s; metrics and health on %s", serving.api_url, server.url)
+        if on_serving is not None:
+            on_serving(serving)
+        await stop.wait()
+    finally:
+        if runner is not None:
+            await runner.cleanup()  # stops listening, lets requests in flight finish
+        await server.stop()
+        await waiter.stop()
+        await producer.stop()
+        await exports.stop()
+        await aggregates.stop()
+
+
+@contextlib.asynccontextmanager
+async def serving_api(
+    settings: Settings, *, start_timeout_s: float = 60.0
+) -> AsyncIterator[ApiServing]:
+    """Run the API in this process for the block (the demo, tests); raises if it fails to
+    start, and stops it afterwards."""
+    stop = asyncio.Event()
+    serving: asyncio.Future[ApiServing] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(run_api(settings, stop=stop, on_serving=serving.set_result))
+    try:
+        waitables: list[asyncio.Future[Any]] = [task, serving]
+        await asyncio.wait(waitables, timeout=start_timeout_s, return_when="FIRST_COMPLETED")
+        if task.done():
+            task.result()  # raises why the API did not start
+        if not serving.done():
+            raise TimeoutError(f"the API did not start within {start_timeout_s:g} s")
+        yield serving.result()
+    finally:
+        stop.set()
+        await task

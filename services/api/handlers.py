@@ -1,0 +1,325 @@
+"""The API's request handling: guard (origin, route, key, rate), export, status.
+
+Every request passes the guard middleware first: a browser ``Origin`` header → 403; an
+unknown path or method → 404/405. Each handler then asks for the caller's key: no valid
+key → 401; over the key's rate → 429. The export handler then validates the body (400
+before anything is published), publishes an export request and waits for its
+completion; the status handler answers from the exporter's request records or from
+what this process saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+
+from services.api.auth import AuthFailure, KeyVerifier, Principal
+from services.api.rate_limit import RateLimiter
+from services.api.responses import error_response, export_body, failure_response, json_response
+from services.api.routes import EXPORT_ROUTES, STATUS_PATH, ExportRoute, Variant, status_path
+from services.api.rows import FileMissing, TooLarge, rows_body
+from services.api.schemas import ExportBody, PendingResponse
+from services.api.waiter import CompletionWaiter, RequestKey, TooManyWaiting
+from services.exporter.completions import completion_of
+from services.exporter.idempotency import RequestLedger
+from services.exporter.request_validation import ReadableRequest, Rejected, validate_request
+from shared import codec
+from shared.adapters.s3 import ObjectStore
+from shared.contracts.completions import ExportCompletion
+from shared.contracts.ids import ID_RULE, is_valid_id
+from shared.errors import RetriableError
+from shared.observability import ApiMetrics
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_PENDING_RETRY_AFTER_S = "5"
+_ACCEPTED_MEMORY = 10_000
+
+
+class BadRequest(Exception):
+    """The request cannot be answered as sent; the message says what to fix."""
+
+
+class Refused(Exception):
+    """The request is refused before any work (401, 429): answer ``response``."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def _validation_message(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    return f"'{where}': {first['msg']}"
+
+
+class ExportApi:
+    """Handlers and middleware of the HTTP API, over injected clients."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        verifier: KeyVerifier,
+        limiter: RateLimiter,
+        waiter: CompletionWaiter,
+        producer: AIOKafkaProducer,
+        exports: ObjectStore,
+        metrics: ApiMetrics | None = None,
+    ) -> None:
+        self._settings = settings
+        self._verifier = verifier
+        self._limiter = limiter
+        self._waiter = waiter
+        self._producer = producer
+        self._exports = exports
+        self._ledger = RequestLedger(exports)
+        self._metrics = metrics
+        self._accepted: OrderedDict[RequestKey, None] = OrderedDict()
+
+    def application(self) -> web.Application:
+        app = web.Application(middlewares=[self._guard], client_max_size=64 * 1024)
+        prefixes = [""] + (
+            [self._settings.api_path_prefix] if self._settings.api_path_prefix else []
+        )
+        for prefix in prefixes:
+            for route in EXPORT_ROUTES:
+                app.router.add_post(f"{prefix}{route.path}", self._export_handler(route))
+            app.router.add_get(f"{prefix}{STATUS_PATH}", self._status, allow_head=False)
+        return app
+
+    # ---- guard ------------------------------------------------------------------------
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.monotonic()
+        label = self._route_label(request)
+        response = await self._guarded(request, handler)
+        if self._metrics is not None:
+            self._metrics.observe(label, response.status, time.monotonic() - started)
+            self._metrics.waiting.set(self._waiter.waiting_count)
+        return response
+
+    async def _guarded(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if "Origin" in request.headers:
+            return error_response(
+                403,
+                "Browser requests are not allowed: call this API from a server, never from "
+                "a web page, so that your API key stays secret",
+            )
+        matched = request.match_info.http_exception
+        if matched is not None:
+            return error_response(
+                matched.status, f"{request.method} {request.path}: {matched.reason}"
+            )
+        try:
+            return await handler(request)
+        except Refused as exc:
+            return exc.response
+        except BadRequest as exc:
+            return error_response(400, str(exc))
+        except web.HTTPException as exc:  # aiohttp's own refusals, e.g. a body over 64 KiB
+            return error_response(exc.status, exc.reason)
+        except (RetriableError, KafkaError) as exc:
+            log.warning("%s %s: dependency unavailable: %s", request.method, request.path, exc)
+            return error_response(
+                503,
+                "The export service is unavailable right now; retry later",
+                headers={"Retry-After": "10"},
+            )
+        except Exception:
+            log.exception("%s %s failed", request.method, request.path)
+            return error_response(500, "Internal error while answering the request")
+
+    async def _authorized(self, request: web.Request) -> Principal:
+        """The caller's key, within its rate; else raises :class:`Refused` (401, 429)."""
+        outcome = await self._verifier.verify(request.headers.get("Authorization"))
+        if isinstance(outcome, AuthFailure):
+            if self._metrics is not None:
+                self._metrics.auth_failures.labels(reason=outcome.reason).inc()
+            raise Refused(
+                error_response(401, outcome.value, headers={"WWW-Authenticate": "Bearer"})
+            )
+        wait_s = self._limiter.acquire(outcome.key_id)
+        if wait_s is not None:
+            raise Refused(
+                error_response(
+                    429,
+                    f"Rate limit of {self._settings.api_rate_limit_per_min} requests per minute "
+                    f"for this API key exceeded: retry in {wait_s} s",
+                    error="Too Many Requests",
+                    headers={"Retry-After": str(wait_s)},
+                )
+            )
+        return outcome
+
+    @staticmethod
+    def _route_label(request: web.Request) -> str:
+        info = request.match_info.route.resource
+        path = info.canonical if info is not None else ""
+        if path.endswith(STATUS_PATH):
+            return "status"
+        for route in EXPORT_ROUTES:
+            if path.endswith(route.path):
+                return route.data_type.value
+        return "other"
+
+    # ---- POST /export/{type} ------------------------------------------------------------
+    def _export_handler(self, route: ExportRoute) -> Handler:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await self._export(request, route)
+
+        return handle
+
+    async def _export(self, request: web.Request, route: ExportRoute) -> web.StreamResponse:
+        principal = await self._authorized(request)
+        body = await self._read_body(request)
+        idempotency_key = request.headers.get("Idempotency-Key")
+        if idempotency_key is not None and not is_valid_id(idempotency_key):
+            raise BadRequest(f"Idempotency-Key must be {ID_RULE}")
+        request_id = idempotency_key or str(uuid.uuid4())
+        payload = self._request_message(principal, route, body, request_id)
+        checked = validate_request(
+            ReadableRequest(request_id, principal.org_id, payload), now=datetime.now(UTC)
+        )
+        if isinstance(checked, Rejected):
+            raise BadRequest(checked.message)
+        # A repeated request id is published again too: the exporter answers it from its
+        # record (same file, a freshly signed URL, re-exported if the file was deleted).
+        completion = await self._publish_and_wait((principal.org_id, request_id), payload)
+        if completion is None:
+            return self._pending(request, request_id)
+        return await self._answer(completion, route.variant)
+
+    async def _read_body(self, request: web.Request) -> ExportBody:
+        raw = await request.read()
+        try:
+            parsed = codec.loads(raw) if raw else None
+        except codec.JSONDecodeError as exc:
+            raise BadRequest(f"The body must be JSON: {exc}") from None
+        if not isinstance(parsed, dict):
+            raise BadRequest(
+                'The body must be a JSON object like {"from": {"date": "2024-01-01", '
+                '"timezone": "UTC"}, "to": {"date": "2024-01-31", "timezone": "UTC"}}'
+            )
+        try:
+            return ExportBody.model_validate(parsed)
+        except ValidationError as exc:
+            raise BadRequest(_validation_message(exc)) from None
+
+    @staticmethod
+    def _request_message(
+        principal: Principal, route: ExportRoute, body: ExportBody, request_id: str
+    ) -> dict[str, Any]:
+        """The contract §3 message; the workspace is the key's, never the caller's say."""
+        return {
+            "request_id": request_id,
+            "org_id": principal.org_id,
+            "data_type": route.data_type.value,
+            "from": body.from_.model_dump(),
+            "to": body.to.model_dump(),
+            "group_by": body.group_by,
+            "requested_by": f"api-key:{principal.key_id}",
+        }
+
+    async def _publish_and_wait(
+        self, key: RequestKey, payload: dict[str, Any]
+    ) -> ExportCompletion | None:
+        """The completion, or None when it did not come within ``api_timeout_s``."""
+        try:
+            async with self._waiter.waiting(key) as future:
+                await self._producer.send_and_wait(
+                    self._settings.topic_export_requests,
+                    key=key[0].encode(),
+                    value=codec.dumps(payload),
+                )
+                self._remember_accepted(key)
+                try:
+                    return await asyncio.wait_for(
+                        asyncio.shield(future), self._settings.api_timeout_s
+                    )
+                except TimeoutError:
+                    if self._metrics is not None:
+                        self._metrics.pending_answers.inc()
+                    return None
+        except TooManyWaiting as exc:
+            raise RetriableError(str(exc)) from exc
+
+    def _remember_accepted(self, key: RequestKey) -> None:
+        self._accepted[key] = None
+        self._accepted.move_to_end(key)
+        while len(self._accepted) > _ACCEPTED_MEMORY:
+            self._accepted.popitem(last=False)
+
+    def _pending(self, request: web.Request, request_id: str) -> web.Response:
+        prefix = self._settings.api_path_prefix
+        used = prefix if prefix and request.path.startswith(f"{prefix}/") else ""
+        url = status_path(request_id, used)
+        body = PendingResponse(
+            error="Export pending",
+            message=f"The export is still running. GET {url} with the same API key for its "
+            f"outcome, or repeat this request with the header 'Idempotency-Key: {request_id}'.",
+            requestId=request_id,
+            statusUrl=url,
+        )
+        return json_response(202, body, {"Location": url, "Retry-After": _PENDING_RETRY_AFTER_S})
+
+    async def _answer(self, completion: ExportCompletion, variant: Variant) -> web.Response:
+        data = completion.data
+        if not completion.success or data is None:
+            return failure_response(completion)
+        if variant is not Variant.JSON:
+            return json_response(200, export_body(data))
+        try:
+            rows = await rows_body(
+                data,
+                self._exports,
+                max_rows=self._settings.api_json_max_rows,
+                max_bytes=self._settings.api_json_max_bytes,
+            )
+        except TooLarge as exc:
+            return error_response(413, str(exc))
+        except FileMissing as exc:
+            return error_response(404, str(exc), error="Not Found")
+        return json_response(200, rows)
+
+    # ---- GET /export/requests/{request_id} ------------------------------------------------
+    async def _status(self, request: web.Request) -> web.StreamResponse:
+        principal = await self._authorized(request)
+        request_id = request.match_info["request_id"]
+        if not is_valid_id(request_id):
+            raise BadRequest(f"request id must be {ID_RULE}")
+        key = (principal.org_id, request_id)
+        # The exporter's record first: any replica can answer, with a freshly signed URL.
+        record = await self._ledger.peek(*key)
+        if record is not None and record.outcome is not None and record.outcome.final:
+            recorded = await completion_of(
+                record.outcome,
+                request_id=request_id,
+                org_id=principal.org_id,
+                exports=self._exports,
+                ttl_s=self._settings.signed_url_ttl_s,
+            )
+            return await self._answer(recorded, Variant.FILE)
+        seen = self._waiter.recent(key)  # e.g. a 500/503, which the exporter does not record
+        if seen is not None:
+            return await self._answer(seen, Variant.FILE)
+        known = self._waiter.is_waiting(key) or key in self._accepted or record is not None
+        if known:
+            return self._pending(request, request_id)
+        return error_response(
+            404, f"No export request {request_id} in this workspace", error="Not Found"
+        )

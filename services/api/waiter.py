@@ -1,0 +1,134 @@
+"""Completions for the requests this API process is waiting on: one consumer, one map.
+
+The consumer has no group: it is assigned every partition of the completions topic and
+starts at its end (the fetched high watermark, because the embedded broker answers
+ListOffsets(latest) short), so it never replays history. Each completion resolves the
+future of its ``(org_id, request_id)`` — the workspace is part of the key, so a
+completion of one tenant never answers another's request — and is remembered in a
+bounded most-recent map for the status route and idempotent retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+
+from aiokafka import AIOKafkaConsumer
+from pydantic import ValidationError
+
+from shared import codec
+from shared.adapters.kafka_offsets import end_offsets, wait_assigned
+from shared.contracts.completions import ExportCompletion
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RequestKey = tuple[str, str]  # (org_id, request_id)
+
+
+class TooManyWaiting(Exception):
+    """The waiting map is full: answer 503 rather than grow without bound."""
+
+
+class CompletionWaiter:
+    """``async with waiter.waiting(org, rid) as future:`` publish, then await ``future``."""
+
+    def __init__(self, settings: Settings, *, max_waiting: int, recent_size: int = 10_000) -> None:
+        self._topic = settings.topic_export_completions
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+            fetch_max_wait_ms=100,
+        )
+        self._max_waiting = max_waiting
+        self._recent_size = recent_size
+        self._waiting: dict[RequestKey, tuple[asyncio.Future[ExportCompletion], int]] = {}
+        self._recent: OrderedDict[RequestKey, ExportCompletion] = OrderedDict()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._reader is not None:
+            return
+        await self._consumer.start()
+        partitions = await wait_assigned(self._consumer, self._topic)
+        for tp, offset in (await end_offsets(self._consumer, partitions)).items():
+            self._consumer.seek(tp, offset)
+        self._reader = asyncio.create_task(self._read(), name="api-completions-reader")
+
+    async def stop(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        await self._consumer.stop()
+        for future, _ in self._waiting.values():
+            future.cancel()
+        self._waiting.clear()
+
+    @property
+    def running(self) -> bool:
+        return self._reader is not None and not self._reader.done()
+
+    @property
+    def waiting_count(self) -> int:
+        return len(self._waiting)
+
+    def recent(self, key: RequestKey) -> ExportCompletion | None:
+        """The last completion read for ``key`` since this process started, if any."""
+        return self._recent.get(key)
+
+    def is_waiting(self, key: RequestKey) -> bool:
+        return key in self._waiting
+
+    @contextlib.asynccontextmanager
+    async def waiting(self, key: RequestKey) -> AsyncIterator[asyncio.Future[ExportCompletion]]:
+        """Register interest in ``key`` *before* publishing; concurrent callers share it."""
+        entry = self._waiting.get(key)
+        if entry is None:
+            if len(self._waiting) >= self._max_waiting:
+                raise TooManyWaiting(f"{len(self._waiting)} requests are waiting already")
+            entry = (asyncio.get_running_loop().create_future(), 0)
+        future, count = entry
+        self._waiting[key] = (future, count + 1)
+        try:
+            yield future
+        finally:
+            current = self._waiting.get(key)
+            if current is not None and current[0] is future:
+                if current[1] <= 1:
+                    del self._waiting[key]
+                else:
+                    self._waiting[key] = (future, current[1] - 1)
+
+    async def _read(self) -> None:
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    self.accept(record.value)
+
+    def accept(self, value: bytes | None) -> None:
+        """One record value of the completions topic: remember it, wake its waiters."""
+        if value is None:
+            return
+        try:
+            completion = ExportCompletion.model_validate(codec.loads(value))
+        except (ValueError, ValidationError):
+            log.warning("ignoring an unreadable completion (%d bytes)", len(value))
+            return
+        if completion.org_id is None:
+            return  # answers a request that could not be read: no caller of ours sent it
+        key = (completion.org_id, completion.request_id)
+        self._recent[key] = completion
+        self._recent.move_to_end(key)
+        while len(self._recent) > self._recent_size:
+            self._recent.popitem(last=False)
+        entry = self._waiting.get(key)
+        if entry is not None and not entry[0].done():
+            entry[0].set_result(completion)

@@ -1,0 +1,98 @@
+"""``usage-export keys create|list|revoke --org ORG``: API keys of the HTTP API.
+
+``create`` prints the new key alone on its last line (contract §7), the only time it is
+ever shown; ``list`` shows ids, names, scopes and dates, never a secret or a hash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from services.api.keys import USAGE_EXPORT_SCOPE, ApiKeyError, ApiKeyRecord, KeyStore
+from shared.adapters.s3 import ObjectStore
+from shared.settings import Settings, load_settings
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "keys",
+        help="create, list and revoke API keys of the HTTP API",
+        description="API keys are scoped to one workspace and stored as salted scrypt "
+        "hashes under api-keys/ in the aggregates bucket. A revoked key is refused within "
+        "USAGE_API_KEY_CACHE_TTL_S seconds (default 30).",
+    )
+    actions = parser.add_subparsers(dest="keys_action", metavar="ACTION", required=True)
+    create = actions.add_parser("create", help="create a key; prints it alone on the last line")
+    create.add_argument("--org", required=True, help="workspace id the key may export")
+    create.add_argument("--name", default="", help="a label to recognise the key by")
+    create.add_argument(
+        "--scope",
+        action="append",
+        dest="scopes",
+        default=None,
+        help=f"scope granted (repeatable; default {USAGE_EXPORT_SCOPE})",
+    )
+    create.set_defaults(func=_create)
+    listing = actions.add_parser("list", help="list a workspace's keys (no secrets)")
+    listing.add_argument("--org", required=True)
+    listing.set_defaults(func=_list)
+    revoke = actions.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("--org", required=True)
+    revoke.add_argument("key_id", metavar="KEY_ID", help="the id shown by create and list")
+    revoke.set_defaults(func=_revoke)
+
+
+async def _with_keys(settings: Settings, action: Any) -> Any:
+    async with ObjectStore(settings, settings.aggregates_bucket) as store:
+        return await action(KeyStore(store))
+
+
+def _describe(record: ApiKeyRecord) -> str:
+    state = f"revoked {record.revoked_at}" if record.revoked_at else "active"
+    scopes = ",".join(record.scopes)
+    return f"{record.key_id}  {state}  created {record.created_at}  scopes {scopes}  {record.name}"
+
+
+def _create(args: argparse.Namespace) -> int:
+    scopes = tuple(args.scopes or (USAGE_EXPORT_SCOPE,))
+
+    async def action(keys: KeyStore) -> tuple[str, ApiKeyRecord]:
+        return await keys.create(args.org, scopes=scopes, name=args.name)
+
+    try:
+        key, record = asyncio.run(_with_keys(load_settings(), action))
+    except ApiKeyError as exc:
+        print(f"usage-export keys: {exc}", file=sys.stderr)
+        return 1
+    print(f"created key {record.key_id} for workspace {record.org_id} (scopes {','.join(scopes)})")
+    print("store it now: it is not shown again")
+    print(key)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    async def action(keys: KeyStore) -> list[ApiKeyRecord]:
+        return await keys.list_for(args.org)
+
+    records: list[ApiKeyRecord] = asyncio.run(_with_keys(load_settings(), action))
+    if not records:
+        print(f"workspace {args.org} has no API keys")
+    for record in records:
+        print(_describe(record))
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    async def action(keys: KeyStore) -> ApiKeyRecord:
+        return await keys.revoke(args.org, args.key_id)
+
+    try:
+        record = asyncio.run(_with_keys(load_settings(), action))
+    except ApiKeyError as exc:
+        print(f"usage-export keys: {exc}", file=sys.stderr)
+        return 1
+    print(f"revoked: {_describe(record)}")
+    return 0
