@@ -81,8 +81,11 @@ class DayState:
 
     @property
     def aggregate(self) -> Aggregate:
-        """The day's whole aggregate (decoded on demand: for writes and checks)."""
-        whole = Aggregate.from_json(codec.loads(self.durable)) if self.durable else Aggregate()
+        """The day's whole aggregate (decoded on demand, for writes and checks; read-only:
+        for a day never written it is the delta itself)."""
+        if not self.durable:
+            return self.delta
+        whole = Aggregate.from_json(codec.loads(self.durable))
         whole.merge(self.delta)
         return whole
 
