@@ -1,86 +1,179 @@
-"""The merged aggregate of one workspace over one export window, reading only what the
-window needs: the heads of the UTC days it covers whole (their ``aggregate``, fetched
-concurrently with a bound), and the facts of at most two partial days at its ends,
-filtered to the window's instants and folded.
+"""One aggregate part (``shared.domain.aggregate_parts``) of one workspace over one export
+window, reading only what the window needs (``shared.domain.window_plan``):
 
-Days are listed first (one LIST of the workspace's day prefixes), so a sparse workspace
-costs no GETs for days without data.
+* months the window covers whole, from their month rollups (``shared.storage.rollups``)
+  when fresh; a missing or stale rollup is rebuilt from the month's day heads — every
+  part, since the heads are decoded whole anyway — and written back for the next export;
+* the other whole UTC days, from their day heads, decoding only the part asked for;
+* at most two partial days, from their facts, filtered to the window's instants.
+
+The month's day keys are listed first (one LIST per month touched), which both finds the
+days with data — a sparse workspace costs no GETs for empty days — and gives the head
+ETags a rollup's manifest must match. Everything is merged as it arrives, so at most a
+bounded number of documents is held decoded at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
 from datetime import date
 
 from shared import codec
 from shared.adapters.s3 import ObjectStore
 from shared.domain import keys
 from shared.domain.aggregate import Aggregate
+from shared.domain.aggregate_parts import only_part, part_of
 from shared.domain.facts import TS
 from shared.domain.window import Window
+from shared.domain.window_plan import months_touched, plan_window
 from shared.storage.days import read_day_facts
+from shared.storage.rollups import (
+    HeadVersions,
+    list_month_heads,
+    read_month_heads,
+    read_rollup,
+    write_rollups,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class WindowRead:
+    """The window's aggregate part and what it was read from."""
+
+    aggregate: Aggregate = field(default_factory=Aggregate)
+    rollup_months: int = 0  # months read from a fresh rollup
+    built_months: int = 0  # months whose rollup was missing or stale: read from day heads
+    full_days: int = 0  # day heads read (those of rebuilt months included)
+    partial_days: int = 0  # days read from their facts
+
+    def describe(self) -> str:
+        return (
+            f"{self.rollup_months} months from rollups, {self.built_months} rebuilt, "
+            f"{self.full_days} day heads, {self.partial_days} partial days"
+        )
 
 
 @dataclass(frozen=True, slots=True)
-class WindowRead:
+class _Part:
     aggregate: Aggregate
-    full_days: int
-    partial_days: int
+    rollup_months: int = 0
+    built_months: int = 0
+    full_days: int = 0
+    partial_days: int = 0
 
 
-def plan_days(window: Window, existing: set[date]) -> tuple[list[date], list[date]]:
-    """(days read from their head aggregate, days read from their facts)."""
-    full: list[date] = []
-    partial: list[date] = []
-    for day in window.utc_days():
-        if day in existing:
-            (full if window.covers_whole_day(day) else partial).append(day)
-    return full, partial
+class _WindowReader:
+    def __init__(
+        self,
+        store: ObjectStore,
+        org_id: str,
+        window: Window,
+        part: str,
+        *,
+        concurrency: int,
+        build_concurrency: int,
+    ) -> None:
+        self._store = store
+        self._org_id = org_id
+        self._window = window
+        self._part = part
+        self._limit = asyncio.Semaphore(concurrency)
+        # A month being rebuilt holds every part of it: bound how many at once.
+        self._build_limit = asyncio.Semaphore(build_concurrency)
 
+    async def list_heads(self) -> dict[date, HeadVersions]:
+        months = months_touched(self._window)
 
-async def existing_days(store: ObjectStore, org_id: str) -> set[date]:
-    days = set()
-    for prefix in await store.list_prefixes(keys.days_prefix(org_id)):
-        day = keys.parse_day_prefix(prefix)
-        if day is not None:
-            days.add(day)
-    return days
+        async def listed(month: date) -> HeadVersions:
+            async with self._limit:
+                return await list_month_heads(self._store, self._org_id, month)
+
+        found = await asyncio.gather(*(listed(month) for month in months))
+        return dict(zip(months, found, strict=True))
+
+    async def month(self, month: date, heads: HeadVersions) -> _Part:
+        async with self._limit:
+            cached = await read_rollup(self._store, self._org_id, month, self._part, heads)
+        if cached is not None:
+            return _Part(cached, rollup_months=1)
+        async with self._build_limit:
+            whole, read = await read_month_heads(
+                self._store, self._org_id, sorted(heads), self._limit
+            )
+            await write_rollups(self._store, self._org_id, month, read, whole)
+        return _Part(only_part(whole, self._part), built_months=1, full_days=len(read))
+
+    async def head_day(self, day: date) -> _Part | None:
+        async with self._limit:
+            head = await self._store.get(keys.day_head_key(self._org_id, day))
+        if head is None:  # expired between listing and reading
+            return None
+        return _Part(part_of(codec.loads(head.body)["aggregate"], self._part), full_days=1)
+
+    async def fact_day(self, day: date) -> _Part:
+        async with self._limit:
+            facts = await read_day_facts(self._store, self._org_id, day)
+        folded = Aggregate()
+        contains = self._window.contains
+        for fact in facts or ():
+            if contains(fact[TS]):
+                folded.add(fact)
+        return _Part(only_part(folded, self._part), partial_days=1)
 
 
 async def read_window(
-    store: ObjectStore, org_id: str, window: Window, *, concurrency: int = 16
+    store: ObjectStore,
+    org_id: str,
+    window: Window,
+    part: str,
+    *,
+    use_rollups: bool = True,
+    concurrency: int = 16,
+    build_concurrency: int = 2,
 ) -> WindowRead:
-    full, partial = plan_days(window, await existing_days(store, org_id))
-    merged = Aggregate()
-    limit = asyncio.Semaphore(concurrency)
-
-    async def head_aggregate(day: date) -> Aggregate | None:
-        async with limit:
-            head = await store.get(keys.day_head_key(org_id, day))
-        if head is None:
-            return None
-        return Aggregate.from_json(codec.loads(head.body)["aggregate"])
-
-    async def window_facts(day: date) -> Aggregate:
-        async with limit:
-            facts = await read_day_facts(store, org_id, day)
-        part = Aggregate()
-        for fact in facts or ():
-            if window.contains(fact[TS]):
-                part.add(fact)
-        return part
-
-    tasks = [asyncio.ensure_future(head_aggregate(day)) for day in full]
-    tasks += [asyncio.ensure_future(window_facts(day)) for day in partial]
+    reader = _WindowReader(
+        store,
+        org_id,
+        window,
+        part,
+        concurrency=concurrency,
+        build_concurrency=build_concurrency,
+    )
+    heads_by_month = await reader.list_heads()
+    existing = {day for heads in heads_by_month.values() for day in heads}
+    plan = plan_window(window, existing, use_rollups=use_rollups)
+    work: list[Awaitable[_Part | None]] = [
+        reader.month(month, heads_by_month[month]) for month in plan.rollup_months
+    ]
+    work += [reader.head_day(day) for day in plan.head_days]
+    work += [reader.fact_day(day) for day in plan.fact_days]
+    tasks = [asyncio.ensure_future(item) for item in work]
+    result = WindowRead()
+    merged: Aggregate | None = None
     try:
-        # Merge each day as it arrives rather than holding every day until the end.
+        # Merge each part as it arrives rather than holding them all until the end; the
+        # first one is adopted (every part is a fresh object no one else holds).
         for next_done in asyncio.as_completed(tasks):
-            part = await next_done
-            if part is not None:
-                merged.merge(part)
+            found = await next_done
+            if found is None:
+                continue
+            if merged is None:
+                merged = found.aggregate
+            else:
+                merged.merge(found.aggregate)
+            result.rollup_months += found.rollup_months
+            result.built_months += found.built_months
+            result.full_days += found.full_days
+            result.partial_days += found.partial_days
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    return WindowRead(aggregate=merged, full_days=len(full), partial_days=len(partial))
+    if merged is not None:
+        result.aggregate = merged
+    return result
