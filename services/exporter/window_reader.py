@@ -25,10 +25,12 @@ from shared import codec
 from shared.adapters.s3 import ObjectStore
 from shared.domain import keys
 from shared.domain.aggregate import Aggregate
+from shared.domain.aggregate_absorb import absorb
 from shared.domain.aggregate_parts import only_part, part_of
 from shared.domain.facts import TS
 from shared.domain.window import Window
 from shared.domain.window_plan import months_touched, plan_window
+from shared.gc_pause import collector_paused
 from shared.storage.days import read_day_facts
 from shared.storage.rollups import (
     HeadVersions,
@@ -113,16 +115,19 @@ class _WindowReader:
             head = await self._store.get(keys.day_head_key(self._org_id, day))
         if head is None:  # expired between listing and reading
             return None
-        return _Part(part_of(codec.loads(head.body)["aggregate"], self._part), full_days=1)
+        with collector_paused():
+            aggregate = part_of(codec.loads(head.body)["aggregate"], self._part)
+        return _Part(aggregate, full_days=1)
 
     async def fact_day(self, day: date) -> _Part:
         async with self._limit:
             facts = await read_day_facts(self._store, self._org_id, day)
         folded = Aggregate()
         contains = self._window.contains
-        for fact in facts or ():
-            if contains(fact[TS]):
-                folded.add(fact)
+        with collector_paused():
+            for fact in facts or ():
+                if contains(fact[TS]):
+                    folded.add(fact)
         return _Part(only_part(folded, self._part), partial_days=1)
 
 
@@ -156,8 +161,9 @@ async def read_window(
     result = WindowRead()
     merged: Aggregate | None = None
     try:
-        # Merge each part as it arrives rather than holding them all until the end; the
-        # first one is adopted (every part is a fresh object no one else holds).
+        # Merge each part as it arrives rather than holding them all until the end. Every
+        # part is a fresh object nothing else holds: the first one is adopted, and the
+        # others are absorbed (their entries taken over rather than copied).
         for next_done in asyncio.as_completed(tasks):
             found = await next_done
             if found is None:
@@ -165,7 +171,8 @@ async def read_window(
             if merged is None:
                 merged = found.aggregate
             else:
-                merged.merge(found.aggregate)
+                with collector_paused():
+                    absorb(merged, found.aggregate)
             result.rollup_months += found.rollup_months
             result.built_months += found.built_months
             result.full_days += found.full_days

@@ -30,7 +30,9 @@ from shared import codec
 from shared.adapters.s3 import ObjectStore
 from shared.domain import keys
 from shared.domain.aggregate import Aggregate
+from shared.domain.aggregate_absorb import absorb
 from shared.domain.aggregate_parts import AGGREGATE_PARTS, part_json
+from shared.gc_pause import collector_paused
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +118,12 @@ async def read_rollup(
     stored = await store.get(keys.month_rollup_key(org_id, month, part))
     if stored is None:
         return None
-    body = decode_rollup(stored.body, org_id=org_id, month=month, part=part, heads=heads)
-    if body is None:
-        log.info("month rollup %s %s/%s is stale or foreign: ignored", part, org_id, month)
-        return None
-    return Aggregate.from_json(body)
+    with collector_paused():
+        body = decode_rollup(stored.body, org_id=org_id, month=month, part=part, heads=heads)
+        if body is None:
+            log.info("month rollup %s %s/%s is stale or foreign: ignored", part, org_id, month)
+            return None
+        return Aggregate.from_json(body)
 
 
 async def read_month_heads(
@@ -139,7 +142,8 @@ async def read_month_heads(
             head = await store.get(keys.day_head_key(org_id, day))
         if head is None:
             return None
-        aggregate = Aggregate.from_json(codec.loads(head.body)["aggregate"])
+        with collector_paused():
+            aggregate = Aggregate.from_json(codec.loads(head.body)["aggregate"])
         return day, aggregate, normalized_etag(head.etag)
 
     tasks = [asyncio.ensure_future(fetch(day)) for day in days]
@@ -148,7 +152,8 @@ async def read_month_heads(
             found = await next_done
             if found is not None:
                 day, aggregate, etag = found
-                merged.merge(aggregate)
+                with collector_paused():
+                    absorb(merged, aggregate)  # freshly decoded: taken over, not copied
                 read[day] = etag
     finally:
         for task in tasks:
@@ -162,10 +167,12 @@ async def write_rollups(
 ) -> int:
     """Store every part of the month's rollup, concurrently; best effort (returns the
     parts written). A failed write only means the next export builds the month again."""
-    document = month_agg.to_json()
+    with collector_paused():
+        document = month_agg.to_json()
 
     async def write(part: str) -> bool:
-        body = encode_rollup(org_id, month, part, heads, part_json(document, part))
+        with collector_paused():
+            body = encode_rollup(org_id, month, part, heads, part_json(document, part))
         try:
             await store.put(
                 keys.month_rollup_key(org_id, month, part), body, content_type=ROLLUP_CONTENT_TYPE
