@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from shared import codec
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.s3 import ObjectStore, StoredObject
 from shared.domain import keys
 from shared.domain.aggregate import Aggregate
 from shared.domain.aggregate_absorb import absorb
@@ -36,7 +36,7 @@ from shared.storage.rollups import (
     HeadVersions,
     list_month_heads,
     read_month_heads,
-    read_rollup,
+    rollup_aggregate,
     write_rollups,
 )
 
@@ -62,6 +62,8 @@ class WindowRead:
 
 @dataclass(frozen=True, slots=True)
 class _Part:
+    """A decoded piece of the window, ready to merge."""
+
     aggregate: Aggregate
     rollup_months: int = 0
     built_months: int = 0
@@ -69,7 +71,32 @@ class _Part:
     partial_days: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _StoredRollup:
+    """A month's rollup as fetched (None: there is none), not decoded yet."""
+
+    month: date
+    heads: HeadVersions
+    stored: StoredObject | None
+
+
+@dataclass(frozen=True, slots=True)
+class _StoredHead:
+    day: date
+    stored: StoredObject | None
+
+
+_Fetched = _Part | _StoredRollup | _StoredHead
+
+
 class _WindowReader:
+    """Fetches concurrently, decodes one document at a time.
+
+    Tasks only fetch bytes (or rebuild a month, or fold a partial day's facts); the
+    documents are decoded and merged in :meth:`read`'s loop as they arrive, each before
+    the next, so memory holds the window's part plus one decoded document — not every
+    document that happened to arrive at once."""
+
     def __init__(
         self,
         store: ObjectStore,
@@ -98,11 +125,12 @@ class _WindowReader:
         found = await asyncio.gather(*(listed(month) for month in months))
         return dict(zip(months, found, strict=True))
 
-    async def month(self, month: date, heads: HeadVersions) -> _Part:
+    async def fetch_rollup(self, month: date, heads: HeadVersions) -> _StoredRollup:
+        key = keys.month_rollup_key(self._org_id, month, self._part)
         async with self._limit:
-            cached = await read_rollup(self._store, self._org_id, month, self._part, heads)
-        if cached is not None:
-            return _Part(cached, rollup_months=1)
+            return _StoredRollup(month, heads, await self._store.get(key))
+
+    async def build_month(self, month: date, heads: HeadVersions) -> _Part:
         async with self._build_limit:
             whole, read = await read_month_heads(
                 self._store, self._org_id, sorted(heads), self._limit
@@ -110,14 +138,9 @@ class _WindowReader:
             await write_rollups(self._store, self._org_id, month, read, whole)
         return _Part(only_part(whole, self._part), built_months=1, full_days=len(read))
 
-    async def head_day(self, day: date) -> _Part | None:
+    async def fetch_head(self, day: date) -> _StoredHead:
         async with self._limit:
-            head = await self._store.get(keys.day_head_key(self._org_id, day))
-        if head is None:  # expired between listing and reading
-            return None
-        with collector_paused():
-            aggregate = part_of(codec.loads(head.body)["aggregate"], self._part)
-        return _Part(aggregate, full_days=1)
+            return _StoredHead(day, await self._store.get(keys.day_head_key(self._org_id, day)))
 
     async def fact_day(self, day: date) -> _Part:
         async with self._limit:
@@ -130,6 +153,29 @@ class _WindowReader:
                     folded.add(fact)
         return _Part(only_part(folded, self._part), partial_days=1)
 
+    def decoded(self, fetched: _Fetched) -> _Part | Awaitable[_Part] | None:
+        """The piece to merge; a rebuild to wait for when a rollup is missing or stale;
+        None for a head that expired since it was listed."""
+        if isinstance(fetched, _Part):
+            return fetched
+        if isinstance(fetched, _StoredHead):
+            if fetched.stored is None:
+                return None
+            with collector_paused():
+                head = codec.loads(fetched.stored.body)
+                return _Part(part_of(head["aggregate"], self._part), full_days=1)
+        if fetched.stored is not None:
+            aggregate = rollup_aggregate(
+                fetched.stored.body,
+                org_id=self._org_id,
+                month=fetched.month,
+                part=self._part,
+                heads=fetched.heads,
+            )
+            if aggregate is not None:
+                return _Part(aggregate, rollup_months=1)
+        return self.build_month(fetched.month, fetched.heads)
+
 
 async def read_window(
     store: ObjectStore,
@@ -139,7 +185,7 @@ async def read_window(
     *,
     use_rollups: bool = True,
     concurrency: int = 16,
-    build_concurrency: int = 2,
+    build_concurrency: int = 1,
 ) -> WindowRead:
     reader = _WindowReader(
         store,
@@ -152,35 +198,39 @@ async def read_window(
     heads_by_month = await reader.list_heads()
     existing = {day for heads in heads_by_month.values() for day in heads}
     plan = plan_window(window, existing, use_rollups=use_rollups)
-    work: list[Awaitable[_Part | None]] = [
-        reader.month(month, heads_by_month[month]) for month in plan.rollup_months
+    work: list[Awaitable[_Fetched]] = [
+        reader.fetch_rollup(month, heads_by_month[month]) for month in plan.rollup_months
     ]
-    work += [reader.head_day(day) for day in plan.head_days]
+    work += [reader.fetch_head(day) for day in plan.head_days]
     work += [reader.fact_day(day) for day in plan.fact_days]
-    tasks = [asyncio.ensure_future(item) for item in work]
+    pending: set[asyncio.Future[_Fetched]] = {asyncio.ensure_future(item) for item in work}
     result = WindowRead()
     merged: Aggregate | None = None
     try:
-        # Merge each part as it arrives rather than holding them all until the end. Every
-        # part is a fresh object nothing else holds: the first one is adopted, and the
-        # others are absorbed (their entries taken over rather than copied).
-        for next_done in asyncio.as_completed(tasks):
-            found = await next_done
-            if found is None:
-                continue
-            if merged is None:
-                merged = found.aggregate
-            else:
-                with collector_paused():
-                    absorb(merged, found.aggregate)
-            result.rollup_months += found.rollup_months
-            result.built_months += found.built_months
-            result.full_days += found.full_days
-            result.partial_days += found.partial_days
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                found = reader.decoded(task.result())
+                if found is None:
+                    continue
+                if not isinstance(found, _Part):
+                    pending.add(asyncio.ensure_future(found))
+                    continue
+                # Every piece is a fresh object nothing else holds: the first is adopted,
+                # the others absorbed (their entries taken over rather than copied).
+                if merged is None:
+                    merged = found.aggregate
+                else:
+                    with collector_paused():
+                        absorb(merged, found.aggregate)
+                result.rollup_months += found.rollup_months
+                result.built_months += found.built_months
+                result.full_days += found.full_days
+                result.partial_days += found.partial_days
     finally:
-        for task in tasks:
+        for task in pending:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*pending, return_exceptions=True)
     if merged is not None:
         result.aggregate = merged
     return result

@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from shared import codec
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.s3 import ObjectStore, StoredObject
 from shared.domain import keys
 from shared.domain.aggregate import Aggregate
 from shared.domain.aggregate_absorb import absorb
@@ -111,15 +111,12 @@ def decode_rollup(
     return decoded if isinstance(decoded, dict) else None
 
 
-async def read_rollup(
-    store: ObjectStore, org_id: str, month: date, part: str, heads: Mapping[date, str]
+def rollup_aggregate(
+    data: bytes, *, org_id: str, month: date, part: str, heads: Mapping[date, str]
 ) -> Aggregate | None:
-    """The month's ``part`` if its rollup is fresh for ``heads``, else None."""
-    stored = await store.get(keys.month_rollup_key(org_id, month, part))
-    if stored is None:
-        return None
+    """The month's ``part`` from a stored rollup if it is fresh for ``heads``, else None."""
     with collector_paused():
-        body = decode_rollup(stored.body, org_id=org_id, month=month, part=part, heads=heads)
+        body = decode_rollup(data, org_id=org_id, month=month, part=part, heads=heads)
         if body is None:
             log.info("month rollup %s %s/%s is stale or foreign: ignored", part, org_id, month)
             return None
@@ -133,28 +130,26 @@ async def read_month_heads(
     limit: asyncio.Semaphore,
 ) -> tuple[Aggregate, HeadVersions]:
     """Every part of the given days' heads merged, and the head versions merged (a head
-    that vanished since it was listed is simply not part of the result)."""
+    that vanished since it was listed is simply not part of the result).
+
+    Heads are fetched concurrently but decoded one at a time as they arrive, each folded
+    in before the next is decoded: memory holds the month and one decoded head."""
     merged = Aggregate()
     read: HeadVersions = {}
 
-    async def fetch(day: date) -> tuple[date, Aggregate, str] | None:
+    async def fetch(day: date) -> tuple[date, StoredObject | None]:
         async with limit:
-            head = await store.get(keys.day_head_key(org_id, day))
-        if head is None:
-            return None
-        with collector_paused():
-            aggregate = Aggregate.from_json(codec.loads(head.body)["aggregate"])
-        return day, aggregate, normalized_etag(head.etag)
+            return day, await store.get(keys.day_head_key(org_id, day))
 
     tasks = [asyncio.ensure_future(fetch(day)) for day in days]
     try:
         for next_done in asyncio.as_completed(tasks):
-            found = await next_done
-            if found is not None:
-                day, aggregate, etag = found
-                with collector_paused():
-                    absorb(merged, aggregate)  # freshly decoded: taken over, not copied
-                read[day] = etag
+            day, head = await next_done
+            if head is None:
+                continue
+            with collector_paused():
+                absorb(merged, Aggregate.from_json(codec.loads(head.body)["aggregate"]))
+            read[day] = normalized_etag(head.etag)
     finally:
         for task in tasks:
             task.cancel()
