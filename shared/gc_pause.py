@@ -9,8 +9,10 @@ with it paused; that was most of what the first profile put down to "orjson".
 
 The documents are trees (no reference cycles), so reference counting frees them without
 the collector; pausing it only postpones collecting other garbage cycles to the end of
-the section. Use it around synchronous code only (no ``await`` inside), so a pause never
-spans another task's work.
+the section. A section may span ``await``s (an export's whole read does): other tasks
+then run with the collector paused too, and whichever section that paused it ends turns
+it back on, so a pause never outlives the section that started it. Objects that die
+inside a pause are never traversed at all.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from shared import codec
 from shared.adapters.s3 import ObjectStore, StoredObject
@@ -34,10 +35,11 @@ from shared.gc_pause import collector_paused
 from shared.storage.days import read_day_facts
 from shared.storage.rollups import (
     HeadVersions,
+    encode_rollups,
     list_month_heads,
+    put_rollups,
     read_month_heads,
     rollup_aggregate,
-    write_rollups,
 )
 
 log = logging.getLogger(__name__)
@@ -114,6 +116,7 @@ class _WindowReader:
         self._limit = asyncio.Semaphore(concurrency)
         # A month being rebuilt holds every part of it: bound how many at once.
         self._build_limit = asyncio.Semaphore(build_concurrency)
+        self.writes: list[asyncio.Future[int]] = []
 
     async def list_heads(self) -> dict[date, HeadVersions]:
         months = months_touched(self._window)
@@ -135,7 +138,11 @@ class _WindowReader:
             whole, read = await read_month_heads(
                 self._store, self._org_id, sorted(heads), self._limit
             )
-            await write_rollups(self._store, self._org_id, month, read, whole)
+        documents = encode_rollups(self._org_id, month, read, whole)
+        # Stored while the window reading goes on; read_window waits for them at its end.
+        self.writes.append(
+            asyncio.ensure_future(put_rollups(self._store, self._org_id, month, documents))
+        )
         return _Part(only_part(whole, self._part), built_months=1, full_days=len(read))
 
     async def fetch_head(self, day: date) -> _StoredHead:
@@ -206,31 +213,36 @@ async def read_window(
     pending: set[asyncio.Future[_Fetched]] = {asyncio.ensure_future(item) for item in work}
     result = WindowRead()
     merged: Aggregate | None = None
-    try:
-        while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                found = reader.decoded(task.result())
-                if found is None:
-                    continue
-                if not isinstance(found, _Part):
-                    pending.add(asyncio.ensure_future(found))
-                    continue
-                # Every piece is a fresh object nothing else holds: the first is adopted,
-                # the others absorbed (their entries taken over rather than copied).
-                if merged is None:
-                    merged = found.aggregate
-                else:
-                    with collector_paused():
+    # The collector stays paused for the whole read, awaits included: most objects
+    # decoded here either die before it would run (the parts a rebuilt month is not
+    # read for) or survive as the window's aggregate; it would only traverse them.
+    with collector_paused():
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    found = reader.decoded(task.result())
+                    if found is None:
+                        continue
+                    if not isinstance(found, _Part):
+                        pending.add(asyncio.ensure_future(found))
+                        continue
+                    # Every piece is a fresh object nothing else holds: the first is
+                    # adopted, the others absorbed (entries taken over, not copied).
+                    if merged is None:
+                        merged = found.aggregate
+                    else:
                         absorb(merged, found.aggregate)
-                result.rollup_months += found.rollup_months
-                result.built_months += found.built_months
-                result.full_days += found.full_days
-                result.partial_days += found.partial_days
-    finally:
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+                    result.rollup_months += found.rollup_months
+                    result.built_months += found.built_months
+                    result.full_days += found.full_days
+                    result.partial_days += found.partial_days
+            await asyncio.gather(*reader.writes)
+        finally:
+            unfinished: list[asyncio.Future[Any]] = [*pending, *reader.writes]
+            for future in unfinished:
+                future.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
     if merged is not None:
         result.aggregate = merged
     return result

@@ -157,17 +157,26 @@ async def read_month_heads(
     return merged, read
 
 
-async def write_rollups(
-    store: ObjectStore, org_id: str, month: date, heads: Mapping[date, str], month_agg: Aggregate
-) -> int:
-    """Store every part of the month's rollup, concurrently; best effort (returns the
-    parts written). A failed write only means the next export builds the month again."""
+def encode_rollups(
+    org_id: str, month: date, heads: Mapping[date, str], month_agg: Aggregate
+) -> dict[str, bytes]:
+    """Every part of the month's rollup, encoded: part -> document. Encode before the
+    month's objects are merged anywhere else (the documents share them)."""
     with collector_paused():
         document = month_agg.to_json()
+        return {
+            part: encode_rollup(org_id, month, part, heads, part_json(document, part))
+            for part in AGGREGATE_PARTS
+        }
 
-    async def write(part: str) -> bool:
-        with collector_paused():
-            body = encode_rollup(org_id, month, part, heads, part_json(document, part))
+
+async def put_rollups(
+    store: ObjectStore, org_id: str, month: date, documents: Mapping[str, bytes]
+) -> int:
+    """Store the month's rollup documents concurrently; best effort (returns how many were
+    written). A failed write only means the next export builds the month again."""
+
+    async def put(part: str, body: bytes) -> bool:
         try:
             await store.put(
                 keys.month_rollup_key(org_id, month, part), body, content_type=ROLLUP_CONTENT_TYPE
@@ -177,4 +186,4 @@ async def write_rollups(
             return False
         return True
 
-    return sum(await asyncio.gather(*(write(part) for part in AGGREGATE_PARTS)))
+    return sum(await asyncio.gather(*(put(part, body) for part, body in documents.items())))
