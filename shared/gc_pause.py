@@ -9,7 +9,7 @@ with it paused; that was most of what the first profile put down to "orjson".
 
 The documents are trees (no reference cycles), so reference counting frees them without
 the collector; pausing it only postpones collecting other garbage cycles to the end of
-the section. A section may span ``await``s (an export's whole read does): other tasks
+the section. A section may span ``await``s (a month's rebuild does): other tasks
 then run with the collector paused too, and whichever section that paused it ends turns
 it back on, so a pause never outlives the section that started it. Objects that die
 inside a pause are never traversed at all.

@@ -134,16 +134,21 @@ class _WindowReader:
             return _StoredRollup(month, heads, await self._store.get(key))
 
     async def build_month(self, month: date, heads: HeadVersions) -> _Part:
-        async with self._build_limit:
-            whole, read = await read_month_heads(
-                self._store, self._org_id, sorted(heads), self._limit
-            )
-        documents = encode_rollups(self._org_id, month, read, whole)
+        # Paused across the awaits too: the parts of the month this export does not read
+        # are encoded and die before the collector would ever traverse them.
+        with collector_paused():
+            async with self._build_limit:
+                whole, read = await read_month_heads(
+                    self._store, self._org_id, sorted(heads), self._limit
+                )
+            documents = encode_rollups(self._org_id, month, read, whole)
+            needed = only_part(whole, self._part)
+            del whole
         # Stored while the window reading goes on; read_window waits for them at its end.
         self.writes.append(
             asyncio.ensure_future(put_rollups(self._store, self._org_id, month, documents))
         )
-        return _Part(only_part(whole, self._part), built_months=1, full_days=len(read))
+        return _Part(needed, built_months=1, full_days=len(read))
 
     async def fetch_head(self, day: date) -> _StoredHead:
         async with self._limit:
@@ -213,36 +218,33 @@ async def read_window(
     pending: set[asyncio.Future[_Fetched]] = {asyncio.ensure_future(item) for item in work}
     result = WindowRead()
     merged: Aggregate | None = None
-    # The collector stays paused for the whole read, awaits included: most objects
-    # decoded here either die before it would run (the parts a rebuilt month is not
-    # read for) or survive as the window's aggregate; it would only traverse them.
-    with collector_paused():
-        try:
-            while pending:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    found = reader.decoded(task.result())
-                    if found is None:
-                        continue
-                    if not isinstance(found, _Part):
-                        pending.add(asyncio.ensure_future(found))
-                        continue
-                    # Every piece is a fresh object nothing else holds: the first is
-                    # adopted, the others absorbed (entries taken over, not copied).
-                    if merged is None:
-                        merged = found.aggregate
-                    else:
+    try:
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                found = reader.decoded(task.result())
+                if found is None:
+                    continue
+                if not isinstance(found, _Part):
+                    pending.add(asyncio.ensure_future(found))
+                    continue
+                # Every piece is a fresh object nothing else holds: the first is adopted,
+                # the others absorbed (their entries taken over rather than copied).
+                if merged is None:
+                    merged = found.aggregate
+                else:
+                    with collector_paused():
                         absorb(merged, found.aggregate)
-                    result.rollup_months += found.rollup_months
-                    result.built_months += found.built_months
-                    result.full_days += found.full_days
-                    result.partial_days += found.partial_days
-            await asyncio.gather(*reader.writes)
-        finally:
-            unfinished: list[asyncio.Future[Any]] = [*pending, *reader.writes]
-            for future in unfinished:
-                future.cancel()
-            await asyncio.gather(*unfinished, return_exceptions=True)
+                result.rollup_months += found.rollup_months
+                result.built_months += found.built_months
+                result.full_days += found.full_days
+                result.partial_days += found.partial_days
+        await asyncio.gather(*reader.writes)
+    finally:
+        unfinished: list[asyncio.Future[Any]] = [*pending, *reader.writes]
+        for future in unfinished:
+            future.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
     if merged is not None:
         result.aggregate = merged
     return result
