@@ -38,6 +38,7 @@ from services.exporter.upload import StreamingUpload
 from services.exporter.window_reader import read_window
 from shared.adapters.s3 import ObjectStore
 from shared.contracts.completions import ExportCompletion
+from shared.domain.aggregate_parts import PART_OF
 from shared.domain.export.context import DIMS_NEEDED, ExportInputs, WorkspaceOptions
 from shared.domain.export.paths import export_file_path
 from shared.domain.export.table import build_table
@@ -167,7 +168,13 @@ class Exporter:
         kinds = DIMS_NEEDED[request.data_type]
         # A document or two per kind: read one after the other, then the window.
         histories = [await read_dims(self._aggregates, org_id, kind) for kind in kinds]
-        read = await read_window(self._aggregates, org_id, window)
+        read = await read_window(
+            self._aggregates,
+            org_id,
+            window,
+            PART_OF[request.data_type],
+            use_rollups=self._settings.export_month_rollups,
+        )
         table = build_table(
             ExportInputs(
                 org_id=org_id,
@@ -214,14 +221,13 @@ class Exporter:
             summary = await write_csv(table.header, table.rows(), upload)
             await upload.complete()
         log.info(
-            "export %s: %s %s rows, %s bytes, %s parts, %s+%s days read, %.2fs",
+            "export %s: %s %s rows, %s bytes, %s parts, read %s, %.2fs",
             request.request_id,
             summary.rows,
             request.data_type.value,
             summary.bytes,
             upload.parts,
-            read.full_days,
-            read.partial_days,
+            read.describe(),
             time.monotonic() - started,
         )
         return Outcome(

@@ -3,7 +3,11 @@
 - Days older than the retention (12 months + ``retention_margin_days``) are deleted.
 - Fact segments no head names (left by a crash between writing a segment and its head)
   are deleted once older than ``ORPHAN_GRACE``, so a writer mid-commit is never raced.
-Safe to run in every ingest worker at once: it only deletes what no head references.
+- Month rollups (the exporter's cache, ``shared.storage.rollups``) are deleted once every
+  day of their month is past retention, and once their month has no day head left
+  (older than ``ORPHAN_GRACE``): either way no export could use them any more.
+Safe to run in every ingest worker at once: it only deletes what no head references,
+and rollups are only ever a cache.
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 
 from shared.adapters.s3 import ObjectStore
 from shared.domain import keys
+from shared.domain.window_plan import days_of_month
 from shared.errors import UsageExportError
 from shared.settings import Settings
 from shared.storage.days import parse_head
@@ -22,6 +28,15 @@ from shared.storage.days import parse_head
 log = logging.getLogger(__name__)
 
 ORPHAN_GRACE = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """What one pass deleted."""
+
+    days: int = 0  # expired days
+    orphans: int = 0  # fact segments no head names
+    rollups: int = 0  # month rollups of expired or emptied months
 
 
 class Janitor:
@@ -38,14 +53,15 @@ class Janitor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._settings.janitor_interval_s)
 
-    async def sweep(self, now: datetime) -> tuple[int, int]:
-        """One pass over every workspace; returns (days deleted, orphans deleted)."""
+    async def sweep(self, now: datetime) -> Sweep:
+        """One pass over every workspace."""
         cutoff = (
             now
             - timedelta(days=self._settings.retention_days + self._settings.retention_margin_days)
         ).date()
-        days_deleted = orphans_deleted = 0
+        days_deleted = orphans_deleted = rollups_deleted = 0
         for org_prefix in await self._store.list_prefixes(keys.ROOT):
+            # Days first: a month whose last head just expired loses its rollups below.
             for day_prefix in await self._store.list_prefixes(f"{org_prefix}days/"):
                 day = keys.parse_day_prefix(day_prefix)
                 if day is None:
@@ -62,13 +78,34 @@ class Janitor:
                     days_deleted += 1 if expired else 0
                 else:
                     orphans_deleted += await self._delete_orphans(day_prefix, now)
-        if days_deleted or orphans_deleted:
+            rollups_deleted += await self._delete_rollups(org_prefix, cutoff, now)
+        if days_deleted or orphans_deleted or rollups_deleted:
             log.info(
-                "janitor: deleted %s expired days, %s orphan segments",
+                "janitor: deleted %s expired days, %s orphan segments, %s month rollups",
                 days_deleted,
                 orphans_deleted,
+                rollups_deleted,
             )
-        return days_deleted, orphans_deleted
+        return Sweep(days=days_deleted, orphans=orphans_deleted, rollups=rollups_deleted)
+
+    async def _delete_rollups(self, org_prefix: str, cutoff: date, now: datetime) -> int:
+        """Rollups of months wholly past retention, or whose month has no head left."""
+        deleted = 0
+        for month_prefix in await self._store.list_prefixes(f"{org_prefix}months/"):
+            month = keys.parse_month_prefix(month_prefix)
+            if month is None:
+                continue  # not a layout we know: leave it alone
+            rollups = await self._store.list_objects(month_prefix)
+            if days_of_month(month)[-1] >= cutoff:
+                listed = await self._store.list_objects(f"{org_prefix}days/{month:%Y-%m}-")
+                if any(keys.parse_day_head_key(str(item["Key"])) for item in listed):
+                    continue
+                # No head left: an orphan, unless an exporter is writing it right now.
+                rollups = [item for item in rollups if now - item["LastModified"] > ORPHAN_GRACE]
+            for item in rollups:
+                await self._store.delete(str(item["Key"]))
+                deleted += 1
+        return deleted
 
     async def _delete_orphans(self, day_prefix: str, now: datetime) -> int:
         objects = await self._store.list_objects(day_prefix)

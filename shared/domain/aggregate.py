@@ -43,7 +43,7 @@ def _new_user_stats() -> list[Any]:
     return [0] * _U_NUMBERS + [{}, {}, {}]
 
 
-def _add_counts(into: dict[str, int], other: dict[str, int]) -> None:
+def add_counts(into: dict[str, int], other: dict[str, int]) -> None:
     for key, count in other.items():
         into[key] = into.get(key, 0) + count
 
@@ -274,7 +274,7 @@ class Aggregate:
                 if mine is None:
                     by_model[model] = mine = _new_user_stats()
                 merge_user_stats(mine, theirs)
-        _add_counts(self.payg, other.payg)
+        add_counts(self.payg, other.payg)
         for assistant, other_models in other.agents.items():
             by_model = self.agents.setdefault(assistant, {})
             for model, theirs in other_models.items():
@@ -292,16 +292,14 @@ class Aggregate:
                 if mine_k is None:
                     by_model_k[model] = list(their_k)
                 else:
-                    for index, value in enumerate(their_k):
-                        mine_k[index] += value
-        _add_counts(self.projects, other.projects)
+                    add_sums(mine_k, their_k)
+        add_counts(self.projects, other.projects)
         for model_key, their_m in other.models.items():
             mine_m = self.models.get(model_key)
             if mine_m is None:
                 self.models[model_key] = list(their_m)
             else:
-                for index, value in enumerate(their_m):
-                    mine_m[index] += value
+                add_sums(mine_m, their_m)
 
     # ---- persistence --------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -352,11 +350,29 @@ class Aggregate:
 
 
 def merge_user_stats(mine: list[Any], theirs: list[Any]) -> None:
-    for index in range(_U_NUMBERS):
-        mine[index] += theirs[index]
-    _add_counts(mine[U_BY_ASSISTANT], theirs[U_BY_ASSISTANT])
-    _add_counts(mine[U_BY_PROJECT], theirs[U_BY_PROJECT])
-    _add_counts(mine[U_BY_ACTION], theirs[U_BY_ACTION])
+    # Unrolled, and empty count maps skipped: this runs for every (user, model) of every
+    # document an export merges.
+    mine[0] += theirs[0]
+    mine[1] += theirs[1]
+    mine[2] += theirs[2]
+    mine[3] += theirs[3]
+    mine[4] += theirs[4]
+    mine[5] += theirs[5]
+    mine[6] += theirs[6]
+    mine[7] += theirs[7]
+    mine[8] += theirs[8]
+    mine[9] += theirs[9]
+    if theirs[U_BY_ASSISTANT]:
+        add_counts(mine[U_BY_ASSISTANT], theirs[U_BY_ASSISTANT])
+    if theirs[U_BY_PROJECT]:
+        add_counts(mine[U_BY_PROJECT], theirs[U_BY_PROJECT])
+    if theirs[U_BY_ACTION]:
+        add_counts(mine[U_BY_ACTION], theirs[U_BY_ACTION])
+
+
+def add_sums(mine: list[int], theirs: list[int]) -> None:
+    for index, value in enumerate(theirs):
+        mine[index] += value
 
 
 def merge_agent_stats(mine: list[Any], theirs: list[Any]) -> None:

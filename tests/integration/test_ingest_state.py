@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from services.ingest.janitor import Janitor
+from services.ingest.janitor import Janitor, Sweep
 from services.ingest.state_cache import StateCache
 from shared.adapters.s3 import ObjectStore
 from shared.domain import keys
@@ -185,8 +185,36 @@ async def test_janitor_deletes_expired_days_and_orphan_segments_only(
         orphan = keys.new_facts_key("ws-jan", recent)
         await store.put(orphan, b"[]\n")
         janitor = Janitor(settings, store)
-        assert await janitor.sweep(now) == (1, 0), "a fresh orphan may be a commit in flight"
-        assert await janitor.sweep(datetime.now(UTC) + timedelta(hours=2)) == (0, 1)
+        assert await janitor.sweep(now) == Sweep(days=1), "a fresh orphan may be in flight"
+        assert await janitor.sweep(datetime.now(UTC) + timedelta(hours=2)) == Sweep(orphans=1)
         assert await store.get(orphan) is None
         assert await store.get(keys.day_head_key("ws-jan", old_day)) is None
         assert (await load_day(store, "ws-jan", recent)).event_ids == {"e1"}
+
+
+async def test_janitor_deletes_rollups_of_expired_and_emptied_months_only(
+    fresh_settings: Settings,
+) -> None:
+    settings = fresh_settings
+    now = datetime(2026, 11, 22, tzinfo=UTC)  # retention cutoff: 2025-10-21
+    expired, straddling, emptied, kept = (date(2025, 9, 1), date(2025, 10, 1),
+                                          date(2026, 9, 1), date(2026, 10, 1))  # fmt: skip
+    async with ObjectStore(settings, settings.aggregates_bucket) as store:
+        cache = StateCache(store, max_entries=100, max_weight=10**6, concurrency=4)
+        for day in (date(2025, 10, 25), date(2026, 10, 3)):
+            await cache.ensure_days([("ws-roll", day)])
+            cache.day(("ws-roll", day)).apply(fact(day.toordinal()))
+        await cache.flush()
+        for month in (expired, straddling, emptied, kept):
+            for part in ("users", "models"):
+                await store.put(keys.month_rollup_key("ws-roll", month, part), b"{}\n{}")
+        janitor = Janitor(settings, store)
+        assert await janitor.sweep(now) == Sweep(rollups=2), "an emptied month may be in flight"
+        later = datetime.now(UTC) + timedelta(hours=2)
+        assert await janitor.sweep(later) == Sweep(rollups=2)
+        left = {item["Key"] for item in await store.list_objects(keys.months_prefix("ws-roll"))}
+        assert left == {
+            keys.month_rollup_key("ws-roll", month, part)
+            for month in (straddling, kept)
+            for part in ("users", "models")
+        }

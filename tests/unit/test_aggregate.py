@@ -20,6 +20,7 @@ from shared.domain.aggregate import (
     U_TOTAL,
     Aggregate,
 )
+from shared.domain.aggregate_absorb import absorb
 from shared.domain.facts import API_REQUEST, MESSAGE, PAYG, Fact
 
 ids = st.sampled_from(["u1", "u2", "u3"])
@@ -231,3 +232,20 @@ def test_message_counts_land_in_the_right_buckets() -> None:
     assert aggregate.agent_conversations == {"a1": {"c1"}}
     assert aggregate.projects == {"p1": 1}
     assert aggregate.models[("m", "p", False, "WEB", "")] == [4, 220, 45, 20, 5, 10]
+
+
+def decoded(items: list[Fact]) -> Aggregate:
+    """A stored document as the exporter gets it: folded, encoded, decoded."""
+    return Aggregate.from_json(codec.loads(codec.dumps(fold(items).to_json())))
+
+
+@settings(max_examples=150, deadline=None)
+@given(facts, facts, facts)
+def test_absorbing_decoded_documents_equals_folding_everything(
+    x: list[Fact], y: list[Fact], z: list[Fact]
+) -> None:
+    into = decoded(x)  # adopted, as the exporter adopts the first document
+    absorb(into, decoded(y))
+    absorb(into, decoded(z))
+    absorb(into, Aggregate())
+    assert canonical(into) == canonical(fold(x + y + z))

@@ -121,6 +121,10 @@ def test_export_verdicts_use_the_users_p50_and_the_worst_p95() -> None:
     exports = [{"name": f"{kind} 12 months", "p50_s": 1.0, "p95_s": 2.0} for kind in types]
     exports[3]["p95_s"] = 6.0
     found = export_verdicts({"exports": exports, "exporter_peak_rss_mb": 350.0})
-    assert [item["passed"] for item in found] == [True, False, True]
+    assert [item["passed"] for item in found] == [True, False, True, None, None]
     assert found[1]["value"] == 6.0
+    cold = {"name": "users 12 months, cold (rollups deleted)", "p50_s": 4.0, "p95_s": 4.5}
+    found = export_verdicts({"exports": [*exports, cold], "exporter_peak_rss_mb": 350.0})
+    assert [item["passed"] for item in found] == [True, False, True, False, True]
+    assert found[3]["value"] == 4.0
     assert json.dumps(found)  # serialisable as written to results.json

@@ -107,6 +107,18 @@ def export(
     aggregate = Aggregate()
     for fact in facts:
         aggregate.add(fact)
+    return rows_of(data_type, aggregate, group_by=group_by, byok=byok, private=private, **dims)
+
+
+def rows_of(
+    data_type: DataType,
+    aggregate: Aggregate,
+    *,
+    group_by: str | None = None,
+    byok: bool = True,
+    private: bool = False,
+    **dims: DimensionHistory,
+) -> list[dict[str, str]]:
     table = build_table(
         ExportInputs(
             org_id="ws-1",

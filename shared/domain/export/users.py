@@ -48,6 +48,17 @@ _TEXT_ATTRIBUTES = (
 )
 
 
+def _ranked_counts(by_model: dict[str, list[Any]] | None) -> tuple[int, int, int, int]:
+    """The user's counts in ``_RANKED`` order, summed over models."""
+    total = chat = assistants = projects = 0
+    for stats in (by_model or {}).values():
+        total += stats[U_TOTAL]
+        chat += stats[U_CHAT]
+        assistants += stats[U_ASSISTANTS]
+        projects += stats[U_PROJECTS]
+    return total, chat, assistants, projects
+
+
 def _empty_stats() -> list[Any]:
     return [0] * (U_COST + 1) + [{}, {}, {}]
 
@@ -60,25 +71,24 @@ class UserRows:
         self._grouped = inputs.group_by is not None
         self._history = inputs.history("users")
         aggregate = inputs.aggregate
+        by_user = aggregate.users
         # Users with activity (messages or extra usage) plus users existing at the end.
         self._user_ids = (
             existing_at(self._history, inputs.end_ms) | set(aggregate.users) | set(aggregate.payg)
         )
         self._sorted_counts: dict[int, list[int]] = {}
+        self._totals: dict[str, int] = {}
         if not self._grouped:
-            for _, index in _RANKED:
-                self._sorted_counts[index] = sorted(
-                    self._sum(user_id, index) for user_id in self._user_ids
-                )
-
-    def _sum(self, user_id: str, index: int) -> int:
-        by_model = self._inputs.aggregate.users.get(user_id, {})
-        return sum(stats[index] for stats in by_model.values())
+            # One pass over every (user, model) for the four ranked counts at once.
+            counts = {user_id: _ranked_counts(by_user.get(user_id)) for user_id in self._user_ids}
+            for position, (_, index) in enumerate(_RANKED):
+                self._sorted_counts[index] = sorted(each[position] for each in counts.values())
+            self._totals = {user_id: each[0] for user_id, each in counts.items()}
 
     def keys(self) -> list[RowKey]:
         by_user = self._inputs.aggregate.users
         if not self._grouped:
-            return [(self._sum(user_id, U_TOTAL), (user_id, "")) for user_id in self._user_ids]
+            return [(self._totals[user_id], (user_id, "")) for user_id in self._user_ids]
         keys: list[RowKey] = []
         for user_id in self._user_ids:
             models = by_user.get(user_id) or {"": _empty_stats()}
