@@ -40,7 +40,8 @@ class _NotFast(Exception):
 
 def activity_fact(decoded: dict[str, Any]) -> tuple[str, Fact] | None:
     """``(org_id, fact)`` for a valid activity event; None to fall back to the models."""
-    build = _BUILDERS.get(decoded.get("type"))  # type: ignore[arg-type]
+    kind = decoded.get("type")
+    build = _BUILDERS.get(kind) if type(kind) is str else None  # a list is not hashable
     if build is None:
         return None
     try:

@@ -6,6 +6,7 @@ an operator can act on. Oversized values are rejected before parsing.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +32,8 @@ from shared.domain.facts import (
     fact_from_payg,
 )
 from shared.domain.window import day_start_ms, months_before, to_ms
+
+log = logging.getLogger(__name__)
 
 #: A valid activity event, ready to fold: its workspace and its fact.
 Activity = tuple[str, Fact]
@@ -95,7 +98,11 @@ def read_record(
     decoded = _decode(value, max_bytes)
     if isinstance(decoded, Rejected):
         return decoded
-    fast = activity_fact(decoded)
+    try:
+        fast = activity_fact(decoded)
+    except Exception:  # a bug here must cost speed, never stop ingest: the models decide
+        log.exception("fast path failed on a record; validating it with the models")
+        fast = None
     if fast is not None and accepted.oldest_ms <= fast[1][TS] <= accepted.newest_ms:
         return fast
     event = _validate(decoded, accepted)

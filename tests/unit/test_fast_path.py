@@ -107,7 +107,11 @@ def usage() -> st.SearchStrategy[Any]:
 
 def events() -> st.SearchStrategy[dict[str, Any]]:
     common = {
-        "type": st.sampled_from(["message", "api_request", "payg_consumption", "Message", 1]),
+        "type": st.one_of(
+            st.sampled_from(["message", "api_request", "payg_consumption", "Message", 1]),
+            st.lists(st.integers(), max_size=2),  # unhashable: found by the fault suite
+            st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+        ),
         "event_id": IDS,
         "org_id": IDS,
         "occurred_at": TIMESTAMPS,
@@ -199,3 +203,8 @@ def test_anything_unusual_falls_back_rather_than_guessing() -> None:
     assert activity_fact(event | {"occurred_at": "2026-01-01T10:00:00Z"}) == reference(
         event | {"occurred_at": "2026-01-01T10:00:00Z"}
     )
+
+
+def test_a_type_of_any_json_shape_falls_back() -> None:
+    for kind in ([], ["message"], {"a": 1}, None, 1.5):
+        assert activity_fact({"type": kind, "org_id": "ws-1"}) is None
