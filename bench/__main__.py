@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -85,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.print(f"logs and profiles in {work_dir}")
     say: Callable[[str], None] = console.print
     status = 0
+    # SIGTERM as Ctrl-C: the run unwinds and stops its servers and services, instead of
+    # dying with them still running.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         finished = asyncio.run(_run(args, work_dir, say))
     finally:

@@ -38,7 +38,7 @@ from shared.domain.facts import EVENT_ID, TS, Fact, decode_facts, encode_facts
 from shared.domain.window import day_start_ms, utc_day_of
 from shared.errors import PreconditionFailed
 from shared.settings import Settings
-from shared.storage.days import DayState, load_day, read_day_facts, write_day
+from shared.storage.days import DayState, load_day, read_day_facts, stored_days, write_day
 from shared.storage.dims import load_dims, write_dims
 
 log = logging.getLogger(__name__)
@@ -238,9 +238,8 @@ class Replay:
             prefix.rstrip("/").rsplit("/", 1)[-1] for prefix in await store.list_prefixes(keys.ROOT)
         }
         for org_id in orgs:
-            for prefix in await store.list_prefixes(keys.days_prefix(org_id)):
-                day = keys.parse_day_prefix(prefix)
-                if day is not None and self._in_range(org_id, day):
+            for day in await stored_days(store, org_id):
+                if self._in_range(org_id, day):
                     targets.add((org_id, day))
         return targets
 

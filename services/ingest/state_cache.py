@@ -24,9 +24,8 @@ from datetime import date
 from typing import Any, TypeVar
 
 from shared.adapters.s3 import ObjectStore
-from shared.domain import keys
 from shared.errors import PreconditionFailed
-from shared.storage.days import DayState, load_day, write_day
+from shared.storage.days import DayState, load_day, stored_days, write_day
 from shared.storage.dims import DimsState, load_dims, write_dims
 
 log = logging.getLogger(__name__)
@@ -71,7 +70,9 @@ class StateCache:
     async def ensure_days(self, wanted: Iterable[DayKey]) -> None:
         missing = [key for key in dict.fromkeys(wanted) if key not in self.days]
         unlisted = {org for org, _ in missing if org not in self._existing_days}
-        listings = await asyncio.gather(*(self._bounded(self._list_days(org)) for org in unlisted))
+        listings = await asyncio.gather(
+            *(self._bounded(stored_days(self._store, org)) for org in unlisted)
+        )
         self._existing_days.update(zip(unlisted, listings, strict=True))
         stored = [key for key in missing if key[1] in self._existing_days[key[0]]]
         loaded = await asyncio.gather(
@@ -82,14 +83,6 @@ class StateCache:
         for org, day in missing:
             if (org, day) not in self.days:
                 self.days[(org, day)] = DayState(org_id=org, day=day)
-
-    async def _list_days(self, org_id: str) -> set[date]:
-        days: set[date] = set()
-        for prefix in await self._store.list_prefixes(keys.days_prefix(org_id)):
-            day = keys.parse_day_prefix(prefix)
-            if day is not None:
-                days.add(day)
-        return days
 
     async def ensure_dims(self, wanted: Iterable[DimsKey]) -> None:
         missing = [key for key in dict.fromkeys(wanted) if key not in self.dims]

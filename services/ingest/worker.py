@@ -173,28 +173,22 @@ class IngestWorker:
         # otherwise forget the states this batch has just loaded, mid-batch.
         async with self._flush_lock:
             await self._load(facts, updates)
-            applied_before, duplicates_before = self.stats.applied, self.stats.duplicates
+            offered = applied = 0  # apply() is True for what was new, False for a duplicate
             for key, day_facts in facts.items():
-                state = self.cache.day(key)
-                for fact in day_facts:
-                    if state.apply(fact):
-                        self.stats.applied += 1
-                    else:
-                        self.stats.duplicates += 1
+                applied += sum(map(self.cache.day(key).apply, day_facts))
+                offered += len(day_facts)
             for dims_key, dims_updates in updates.items():
-                dims = self.cache.dims_state(dims_key)
-                for update in dims_updates:
-                    if dims.apply(update):
-                        self.stats.applied += 1
-                    else:
-                        self.stats.duplicates += 1
+                applied += sum(map(self.cache.dims_state(dims_key).apply, dims_updates))
+                offered += len(dims_updates)
+            self.stats.applied += applied
+            self.stats.duplicates += offered - applied
             # Only now may a commit cover these records: a rebalance callback can run while
             # the states load, and committing records not yet applied could lose them.
             self._positions.update(positions)
         if self._metrics is not None:
             self._metrics.events_consumed.inc(sum(len(records) for records in batch.values()))
-            self._metrics.events_applied.inc(self.stats.applied - applied_before)
-            self._metrics.events_duplicated.inc(self.stats.duplicates - duplicates_before)
+            self._metrics.events_applied.inc(applied)
+            self._metrics.events_duplicated.inc(offered - applied)
             self._report_lag(batch)
 
     async def _load(

@@ -129,6 +129,16 @@ async def load_day(store: ObjectStore, org_id: str, day: date, *, attempts: int 
     return state
 
 
+async def stored_days(store: ObjectStore, org_id: str) -> set[date]:
+    """The days of a workspace that have objects in the store (one LIST)."""
+    days: set[date] = set()
+    for prefix in await store.list_prefixes(keys.days_prefix(org_id)):
+        day = keys.parse_day_prefix(prefix)
+        if day is not None:
+            days.add(day)
+    return days
+
+
 async def read_day_facts(store: ObjectStore, org_id: str, day: date) -> list[Fact] | None:
     """Every fact of a committed day (for the partial days at an export window's ends)."""
     for _ in range(3):  # a segment may be compacted away between reading head and segment

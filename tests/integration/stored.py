@@ -8,7 +8,7 @@ from typing import Any
 from shared.adapters.s3 import ObjectStore
 from shared.domain import keys
 from shared.settings import Settings
-from shared.storage.days import parse_head
+from shared.storage.days import parse_head, stored_days
 from shared.storage.dims import read_dims
 
 
@@ -18,11 +18,9 @@ async def stored_day_aggregates(
     found: dict[tuple[str, date], dict[str, Any]] = {}
     async with ObjectStore(settings, settings.aggregates_bucket) as store:
         for org in orgs:
-            for prefix in await store.list_prefixes(keys.days_prefix(org)):
-                day = keys.parse_day_prefix(prefix)
-                assert day is not None
+            for day in await stored_days(store, org):
                 head = await store.get(keys.day_head_key(org, day))
-                assert head is not None, f"day {prefix} has segments but no head"
+                assert head is not None, f"day {org}/{day} has segments but no head"
                 found[(org, day)] = parse_head(head.body)[0]["aggregate"]
     return found
 

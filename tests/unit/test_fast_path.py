@@ -170,7 +170,9 @@ def test_fast_path_accepts_only_what_the_models_accept_with_the_same_fact(
     )
 )
 def test_plain_valid_messages_take_the_fast_path(event: dict[str, Any]) -> None:
-    assert activity_fact(event) == reference(event) != None  # noqa: E711
+    expected = reference(event)
+    assert expected is not None
+    assert activity_fact(event) == expected
 
 
 def test_every_simulated_activity_event_takes_the_fast_path_with_the_models_fact() -> None:
