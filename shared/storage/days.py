@@ -41,7 +41,8 @@ def encode_head(document: dict[str, Any], aggregate: bytes, inline: bytes) -> by
     """The head's bytes: ``document`` with the encoded ``aggregate`` as its last field,
     then the inline facts."""
     encoded = codec.dumps(document)
-    return b"".join((encoded[:-1], b',"aggregate":', aggregate, b"}\n", inline))
+    separator = b"," if len(encoded) > 2 else b""  # "{}" has no field to follow
+    return b"".join((encoded[:-1], separator, b'"aggregate":', aggregate, b"}\n", inline))
 
 
 def parse_head(body: bytes) -> tuple[dict[str, Any], bytes]:

@@ -67,6 +67,10 @@ def test_head_bytes_round_trip_and_plain_json_heads_still_read() -> None:
     document, carried = parse_head(body)
     assert document == {"schema": 2, "segments": [], "aggregate": codec.loads(aggregate)}
     assert decode_facts(carried) == [fact("e1"), fact("e2")]
+    assert parse_head(encode_head({}, aggregate, b"")) == (
+        {"aggregate": codec.loads(aggregate)},
+        b"",
+    )
     # A schema-1 head: one JSON document, no inline facts.
     old = codec.dumps({"schema": 1, "segments": [], "aggregate": {}})
     assert parse_head(old) == ({"schema": 1, "segments": [], "aggregate": {}}, b"")
