@@ -121,13 +121,34 @@ def _counts(data_type: str, header: list[str], rows: list[list[str]]) -> Counter
     return counts
 
 
+def agrees(completion: ExportCompletion, expected: ReferenceResult | RequestRejected) -> bool:
+    """Whether the answer's status and date range are the ones ``expected`` gives."""
+    status = 200 if completion.success else completion.error.status if completion.error else 0
+    if status != expected.status:
+        return False
+    if isinstance(expected, ReferenceResult) and completion.data is not None:
+        return completion.data.dateRange == expected.date_range
+    return True
+
+
 async def compare(
     tally: ExportTally,
     message: dict[str, Any],
     completion: ExportCompletion,
     expected: ReferenceResult | RequestRejected,
+    *,
+    log: EventLog | None = None,
 ) -> bytes | None:
-    """Record one completion against its expected outcome; returns the CSV if any."""
+    """Record one completion against its expected outcome; returns the CSV if any.
+
+    With ``log``, an answer that disagrees with ``expected`` only because the exporter
+    read its clock after a quarter hour ended (a window ending today is clamped to that
+    moment) is compared with the oracle at the present moment instead.
+    """
+    if log is not None and not agrees(completion, expected):
+        later = expected_of(log, message, datetime.now(UTC))
+        if agrees(completion, later):
+            expected = later
     tally.exports += 1
     status = 200 if completion.success else completion.error.status if completion.error else 0
     tally.statuses[status] += 1
@@ -187,7 +208,7 @@ async def verify_exports(
         *(client.request(message, within_s=within_s) for message in messages)
     )
     for message, completion, wanted in zip(messages, completions, expected, strict=True):
-        await compare(tally, message, completion, wanted)
+        await compare(tally, message, completion, wanted, log=log)
     return tally
 
 

@@ -216,7 +216,8 @@ async def _run_example(fuzz: Fuzz, data: st.DataObject, batch: int) -> None:
         elif first is completion or completion.success:
             # A refusal that was not recorded (an unreadable workspace, say) leaves the
             # id free: a later valid request with it is answered afresh.
-            await compare(fuzz.tally, payload, completion, expected_of(log, payload, fuzz.now))
+            expected = expected_of(log, payload, fuzz.now)
+            await compare(fuzz.tally, payload, completion, expected, log=log)
         answered += 1
     unreadable = [sent.prefix for sent in fuzz.requests if not sent.accepted]
     request_letters = await read_topic(

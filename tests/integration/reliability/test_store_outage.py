@@ -176,9 +176,8 @@ async def test_exports_survive_the_store_or_answer_503(
             time.monotonic() - cut_at - outage.seconds, 1
         )
         for message, completion in zip(messages, answered, strict=True):
-            await compare(
-                tally, message, completion, expected_of(log, message, dataset.generated_at)
-            )
+            expected = expected_of(log, message, dataset.generated_at)
+            await compare(tally, message, completion, expected, log=log)
         assert tally.statuses.keys() <= {200, 404}, tally.statuses
         assert await exporter.terminate() == 0, exporter.log_tail()
 
@@ -209,9 +208,8 @@ async def test_exports_survive_the_store_or_answer_503(
         row.faults, row.fault_kinds = 2, f"store {outage.mode} {outage.seconds:.0f} s"
         again = await asyncio.gather(*(client.request(m, within_s=120) for m in retried))
         for message, completion in zip(retried, again, strict=True):
-            await compare(
-                tally, message, completion, expected_of(log, message, dataset.generated_at)
-            )
+            expected = expected_of(log, message, dataset.generated_at)
+            await compare(tally, message, completion, expected, log=log)
         assert await exporter.terminate() == 0, exporter.log_tail()
     row.details["proxy"] = vars(store_proxy.stats).copy()
     row.exports, row.lost, row.doubled = tally.exports, tally.lost, tally.doubled

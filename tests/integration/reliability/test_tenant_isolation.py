@@ -85,7 +85,8 @@ async def test_no_export_or_key_crosses_a_workspace_boundary(
             for data_type, group_by in TYPES_AND_GROUPS:
                 message = export_request(org, data_type, start, end, group_by=group_by)
                 completion = await client.request(message)
-                body = await compare(tally, message, completion, expected_of(log, message, now))
+                expected = expected_of(log, message, now)
+                body = await compare(tally, message, completion, expected, log=log)
                 assert body is not None, completion.error
                 text = body.decode()
                 assert own in text  # names, models: every export shows its own texts
