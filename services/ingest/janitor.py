@@ -1,8 +1,9 @@
 """Retention and clean-up of the aggregates bucket.
 
 - Days older than the retention (12 months + ``retention_margin_days``) are deleted.
-- Fact segments no head names (left by a crash between writing a segment and its head)
-  are deleted once older than ``ORPHAN_GRACE``, so a writer mid-commit is never raced.
+- Fact segments and digest objects no head names (left by a crash between writing a
+  segment and its head, or by a replay that rewrote the day) are deleted once older
+  than ``ORPHAN_GRACE``, so a writer mid-commit is never raced.
 - Month rollups (the exporter's cache, ``shared.storage.rollups``) are deleted once every
   day of their month is past retention, and once their month has no day head left
   (older than ``ORPHAN_GRACE``): either way no export could use them any more.
@@ -109,15 +110,15 @@ class Janitor:
 
     async def _delete_orphans(self, day_prefix: str, now: datetime) -> int:
         objects = await self._store.list_objects(day_prefix)
-        segments = [item for item in objects if item["Key"].endswith(".ndjson")]
+        segments = [item for item in objects if item["Key"].endswith((".ndjson", ".ids"))]
         if not segments:
             return 0
         head = await self._store.get(f"{day_prefix}head.json")
-        named = (
-            {segment["key"] for segment in parse_head(head.body)[0]["segments"]}
-            if head is not None
-            else set()
-        )
+        named = {
+            key
+            for segment in (parse_head(head.body)[0]["segments"] if head is not None else [])
+            for key in (segment["key"], segment.get("ids"))
+        }
         deleted = 0
         for item in segments:
             if item["Key"] not in named and now - item["LastModified"] > ORPHAN_GRACE:

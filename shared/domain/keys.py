@@ -2,6 +2,7 @@
 
     v1/orgs/{org}/days/{day}/head.json          day head: aggregate + segment list (commit)
     v1/orgs/{org}/days/{day}/facts-{id}.ndjson  immutable fact segment (dedup + sub-day)
+    v1/orgs/{org}/days/{day}/facts-{id}.ids     its event ids' digests (dedup on reload)
     v1/orgs/{org}/dims/{kind}.json              dimension history of one entity kind
     v1/orgs/{org}/months/{YYYY-MM}/{part}.json  month rollup of one aggregate part (a cache)
 
@@ -41,6 +42,11 @@ def day_head_key(org_id: str, day: date) -> str:
 
 def new_facts_key(org_id: str, day: date) -> str:
     return f"{day_prefix(org_id, day)}facts-{uuid.uuid4().hex}.ndjson"
+
+
+def digests_key(facts_key: str) -> str:
+    """The digest object's key beside the fact segment's."""
+    return facts_key.removesuffix(".ndjson") + ".ids"
 
 
 def month_days_prefix(org_id: str, month: date) -> str:

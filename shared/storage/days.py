@@ -10,12 +10,22 @@ writer cannot overwrite what it has not seen; a spill writes the segment first a
 the head that names it. Facts carry their ``event_id``; the union over a day's segments
 and inline facts is that day's dedup set, so an event re-delivered or re-produced months
 later changes nothing. (Schema-1 heads, plain JSON without inline facts, read the same.)
+
+Each segment has a companion *digest object* (``facts-{id}.ids``): the 16-byte BLAKE2b
+digests of its events' ids, concatenated, written with the segment and named by the head.
+A day evicted from ingest's cache and touched again (a late event) is reloaded from its
+head and digest objects — a twelfth of the bytes of its facts and nothing to decode — and
+its segments' ids are kept as digests, a third less memory than the ids themselves. At
+128 bits two distinct ids of a day share a digest with probability ~n²/2¹²⁹: never, in
+practice, for any day's n. Segments written before digest objects existed have none and
+are read whole, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
@@ -35,6 +45,20 @@ MAX_SEGMENTS = 16
 #: enough that most flushes of a day are one PUT, small enough that the heads exporters
 #: read and the inline facts ingest keeps per cached day stay small.
 INLINE_MAX_BYTES = 64 * 1024
+#: Bytes of one event id's digest in a digest object.
+DIGEST_BYTES = 16
+
+
+def event_digest(event_id: str) -> bytes:
+    """The digest a digest object holds for ``event_id`` (stable across processes)."""
+    return hashlib.blake2b(event_id.encode(), digest_size=DIGEST_BYTES).digest()
+
+
+def split_digests(body: bytes) -> list[bytes]:
+    """The digests of a digest object."""
+    if len(body) % DIGEST_BYTES:
+        raise ValueError(f"a digest object of {len(body)} bytes is not whole digests")
+    return [body[at : at + DIGEST_BYTES] for at in range(0, len(body), DIGEST_BYTES)]
 
 
 def encode_head(document: dict[str, Any], aggregate: bytes, inline: bytes) -> bytes:
@@ -52,6 +76,28 @@ def parse_head(body: bytes) -> tuple[dict[str, Any], bytes]:
     return document, inline
 
 
+_AGGREGATE_FIELD = b',"aggregate":'
+
+
+def split_head(body: bytes) -> tuple[dict[str, Any], bytes, bytes]:
+    """(head document without its aggregate, the aggregate's JSON, inline facts), with
+    the aggregate left undecoded: what ingest keeps of a day it loads.
+
+    ``encode_head`` writes the aggregate as the document's last field, after fields
+    whose values are numbers, dates and validated ids (no quotes), so the field's first
+    occurrence is the field itself. Other heads (schema 1) are decoded whole.
+    """
+    line, _, inline = body.partition(b"\n")
+    at = line.find(_AGGREGATE_FIELD)
+    if at >= 0 and line.endswith(b"}"):
+        with contextlib.suppress(ValueError):  # not the layout after all
+            document: dict[str, Any] = codec.loads(line[:at] + b"}")
+            if document.get("schema", 1) >= HEAD_SCHEMA:
+                return document, line[at + len(_AGGREGATE_FIELD) : -1], inline
+    document = codec.loads(line)
+    return document, codec.dumps(document.pop("aggregate")), inline
+
+
 @dataclass
 class DayState:
     org_id: str
@@ -65,7 +111,8 @@ class DayState:
     segments: list[dict[str, Any]] = field(default_factory=list)
     inline: bytes = b""  # facts durable in the head itself (NDJSON)
     inline_facts: int = 0
-    event_ids: set[str] = field(default_factory=set)
+    event_ids: set[str] = field(default_factory=set)  # of the inline and pending facts
+    sealed: set[bytes] = field(default_factory=set)  # digests of the segments' event ids
     # Applied in memory, not yet durable: each fact already encoded as its NDJSON line,
     # which is what the next write needs and a third of the memory of the tuple.
     pending: list[bytes] = field(default_factory=list)
@@ -73,12 +120,20 @@ class DayState:
     def apply(self, fact: Fact) -> bool:
         """Fold one fact in unless its event was seen before; True if it was new."""
         event_id = fact[EVENT_ID]
-        if event_id in self.event_ids:
+        if event_id in self.event_ids or (self.sealed and event_digest(event_id) in self.sealed):
             return False
         self.event_ids.add(event_id)
         self.delta.add(fact)
         self.pending.append(encode_fact(fact))
         return True
+
+    def knows(self, event_id: str) -> bool:
+        """Whether the day has a fact of this event (durable or pending)."""
+        return event_id in self.event_ids or event_digest(event_id) in self.sealed
+
+    def digests(self) -> set[bytes]:
+        """The digest of every event the day has a fact of."""
+        return self.sealed | {event_digest(event_id) for event_id in self.event_ids}
 
     @property
     def aggregate(self) -> Aggregate:
@@ -101,7 +156,7 @@ class DayState:
     @property
     def weight(self) -> int:
         """A proxy for memory held: facts known for the day."""
-        return len(self.event_ids)
+        return len(self.event_ids) + len(self.sealed)
 
 
 async def load_day(store: ObjectStore, org_id: str, day: date, *, attempts: int = 5) -> DayState:
@@ -110,23 +165,25 @@ async def load_day(store: ObjectStore, org_id: str, day: date, *, attempts: int 
     head = await store.get(keys.day_head_key(org_id, day))
     if head is None:
         return state
-    document, state.inline = parse_head(head.body)
+    document, state.durable, state.inline = split_head(head.body)
     state.etag = head.etag
-    state.durable = codec.dumps(document["aggregate"])
     state.segments = document["segments"]
     inline_facts = decode_facts(state.inline)
     state.inline_facts = len(inline_facts)
     state.event_ids.update(fact[EVENT_ID] for fact in inline_facts)
     stored_segments = await asyncio.gather(
-        *(store.get(segment["key"]) for segment in state.segments)
+        *(store.get(segment.get("ids") or segment["key"]) for segment in state.segments)
     )
-    for stored in stored_segments:
+    for segment, stored in zip(state.segments, stored_segments, strict=True):
         if stored is None:
             # Compacted by another writer after we read the head: read it all again.
             if attempts <= 1:
                 raise RuntimeError(f"day head {org_id}/{day} names a missing fact segment")
             return await load_day(store, org_id, day, attempts=attempts - 1)
-        state.event_ids.update(fact[EVENT_ID] for fact in decode_facts(stored.body))
+        if "ids" in segment:
+            state.sealed.update(split_digests(stored.body))
+        else:  # a segment from before digest objects
+            state.sealed.update(event_digest(fact[EVENT_ID]) for fact in decode_facts(stored.body))
     return state
 
 
@@ -170,11 +227,23 @@ async def write_day(store: ObjectStore, state: DayState) -> list[str]:
     inline = state.inline + b"".join(state.pending)
     inline_facts = state.inline_facts + len(state.pending)
     segment_key = None
+    spilled: list[bytes] = []
     if len(inline) > INLINE_MAX_BYTES:
-        segment_key, body, facts = await _spill(store, state, segments, inline, inline_facts)
+        spilled = [event_digest(event_id) for event_id in state.event_ids]
+        segment_key, body, facts = await _spill(
+            store, state, segments, inline, inline_facts, spilled
+        )
         if len(segments) >= MAX_SEGMENTS:
-            superseded, segments = [segment["key"] for segment in segments], []
-        segments.append({"key": segment_key, "facts": facts, "bytes": len(body)})
+            superseded = [key for segment in segments for key in _object_keys(segment)]
+            segments = []
+        segments.append(
+            {
+                "key": segment_key,
+                "facts": facts,
+                "bytes": len(body),
+                "ids": keys.digests_key(segment_key),
+            }
+        )
         inline, inline_facts = b"", 0
     head = {
         "schema": HEAD_SCHEMA,
@@ -201,13 +270,22 @@ async def write_day(store: ObjectStore, state: DayState) -> list[str]:
         if segment_key is not None:
             with contextlib.suppress(UsageExportError):
                 await store.delete(segment_key)
+                await store.delete(keys.digests_key(segment_key))
         raise
     state.etag = etag
     state.segments = segments
     state.inline, state.inline_facts = inline, inline_facts
     state.durable, state.delta = durable, Aggregate()
     state.pending = []
+    if segment_key is not None:  # every id the day had as text is now in a segment
+        state.sealed.update(spilled)
+        state.event_ids = set()
     return superseded
+
+
+def _object_keys(segment: dict[str, Any]) -> list[str]:
+    """The segment's objects: its facts and, if it has one, its digest object."""
+    return [segment["key"], segment["ids"]] if "ids" in segment else [segment["key"]]
 
 
 async def _spill(
@@ -216,10 +294,12 @@ async def _spill(
     segments: list[dict[str, Any]],
     inline: bytes,
     inline_facts: int,
+    spilled: list[bytes],
 ) -> tuple[str, bytes, int]:
     """Write the inline facts (with every older segment, when compacting) as a new
-    segment: (its key, its bytes, its facts). Encodings concatenate, so compaction
-    joins stored bodies without decoding them."""
+    segment, and its digest object: (its key, its bytes, its facts). Encodings
+    concatenate, so compaction joins stored bodies without decoding them; the digests
+    of the older segments are the ones the state holds."""
     parts: list[bytes] = []
     facts = inline_facts
     if len(segments) >= MAX_SEGMENTS:
@@ -231,6 +311,10 @@ async def _spill(
             facts += segment["facts"]
     parts.append(inline)
     body = b"".join(parts)
+    digests = b"".join([*(state.sealed if len(segments) >= MAX_SEGMENTS else ()), *spilled])
     segment_key = keys.new_facts_key(state.org_id, state.day)
-    await store.put(segment_key, body, content_type="application/x-ndjson")
+    await asyncio.gather(
+        store.put(segment_key, body, content_type="application/x-ndjson"),
+        store.put(keys.digests_key(segment_key), digests, content_type="application/octet-stream"),
+    )
     return segment_key, body, facts

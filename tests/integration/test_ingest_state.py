@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from services.ingest.janitor import Janitor, Sweep
 from services.ingest.state_cache import StateCache
+from shared import codec
 from shared.adapters.s3 import ObjectStore
 from shared.domain import keys
 from shared.domain.facts import MESSAGE, Fact
 from shared.settings import Settings
 from shared.storage import days
-from shared.storage.days import INLINE_MAX_BYTES, load_day, parse_head, read_day_facts
+from shared.storage.days import (
+    INLINE_MAX_BYTES,
+    event_digest,
+    load_day,
+    parse_head,
+    read_day_facts,
+    split_digests,
+)
 
 DAY = date(2026, 6, 1)
 KEY = ("ws-fence", DAY)
@@ -65,7 +74,7 @@ async def test_two_owners_of_one_day_never_lose_or_double_an_event(
             if round_number == 0:
                 assert sum(report.conflicts for report in reports) >= 1
         stored = await load_day(store, *KEY)
-        assert stored.event_ids == {f"e{n}" for n in range(500)}
+        assert stored.digests() == digests_of(f"e{n}" for n in range(500))
         assert stored.aggregate.users["u1"]["gpt"][0] == 500
         facts = await read_day_facts(store, *KEY)
         assert facts is not None
@@ -94,7 +103,7 @@ async def test_a_stale_listing_of_days_neither_loses_nor_doubles(
         report = await late.flush()
         assert report.conflicts == 1
         stored = await load_day(store, *KEY)
-        assert stored.event_ids == {f"e{n}" for n in range(15)}
+        assert stored.digests() == digests_of(f"e{n}" for n in range(15))
         assert stored.aggregate.users["u1"]["gpt"][0] == 15
 
 
@@ -125,8 +134,15 @@ async def test_small_flushes_stay_inline_in_the_head_until_they_spill(
         assert facts is not None
         assert len(facts) == document["facts"] == document["segments"][0]["facts"]
         assert len({f[1] for f in facts}) == len(facts)
-        # A reload knows every event of both the segment and the (now empty) inline part.
-        assert (await load_day(store, *KEY)).event_ids == {f[1] for f in facts}
+        # A reload knows every event of both the segment and the (now empty) inline part,
+        # from the segment's digest object.
+        ids = await store.get(document["segments"][0]["ids"])
+        assert ids is not None
+        assert set(split_digests(ids.body)) == digests_of(f[1] for f in facts)
+        reloaded = await load_day(store, *KEY)
+        assert (reloaded.event_ids, reloaded.digests()) == (set(), digests_of(f[1] for f in facts))
+        assert not reloaded.apply(facts[0]), "an event in a segment is a duplicate"
+        assert reloaded.apply(fact(10**6))
 
 
 async def test_many_flushes_compact_segments_without_losing_facts(
@@ -148,6 +164,48 @@ async def test_many_flushes_compact_segments_without_losing_facts(
         facts = await read_day_facts(store, *KEY)
         assert facts is not None
         assert len(facts) == 40
+        # Compaction joined the digest objects too; superseded objects go after a grace.
+        assert (await load_day(store, *KEY)).digests() == digests_of(f"e{n}" for n in range(40))
+        named = {key for s in document["segments"] for key in (s["key"], s["ids"])}
+        listed = {item["Key"] for item in await store.list_objects(keys.day_prefix(*KEY))}
+        assert named <= listed
+
+
+async def test_a_segment_without_a_digest_object_is_read_whole(
+    fresh_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Days written before digest objects existed still deduplicate on reload, and the
+    next compaction gives them a digest object."""
+    monkeypatch.setattr(days, "INLINE_MAX_BYTES", 0)
+    async with ObjectStore(fresh_settings, fresh_settings.aggregates_bucket) as store:
+        cache = StateCache(store, max_entries=100, max_weight=10**6, concurrency=4)
+        await cache.ensure_days([KEY])
+        for number in range(30):
+            cache.day(KEY).apply(fact(number))
+        await cache.flush()
+        head = await store.get(keys.day_head_key(*KEY))
+        assert head is not None
+        document, inline = parse_head(head.body)
+        (segment,) = document["segments"]
+        await store.delete(segment.pop("ids"))
+        aggregate = codec.dumps(document.pop("aggregate"))
+        await store.put(keys.day_head_key(*KEY), days.encode_head(document, aggregate, inline))
+        old = await load_day(store, *KEY)
+        assert old.digests() == digests_of(f"e{n}" for n in range(30))
+        assert not old.apply(fact(7))
+        monkeypatch.setattr(days, "MAX_SEGMENTS", 1)  # the next spill compacts
+        assert old.apply(fact(30))
+        await days.write_day(store, old)
+        head = await store.get(keys.day_head_key(*KEY))
+        assert head is not None
+        (compacted,) = parse_head(head.body)[0]["segments"]
+        ids = await store.get(compacted["ids"])
+        assert ids is not None
+        assert set(split_digests(ids.body)) == digests_of(f"e{n}" for n in range(31))
+
+
+def digests_of(event_ids: Iterable[str]) -> set[bytes]:
+    return {event_digest(event_id) for event_id in event_ids}
 
 
 async def test_clean_states_are_evicted_beyond_the_bound(fresh_settings: Settings) -> None:
@@ -164,7 +222,7 @@ async def test_clean_states_are_evicted_beyond_the_bound(fresh_settings: Setting
         assert len(cache.days) == 5
         assert list(cache.days) == wanted[-5:], "least recently used go first"
         await cache.ensure_days(wanted[:1])
-        assert cache.days[wanted[0]].event_ids == {"e0"}, "evicted state reloads intact"
+        assert cache.days[wanted[0]].digests() == {event_digest("e0")}, "reloads intact"
 
 
 async def test_janitor_deletes_expired_days_and_orphan_segments_only(
@@ -184,12 +242,14 @@ async def test_janitor_deletes_expired_days_and_orphan_segments_only(
         await cache.flush()
         orphan = keys.new_facts_key("ws-jan", recent)
         await store.put(orphan, b"[]\n")
+        await store.put(keys.digests_key(orphan), b"")
         janitor = Janitor(settings, store)
         assert await janitor.sweep(now) == Sweep(days=1), "a fresh orphan may be in flight"
-        assert await janitor.sweep(datetime.now(UTC) + timedelta(hours=2)) == Sweep(orphans=1)
+        assert await janitor.sweep(datetime.now(UTC) + timedelta(hours=2)) == Sweep(orphans=2)
         assert await store.get(orphan) is None
+        assert await store.get(keys.digests_key(orphan)) is None
         assert await store.get(keys.day_head_key("ws-jan", old_day)) is None
-        assert (await load_day(store, "ws-jan", recent)).event_ids == {"e1"}
+        assert (await load_day(store, "ws-jan", recent)).knows("e1")
 
 
 async def test_janitor_deletes_rollups_of_expired_and_emptied_months_only(

@@ -6,7 +6,7 @@ from datetime import date
 
 from shared import codec
 from shared.domain.facts import MESSAGE, decode_facts, encode_facts
-from shared.storage.days import DayState, encode_head, parse_head
+from shared.storage.days import DayState, encode_head, parse_head, split_head
 
 
 def fact(event_id: str, user: str = "u1") -> tuple[object, ...]:
@@ -74,3 +74,23 @@ def test_head_bytes_round_trip_and_plain_json_heads_still_read() -> None:
     # A schema-1 head: one JSON document, no inline facts.
     old = codec.dumps({"schema": 1, "segments": [], "aggregate": {}})
     assert parse_head(old) == ({"schema": 1, "segments": [], "aggregate": {}}, b"")
+
+
+def test_split_head_leaves_the_aggregate_encoded_whatever_it_holds() -> None:
+    # Keys and strings inside the aggregate that look like the field do not fool it.
+    tricky = {"models": {"aggregate": [1]}, "names": ['","aggregate":{}']}
+    aggregate = codec.dumps(tricky)
+    inline = encode_facts([fact("e1")])
+    document = {"schema": 2, "org_id": "ws", "segments": [{"key": "k", "ids": "k.ids"}]}
+    body = encode_head(document, aggregate, inline)
+    assert split_head(body) == (document, aggregate, inline)
+    assert parse_head(body)[0]["aggregate"] == tricky
+    # Heads written another way are decoded whole and give the same answer.
+    for other in (
+        codec.dumps({"schema": 1, "aggregate": tricky, "segments": []}),
+        codec.dumps({"aggregate": tricky}),
+        encode_head({}, aggregate, inline),
+    ):
+        head, encoded, _ = split_head(other)
+        assert "aggregate" not in head
+        assert codec.loads(encoded) == tricky
