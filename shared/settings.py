@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # Working-set bound, in facts (events) known to cached states: ~100-150 bytes each.
     ingest_cache_max_facts: int = Field(default=1_000_000, ge=1_000)
     ingest_cache_max_entries: int = Field(default=20_000, ge=1)
+    # And in (estimated) megabytes held by cached states: day aggregates, inline facts,
+    # dedup ids, pending facts. The process needs ≈ 120 MB more than this.
+    ingest_cache_max_mb: int = Field(default=160, ge=8)
     max_event_bytes: int = Field(default=1024 * 1024, ge=1024)
     future_tolerance_s: int = Field(default=24 * 3600, ge=0)
     retention_days: int = Field(default=366, ge=1)

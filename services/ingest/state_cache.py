@@ -1,9 +1,11 @@
 """The ingest worker's working set: day and dimension states, loaded on demand, flushed
 together, evicted least-recently-used once clean.
 
-Memory is bounded by ``ingest_cache_max_entries`` and by the weight (facts and versions
-known) of cached states: once over, clean states are evicted, and the worker flushes
-early when dirty ones alone exceed the bound.
+Memory is bounded by ``ingest_cache_max_entries``, by the weight (facts and versions
+known) of cached states and by an estimate of the bytes they hold
+(``ingest_cache_max_bytes``): once over, clean states are evicted, least recently used
+first, and the worker flushes early when dirty ones alone exceed a bound. An evicted
+day costs little to reload: its head and the digests of its events, not its facts.
 
 A day that does not exist yet costs no GET: the first time a workspace's days are
 needed, one LIST says which exist, and days missing from it start empty. The listing
@@ -51,11 +53,18 @@ class FlushReport:
 
 class StateCache:
     def __init__(
-        self, store: ObjectStore, *, max_entries: int, max_weight: int, concurrency: int
+        self,
+        store: ObjectStore,
+        *,
+        max_entries: int,
+        max_weight: int,
+        concurrency: int,
+        max_bytes: int | None = None,
     ) -> None:
         self._store = store
         self._max_entries = max_entries
         self._max_weight = max_weight
+        self._max_bytes = max_bytes if max_bytes is not None else 2**62
         self._gate = asyncio.Semaphore(concurrency)
         self.days: OrderedDict[DayKey, DayState] = OrderedDict()
         self.dims: OrderedDict[DimsKey, DimsState] = OrderedDict()
@@ -112,6 +121,11 @@ class StateCache:
     @property
     def weight(self) -> int:
         return sum(s.weight for s in self.days.values()) + sum(s.weight for s in self.dims.values())
+
+    @property
+    def nbytes(self) -> int:
+        """Estimated bytes held by the cached states."""
+        return sum(s.nbytes for s in self.days.values()) + sum(s.nbytes for s in self.dims.values())
 
     async def flush(self) -> FlushReport:
         """Make every dirty state durable; raises StoreUnavailable if the store is down
@@ -202,22 +216,27 @@ class StateCache:
         """Drop least-recently-used clean states while over the bounds."""
         evicted = 0
         entries = len(self.days) + len(self.dims)
-        weight = self.weight  # kept up to date below: recomputing it per key is quadratic
+        # Kept up to date below: recomputing them per key would be quadratic.
+        weight, nbytes = self.weight, self.nbytes
         tables: tuple[OrderedDict[Any, Any], ...] = (self.days, self.dims)
         for table in tables:
             for key in list(table):
-                if entries <= self._max_entries and weight <= self._max_weight:
+                if not self._over(entries, weight, nbytes):
                     return evicted
                 state = table[key]
                 if not state.dirty:
                     del table[key]
                     entries -= 1
                     weight -= state.weight
+                    nbytes -= state.nbytes
                     evicted += 1
         return evicted
 
+    def _over(self, entries: int, weight: int, nbytes: int) -> bool:
+        return entries > self._max_entries or weight > self._max_weight or nbytes > self._max_bytes
+
     def _over_bounds(self) -> bool:
-        return len(self.days) + len(self.dims) > self._max_entries or self.weight > self._max_weight
+        return self._over(len(self.days) + len(self.dims), self.weight, self.nbytes)
 
     def needs_early_flush(self) -> bool:
         return self._over_bounds()

@@ -105,6 +105,7 @@ class IngestWorker:
             store,
             max_entries=settings.ingest_cache_max_entries,
             max_weight=settings.ingest_cache_max_facts,
+            max_bytes=settings.ingest_cache_max_mb * 1024 * 1024,
             concurrency=settings.ingest_flush_concurrency,
         )
         self.stats = IngestStats()

@@ -116,6 +116,7 @@ class DayState:
     # Applied in memory, not yet durable: each fact already encoded as its NDJSON line,
     # which is what the next write needs and a third of the memory of the tuple.
     pending: list[bytes] = field(default_factory=list)
+    pending_bytes: int = 0
 
     def apply(self, fact: Fact) -> bool:
         """Fold one fact in unless its event was seen before; True if it was new."""
@@ -124,7 +125,9 @@ class DayState:
             return False
         self.event_ids.add(event_id)
         self.delta.add(fact)
-        self.pending.append(encode_fact(fact))
+        line = encode_fact(fact)
+        self.pending.append(line)
+        self.pending_bytes += len(line)
         return True
 
     def knows(self, event_id: str) -> bool:
@@ -157,6 +160,18 @@ class DayState:
     def weight(self) -> int:
         """A proxy for memory held: facts known for the day."""
         return len(self.event_ids) + len(self.sealed)
+
+    @property
+    def nbytes(self) -> int:
+        """An estimate of the memory the state holds (measured on CPython 3.11: an id in
+        a set ≈ 100 bytes, a digest ≈ 80; a pending fact ≈ 3 times its line, with the delta)."""
+        return (
+            len(self.durable)
+            + len(self.inline)
+            + 100 * len(self.event_ids)
+            + 80 * len(self.sealed)
+            + 3 * self.pending_bytes
+        )
 
 
 async def load_day(store: ObjectStore, org_id: str, day: date, *, attempts: int = 5) -> DayState:
@@ -276,7 +291,7 @@ async def write_day(store: ObjectStore, state: DayState) -> list[str]:
     state.segments = segments
     state.inline, state.inline_facts = inline, inline_facts
     state.durable, state.delta = durable, Aggregate()
-    state.pending = []
+    state.pending, state.pending_bytes = [], 0
     if segment_key is not None:  # every id the day had as text is now in a segment
         state.sealed.update(spilled)
         state.event_ids = set()

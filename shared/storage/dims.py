@@ -42,6 +42,11 @@ class DimsState:
     def weight(self) -> int:
         return sum(len(versions) for versions in self.history.versions.values())
 
+    @property
+    def nbytes(self) -> int:
+        """An estimate of the memory held: ≈ 300 bytes per attribute version."""
+        return 300 * self.weight
+
 
 async def load_dims(store: ObjectStore, org_id: str, kind: str) -> DimsState:
     state = DimsState(org_id=org_id, kind=kind)

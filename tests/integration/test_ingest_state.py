@@ -225,6 +225,29 @@ async def test_clean_states_are_evicted_beyond_the_bound(fresh_settings: Setting
         assert cache.days[wanted[0]].digests() == {event_digest("e0")}, "reloads intact"
 
 
+async def test_clean_states_are_evicted_beyond_the_bytes_bound(fresh_settings: Settings) -> None:
+    async with ObjectStore(fresh_settings, fresh_settings.aggregates_bucket) as store:
+        wanted = [("ws-bytes", DAY + timedelta(days=offset)) for offset in range(10)]
+        cache = StateCache(store, max_entries=100, max_weight=10**6, concurrency=4)
+        await cache.ensure_days(wanted)
+        for index, key in enumerate(wanted):
+            for number in range(50):
+                cache.day(key).apply(fact(index * 1000 + number, f"user-{number}"))
+        await cache.flush()
+        per_day = cache.days[wanted[0]].nbytes
+        assert per_day > 50 * 100, "ids, inline facts and the aggregate are counted"
+        bounded = StateCache(
+            store, max_entries=100, max_weight=10**6, concurrency=4, max_bytes=per_day * 7 // 2
+        )
+        await bounded.ensure_days(wanted)
+        assert bounded.needs_early_flush()
+        assert bounded.evict() == 7
+        assert list(bounded.days) == wanted[-3:]
+        assert bounded.nbytes <= per_day * 7 // 2
+        await bounded.ensure_days(wanted[:1])
+        assert bounded.days[wanted[0]].knows("e0"), "an evicted day reloads intact"
+
+
 async def test_janitor_deletes_expired_days_and_orphan_segments_only(
     fresh_settings: Settings,
 ) -> None:
