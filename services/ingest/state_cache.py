@@ -239,6 +239,10 @@ class StateCache:
         return self._over(len(self.days) + len(self.dims), self.weight, self.nbytes)
 
     def needs_early_flush(self) -> bool:
+        """Over a bound with every clean state it could evict evicted: only a flush (which
+        makes the dirty states clean) can help then. Clean states alone never force one:
+        flushing would only rewrite the few dirty days, at the cost of a whole flush."""
+        self.evict()
         return self._over_bounds()
 
     def clear_clean(self) -> None:

@@ -240,9 +240,11 @@ async def test_clean_states_are_evicted_beyond_the_bytes_bound(fresh_settings: S
             store, max_entries=100, max_weight=10**6, concurrency=4, max_bytes=per_day * 7 // 2
         )
         await bounded.ensure_days(wanted)
-        assert bounded.needs_early_flush()
         assert bounded.evict() == 7
         assert list(bounded.days) == wanted[-3:]
+        await bounded.ensure_days(wanted)
+        assert not bounded.needs_early_flush(), "clean states are evicted, not flushed"
+        assert len(bounded.days) == 3
         assert bounded.nbytes <= per_day * 7 // 2
         await bounded.ensure_days(wanted[:1])
         assert bounded.days[wanted[0]].knows("e0"), "an evicted day reloads intact"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.domain.export import cells
 from shared.domain.facts import NANO
@@ -46,6 +50,12 @@ def test_json_counts_are_compact_sorted_by_code_point_and_utf8() -> None:
     assert cells.json_counts({}) == "{}"
     assert cells.json_counts({"b": 2, "a": 1, "Z": 3, "é": 4}) == '{"Z":3,"a":1,"b":2,"é":4}'
     assert cells.json_counts({'say "hi"': 1}) == '{"say \\"hi\\"":1}'
+
+
+@given(st.dictionaries(st.text(), st.integers(min_value=-(2**70), max_value=2**70), max_size=6))
+def test_json_counts_are_what_the_standard_encoder_writes(counts: dict[str, int]) -> None:
+    standard = json.dumps(dict(sorted(counts.items())), separators=(",", ":"), ensure_ascii=False)
+    assert cells.json_counts(counts) == standard
 
 
 def test_booleans_and_optional_integers() -> None:
