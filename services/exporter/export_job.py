@@ -38,7 +38,7 @@ from services.exporter.upload import StreamingUpload
 from services.exporter.window_reader import read_window
 from shared.adapters.s3 import ObjectStore
 from shared.contracts.completions import ExportCompletion
-from shared.domain.aggregate_parts import PART_OF
+from shared.domain.aggregate_parts import part_for
 from shared.domain.export.context import DIMS_NEEDED, ExportInputs, WorkspaceOptions
 from shared.domain.export.paths import export_file_path
 from shared.domain.export.table import build_table
@@ -172,7 +172,7 @@ class Exporter:
             self._aggregates,
             org_id,
             window,
-            PART_OF[request.data_type],
+            part_for(request.data_type, request.group_by),
             use_rollups=self._settings.export_month_rollups,
         )
         table = build_table(

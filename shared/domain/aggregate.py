@@ -23,6 +23,9 @@ U_TOTAL, U_CHAT, U_ASSISTANTS, U_PROJECTS, U_ACTION_MESSAGES = 0, 1, 2, 3, 4
 U_PROMPT, U_COMPLETION, U_CACHED, U_CREATION, U_COST = 5, 6, 7, 8, 9
 U_BY_ASSISTANT, U_BY_PROJECT, U_BY_ACTION = 10, 11, 12
 _U_NUMBERS = 10
+# ---- user totals: per user, over models (derived, for exports: see collapse_users) ----
+# The user stats above, then model -> messages.
+T_BY_MODEL = 13
 
 # ---- agents: per (assistant, model) ---------------------------------------------------
 A_MESSAGES, A_PROMPT, A_PROMPT_MIN, A_PROMPT_MAX = 0, 1, 2, 3
@@ -51,10 +54,22 @@ def add_counts(into: dict[str, int], other: dict[str, int]) -> None:
 class Aggregate:
     """Mergeable usage statistics of one workspace over one span of time."""
 
-    __slots__ = ("agent_conversations", "agents", "api_keys", "models", "payg", "projects", "users")
+    __slots__ = (
+        "agent_conversations",
+        "agents",
+        "api_keys",
+        "models",
+        "payg",
+        "projects",
+        "user_totals",
+        "users",
+    )
 
     def __init__(self) -> None:
         self.users: dict[str, dict[str, list[Any]]] = {}
+        # Never folded from facts: filled by collapse_users for the exports that need
+        # only per-user totals (the users export without group_by; month rollups).
+        self.user_totals: dict[str, list[Any]] = {}
         self.payg: dict[str, int] = {}
         self.agents: dict[str, dict[str, list[Any]]] = {}
         self.agent_conversations: dict[str, set[str]] = {}
@@ -274,6 +289,11 @@ class Aggregate:
                 if mine is None:
                     by_model[model] = mine = _new_user_stats()
                 merge_user_stats(mine, theirs)
+        for user, their_t in other.user_totals.items():
+            mine_t = self.user_totals.get(user)
+            if mine_t is None:
+                self.user_totals[user] = mine_t = _new_user_totals()
+            merge_user_totals(mine_t, their_t)
         add_counts(self.payg, other.payg)
         for assistant, other_models in other.agents.items():
             by_model = self.agents.setdefault(assistant, {})
@@ -303,8 +323,9 @@ class Aggregate:
 
     # ---- persistence --------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready form; sets become sorted lists so equal aggregates encode equally."""
-        return {
+        """A JSON-ready form; sets become sorted lists so equal aggregates encode equally.
+        ``user_totals`` appears only when there are some (never in day heads)."""
+        document = {
             "users": self.users,
             "payg": self.payg,
             "agents": {
@@ -322,11 +343,15 @@ class Aggregate:
             "projects": self.projects,
             "models": [[*key, *stats] for key, stats in self.models.items()],
         }
+        if self.user_totals:
+            document["user_totals"] = self.user_totals
+        return document
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Aggregate:
         aggregate = cls()
         aggregate.users = data.get("users") or {}
+        aggregate.user_totals = data.get("user_totals") or {}
         aggregate.payg = data.get("payg") or {}
         aggregate.agents = {
             assistant: {
@@ -346,7 +371,7 @@ class Aggregate:
         return aggregate
 
     def is_empty(self) -> bool:
-        return not (self.users or self.payg or self.api_keys or self.models)
+        return not (self.users or self.user_totals or self.payg or self.api_keys or self.models)
 
 
 def merge_user_stats(mine: list[Any], theirs: list[Any]) -> None:
@@ -368,6 +393,34 @@ def merge_user_stats(mine: list[Any], theirs: list[Any]) -> None:
         add_counts(mine[U_BY_PROJECT], theirs[U_BY_PROJECT])
     if theirs[U_BY_ACTION]:
         add_counts(mine[U_BY_ACTION], theirs[U_BY_ACTION])
+
+
+def _new_user_totals() -> list[Any]:
+    return [0] * _U_NUMBERS + [{}, {}, {}, {}]
+
+
+def merge_user_totals(mine: list[Any], theirs: list[Any]) -> None:
+    merge_user_stats(mine, theirs)
+    add_counts(mine[T_BY_MODEL], theirs[T_BY_MODEL])
+
+
+def collapse_users(
+    users: dict[str, dict[str, list[Any]]], into: dict[str, list[Any]] | None = None
+) -> dict[str, list[Any]]:
+    """Per-user totals over models of per-(user, model) stats, added to ``into`` (a new
+    dict by default): the user stats summed, then model -> messages. ``users`` is left
+    unchanged. What the users export without ``group_by`` reads: a twentieth of the
+    entries of a workspace whose users each use twenty models."""
+    totals: dict[str, list[Any]] = {} if into is None else into
+    for user, by_model in users.items():
+        mine = totals.get(user)
+        if mine is None:
+            totals[user] = mine = _new_user_totals()
+        messages = mine[T_BY_MODEL]
+        for model, stats in by_model.items():
+            merge_user_stats(mine, stats)
+            messages[model] = messages.get(model, 0) + stats[U_TOTAL]
+    return totals
 
 
 def add_sums(mine: list[int], theirs: list[int]) -> None:

@@ -17,31 +17,36 @@ from shared.domain.aggregate import (
     add_sums,
     merge_agent_stats,
     merge_user_stats,
+    merge_user_totals,
 )
 
 Stats = TypeVar("Stats", list[Any], list[int])
+Key = TypeVar("Key")
+Entry = TypeVar("Entry")
 
 
 def absorb(into: Aggregate, other: Aggregate) -> None:
     """``into.merge(other)``, but taking over ``other``'s inner objects wherever ``into``
     has no entry yet instead of copying them; ``other`` must not be used afterwards."""
     _absorb_by_model(into.users, other.users, merge_user_stats)
+    _absorb_entries(into.user_totals, other.user_totals, merge_user_totals)
     add_counts(into.payg, other.payg)
     _absorb_by_model(into.agents, other.agents, merge_agent_stats)
-    for assistant, conversations in other.agent_conversations.items():
-        known = into.agent_conversations.get(assistant)
-        if known is None:
-            into.agent_conversations[assistant] = conversations
-        else:
-            known.update(conversations)
+    _absorb_entries(into.agent_conversations, other.agent_conversations, set.update)
     _absorb_by_model(into.api_keys, other.api_keys, add_sums)
     add_counts(into.projects, other.projects)
-    for model_key, their_m in other.models.items():
-        mine_m = into.models.get(model_key)
-        if mine_m is None:
-            into.models[model_key] = their_m
+    _absorb_entries(into.models, other.models, add_sums)
+
+
+def _absorb_entries(
+    mine: dict[Key, Entry], theirs: dict[Key, Entry], merge: Callable[[Entry, Entry], Any]
+) -> None:
+    for key, their_entry in theirs.items():
+        my_entry = mine.get(key)
+        if my_entry is None:
+            mine[key] = their_entry
         else:
-            add_sums(mine_m, their_m)
+            merge(my_entry, their_entry)
 
 
 def _absorb_by_model(
@@ -53,10 +58,5 @@ def _absorb_by_model(
         my_models = mine_by_entity.get(entity)
         if my_models is None:
             mine_by_entity[entity] = their_models
-            continue
-        for model, theirs in their_models.items():
-            mine = my_models.get(model)
-            if mine is None:
-                my_models[model] = theirs
-            else:
-                merge_stats(mine, theirs)
+        else:
+            _absorb_entries(my_models, their_models, merge_stats)

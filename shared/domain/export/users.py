@@ -1,5 +1,6 @@
 """Rows of the users export: one per user (or per user and model), from the merged
-aggregate's per-(user, model) stats, the payg sums and the users' attributes."""
+aggregate's per-user totals (or, grouped by model, its per-(user, model) stats), the
+payg sums and the users' attributes."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from bisect import bisect_right
 from typing import Any
 
 from shared.domain.aggregate import (
+    T_BY_MODEL,
     U_ACTION_MESSAGES,
     U_ASSISTANTS,
     U_BY_ACTION,
@@ -20,7 +22,7 @@ from shared.domain.aggregate import (
     U_PROJECTS,
     U_PROMPT,
     U_TOTAL,
-    merge_user_stats,
+    collapse_users,
 )
 from shared.domain.export import cells
 from shared.domain.export.context import (
@@ -48,19 +50,8 @@ _TEXT_ATTRIBUTES = (
 )
 
 
-def _ranked_counts(by_model: dict[str, list[Any]] | None) -> tuple[int, int, int, int]:
-    """The user's counts in ``_RANKED`` order, summed over models."""
-    total = chat = assistants = projects = 0
-    for stats in (by_model or {}).values():
-        total += stats[U_TOTAL]
-        chat += stats[U_CHAT]
-        assistants += stats[U_ASSISTANTS]
-        projects += stats[U_PROJECTS]
-    return total, chat, assistants, projects
-
-
 def _empty_stats() -> list[Any]:
-    return [0] * (U_COST + 1) + [{}, {}, {}]
+    return [0] * (U_COST + 1) + [{}, {}, {}, {}]
 
 
 class UserRows:
@@ -71,24 +62,30 @@ class UserRows:
         self._grouped = inputs.group_by is not None
         self._history = inputs.history("users")
         aggregate = inputs.aggregate
-        by_user = aggregate.users
+        # Ungrouped rows need per-user totals only: read as such (the exporter asks for
+        # the ``user_totals`` part), or collapsed here from per-(user, model) stats.
+        self._user_totals = (
+            {} if self._grouped else aggregate.user_totals or collapse_users(aggregate.users)
+        )
+        active = aggregate.users if self._grouped else self._user_totals
         # Users with activity (messages or extra usage) plus users existing at the end.
         self._user_ids = (
-            existing_at(self._history, inputs.end_ms) | set(aggregate.users) | set(aggregate.payg)
+            existing_at(self._history, inputs.end_ms) | set(active) | set(aggregate.payg)
         )
         self._sorted_counts: dict[int, list[int]] = {}
-        self._totals: dict[str, int] = {}
         if not self._grouped:
-            # One pass over every (user, model) for the four ranked counts at once.
-            counts = {user_id: _ranked_counts(by_user.get(user_id)) for user_id in self._user_ids}
-            for position, (_, index) in enumerate(_RANKED):
-                self._sorted_counts[index] = sorted(each[position] for each in counts.values())
-            self._totals = {user_id: each[0] for user_id, each in counts.items()}
+            empty = _empty_stats()
+            totals = [self._user_totals.get(user_id, empty) for user_id in self._user_ids]
+            for _, index in _RANKED:
+                self._sorted_counts[index] = sorted(each[index] for each in totals)
 
     def keys(self) -> list[RowKey]:
-        by_user = self._inputs.aggregate.users
         if not self._grouped:
-            return [(self._totals[user_id], (user_id, "")) for user_id in self._user_ids]
+            totals, empty = self._user_totals, _empty_stats()
+            return [
+                (totals.get(user_id, empty)[U_TOTAL], (user_id, "")) for user_id in self._user_ids
+            ]
+        by_user = self._inputs.aggregate.users
         keys: list[RowKey] = []
         for user_id in self._user_ids:
             models = by_user.get(user_id) or {"": _empty_stats()}
@@ -97,20 +94,16 @@ class UserRows:
 
     def row(self, key: RowKey) -> Row:
         user_id, model = key[1]
-        by_model = self._inputs.aggregate.users.get(user_id, {})
         if self._grouped:
+            by_model = self._inputs.aggregate.users.get(user_id, {})
             stats = by_model.get(model) or _empty_stats()
         else:
-            stats = _empty_stats()
-            for model_stats in by_model.values():
-                merge_user_stats(stats, model_stats)
+            stats = self._user_totals.get(user_id) or _empty_stats()
         row = self._user_cells(user_id) | _message_cells(stats)
         if self._grouped:
             row["model"] = model
         else:
-            row["model_to_messages_total"] = cells.json_counts(
-                {name: model_stats[U_TOTAL] for name, model_stats in by_model.items()}
-            )
+            row["model_to_messages_total"] = cells.json_counts(stats[T_BY_MODEL])
             for column, index in _RANKED:
                 ordered = self._sorted_counts[index]
                 greater = len(ordered) - bisect_right(ordered, stats[index])
