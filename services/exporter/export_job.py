@@ -175,6 +175,7 @@ class Exporter:
             part_for(request.data_type, request.group_by),
             use_rollups=self._settings.export_month_rollups,
         )
+        read_s = time.monotonic() - started
         table = build_table(
             ExportInputs(
                 org_id=org_id,
@@ -218,17 +219,22 @@ class Exporter:
             content_type=CSV_CONTENT_TYPE,
             metadata={"request-id": request.request_id, "org-id": org_id},
         ) as upload:
+            written_at = time.monotonic()
             summary = await write_csv(table.header, table.rows(), upload)
             await upload.complete()
+        finished = time.monotonic()
         log.info(
-            "export %s: %s %s rows, %s bytes, %s parts, read %s, %.2fs",
+            "export %s: %s %s rows, %s bytes, %s parts, read %s, %.2fs "
+            "(reading %.2fs, rows and upload %.2fs)",
             request.request_id,
             summary.rows,
             request.data_type.value,
             summary.bytes,
             upload.parts,
             read.describe(),
-            time.monotonic() - started,
+            finished - started,
+            read_s,
+            finished - written_at,
         )
         return Outcome(
             200,
