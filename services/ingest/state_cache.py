@@ -3,7 +3,7 @@ together, evicted least-recently-used once clean.
 
 Memory is bounded by ``ingest_cache_max_entries``, by the weight (facts and versions
 known) of cached states and by an estimate of the bytes they hold
-(``ingest_cache_max_bytes``): once over, clean states are evicted, least recently used
+(``ingest_cache_max_mb``): once over, clean states are evicted, least recently used
 first, and the worker flushes early when dirty ones alone exceed a bound. An evicted
 day costs little to reload: its head and the digests of its events, not its facts.
 
