@@ -53,7 +53,8 @@ class Settings(BaseSettings):
     ingest_cache_max_facts: int = Field(default=1_000_000, ge=1_000)
     ingest_cache_max_entries: int = Field(default=20_000, ge=1)
     # And in (estimated) megabytes held by cached states: day aggregates, inline facts,
-    # dedup ids, pending facts. The process needs ≈ 120 MB more than this.
+    # dedup ids, pending facts. The process, flush buffers and heap fragmentation come
+    # on top of it (BENCHMARKS.md has measured peaks).
     ingest_cache_max_mb: int = Field(default=160, ge=8)
     max_event_bytes: int = Field(default=1024 * 1024, ge=1024)
     future_tolerance_s: int = Field(default=24 * 3600, ge=0)
