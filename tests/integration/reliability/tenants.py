@@ -18,7 +18,8 @@ ENTITY_FIELDS = ("user_id", "assistant_id", "project_id", "api_key_id")
 _DAY = r"\d{4}-\d{2}-\d{2}"
 AGGREGATE_KEY = re.compile(
     rf"v1/orgs/(?P<org>[^/]+)/(days/{_DAY}/(head\.json|facts-[0-9a-f]{{32}}\.(ndjson|ids))"
-    r"|dims/(users|agents|projects|api_keys|settings)\.json)"
+    r"|dims/(users|agents|projects|api_keys|settings)\.json"
+    r"|months/\d{4}-\d{2}/(users|user_totals|agents|api_keys|projects|models)\.json)"
 )
 _KINDS = "(users|agents|api-keys|projects|models)"
 EXPORT_KEY = re.compile(
