@@ -213,16 +213,28 @@ class StateCache:
 
     # ---- eviction ---------------------------------------------------------------------
     def evict(self) -> int:
-        """Drop least-recently-used clean states while over the bounds."""
+        """Drop least-recently-used clean states while over the bounds; returns how many."""
+        return self._evict()[0]
+
+    def needs_early_flush(self) -> bool:
+        """Over a bound with every clean state it could evict evicted: only a flush (which
+        makes the dirty states clean) can help then. Clean states alone never force one:
+        flushing would only rewrite the few dirty days, at the cost of a whole flush."""
+        return self._evict()[1]
+
+    def _evict(self) -> tuple[int, bool]:
+        """(states evicted, whether still over a bound: then every state left is dirty)."""
         evicted = 0
         entries = len(self.days) + len(self.dims)
         # Kept up to date below: recomputing them per key would be quadratic.
         weight, nbytes = self.weight, self.nbytes
         tables: tuple[OrderedDict[Any, Any], ...] = (self.days, self.dims)
         for table in tables:
+            if not self._over(entries, weight, nbytes):
+                break  # the usual case, once per batch: no copy of the keys
             for key in list(table):
                 if not self._over(entries, weight, nbytes):
-                    return evicted
+                    break
                 state = table[key]
                 if not state.dirty:
                     del table[key]
@@ -230,20 +242,10 @@ class StateCache:
                     weight -= state.weight
                     nbytes -= state.nbytes
                     evicted += 1
-        return evicted
+        return evicted, self._over(entries, weight, nbytes)
 
     def _over(self, entries: int, weight: int, nbytes: int) -> bool:
         return entries > self._max_entries or weight > self._max_weight or nbytes > self._max_bytes
-
-    def _over_bounds(self) -> bool:
-        return self._over(len(self.days) + len(self.dims), self.weight, self.nbytes)
-
-    def needs_early_flush(self) -> bool:
-        """Over a bound with every clean state it could evict evicted: only a flush (which
-        makes the dirty states clean) can help then. Clean states alone never force one:
-        flushing would only rewrite the few dirty days, at the cost of a whole flush."""
-        self.evict()
-        return self._over_bounds()
 
     def clear_clean(self) -> None:
         """Forget every clean state (after a rebalance another worker may write them)."""

@@ -121,7 +121,7 @@ class DayState:
     def apply(self, fact: Fact) -> bool:
         """Fold one fact in unless its event was seen before; True if it was new."""
         event_id = fact[EVENT_ID]
-        if event_id in self.event_ids or (self.sealed and event_digest(event_id) in self.sealed):
+        if self.knows(event_id):
             return False
         self.event_ids.add(event_id)
         self.delta.add(fact)
@@ -131,8 +131,11 @@ class DayState:
         return True
 
     def knows(self, event_id: str) -> bool:
-        """Whether the day has a fact of this event (durable or pending)."""
-        return event_id in self.event_ids or event_digest(event_id) in self.sealed
+        """Whether the day has a fact of this event (durable or pending); a day with no
+        segment digests costs no hashing."""
+        return event_id in self.event_ids or (
+            bool(self.sealed) and event_digest(event_id) in self.sealed
+        )
 
     def digests(self) -> set[bytes]:
         """The digest of every event the day has a fact of."""
