@@ -51,8 +51,10 @@ async def run_api(
     """Serve the API until ``stop`` is set; then stop taking requests and return."""
     registry = new_registry("api")
     metrics = ApiMetrics(registry)
-    aggregates = ObjectStore(settings, settings.aggregates_bucket)
-    exports = ObjectStore(settings, settings.exports_bucket)
+    # Few attempts: a request waits on the store in its path, so an absent store must
+    # become a 503 in seconds, not after the services' long retry budget.
+    aggregates = ObjectStore(settings, settings.aggregates_bucket, max_attempts=2)
+    exports = ObjectStore(settings, settings.exports_bucket, max_attempts=2)
     producer = make_producer(settings)
     waiter = CompletionWaiter(settings, max_waiting=settings.api_max_waiting)
     runner: web.AppRunner | None = None

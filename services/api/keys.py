@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import uuid
@@ -26,6 +27,8 @@ from shared import codec
 from shared.adapters.s3 import ObjectStore
 from shared.contracts.ids import is_valid_id
 from shared.errors import PreconditionFailed, UsageExportError
+
+log = logging.getLogger(__name__)
 
 KEYS_PREFIX = "api-keys/"
 USAGE_EXPORT_SCOPE = "usage-export"
@@ -72,6 +75,8 @@ class ApiKeyRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any], etag: str = "") -> ApiKeyRecord:
+        """Raises ValueError, KeyError or TypeError for a record that is not one."""
+        bytes.fromhex(data["salt"]), bytes.fromhex(data["hash"])  # checked before any use
         return cls(
             key_id=str(data["key_id"]),
             org_id=str(data["org_id"]),
@@ -159,7 +164,12 @@ class KeyStore:
         stored = await self._store.get(key_object(key_id))
         if stored is None:
             return None
-        return ApiKeyRecord.from_json(codec.loads(stored.body), stored.etag)
+        try:
+            return ApiKeyRecord.from_json(codec.loads(stored.body), stored.etag)
+        except (ValueError, KeyError, TypeError):
+            # A corrupt record authenticates nobody and must not break `keys list`.
+            log.warning("unreadable API key record %s: ignored", key_id)
+            return None
 
     async def list_for(self, org_id: str) -> list[ApiKeyRecord]:
         """Every key of ``org_id``, oldest first (revoked ones included)."""

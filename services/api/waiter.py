@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 RequestKey = tuple[str, str]  # (org_id, request_id)
 
 
+def _log_reader_end(reader: asyncio.Task[None]) -> None:
+    if not reader.cancelled() and reader.exception() is not None:
+        log.error("the completions reader stopped", exc_info=reader.exception())
+
+
 class TooManyWaiting(Exception):
     """The waiting map is full: answer 503 rather than grow without bound."""
 
@@ -59,12 +64,14 @@ class CompletionWaiter:
         for tp, offset in (await end_offsets(self._consumer, partitions)).items():
             self._consumer.seek(tp, offset)
         self._reader = asyncio.create_task(self._read(), name="api-completions-reader")
+        self._reader.add_done_callback(_log_reader_end)
 
     async def stop(self) -> None:
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # A reader that died of an error has logged it: stopping must still go on.
+            with contextlib.suppress(BaseException):
                 await reader
         await self._consumer.stop()
         for future, _ in self._waiting.values():
@@ -89,6 +96,9 @@ class CompletionWaiter:
     @contextlib.asynccontextmanager
     async def waiting(self, key: RequestKey) -> AsyncIterator[asyncio.Future[ExportCompletion]]:
         """Register interest in ``key`` *before* publishing; concurrent callers share it."""
+        if self._reader is not None and self._reader.done():
+            # No completion would ever arrive: refuse now (503) rather than after the timeout.
+            raise TooManyWaiting("the completions reader has stopped")
         entry = self._waiting.get(key)
         if entry is None:
             if len(self._waiting) >= self._max_waiting:

@@ -43,6 +43,10 @@ from shared.storage.rollups import (
 
 log = logging.getLogger(__name__)
 
+#: How long an export waits, once its window is read, for the month rollups it built
+#: to be stored.
+ROLLUP_WRITE_WAIT_S = 5.0
+
 
 @dataclass(slots=True)
 class WindowRead:
@@ -238,7 +242,10 @@ async def read_window(
                 result.built_months += found.built_months
                 result.full_days += found.full_days
                 result.partial_days += found.partial_days
-        await asyncio.gather(*reader.writes)
+        # Rollup writes are a cache: wait a little for them, never past a slow store (the
+        # ones still unfinished are cancelled below; the next export builds them again).
+        if reader.writes:
+            await asyncio.wait(reader.writes, timeout=ROLLUP_WRITE_WAIT_S)
     finally:
         unfinished: list[asyncio.Future[Any]] = [*pending, *reader.writes]
         for future in unfinished:

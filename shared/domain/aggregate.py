@@ -23,6 +23,10 @@ U_TOTAL, U_CHAT, U_ASSISTANTS, U_PROJECTS, U_ACTION_MESSAGES = 0, 1, 2, 3, 4
 U_PROMPT, U_COMPLETION, U_CACHED, U_CREATION, U_COST = 5, 6, 7, 8, 9
 U_BY_ASSISTANT, U_BY_PROJECT, U_BY_ACTION = 10, 11, 12
 _U_NUMBERS = 10
+#: The layout of the stats lists below. Bump it when one changes: month rollups carry it
+#: and are rebuilt rather than misread (day heads are rewritten by replay).
+AGGREGATE_FORMAT = 1
+
 # ---- user totals: per user, over models (derived, for exports: see collapse_users) ----
 # The user stats above, then model -> messages.
 T_BY_MODEL = 13

@@ -29,7 +29,7 @@ from typing import Any
 from shared import codec
 from shared.adapters.s3 import ObjectStore, StoredObject
 from shared.domain import keys
-from shared.domain.aggregate import Aggregate
+from shared.domain.aggregate import AGGREGATE_FORMAT, Aggregate, collapse_users
 from shared.domain.aggregate_absorb import absorb
 from shared.domain.aggregate_parts import AGGREGATE_PARTS, part_json
 from shared.gc_pause import collector_paused
@@ -73,6 +73,7 @@ def encode_rollup(
         "org_id": org_id,
         "month": f"{month:%Y-%m}",
         "part": part,
+        "aggregate_format": AGGREGATE_FORMAT,
         "days": _manifest(heads),
         "body_sha256": hashlib.sha256(encoded_body).hexdigest(),
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -99,6 +100,7 @@ def decode_rollup(
         "org_id": org_id,
         "month": f"{month:%Y-%m}",
         "part": part,
+        "aggregate_format": AGGREGATE_FORMAT,
         "days": _manifest(heads),
     }
     if any(header.get(name) != value for name, value in expected.items()):
@@ -164,6 +166,8 @@ def encode_rollups(
     """Every part of the month's rollup, encoded: part -> document. Encode before the
     month's objects are merged anywhere else (the documents share them)."""
     with collector_paused():
+        if not month_agg.user_totals:  # derived once, for its rollup and for the reader
+            month_agg.user_totals = collapse_users(month_agg.users)
         document = month_agg.to_json()
         return {
             part: encode_rollup(org_id, month, part, heads, part_json(document, part))

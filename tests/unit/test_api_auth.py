@@ -11,11 +11,13 @@ from services.api.keys import (
     USAGE_EXPORT_SCOPE,
     ApiKeyError,
     ApiKeyRecord,
+    KeyStore,
     new_key,
     parse_key,
     secret_matches,
 )
 from services.api.rate_limit import RateLimiter
+from tests.unit.memory_store import MemoryStore
 
 
 class FakeKeys:
@@ -109,3 +111,14 @@ def test_rate_limiter_refuses_past_the_burst_and_refills() -> None:
     clock.now += 20
     assert limiter.acquire("k") is None
     assert limiter.acquire("k") is not None
+
+
+async def test_a_corrupt_key_record_is_no_key() -> None:
+    store = MemoryStore()
+    keys = KeyStore(store)  # type: ignore[arg-type]
+    _, record = await keys.create("ws-a", name="good")
+    await store.put("api-keys/broken.json", b'{"key_id": "broken", "salt": "zz"}')
+    await store.put("api-keys/notjson.json", b"{")
+    assert await keys.get("broken") is None
+    assert await keys.get("notjson") is None
+    assert [found.key_id for found in await keys.list_for("ws-a")] == [record.key_id]

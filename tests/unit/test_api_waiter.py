@@ -4,6 +4,7 @@ No broker: records are handed to ``accept`` as the reader would."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -64,3 +65,19 @@ async def test_the_waiting_map_and_recent_memory_are_bounded(
         waiter.accept(completion("ws-a", f"r{index}"))
     assert waiter.recent(("ws-a", "r0")) is None
     assert waiter.recent(("ws-a", "r2")) is not None
+
+
+async def test_a_stopped_reader_refuses_new_waits_at_once(
+    make_waiter: Callable[..., CompletionWaiter],
+) -> None:
+    waiter = make_waiter(max_waiting=10)
+
+    async def died() -> None:
+        raise RuntimeError("broker gone")
+
+    waiter._reader = asyncio.create_task(died())
+    await asyncio.sleep(0)
+    with pytest.raises(TooManyWaiting, match="stopped"):
+        async with waiter.waiting(("ws-a", "r1")):
+            pass
+    await waiter.stop()  # the reader's error does not stop the shutdown

@@ -4,19 +4,22 @@ rebuilt, the late event counted); foreign, corrupt or unwritable rollups change 
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from services.exporter import window_reader
 from services.exporter.window_reader import WindowRead, read_window
 from shared.domain import keys
-from shared.domain.aggregate import Aggregate
+from shared.domain.aggregate import AGGREGATE_FORMAT, Aggregate
 from shared.domain.aggregate_parts import AGGREGATE_PARTS, only_part
 from shared.domain.facts import API_REQUEST, MESSAGE, PAYG, TS, Fact
 from shared.domain.window import DAY_MS, Window, day_start_ms, resolve_window
 from shared.errors import StoreUnavailable
+from shared.storage import rollups
 from shared.storage.days import load_day, write_day
 from shared.storage.rollups import decode_rollup, encode_rollup
 from tests.unit.memory_store import MemoryStore
@@ -210,3 +213,33 @@ def test_a_rollup_document_decodes_only_for_its_own_workspace_month_part_and_hea
     ]
     for mismatch in others:
         assert decode_rollup(data, **mismatch) is None, mismatch
+
+
+def test_a_rollup_of_another_aggregate_format_is_not_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    body = {"projects": {"p1": 3}}
+    data = encode_rollup(ORG, JANUARY, "projects", HEADS, body)
+    monkeypatch.setattr(rollups, "AGGREGATE_FORMAT", AGGREGATE_FORMAT + 1)
+    same = {"org_id": ORG, "month": JANUARY, "part": "projects", "heads": dict(HEADS)}
+    assert decode_rollup(data, **same) is None  # type: ignore[arg-type]
+
+
+class StuckRollups(MemoryStore):
+    """Never answers a rollup write, as a store that hangs would."""
+
+    async def put(self, key: str, body: bytes, **options: Any) -> str:
+        if "/months/" in key:
+            await asyncio.Event().wait()
+        return await super().put(key, body, **options)
+
+
+async def test_an_export_does_not_wait_on_a_hung_rollup_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(window_reader, "ROLLUP_WRITE_WAIT_S", 0.05)
+    memory = StuckRollups()
+    await store_facts(memory, ORG, dataset())
+    result = await asyncio.wait_for(read(memory, "api_keys"), timeout=10)
+    assert (result.rollup_months, result.built_months) == (0, 2)
+    assert result.aggregate.to_json() == folded(dataset(), "api_keys")
