@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Final, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The oldest event ingest accepts is from the UTC day 12 calendar months (at most 366
+#: days) and one day before today (``services/ingest/validation.py::AcceptedRange``);
+#: the janitor keeps every day from ``today - (retention + margin)`` days on. A day
+#: deleted while its events are still accepted would lose its dedup set, and a
+#: re-produced event would count twice: retention + margin must cover the window.
+INGEST_ACCEPTANCE_DAYS: Final = 366 + 1
 
 
 class Settings(BaseSettings):
@@ -106,6 +113,19 @@ class Settings(BaseSettings):
     # The /json variant returns rows inline up to these bounds, else 413 (use the file).
     api_json_max_rows: int = Field(default=10_000, ge=1)
     api_json_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+
+    @model_validator(mode="after")
+    def _retention_covers_ingest_acceptance(self) -> Settings:
+        kept = self.retention_days + self.retention_margin_days
+        if kept < INGEST_ACCEPTANCE_DAYS:
+            raise ValueError(
+                f"USAGE_RETENTION_DAYS + USAGE_RETENTION_MARGIN_DAYS is {kept} days "
+                f"({self.retention_days} + {self.retention_margin_days}); it must be at least "
+                f"{INGEST_ACCEPTANCE_DAYS}: ingest accepts events up to 12 months + 1 day old, "
+                "and a day deleted before then loses its dedup set, so an event produced "
+                "again would be counted twice"
+            )
+        return self
 
 
 @lru_cache(maxsize=1)
