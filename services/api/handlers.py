@@ -16,7 +16,6 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -36,6 +35,7 @@ from services.exporter.idempotency import RequestLedger
 from services.exporter.request_validation import ReadableRequest, Rejected, validate_request
 from shared import codec
 from shared.adapters.s3 import ObjectStore
+from shared.clock import Clock, system_clock
 from shared.contracts.completions import ExportCompletion
 from shared.contracts.ids import ID_RULE, is_valid_id
 from shared.errors import RetriableError
@@ -80,8 +80,10 @@ class ExportApi:
         producer: AIOKafkaProducer,
         exports: ObjectStore,
         metrics: ApiMetrics | None = None,
+        clock: Clock = system_clock,
     ) -> None:
         self._settings = settings
+        self._clock = clock
         self._verifier = verifier
         self._limiter = limiter
         self._waiter = waiter
@@ -193,7 +195,7 @@ class ExportApi:
         request_id = idempotency_key or str(uuid.uuid4())
         payload = self._request_message(principal, route, body, request_id)
         checked = validate_request(
-            ReadableRequest(request_id, principal.org_id, payload), now=datetime.now(UTC)
+            ReadableRequest(request_id, principal.org_id, payload), now=self._clock()
         )
         if isinstance(checked, Rejected):
             raise BadRequest(checked.message)
@@ -312,6 +314,7 @@ class ExportApi:
                 org_id=principal.org_id,
                 exports=self._exports,
                 ttl_s=self._settings.signed_url_ttl_s,
+                now=self._clock(),
             )
             return await self._answer(recorded, Variant.FILE)
         seen = self._waiter.recent(key)  # e.g. a 500/503, which the exporter does not record

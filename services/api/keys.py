@@ -20,11 +20,11 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from shared import codec
 from shared.adapters.s3 import ObjectStore
+from shared.clock import Clock, system_clock
 from shared.contracts.ids import is_valid_id
 from shared.errors import PreconditionFailed, UsageExportError
 
@@ -115,7 +115,7 @@ def secret_matches(record: ApiKeyRecord, secret: str) -> bool:
 
 
 def new_key(
-    org_id: str, *, scopes: tuple[str, ...], name: str = "", now: datetime | None = None
+    org_id: str, *, scopes: tuple[str, ...], name: str = "", clock: Clock = system_clock
 ) -> tuple[str, ApiKeyRecord]:
     """A fresh key (shown once) and the record that stores it."""
     if not is_valid_id(org_id):
@@ -123,7 +123,7 @@ def new_key(
     key_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     salt = secrets.token_bytes(16)
-    created = (now or datetime.now(UTC)).isoformat(timespec="seconds")
+    created = clock().isoformat(timespec="seconds")
     record = ApiKeyRecord(
         key_id=key_id,
         org_id=org_id,
@@ -143,8 +143,9 @@ def key_object(key_id: str) -> str:
 class KeyStore:
     """Key records in the object store (the aggregates bucket, prefix ``api-keys/``)."""
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, *, clock: Clock = system_clock) -> None:
         self._store = store
+        self._clock = clock
 
     async def create(
         self,
@@ -154,7 +155,7 @@ class KeyStore:
         name: str = "",
     ) -> tuple[str, ApiKeyRecord]:
         """Store a new key; returns the key (its only appearance) and its record."""
-        key, record = new_key(org_id, scopes=scopes, name=name)
+        key, record = new_key(org_id, scopes=scopes, name=name, clock=self._clock)
         etag = await self._store.put(
             key_object(record.key_id), codec.dumps(record.to_json()), if_none_match=True
         )
@@ -181,9 +182,7 @@ class KeyStore:
                 found.append(record)
         return sorted(found, key=lambda record: (record.created_at, record.key_id))
 
-    async def revoke(
-        self, org_id: str, key_id: str, *, now: datetime | None = None
-    ) -> ApiKeyRecord:
+    async def revoke(self, org_id: str, key_id: str) -> ApiKeyRecord:
         """Mark a key revoked (idempotent); only a key of ``org_id`` can be revoked here."""
         for _ in range(5):
             record = await self.get(key_id)
@@ -191,9 +190,7 @@ class KeyStore:
                 raise ApiKeyError(f"workspace {org_id} has no key {key_id}")
             if not record.active:
                 return record
-            revoked = replace(
-                record, revoked_at=(now or datetime.now(UTC)).isoformat(timespec="seconds")
-            )
+            revoked = replace(record, revoked_at=self._clock().isoformat(timespec="seconds"))
             try:
                 etag = await self._store.put(
                     key_object(key_id), codec.dumps(revoked.to_json()), if_match=record.etag

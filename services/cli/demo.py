@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from services.cli.demo_api import api_round_trip
 from services.cli.runtime import setup_logging
 from services.exporter.client import ExportClient, download, export_request
 from shared.adapters.kafka import make_producer
+from shared.clock import Clock, system_clock
 from shared.contracts.completions import ExportCompletion
 from shared.settings import Settings
 from shared.simulation import SimConfig, simulate
@@ -122,7 +123,7 @@ async def _data_dir(given: Path | None) -> AsyncIterator[Path]:
         await asyncio.to_thread(shutil.rmtree, path, True)
 
 
-async def _run(args: argparse.Namespace, console: Console) -> int:
+async def _run(args: argparse.Namespace, console: Console, *, clock: Clock = system_clock) -> int:
     from services.exporter.app import run_exporter
     from services.ingest.app import run_ingest
     from shared.embedded import EmbeddedStack
@@ -141,9 +142,13 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
                 asyncio.create_task(run_exporter(settings, stop=stop)),
             ]
             try:
-                results = await _pipeline(args, settings, console)
+                # One reading of the clock: the simulated span ends there, and every
+                # window (the exports' and the API call's) ends on its UTC day.
+                now = clock()
+                results = await _pipeline(args, settings, console, now)
+                today = now.date()
                 api_ok = await api_round_trip(
-                    settings, "ws-0001", window_start(date.today()), date.today(), console
+                    settings, "ws-0001", window_start(today), today, console
                 )
             finally:
                 stop.set()
@@ -161,9 +166,8 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
 
 
 async def _pipeline(
-    args: argparse.Namespace, settings: Settings, console: Console
+    args: argparse.Namespace, settings: Settings, console: Console, now: datetime
 ) -> list[tuple[DemoExport, ExportCompletion, float]]:
-    now = datetime.now(UTC)
     with console.status(f"simulating and producing {args.events:,} events ..."):
         ends = await produce_simulation(
             settings, SimConfig(seed=args.seed, orgs=args.orgs, events=args.events, end=now)

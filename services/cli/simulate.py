@@ -35,6 +35,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shared import codec
+from shared.clock import Clock, system_clock
 from shared.simulation import SimConfig, SimRecord, simulate
 
 _BATCH = 5_000
@@ -84,12 +85,13 @@ def _aware_datetime(text: str) -> datetime:
     return moment
 
 
-def config_from_args(args: argparse.Namespace) -> SimConfig:
+def config_from_args(args: argparse.Namespace, *, clock: Clock = system_clock) -> SimConfig:
+    """The simulation ``args`` ask for; the span ends at ``--end``, else now."""
     return SimConfig(
         seed=args.seed,
         orgs=args.orgs,
         events=args.events,
-        end=args.end,
+        end=args.end or clock(),
         days=args.days,
         users=args.users,
         agents=args.agents,

@@ -7,7 +7,7 @@ URL stops working, in UTC with millisecond precision.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from services.exporter.idempotency import Outcome
@@ -30,7 +30,7 @@ async def completion_of(
     org_id: str | None,
     exports: ObjectStore,
     ttl_s: int,
-    now: datetime | None = None,
+    now: datetime,
 ) -> ExportCompletion:
     if outcome.status != 200 or outcome.file is None or org_id is None:
         return ExportCompletion.failed(request_id, org_id, outcome.status, outcome.message)
@@ -41,7 +41,7 @@ async def completion_of(
     data = CompletionData(
         filePath=file.file_path,
         downloadUrl=url,
-        expiresAt=expires_at(now or datetime.now(UTC), ttl_s),
+        expiresAt=expires_at(now, ttl_s),
         dataType=file.data_type,
         recordCount=file.record_count,
         bytes=file.size,

@@ -20,9 +20,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from services.exporter.completions import completion_of
 from services.exporter.csv_writer import write_csv
@@ -37,6 +35,7 @@ from services.exporter.request_validation import (
 from services.exporter.upload import StreamingUpload
 from services.exporter.window_reader import read_window
 from shared.adapters.s3 import ObjectStore
+from shared.clock import Clock, system_clock
 from shared.contracts.completions import ExportCompletion
 from shared.domain.aggregate_parts import part_for
 from shared.domain.export.context import DIMS_NEEDED, ExportInputs, WorkspaceOptions
@@ -71,13 +70,13 @@ class Exporter:
         *,
         aggregates: ObjectStore,
         exports: ObjectStore,
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock = system_clock,
     ) -> None:
         self._settings = settings
         self._aggregates = aggregates
         self._exports = exports
         self._ledger = RequestLedger(exports)
-        self._now = clock or (lambda: datetime.now(UTC))
+        self._clock = clock
 
     async def answer(self, request: ReadableRequest) -> ExportCompletion:
         """The completion for one request (a redelivery gets the recorded outcome)."""
@@ -109,7 +108,7 @@ class Exporter:
             org_id=request.org_id,
             exports=self._exports,
             ttl_s=self._settings.signed_url_ttl_s,
-            now=self._now(),
+            now=self._clock(),
         )
 
     async def _with_retries(self, request: ReadableRequest, attempts: _Attempts) -> Outcome:
@@ -136,10 +135,10 @@ class Exporter:
 
     async def _answer_once(self, request: ReadableRequest) -> Outcome:
         if request.org_id is None:  # no record can be keyed by an invalid org id
-            rejected = validate_request(request, now=self._now())
+            rejected = validate_request(request, now=self._clock())
             message = rejected.message if isinstance(rejected, Rejected) else "invalid org_id"
             return Outcome(400, message)
-        record = await self._ledger.open(request.org_id, request.request_id, self._now())
+        record = await self._ledger.open(request.org_id, request.request_id, self._clock())
         replace = False
         if record.outcome is not None:
             file = record.outcome.file
@@ -174,6 +173,7 @@ class Exporter:
             window,
             part_for(request.data_type, request.group_by),
             use_rollups=self._settings.export_month_rollups,
+            clock=self._clock,
         )
         read_s = time.monotonic() - started
         table = build_table(

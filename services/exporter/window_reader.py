@@ -23,6 +23,7 @@ from datetime import date
 from typing import Any
 
 from shared.adapters.s3 import ObjectStore, StoredObject
+from shared.clock import Clock, system_clock
 from shared.domain import keys
 from shared.domain.aggregate import Aggregate
 from shared.domain.aggregate_absorb import absorb
@@ -111,7 +112,9 @@ class _WindowReader:
         *,
         concurrency: int,
         build_concurrency: int,
+        clock: Clock,
     ) -> None:
+        self._clock = clock
         self._store = store
         self._org_id = org_id
         self._window = window
@@ -144,7 +147,7 @@ class _WindowReader:
                 whole, read = await read_month_heads(
                     self._store, self._org_id, sorted(heads), self._limit
                 )
-            documents = encode_rollups(self._org_id, month, read, whole)
+            documents = encode_rollups(self._org_id, month, read, whole, clock=self._clock)
             needed = only_part(whole, self._part)
             del whole
         # Stored while the window reading goes on; read_window waits for them at its end.
@@ -201,6 +204,7 @@ async def read_window(
     use_rollups: bool = True,
     concurrency: int = 16,
     build_concurrency: int = 1,
+    clock: Clock = system_clock,
 ) -> WindowRead:
     reader = _WindowReader(
         store,
@@ -209,6 +213,7 @@ async def read_window(
         part,
         concurrency=concurrency,
         build_concurrency=build_concurrency,
+        clock=clock,
     )
     heads_by_month = await reader.list_heads()
     existing = {day for heads in heads_by_month.values() for day in heads}

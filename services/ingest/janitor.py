@@ -17,9 +17,10 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from shared.adapters.s3 import ObjectStore
+from shared.clock import Clock, system_clock
 from shared.domain import keys
 from shared.domain.window_plan import days_of_month
 from shared.errors import UsageExportError
@@ -41,14 +42,17 @@ class Sweep:
 
 
 class Janitor:
-    def __init__(self, settings: Settings, store: ObjectStore) -> None:
+    def __init__(
+        self, settings: Settings, store: ObjectStore, *, clock: Clock = system_clock
+    ) -> None:
         self._settings = settings
         self._store = store
+        self._clock = clock
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                await self.sweep(datetime.now(UTC))
+                await self.sweep(self._clock())
             except (UsageExportError, OSError):
                 log.warning("janitor sweep failed; will retry", exc_info=True)
             with contextlib.suppress(TimeoutError):

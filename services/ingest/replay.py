@@ -22,7 +22,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -32,6 +32,7 @@ from services.ingest.validation import AcceptedRange, Rejected, read_record
 from shared import codec
 from shared.adapters.kafka_offsets import end_offsets, offset_for_time, wait_assigned
 from shared.adapters.s3 import ObjectStore
+from shared.clock import Clock, system_clock
 from shared.domain import keys
 from shared.domain.dimensions import DimensionEvent, dimension_update, occurred_ms
 from shared.domain.facts import EVENT_ID, TS, Fact, decode_facts, encode_facts
@@ -78,10 +79,12 @@ class Replay:
         orgs: Iterable[str] = (),
         work_dir: Path,
         progress: Progress | None = None,
+        clock: Clock = system_clock,
     ) -> None:
         if last_day < first_day:
             raise ValueError("--to is before --from")
         self._settings = settings
+        self._clock = clock
         self.first_day, self.last_day = first_day, last_day
         self.orgs = frozenset(orgs)
         self._progress = progress or Progress()
@@ -158,7 +161,7 @@ class Replay:
         for tp in active:
             consumer.seek(tp, positions[tp.partition])
         accepted = AcceptedRange.at(
-            datetime.now(UTC), future_tolerance=timedelta(seconds=self._settings.future_tolerance_s)
+            self._clock(), future_tolerance=timedelta(seconds=self._settings.future_tolerance_s)
         )
         (self.work_dir / "facts").mkdir(parents=True, exist_ok=True)
         while active:

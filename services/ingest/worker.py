@@ -15,7 +15,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -25,6 +25,7 @@ from services.ingest.state_cache import StateCache
 from services.ingest.validation import AcceptedRange, Rejected, read_record
 from shared.adapters.dead_letters import dead_letter_headers, send_dead_letter
 from shared.adapters.s3 import ObjectStore
+from shared.clock import Clock, system_clock
 from shared.domain.dimensions import DimensionEvent, dimension_update, occurred_ms
 from shared.domain.facts import TS, Fact
 from shared.domain.window import utc_day_of
@@ -94,13 +95,13 @@ class IngestWorker:
         producer: AIOKafkaProducer,
         store: ObjectStore,
         metrics: IngestMetrics | None = None,
-        clock: Any = None,
+        clock: Clock = system_clock,
     ) -> None:
         self._settings = settings
         self._consumer = consumer
         self._producer = producer
         self._store = store
-        self._now = clock or (lambda: datetime.now(UTC))
+        self._clock = clock
         self.cache = StateCache(
             store,
             max_entries=settings.ingest_cache_max_entries,
@@ -142,7 +143,7 @@ class IngestWorker:
 
     async def process(self, batch: dict[TopicPartition, list[Any]]) -> None:
         accepted = AcceptedRange.at(
-            self._now(), future_tolerance=timedelta(seconds=self._settings.future_tolerance_s)
+            self._clock(), future_tolerance=timedelta(seconds=self._settings.future_tolerance_s)
         )
         facts: defaultdict[tuple[str, date], list[Fact]] = defaultdict(list)
         updates: defaultdict[tuple[str, str], list[DimensionUpdate]] = defaultdict(list)

@@ -15,13 +15,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Final
 from urllib.parse import quote, urlsplit
 
 import aiohttp
 from yarl import URL
 
+from shared.clock import Clock, system_clock
 from shared.errors import PreconditionFailed, UsageExportError
 
 _ALGORITHM: Final = "AWS4-HMAC-SHA256"
@@ -46,6 +47,8 @@ class SigV4Signer:
     secret_key: str
     region: str
     service: str = "s3"
+    #: When a request is signed; the store refuses one signed too far from its own clock.
+    clock: Clock = system_clock
 
     def _signing_key(self, day: str) -> bytes:
         key = ("AWS4" + self.secret_key).encode()
@@ -60,13 +63,12 @@ class SigV4Signer:
         headers: dict[str, str],
         payload_sha256: str,
         *,
-        now: datetime | None = None,
         query: str = "",
     ) -> dict[str, str]:
         """``headers`` plus ``x-amz-date``, ``x-amz-content-sha256`` and
         ``Authorization``; every header given (``host`` included) is signed. ``path`` is
         already URI-encoded as it goes on the wire."""
-        moment = (now or datetime.now(UTC)).astimezone(UTC)
+        moment = self.clock().astimezone(UTC)
         amz_date = moment.strftime("%Y%m%dT%H%M%SZ")
         day = amz_date[:8]
         signed = {name.lower(): " ".join(value.split()) for name, value in headers.items()}

@@ -23,11 +23,12 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from shared import codec
 from shared.adapters.s3 import ObjectStore, StoredObject
+from shared.clock import Clock, system_clock
 from shared.domain import keys
 from shared.domain.aggregate import AGGREGATE_FORMAT, Aggregate, collapse_users
 from shared.domain.aggregate_absorb import absorb
@@ -64,7 +65,13 @@ def _manifest(heads: Mapping[date, str]) -> dict[str, str]:
 
 
 def encode_rollup(
-    org_id: str, month: date, part: str, heads: Mapping[date, str], body: dict[str, Any]
+    org_id: str,
+    month: date,
+    part: str,
+    heads: Mapping[date, str],
+    body: dict[str, Any],
+    *,
+    clock: Clock = system_clock,
 ) -> bytes:
     """One rollup document: header line, then the part's JSON."""
     encoded_body = codec.dumps(body)
@@ -76,7 +83,7 @@ def encode_rollup(
         "aggregate_format": AGGREGATE_FORMAT,
         "days": _manifest(heads),
         "body_sha256": hashlib.sha256(encoded_body).hexdigest(),
-        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "built_at": clock().isoformat(timespec="seconds"),
     }
     return codec.dumps(header) + b"\n" + encoded_body
 
@@ -161,7 +168,12 @@ async def read_month_heads(
 
 
 def encode_rollups(
-    org_id: str, month: date, heads: Mapping[date, str], month_agg: Aggregate
+    org_id: str,
+    month: date,
+    heads: Mapping[date, str],
+    month_agg: Aggregate,
+    *,
+    clock: Clock = system_clock,
 ) -> dict[str, bytes]:
     """Every part of the month's rollup, encoded: part -> document. Encode before the
     month's objects are merged anywhere else (the documents share them)."""
@@ -170,7 +182,7 @@ def encode_rollups(
             month_agg.user_totals = collapse_users(month_agg.users)
         document = month_agg.to_json()
         return {
-            part: encode_rollup(org_id, month, part, heads, part_json(document, part))
+            part: encode_rollup(org_id, month, part, heads, part_json(document, part), clock=clock)
             for part in AGGREGATE_PARTS
         }
 

@@ -11,6 +11,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from shared.adapters.s3_lean import SigV4Signer
+from shared.clock import fixed_clock
 
 
 def test_matches_the_aws_documentation_example() -> None:
@@ -19,13 +20,13 @@ def test_matches_the_aws_documentation_example() -> None:
         access_key="AKIAIOSFODNN7EXAMPLE",
         secret_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
         region="us-east-1",
+        clock=fixed_clock(datetime(2013, 5, 24, tzinfo=UTC)),
     )
     headers = signer.sign(
         "GET",
         "/test.txt",
         {"host": "examplebucket.s3.amazonaws.com", "range": "bytes=0-9"},
         hashlib.sha256(b"").hexdigest(),
-        now=datetime(2013, 5, 24, tzinfo=UTC),
     )
     assert headers["Authorization"] == (
         "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
@@ -45,12 +46,11 @@ def test_matches_botocore_on_a_conditional_put_of_an_escaped_key() -> None:
     )
     S3SigV4Auth(Credentials("usage-dev", "secret/key+"), "s3", "eu-west-1").add_auth(request)
     when = datetime.strptime(request.headers["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    ours = SigV4Signer("usage-dev", "secret/key+", "eu-west-1").sign(
+    ours = SigV4Signer("usage-dev", "secret/key+", "eu-west-1", clock=fixed_clock(when)).sign(
         "PUT",
         path,
         {"host": "127.0.0.1:8333", "if-match": '"abc"', "content-type": "application/json"},
         hashlib.sha256(body).hexdigest(),
-        now=when,
     )
     assert ours["Authorization"] == request.headers["Authorization"]
     assert ours["x-amz-content-sha256"] == request.headers["X-Amz-Content-SHA256"]
