@@ -24,6 +24,8 @@ _BUCKET_EXISTS = {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}
 _WRITE_PROBE_KEY = ".usage-export-write-probe"
 WEEK_MS = 7 * 24 * 3600 * 1000
 _TAG = re.compile(r"[a-z0-9]{1,24}")
+#: Configs every topic of the project is created with, besides its retention.
+TOPIC_TIME_CONFIGS: dict[str, str] = {"message.timestamp.type": "LogAppendTime"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +37,11 @@ class TopicSpec:
     @property
     def configs(self) -> dict[str, str]:
         # Set explicitly: some brokers (Tansu) describe only configs given at creation.
-        return {"retention.ms": str(self.retention_ms)}
+        # LogAppendTime: retention counts from when the broker appended a record, never
+        # from a timestamp a producer chose (a back-fill stamped with `occurred_at` would
+        # otherwise expire before ingest reads it). Tansu 0.6 stores it but does not apply
+        # it (tests/integration/test_topic_time.py; docs/operations.md, "Topic time").
+        return {"retention.ms": str(self.retention_ms), **TOPIC_TIME_CONFIGS}
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from shared.embedded.provision import topic_specs
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -183,6 +184,17 @@ def test_compose_services_run_the_image_against_kafka_and_minio(service: str) ->
     assert f"127.0.0.1:{port}/health/ready" in " ".join(defined["healthcheck"]["test"])
     assert set(defined["depends_on"]) == {"kafka-init", "minio-init"}
     assert defined["profiles"] == ["services"]  # `docker compose up` stays infra-only
+
+
+def test_compose_creates_the_topics_as_up_does() -> None:
+    """kafka-init: the same topics, partitions and configs (retention, LogAppendTime)."""
+    script = yaml.safe_load(COMPOSE.read_text())["services"]["kafka-init"]["command"][0]
+    flags = re.findall(r"--config (\S+)=(\S+)", script)
+    created = dict(re.findall(r"^\s*create (\S+) (\d+)$", script, re.MULTILINE))
+    specs = topic_specs(Settings())
+    assert created == {spec.name: str(spec.partitions) for spec in specs}
+    assert all(dict(flags) == spec.configs for spec in specs)
+    assert ("message.timestamp.type", "LogAppendTime") in flags
 
 
 def test_the_api_is_served_on_its_port_everywhere(

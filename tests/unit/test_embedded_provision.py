@@ -18,7 +18,10 @@ def test_topic_specs_cover_the_five_contract_topics_with_their_sizes() -> None:
         "usage.export-completions": 3,
         "usage.export-requests.dlq": 1,
     }
-    assert all(spec.configs == {"retention.ms": str(WEEK_MS)} for spec in specs.values())
+    assert all(
+        spec.configs == {"retention.ms": str(WEEK_MS), "message.timestamp.type": "LogAppendTime"}
+        for spec in specs.values()
+    )
 
 
 def test_topic_plan_overrides_sizes_and_retention() -> None:
@@ -26,7 +29,10 @@ def test_topic_plan_overrides_sizes_and_retention() -> None:
     specs = {spec.name: spec for spec in topic_specs(Settings(), plan)}
     assert specs["usage.export-completions"].partitions == 6
     assert specs["usage.events.dlq"].partitions == 2
-    assert specs["usage.events"].configs == {"retention.ms": "1000"}
+    assert specs["usage.events"].configs == {
+        "retention.ms": "1000",
+        "message.timestamp.type": "LogAppendTime",
+    }
 
 
 def test_isolated_settings_renames_every_topic_bucket_and_group() -> None:
