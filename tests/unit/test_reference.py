@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 
 from shared import codec
+from shared.contracts.requests import DataType
+from shared.domain.export import columns as production_columns
 from tests.reference import (
     ReferenceResult,
     RequestRejected,
@@ -118,34 +120,65 @@ def count_messages(events: list[Any], start: str, end: str, zone: str) -> str:
 
 
 # ---- columns ------------------------------------------------------------------------
-def _seed_tables() -> list[list[str]]:
-    seed = Path(__file__).resolve().parents[3] / "shared/seeds/002_737c3b33f6e56b3f.txt"
-    if not seed.exists():
-        pytest.skip("the seed documents are not next to this checkout")
-    tables: list[list[str]] = [[]]
-    for line in seed.read_text().splitlines():
-        match = re.match(r"\| `([a-z_]+)`", line)
-        if match:
-            tables[-1].append(match.group(1))
-        elif tables[-1]:
-            tables.append([])
-    return [table for table in tables if table]
+SEED_COLUMNS = Path(__file__).resolve().parents[1] / "reference" / "seed_columns.md"
+# The reference's tables, by our heading, and the (type, BYOK?) column list each is.
+SEED_TABLES = {
+    "Users: column definitions": ("users", False),
+    "Users: additional columns for BYOK workspaces": ("users", True),
+    "Agents: column definitions": ("assistants", False),
+    "Agents: additional columns for BYOK workspaces": ("assistants", True),
+    "API keys: column definitions": ("api_keys", False),
+    "API keys: additional columns for BYOK workspaces": ("api_keys", True),
+    "Projects: column definitions": ("projects", False),
+    "Models: column definitions": ("models", False),
+    "Models: additional columns for BYOK workspaces": ("models", True),
+}
 
 
-def test_column_lists_are_those_of_the_seed_document() -> None:
-    ours = [
-        BASE["users"],
-        BYOK["users"],
-        BASE["assistants"],
-        BYOK["assistants"],
-        BASE["api_keys"],
-        BYOK["api_keys"],
-        BASE["projects"],
-        BASE["models"],
-        BYOK["models"],
-    ]
-    seed = [[c for c in table if c not in HEAD] for table in _seed_tables()]
-    assert seed == ours
+def _seed_tables() -> dict[str, list[str]]:
+    """Heading -> the backquoted first cells of its table's rows, in order."""
+    tables: dict[str, list[str]] = {}
+    heading = None
+    for line in SEED_COLUMNS.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            heading = line[3:].strip()
+            tables[heading] = []
+        elif (match := re.match(r"\| `([a-z_]+)` \|", line)) and heading is not None:
+            tables[heading].append(match.group(1))
+    return tables
+
+
+def _expected_from_seed() -> dict[tuple[str, bool], list[str]]:
+    tables = _seed_tables()
+    assert list(tables) == list(SEED_TABLES)
+    expected = {}
+    for heading, key in SEED_TABLES.items():
+        columns = tables[heading]
+        _, byok = key
+        # Each type's own table starts with the common head; the BYOK extras have none.
+        if byok:
+            assert not set(HEAD) & set(columns), heading
+            expected[key] = columns
+        else:
+            assert columns[: len(HEAD)] == HEAD, heading
+            expected[key] = columns[len(HEAD) :]
+    return expected
+
+
+def test_the_oracles_columns_are_those_of_the_reference_tables() -> None:
+    ours = {(kind, byok): (BYOK if byok else BASE)[kind] for kind, byok in SEED_TABLES.values()}
+    assert ours == _expected_from_seed()
+
+
+def test_productions_columns_are_those_of_the_reference_tables() -> None:
+    ours = {
+        (kind, byok): list(
+            (production_columns.BYOK if byok else production_columns.BASE)[DataType(kind)]
+        )
+        for kind, byok in SEED_TABLES.values()
+    }
+    assert list(production_columns.HEAD) == HEAD
+    assert ours == _expected_from_seed()
 
 
 def test_users_header_without_byok_and_privacy() -> None:
