@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 
-from services.ingest.janitor import Janitor, Sweep
+from services.ingest.janitor import ORPHAN_GRACE, Janitor, Sweep
 from services.ingest.state_cache import StateCache
 from shared import codec
 from shared.adapters.s3 import ObjectStore
@@ -24,6 +24,7 @@ from shared.storage.days import (
     read_day_facts,
     split_digests,
 )
+from tests.clock import month_start
 
 DAY = date(2026, 6, 1)
 KEY = ("ws-fence", DAY)
@@ -250,15 +251,30 @@ async def test_clean_states_are_evicted_beyond_the_bytes_bound(fresh_settings: S
         assert bounded.days[wanted[0]].knows("e0"), "an evicted day reloads intact"
 
 
+def _retention_cutoff(settings: Settings, now: datetime) -> date:
+    """The oldest day the janitor keeps at ``now``: retention plus margin, in UTC days."""
+    return (now - timedelta(days=settings.retention_days + settings.retention_margin_days)).date()
+
+
+async def _sweep_after_grace(
+    janitor: Janitor, store: ObjectStore, prefix: str, now: datetime
+) -> Sweep:
+    """Sweep once every object under ``prefix`` is older than the orphan grace: exactly one
+    day after ``now`` (the cutoff moves by one day), which the store's own LastModified
+    (its real clock) must precede by the grace — true unless the session ran for a day."""
+    later = now + timedelta(days=1)
+    written = [item["LastModified"] for item in await store.list_objects(prefix)]
+    assert written
+    assert max(written) + ORPHAN_GRACE < later, "the session ran for a day"
+    return await janitor.sweep(later)
+
+
 async def test_janitor_deletes_expired_days_and_orphan_segments_only(
-    fresh_settings: Settings,
+    fresh_settings: Settings, now: datetime
 ) -> None:
     settings = fresh_settings
-    now = datetime(2026, 11, 22, tzinfo=UTC)
-    old_day = (
-        now - timedelta(days=settings.retention_days + settings.retention_margin_days + 1)
-    ).date()
-    recent = date(2026, 11, 1)
+    old_day = _retention_cutoff(settings, now) - timedelta(days=1)
+    recent = now.date() - timedelta(days=20)
     async with ObjectStore(settings, settings.aggregates_bucket) as store:
         cache = StateCache(store, max_entries=100, max_weight=10**6, concurrency=4)
         for day in (old_day, recent):
@@ -269,24 +285,43 @@ async def test_janitor_deletes_expired_days_and_orphan_segments_only(
         await store.put(orphan, b"[]\n")
         await store.put(keys.digests_key(orphan), b"")
         janitor = Janitor(settings, store)
+        # Written after the session started: younger than the grace at ``now``.
         assert await janitor.sweep(now) == Sweep(days=1), "a fresh orphan may be in flight"
-        assert await janitor.sweep(datetime.now(UTC) + timedelta(hours=2)) == Sweep(orphans=2)
+        prefix = keys.day_prefix("ws-jan", recent)
+        assert await _sweep_after_grace(janitor, store, prefix, now) == Sweep(orphans=2)
         assert await store.get(orphan) is None
         assert await store.get(keys.digests_key(orphan)) is None
         assert await store.get(keys.day_head_key("ws-jan", old_day)) is None
         assert (await load_day(store, "ws-jan", recent)).knows("e1")
 
 
+def _mid_month_retention(settings: Settings, now: datetime) -> Settings:
+    """``settings`` with a margin (0-2 days longer) that puts the cutoff at ``now`` neither
+    on the first nor on the last day of its month: so that, on any date, the cutoff's
+    month straddles it on both sweeps (at ``now`` and a day later)."""
+    for extra in range(3):
+        margin = settings.retention_margin_days + extra
+        candidate = settings.model_copy(update={"retention_margin_days": margin})
+        cutoff = _retention_cutoff(candidate, now)
+        if cutoff.day > 1 and (cutoff + timedelta(days=1)).month == cutoff.month:
+            return candidate
+    raise AssertionError("unreachable: one of three days in a row is mid-month")
+
+
 async def test_janitor_deletes_rollups_of_expired_and_emptied_months_only(
-    fresh_settings: Settings,
+    fresh_settings: Settings, now: datetime
 ) -> None:
-    settings = fresh_settings
-    now = datetime(2026, 11, 22, tzinfo=UTC)  # retention cutoff: 2025-10-21
-    expired, straddling, emptied, kept = (date(2025, 9, 1), date(2025, 10, 1),
-                                          date(2026, 9, 1), date(2026, 10, 1))  # fmt: skip
+    settings = _mid_month_retention(fresh_settings, now)
+    cutoff = _retention_cutoff(settings, now)
+    # expired: wholly before the cutoff, no head; straddling: the cutoff's month, one head
+    # at or after the cutoff (on both sweeps); emptied: recent, no head left; kept: recent,
+    # with a head.
+    expired, straddling = month_start(cutoff, 1), month_start(cutoff)
+    emptied, kept = month_start(now.date(), 2), month_start(now.date(), 1)
+    assert expired < straddling < emptied < kept
     async with ObjectStore(settings, settings.aggregates_bucket) as store:
         cache = StateCache(store, max_entries=100, max_weight=10**6, concurrency=4)
-        for day in (date(2025, 10, 25), date(2026, 10, 3)):
+        for day in (cutoff + timedelta(days=1), kept + timedelta(days=2)):
             await cache.ensure_days([("ws-roll", day)])
             cache.day(("ws-roll", day)).apply(fact(day.toordinal()))
         await cache.flush()
@@ -295,9 +330,9 @@ async def test_janitor_deletes_rollups_of_expired_and_emptied_months_only(
                 await store.put(keys.month_rollup_key("ws-roll", month, part), b"{}\n{}")
         janitor = Janitor(settings, store)
         assert await janitor.sweep(now) == Sweep(rollups=2), "an emptied month may be in flight"
-        later = datetime.now(UTC) + timedelta(hours=2)
-        assert await janitor.sweep(later) == Sweep(rollups=2)
-        left = {item["Key"] for item in await store.list_objects(keys.months_prefix("ws-roll"))}
+        prefix = keys.months_prefix("ws-roll")
+        assert await _sweep_after_grace(janitor, store, prefix, now) == Sweep(rollups=2)
+        left = {item["Key"] for item in await store.list_objects(prefix)}
         assert left == {
             keys.month_rollup_key("ws-roll", month, part)
             for month in (straddling, kept)

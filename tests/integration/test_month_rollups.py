@@ -1,7 +1,11 @@
 """Month rollups on the real broker and store: exports through rollups are byte-identical
 to exports read day by day (a second exporter with ``export_month_rollups=false``) and to
 the oracle; a late event in a month that already has a rollup is counted in the next
-export; a foreign or corrupt rollup is ignored and replaced."""
+export; a foreign or corrupt rollup is ignored and replaced.
+
+Each test gets a stack of its own (topics, buckets, groups, services, data): a test
+mutates its workspaces' rollups and events, so none may see another's, in any order.
+Dates derive from the session's one clock (``tests.clock``)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import orjson
@@ -28,12 +32,11 @@ from shared.embedded import ensure_infrastructure, isolated_settings
 from shared.settings import Settings
 from shared.simulation import SimConfig, simulate
 from shared.storage.rollups import decode_rollup, list_month_heads
+from tests.clock import NOW, TODAY
 from tests.integration.kafka_tools import produce, wait_until_committed
 from tests.integration.test_exporter import Dataset, assert_matches_reference, download
 from tests.reference import build_log
 
-NOW = datetime.now(UTC)
-TODAY = NOW.date()
 ORG, OTHER = "ws-0001", "ws-0002"
 START, END = (TODAY - timedelta(days=200)).isoformat(), (TODAY - timedelta(days=1)).isoformat()
 #: A month the window above covers whole: the late event goes there.
@@ -68,7 +71,7 @@ async def services(*settings: Settings) -> AsyncIterator[None]:
         await asyncio.gather(*tasks)
 
 
-@pytest_asyncio.fixture(scope="module")
+@pytest_asyncio.fixture
 async def exports(settings: Settings) -> AsyncIterator[Stack]:
     settings = isolated_settings(settings, "roll" + uuid.uuid4().hex[:10])
     await ensure_infrastructure(settings)

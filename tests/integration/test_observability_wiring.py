@@ -7,7 +7,8 @@ import asyncio
 import logging
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -39,12 +40,14 @@ def _sample(metrics: str, name: str) -> float:
 
 
 async def test_metrics_health_and_audit_line(
-    fresh_settings: Settings, caplog: pytest.LogCaptureFixture
+    fresh_settings: Settings, caplog: pytest.LogCaptureFixture, now: datetime
 ) -> None:
     settings = fresh_settings
-    records = list(
-        simulate(SimConfig(seed=8, orgs=1, events=600, invalid_rate=0.05, end=datetime.now(UTC)))
-    )
+    records = list(simulate(SimConfig(seed=8, orgs=1, events=600, invalid_rate=0.05, end=now)))
+    # Half a year up to today, in Berlin: well inside the 12 months, and holding about
+    # half of the simulated year's events.
+    to_day = now.astimezone(ZoneInfo("Europe/Berlin")).date()
+    from_day = (to_day - timedelta(days=182)).isoformat()
     invalid = sum(record.kind == "invalid" for record in records)
     ends = await produce(settings, settings.topic_events, ((r.key, r.value) for r in records))
     urls: dict[str, str] = {}
@@ -79,8 +82,8 @@ async def test_metrics_health_and_audit_line(
                 export_request(
                     "ws-0001",
                     "users",
-                    "2026-01-01",
-                    "2026-12-31",
+                    from_day,
+                    to_day.isoformat(),
                     timezone="Europe/Berlin",
                     requested_by="admin-7",
                 ),
@@ -96,7 +99,7 @@ async def test_metrics_health_and_audit_line(
         assert line["requested_by"] == "admin-7"
         assert line["status"] == 200
         assert line["file"] == completion.data.filePath  # type: ignore[union-attr]
-        assert line["window"]["from"] == {"date": "2026-01-01", "timezone": "Europe/Berlin"}
+        assert line["window"]["from"] == {"date": from_day, "timezone": "Europe/Berlin"}
         orjson.dumps(line["date_range"])  # JSON-serialisable for the log line
     finally:
         stop.set()
