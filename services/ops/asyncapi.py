@@ -299,7 +299,7 @@ def asyncapi_document() -> dict[str, Any]:
             "title": "usage-export",
             "version": version("usage-export"),
             "description": "Workspace usage exports for an AI platform: usage events in, "
-            "CSV exports with signed URLs out. The contract is shared/CONTRACT.md; payload "
+            "CSV exports with signed URLs out. The contract is docs/contract.md; payload "
             f"schemas are in schemas/ (JSON Schema 2020-12). {GENERATED}",
             "license": {"name": "Apache-2.0"},
         },
