@@ -1,5 +1,6 @@
-"""Column specs of contract §5: names and order exactly as in the reference documentation
-(``seeds/002``), the BYOK extras, the privacy omissions and the subgroup rules."""
+"""Column specs of contract §5 (docs/contract.md): names and order exactly as in the
+reference documentation's tables (kept verbatim in tests/reference/seed_columns.md; both
+are checked by tests), the BYOK extras, the privacy omissions and the subgroup rules."""
 
 from __future__ import annotations
 
