@@ -76,7 +76,7 @@ async def test_a_stopped_reader_refuses_new_waits_at_once(
         raise RuntimeError("broker gone")
 
     waiter._reader = asyncio.create_task(died())
-    await asyncio.sleep(0)
+    await asyncio.wait([waiter._reader])  # until the reader has died
     with pytest.raises(TooManyWaiting, match="stopped"):
         async with waiter.waiting(("ws-a", "r1")):
             pass

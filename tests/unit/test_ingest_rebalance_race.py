@@ -20,7 +20,7 @@ from services.ingest.worker import IngestWorker
 from shared.settings import Settings
 from shared.storage.days import DayState
 from shared.storage.dims import DimsState
-from tests.unit.test_ingest_worker import TP, FakeConsumer, Record
+from tests.unit.test_ingest_worker import TP, FakeConsumer, Record, run_until_blocked
 
 DAY = date(2026, 11, 1)
 
@@ -63,7 +63,8 @@ async def test_a_revoke_while_a_batch_loads_keeps_the_batch_and_the_worker() -> 
             worker.cache.dims.setdefault((org, kind), DimsState(org_id=org, kind=kind))
         # The coordinator revokes the partition while this batch is still loading.
         revoking.append(asyncio.create_task(worker.on_revoked({TP})))
-        await asyncio.wait(revoking, timeout=0.5)
+        await run_until_blocked(revoking[-1])
+        assert not revoking[-1].done(), "the revoke waits for the batch being loaded"
 
     async def flush() -> FlushReport:
         flushed.append(worker.cache.pending_facts)
