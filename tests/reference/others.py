@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import Decimal
 
-from tests.reference import cells
+from tests.reference import cells, money
 from tests.reference.log import OrgLog
 from tests.reference.parsing import Call
 from tests.reference.window import Window
@@ -114,7 +113,7 @@ def api_key_rows(org: OrgLog, window: Window, group_by: str | None) -> list[Keye
                 "api_key_id": key_id,
                 "api_key_name": attrs.get("name", ""),
                 "requests": cells.integer(requests),
-                "total_cost_usd": cells.money(sum((c.cost for c in subset), Decimal(0))),
+                "total_cost_usd": cells.money(money.total(c.cost_nano for c in subset)),
             } | _token_sums(subset, "sum_")
             # API keys name three of their token columns without the ``sum_`` prefix.
             for name in ("cached_prompt_tokens", "cache_creation_tokens", "no_cache_tokens"):
@@ -160,7 +159,7 @@ def model_rows(org: OrgLog, window: Window, group_by: str | None) -> list[Keyed]
             "provider": provider,
             "bring_your_keys": cells.boolean(byok),
             "requests": cells.integer(requests),
-            "total_cost_usd": cells.money(sum((c.cost for c in subset), Decimal(0))),
+            "total_cost_usd": cells.money(money.total(c.cost_nano for c in subset)),
         } | _token_sums(subset, "sum_")
         row["no_cache_tokens"] = row.pop("sum_no_cache_tokens")
         if group_by is not None:

@@ -7,7 +7,13 @@ the reference ignores invalid events exactly as ingest sends them to the DLQ.
 Types are checked on the value as ``shared.codec`` (orjson) parses it, because that is
 what "valid JSON" means for ingest; money is the exact decimal value of the JSON number
 text (read again with stdlib ``json`` and ``parse_float=Decimal`` when the float could
-have lost digits), so sums are exact.
+have lost digits), converted to whole nano-dollars by the contract's money rule
+(:mod:`tests.reference.money`).
+
+Text limits are the contract's too (decision 4): ids and short texts (``model``,
+``provider``, ``source``, ``deployment``, ``conversation_id``, each action) at most 256
+characters, other texts at most 4096, at most 256 actions; ``source``, ``model``,
+``provider`` and every action non-empty.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from shared import codec
+from tests.reference import money
 
 MAX_EVENT_BYTES = 1024 * 1024
 
@@ -85,7 +92,7 @@ class Call:
     completion: int
     cached: int
     creation: int
-    cost: Decimal
+    cost_nano: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +101,7 @@ class Payg:
     org_id: str
     at: datetime
     user_id: str
-    amount: Decimal
+    amount_nano: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,28 +177,67 @@ def _entity_id(event: dict[str, Any], name: str, *, required: bool) -> str | Non
     return value
 
 
+# Text limits (decision 4), in characters (code points), as the contract sets them.
+MAX_SHORT_TEXT = 256  # model, provider, source, deployment, conversation_id, an action
+MAX_TEXT = 4096  # the texts of upserts (name, email, description, url, ...)
+MAX_ACTIONS = 256
+
+
+def _within(name: str, value: str, limit: int) -> str:
+    if len(value) > limit:
+        raise Invalid(f"{name} is longer than {limit} characters")
+    return value
+
+
 def _required_text(event: dict[str, Any], name: str) -> str:
-    """A non-empty string that must be present (``model``, ``provider``: no default)."""
-    value = _text(event, name)
+    """A non-empty short text that must be present (``model``, ``provider``: no default)."""
+    value = _text(event, name, limit=MAX_SHORT_TEXT)
     if not value:
         raise Invalid(f"{name} is required")
     return value
 
 
-def _text(event: dict[str, Any], name: str, default: str = "") -> str:
+def _text(event: dict[str, Any], name: str, default: str = "", *, limit: int = MAX_TEXT) -> str:
     value = _get(event, name)
     if value is None:
         return default
     if not isinstance(value, str):
         raise Invalid(f"{name} must be a string")
-    return value
+    return _within(name, value, limit)
+
+
+def _source(event: dict[str, Any], default: str) -> str:
+    """``source``: a non-empty short text when given (absent or null: the default)."""
+    value = _text(event, "source", default, limit=MAX_SHORT_TEXT)
+    if not value:
+        raise Invalid("source must not be empty")
+    return value.upper()
 
 
 def _optional_text(event: dict[str, Any], name: str) -> str | None:
+    """A short text or null (``deployment``, ``conversation_id``); empty is allowed."""
     value = _get(event, name)
-    if value is not None and not isinstance(value, str):
+    if value is None:
+        return None
+    if not isinstance(value, str):
         raise Invalid(f"{name} must be a string or null")
-    return value
+    return _within(name, value, MAX_SHORT_TEXT)
+
+
+def _actions(event: dict[str, Any]) -> frozenset[str]:
+    """A message's ``actions``: at most 256 names, each a non-empty short text."""
+    value = _get(event, "actions")
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+        raise Invalid("actions must be a list of strings")
+    if len(value) > MAX_ACTIONS:
+        raise Invalid(f"actions holds more than {MAX_ACTIONS} items")
+    for action in value:
+        if not action:
+            raise Invalid("an action must not be empty")
+        _within("an action", action, MAX_SHORT_TEXT)
+    return frozenset(value)
 
 
 def _bool(event: dict[str, Any], name: str, default: bool) -> bool:
@@ -225,8 +271,9 @@ def _int(
     return value
 
 
-def _money(mapping: dict[str, Any], exact: dict[str, Any] | None, name: str) -> Decimal | None:
-    """A number >= 0 as an exact Decimal: from the JSON text when we have it."""
+def _money(mapping: dict[str, Any], exact: dict[str, Any] | None, name: str) -> int | None:
+    """A number >= 0 in whole nano-dollars (decision 12): the exact value of the JSON
+    number (its text when we have it), rounded half to even."""
     value = mapping.get(name)
     if value is None:
         return None
@@ -241,7 +288,7 @@ def _money(mapping: dict[str, Any], exact: dict[str, Any] | None, name: str) -> 
         amount = Decimal(text_value)
     else:
         amount = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-    return amount if amount != 0 else Decimal(0)  # no "-0" in sums
+    return money.nano(amount)
 
 
 def _usage(event: dict[str, Any]) -> tuple[int, int, int, int]:
@@ -262,15 +309,10 @@ def _usage(event: dict[str, Any]) -> tuple[int, int, int, int]:
 def _call(event: dict[str, Any], exact: dict[str, Any] | None, head: dict[str, Any]) -> Call:
     is_message = head["type"] == "message"
     owner = _entity_id(event, "user_id" if is_message else "api_key_id", required=True)
-    actions_value = _get(event, "actions") if is_message else None
-    if actions_value is None:
-        actions_value = []
-    if not isinstance(actions_value, list) or not all(isinstance(a, str) for a in actions_value):
-        raise Invalid("actions must be a list of strings")
     prompt, completion, cached, creation = _usage(event)
     usage = _get(event, "usage") or {}
     exact_usage = exact.get("usage") if exact is not None else None
-    cost = _money(usage, exact_usage, "cost_usd") or Decimal(0)
+    cost = _money(usage, exact_usage, "cost_usd") or 0
     return Call(
         owner=owner or "",
         assistant_id=_entity_id(event, "assistant_id", required=False) if is_message else None,
@@ -280,14 +322,14 @@ def _call(event: dict[str, Any], exact: dict[str, Any] | None, head: dict[str, A
         provider=_required_text(event, "provider"),
         byok=_bool(event, "byok", False),
         deployment=_optional_text(event, "deployment") or "",
-        source=_text(event, "source", "WEB" if is_message else "API").upper(),
-        actions=frozenset(actions_value),
+        source=_source(event, "WEB" if is_message else "API"),
+        actions=_actions(event) if is_message else frozenset(),
         requests=_int(event, "requests", 1, 1, MAX_REQUESTS),
         prompt=prompt,
         completion=completion,
         cached=cached,
         creation=creation,
-        cost=cost,
+        cost_nano=cost,
         **head,
     )
 
@@ -325,7 +367,7 @@ def _payg(event: dict[str, Any], exact: dict[str, Any] | None, head: dict[str, A
     if amount is None:
         raise Invalid("amount is required")
     del head["type"]
-    return Payg(user_id=user_id or "", amount=amount, **head)
+    return Payg(user_id=user_id or "", amount_nano=amount, **head)
 
 
 def _settings(event: dict[str, Any], head: dict[str, Any]) -> Settings:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import Counter
-from decimal import Decimal
 
-from tests.reference import cells
+from tests.reference import cells, money
 from tests.reference.log import OrgLog
 from tests.reference.parsing import Call
 from tests.reference.window import Window
@@ -45,15 +44,15 @@ def _message_columns(messages: list[Call]) -> tuple[Row, int]:
         "cached_prompt_tokens": cells.integer(cached),
         "cache_creation_tokens": cells.integer(creation),
         "no_cache_tokens": cells.integer(prompt - cached - creation),
-        "total_cost_usd": cells.money(sum((m.cost for m in messages), Decimal(0))),
+        "total_cost_usd": cells.money(money.total(m.cost_nano for m in messages)),
     }
     return row, len(messages)
 
 
-def _user_columns(org: OrgLog, user_id: str, window: Window, consumption: Decimal) -> Row:
+def _user_columns(org: OrgLog, user_id: str, window: Window, consumption: int) -> Row:
     upsert = org.as_of("user_upserted", user_id, window.end)
     attrs = upsert.attrs if upsert is not None else {}
-    limit: Decimal | None = attrs.get("payg_limit")
+    limit: int | None = attrs.get("payg_limit")  # nano-dollars
     return {
         "user_id": user_id,
         "name": attrs.get("name", ""),
@@ -77,15 +76,16 @@ def user_rows(org: OrgLog, window: Window, group_by: str | None) -> list[tuple[i
     for message in org.messages:
         if window.start <= message.at < window.end:
             messages.setdefault(message.owner, []).append(message)
-    consumption: dict[str, Decimal] = {}
-    for payg in org.payg:
-        if window.start <= payg.at < window.end:
-            consumption[payg.user_id] = consumption.get(payg.user_id, Decimal(0)) + payg.amount
+    payg: dict[str, list[int]] = {}
+    for event in org.payg:
+        if window.start <= event.at < window.end:
+            payg.setdefault(event.user_id, []).append(event.amount_nano)
+    consumption = {user_id: money.total(amounts) for user_id, amounts in payg.items()}
     user_ids = org.existing_at("user_upserted", window.end) | set(messages) | set(consumption)
 
     rows: list[tuple[int, str, str, Row]] = []
     for user_id in user_ids:
-        user = _user_columns(org, user_id, window, consumption.get(user_id, Decimal(0)))
+        user = _user_columns(org, user_id, window, consumption.get(user_id, 0))
         own = messages.get(user_id, [])
         if group_by is None:
             counts, total = _message_columns(own)
