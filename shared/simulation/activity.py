@@ -35,6 +35,35 @@ _ACTIONS: tuple[list[str], ...] = (
 )  # fmt: skip
 
 
+def fine_amount(amount: float, pick: int, decimals: int = 8) -> float:
+    """``amount`` (USD >= 0) as a producer might send it, chosen by ``pick`` (any int drawn
+    from the seed), so that the money rule — each amount to whole nano-dollars, half to
+    even — is exercised by every stream:
+
+    * ``pick % 8`` in 0, 1: an exact half-nano tie above an odd nano-dollar
+      (``0.0000001235`` → 124 nano: rounds up);
+    * 2: an exact half-nano tie just above half of an even micro-dollar
+      (``0.0000025005`` → 2500 nano: rounds down; alone in a cell it shows
+      ``0.000002``, where the exact amount would show ``0.000003``);
+    * 3, 4: 12 decimals, the last three not all zero;
+    * otherwise ``decimals`` decimals, as a price list would give.
+
+    A reader that skips the per-amount rounding, or rounds half up, shows other cells:
+    where a kind-2 amount is a row's only amount past the cent, and in busy rows, whose
+    ties lean up (two in three). Every value is a double whose shortest form (what a
+    JSON encoder writes) is that decimal.
+    """
+    kind = pick % 8
+    nano = int(amount * 1e9)
+    if kind <= 1:
+        return float(f"{nano | 1}.5e-9")
+    if kind == 2:
+        return float(f"{nano // 2000 * 2000 + 500}.5e-9")
+    if kind <= 4:  # 1 to 999 pico-dollars past the nano-dollar
+        return float(f"{nano}.{pick % 999 + 1:03d}e-9")
+    return round(amount, decimals)
+
+
 def _lognormal_table(rng: random.Random, median: float, sigma: float, cap: int) -> list[int]:
     mu = math.log(median)
     return [min(cap, max(1, int(rng.lognormvariate(mu, sigma)))) for _ in range(_TABLE)]
@@ -98,7 +127,7 @@ class ActivityGenerator:
             "completion_tokens": completion,
             "cached_prompt_tokens": cached,
             "cache_creation_tokens": creation,
-            "cost_usd": round(cost, 8),
+            "cost_usd": fine_amount(cost, prompt + completion),
         }
         if not cached and rnd() < 0.5:  # absent counts default to 0
             del usage["cached_prompt_tokens"]
@@ -206,8 +235,13 @@ class ActivityGenerator:
             user = ws.payg_users[int(rnd() * len(ws.payg_users))]
         else:  # extra usage by someone without a PAYG licence (no limit: empty utilisation)
             user = int(rnd() * len(ws.users))
-        # Mostly cents; some sub-micro-dollar amounts so 6-decimal rounding meets ties.
-        amount = round(rnd() * 4, 2) if rnd() < 0.85 else round(rnd() * 1e-4, 7)
+        # Mostly cents; some sub-micro-dollar amounts so 6-decimal rounding meets ties,
+        # and of those, some past the nano-dollar (half-nano ties too).
+        if rnd() < 0.85:
+            amount = round(rnd() * 4, 2)
+        else:
+            fine = rnd()
+            amount = fine_amount(fine * 1e-4, int(fine * 2**30), decimals=7)
         return {
             "event_id": event_id,
             "type": "payg_consumption",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from shared.clock import Clock, system_clock
+
 
 @dataclass(frozen=True, slots=True)
 class SimConfig:
@@ -15,10 +17,11 @@ class SimConfig:
     about ``events * (1 + dup_rate + invalid_rate)`` records. When the workspaces' own
     upserts outnumber ``events`` they are all still emitted.
 
-    ``end`` defaults to the current time and ``start`` to ``end - days``. The default
-    span is 364 days rather than 365 so that a stream ingested hours after it was
-    generated still has every event inside ingest's 12-month limit; a longer span
-    produces early events that ingest rightly dead-letters as too old.
+    ``end`` defaults to the present instant of the clock (``shared.clock``) and
+    ``start`` to ``end - days``. The default span is 364 days rather than 365 so that a
+    stream ingested hours after it was generated still has every event inside ingest's
+    12-month limit; a longer span produces early events that ingest rightly
+    dead-letters as too old.
 
     Entity counts are per workspace. ``byok_share`` and ``private_share`` decide the
     workspaces after the first three, which are fixed so that small runs cover every
@@ -63,9 +66,10 @@ class SimConfig:
             if moment is not None and moment.utcoffset() is None:
                 raise ValueError(f"{name} must be timezone-aware")
 
-    def resolved(self, now: datetime | None = None) -> SimConfig:
-        """This config with ``start``/``end`` filled in (``end`` defaults to ``now``)."""
-        end = self.end or now or datetime.now(UTC)
+    def resolved(self, now: datetime | None = None, *, clock: Clock = system_clock) -> SimConfig:
+        """This config with ``start``/``end`` filled in (``end`` defaults to ``now``, or
+        else to the clock's present instant)."""
+        end = self.end or now or clock()
         start = self.start or end - timedelta(days=self.days)
         if start >= end:
             raise ValueError("start must be before end")

@@ -20,7 +20,10 @@ from shared.simulation.timefmt import TimestampRenderer, iso_date
 from shared.simulation.world import DAY_MS, EntityTable, Workspace
 
 _HOUR_MS = 3_600_000
-_LIMITS: tuple[float | int | None, ...] = (None, 0, 25, 50, 100, 250.5, 1000, 19.99)
+# Two limits are half-nano ties (more than 9 decimals): 250.5 and 19.99 once rounded.
+_LIMITS: tuple[float | int | None, ...] = (
+    None, 0, 25, 50, 100, 250.5000000005, 1000, 19.9899999995
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

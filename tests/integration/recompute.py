@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import orjson
@@ -15,7 +15,8 @@ from shared.simulation import SimRecord
 
 
 def _nano(value: Any) -> int:
-    return int(Decimal(repr(float(value))) * 10**9)
+    """Whole nano-dollars of a JSON number, half to even (the contract's money rule)."""
+    return int((Decimal(repr(float(value))) * 10**9).to_integral_value(ROUND_HALF_EVEN))
 
 
 def _day(occurred_at: str) -> date:

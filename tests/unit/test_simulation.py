@@ -8,6 +8,7 @@ import itertools
 import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 
 from services.cli import simulate as simulate_command
 from shared import codec
+from shared.clock import fixed_clock
 from shared.simulation import SimConfig, SimRecord, build_world, simulate
 from tests.reference import build_log, parse_event
 from tests.reference.parsing import Call, Invalid, Upsert, parse_timestamp
@@ -225,6 +227,33 @@ def test_fields_vary_like_real_producers() -> None:
     assert any(u.get("cache_creation_tokens") for u in usage)
     assert any("requests" not in e for e in messages)
     assert any(e["assistant_id"] and e["project_id"] for e in messages)
+
+
+def _fraction_of_nano(amount: float) -> Decimal:
+    """What is left of an amount, as a JSON encoder writes it, below the nano-dollar."""
+    return (Decimal(repr(amount)) * 10**9) % 1
+
+
+def test_money_goes_past_the_nano_dollar_with_ties_both_ways() -> None:
+    # The money rule (each amount to whole nano-dollars, half to even) is exercised by
+    # every stream: a share of costs and of payg amounts have more than 9 decimals,
+    # exact half-nano ties among them, above odd (rounding up) and even (down) nanos.
+    events = valid_events(stream())
+    costs = [e["usage"]["cost_usd"] for e in events if e["type"] in ("message", "api_request")]
+    amounts = [e["amount"] for e in events if e["type"] == "payg_consumption"]
+    for figures, least in ((costs, 0.4), (amounts, 0.05)):
+        past_nano = [a for a in figures if _fraction_of_nano(a) != 0]
+        ties = [a for a in figures if _fraction_of_nano(a) == Decimal("0.5")]
+        assert len(past_nano) > least * len(figures), (len(past_nano), len(figures))
+        assert {int(Decimal(repr(a)) * 10**9) % 2 for a in ties} == {0, 1}
+    limits = {e.get("payg_limit") for e in events if e["type"] == "user_upserted"} - {None}
+    assert {250.5000000005, 19.9899999995} <= limits
+
+
+def test_the_end_defaults_to_the_clock() -> None:
+    config = SimConfig(days=2).resolved(clock=fixed_clock(END))
+    assert (config.start, config.end) == (END - timedelta(days=2), END)
+    assert SimConfig(end=END, days=1).resolved(clock=fixed_clock(END + timedelta(1))).end == END
 
 
 def test_big_workspaces_are_built_lazily() -> None:
