@@ -41,6 +41,7 @@ from tests.integration.reliability.badinput import (
 from tests.integration.reliability.conftest import FiguresRecorder
 from tests.integration.reliability.exports import (
     ExportTally,
+    agrees,
     bucket_keys,
     compare,
     expected_of,
@@ -218,13 +219,25 @@ async def _run_example(fuzz: Fuzz, data: st.DataObject, batch: int) -> None:
             # id free: a later valid request with it is answered afresh.
             expected = expected_of(log, payload, fuzz.now)
             await compare(fuzz.tally, payload, completion, expected, log=log)
+        else:
+            # Refused again: the recorded refusal re-published, or (not recorded) the
+            # oracle's refusal of this request.
+            expected = expected_of(log, payload, fuzz.now)
+            assert _same_refusal(first, completion) or agrees(completion, expected), (
+                request_id,
+                first,
+                completion,
+                expected,
+            )
         answered += 1
     unreadable = [sent.prefix for sent in fuzz.requests if not sent.accepted]
     request_letters = await read_topic(
         settings, settings.topic_export_requests_dlq, expected=len(unreadable)
     )
+    # Exactly the unreadable requests, each once: a readable one is answered, never
+    # dead-lettered.
     dead_requests = Counter(_prefix(letter.value) for letter in request_letters)
-    assert Counter(unreadable) <= dead_requests
+    assert dead_requests == Counter(unreadable)
     for letter in request_letters:
         reason = dict(letter.headers)["error.reason"].decode()
         assert reason in REQUEST_REASONS, reason
@@ -265,6 +278,11 @@ def _assert_same_answer(request_id: str, first: ExportCompletion, again: ExportC
     assert [getattr(again.data, name) for name in same] == [
         getattr(first.data, name) for name in same
     ], (request_id, first, again)
+
+
+def _same_refusal(first: ExportCompletion, again: ExportCompletion) -> bool:
+    """The same refusal (status, reason, message) as the first answer to that id."""
+    return first.error is not None and again.error == first.error
 
 
 def _prefix(value: bytes | None) -> bytes:
