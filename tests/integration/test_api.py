@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import io
 import shutil
 import urllib.request
@@ -22,7 +23,9 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from services.api import app as app_module
 from services.api.keys import USAGE_EXPORT_SCOPE, KeyStore
+from services.api.rate_limit import RateLimiter
 from services.api.routes import EXPORT_ROUTES
 from shared import codec
 from shared.adapters.s3 import ObjectStore
@@ -231,14 +234,30 @@ async def test_unknown_routes_and_methods_answer_the_error_body(api: Api) -> Non
     assert (wrong_method.status, wrong_method.body["error"]) == (405, "Method Not Allowed")
 
 
-async def test_rate_limit_answers_429_with_retry_after(api: Api) -> None:
+async def test_rate_limit_answers_429_with_retry_after(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Time is the test's: the limiter's clock stands still unless the test moves it, so
+    the calls need not fit in the 30 s a token takes to come back.
+
+    ``run_api`` builds its ``RateLimiter`` with the default clock and has no parameter for
+    it, so the clock is put in where ``services.api.app`` names the class."""
+    now = [1000.0]
+    monkeypatch.setattr(
+        app_module, "RateLimiter", functools.partial(RateLimiter, clock=lambda: now[0])
+    )
     limited = api.settings.model_copy(update={"api_rate_limit_per_min": 2})
     async with running_api(limited) as serving:
         url = f"{serving.api_url}/export/projects"
         answers = [await call(url, key=api.key, raw=b"{}") for _ in range(3)]
-    assert [answer.status for answer in answers] == [400, 400, 429]
-    assert answers[2].body["error"] == "Too Many Requests"
-    assert int(answers[2].headers["Retry-After"]) >= 1
+        now[0] += 29.0  # not yet a whole token back (2 a minute: one every 30 s)
+        answers.append(await call(url, key=api.key, raw=b"{}"))
+        now[0] += 1.0
+        answers.extend([await call(url, key=api.key, raw=b"{}") for _ in range(2)])
+    assert [answer.status for answer in answers] == [400, 400, 429, 429, 400, 429]
+    refused = [answer for answer in answers if answer.status == 429]
+    assert [answer.body["error"] for answer in refused] == ["Too Many Requests"] * 3
+    assert [answer.headers["Retry-After"] for answer in refused] == ["30", "1", "30"]
 
 
 async def test_idempotency_key_gives_the_same_export(api: Api) -> None:

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ import pytest_asyncio
 from services.exporter.app import run_exporter
 from services.exporter.client import ExportClient, export_request
 from shared.adapters.s3 import ObjectStore
+from shared.clock import system_clock
 from shared.contracts.completions import ExportCompletion
 from shared.embedded import ensure_infrastructure, isolated_settings
 from shared.settings import Settings
@@ -178,16 +180,30 @@ async def test_signed_url_downloads_and_refuses_tampering_and_anonymity(pipeline
         failure.value.close()
 
 
+def _expiry(url: str) -> datetime:
+    """The instant a presigned URL stops working, as it says itself."""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    signed = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    return signed + timedelta(seconds=int(query["X-Amz-Expires"][0]))
+
+
 async def test_expired_url_is_refused(pipeline: Pipeline) -> None:
+    """Signed for a few seconds (X-Amz-Date has whole seconds: 1 s could be over before the
+    first fetch), fetched, then fetched again once the store's clock, which is this
+    machine's, is past the expiry the URL states."""
     completion = await pipeline.client.request(edge_request("api_keys"))
     assert completion.data is not None
     async with ObjectStore(pipeline.settings, pipeline.settings.exports_bucket) as store:
-        short = await store.presign_download(completion.data.filePath, 1)
+        short = await store.presign_download(completion.data.filePath, 5)
+    expires = _expiry(short)
     assert (await download(short)).startswith(b"period_start")
-    await asyncio.sleep(2.5)
+    past = expires + timedelta(seconds=1)  # the store may compare whole seconds
+    await asyncio.sleep(max(0.0, (past - system_clock()).total_seconds()))
+    assert system_clock() >= past
     with pytest.raises(urllib.error.HTTPError) as failure:
         await download(short)
-    assert failure.value.code in {401, 403}
+    assert failure.value.code == 403
+    assert b"expired" in failure.value.read().lower()
     failure.value.close()
 
 

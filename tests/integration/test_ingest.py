@@ -7,17 +7,24 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import pytest
 
 from services.ingest.app import run_ingest
+from shared.clock import system_clock
 from shared.settings import Settings, settings_env
 from shared.simulation import SimConfig, SimRecord, simulate
-from tests.integration.kafka_tools import produce, read_topic, wait_until_committed
+from tests.integration.kafka_tools import (
+    committed,
+    merge_ends,
+    produce,
+    read_topic,
+    wait_until_committed,
+)
 from tests.integration.recompute import expected_days, figures_of_aggregate
 from tests.integration.stored import stored_day_aggregates, stored_dimension_event_ids
 
@@ -37,7 +44,7 @@ def simulated(seed: int, events: int, **overrides: object) -> list[SimRecord]:
         events=events,
         dup_rate=0.06,
         late_rate=0.05,
-        end=datetime.now(UTC),
+        end=system_clock(),
         **overrides,
     )  # type: ignore[arg-type]
     return list(simulate(config))
@@ -151,6 +158,29 @@ async def _wait_committed_while_alive(
     await waiting
 
 
+async def _wait_committed_past(
+    settings: Settings,
+    floor: dict[int, int],
+    process: subprocess.Popen[bytes],
+    log_path: Path,
+    timeout: float,
+) -> None:
+    """Until the group commits past ``floor`` on some partition (fails if ``process`` exits
+    or nothing more is committed within ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"ingest exited with {process.returncode}: {log_path.read_text()[-3000:]}"
+            )
+        done = await committed(settings, settings.ingest_group, settings.topic_events, floor)
+        if any(done[partition] > offset for partition, offset in floor.items()):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"ingest committed nothing past {floor} in {timeout:g} s")
+        await asyncio.sleep(0.1)
+
+
 @pytest.mark.slow
 async def test_sigkill_mid_stream_then_restart_is_exact(
     fresh_settings: Settings, tmp_path: Path
@@ -174,19 +204,25 @@ async def test_sigkill_mid_stream_then_restart_is_exact(
             log_path,
             timeout=60,
         )
+        floor = await committed(settings, settings.ingest_group, settings.topic_events, ends_first)
         ends_second = produce(
             settings, settings.topic_events, ((r.key, r.value) for r in records[half:])
         )
         ends_task = asyncio.create_task(ends_second)
-        await asyncio.sleep(0.4)
+        # Kill once it commits again while the rest is produced: it is mid-stream, working.
+        await _wait_committed_past(settings, floor, process, log_path, timeout=60)
         process.send_signal(signal.SIGKILL)
-        assert process.wait(timeout=10) == -signal.SIGKILL
+        assert await asyncio.to_thread(process.wait, 30) == -signal.SIGKILL
         ends = await ends_task
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    merged = {p: max(ends_first.get(p, 0), ends.get(p, 0)) for p in {*ends_first, *ends}}
+    merged = merge_ends(ends_first, ends)
+    at_kill = await committed(settings, settings.ingest_group, settings.topic_events, merged)
+    assert any(at_kill[p] < end for p, end in merged.items()), (
+        f"the kill fell after the whole stream was committed ({at_kill}): nothing to recover"
+    )
     restarted = _start_ingest_process(settings, log_path)
     try:
         await _wait_committed_while_alive(settings, merged, restarted, log_path, timeout=120)

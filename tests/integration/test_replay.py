@@ -4,9 +4,10 @@ while ingest runs."""
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
+import orjson
 import pytest
 
 from services.ingest.app import run_ingest
@@ -17,7 +18,7 @@ from shared.domain import keys
 from shared.settings import Settings
 from shared.simulation import SimRecord
 from shared.storage.days import encode_head, parse_head
-from tests.integration.kafka_tools import produce, wait_until_committed
+from tests.integration.kafka_tools import merge_ends, produce, wait_until_committed
 from tests.integration.stored import stored_day_aggregates
 from tests.integration.test_ingest import (
     assert_aggregates_match,
@@ -121,33 +122,91 @@ async def test_replay_resumes_after_interruption(fresh_settings: Settings, tmp_p
     await assert_aggregates_match(settings, records)
 
 
+ACTIVITY = {"message", "api_request", "payg_consumption"}
+
+
+def pairs(records: list[SimRecord]) -> list[tuple[bytes | None, bytes]]:
+    return [(r.key, r.value) for r in records]
+
+
+def _activity_ids(
+    records: list[SimRecord], org: str | None = None, day: date | None = None
+) -> set[str]:
+    """The event ids of the valid activity events (of one workspace and UTC day if given)."""
+    values = [orjson.loads(r.value) for r in records if r.kind != "invalid"]
+    return {
+        value["event_id"]
+        for value in values
+        if value["type"] in ACTIVITY
+        and (org is None or value["org_id"] == org)
+        and (
+            day is None
+            or datetime.fromisoformat(value["occurred_at"]).astimezone(UTC).date() == day
+        )
+    }
+
+
 async def test_replay_while_ingest_runs_loses_and_doubles_nothing(
     fresh_settings: Settings, tmp_path: Path
 ) -> None:
+    """The replay reads the topic and rebuilds one day; ingest then writes more events to
+    the days it has yet to rebuild (the replay must keep them), and more while it resumes
+    (either may lose an ``If-Match`` race; neither may lose the other's facts)."""
     settings = fresh_settings.model_copy(
         update={"ingest_flush_interval_s": 0.2, "ingest_batch_max_records": 100}
     )
     records = simulated(seed=33, events=3000)
-    half = len(records) // 2
-    ends_first = await produce(
-        settings, settings.topic_events, ((r.key, r.value) for r in records[:half])
-    )
-    await ingest_until_committed(settings, ends_first)
+    half, three_quarters = len(records) // 2, 3 * len(records) // 4
+    ends = await produce(settings, settings.topic_events, pairs(records[:half]))
+    await ingest_until_committed(settings, ends)
     days = _days_with_activity(records[:half])
+    first, last = min(day for _, day in days), max(day for _, day in days)
+
+    class FirstDayDone(Exception):
+        pass
+
+    def stop_after_one_day(phase: str, done: int, total: int) -> None:
+        if phase == "rebuild":
+            raise FirstDayDone
+
     stop = asyncio.Event()
     ingest = asyncio.create_task(run_ingest(settings, stop=stop))
     try:
-        producing = asyncio.create_task(
-            produce(settings, settings.topic_events, ((r.key, r.value) for r in records[half:]))
+        started = Replay(
+            settings,
+            first_day=first,
+            last_day=last,
+            work_dir=tmp_path,
+            progress=Progress(update=stop_after_one_day),
         )
-        replay = Replay(settings, first_day=days[0][1], last_day=days[-1][1], work_dir=tmp_path)
-        await replay.run()
-        ends_second = await producing
-        ends = {
-            p: max(ends_first.get(p, 0), ends_second.get(p, 0)) for p in {*ends_first, *ends_second}
-        }
+        with pytest.raises(FirstDayDone):  # read the topic as it was (the first half), and
+            await started.run()  # rebuild one day
+        between = records[half:three_quarters]  # ingested after the read, before the rebuild
+        more = records[three_quarters:]  # produced while the replay rebuilds
+        ends = merge_ends(ends, await produce(settings, settings.topic_events, pairs(between)))
+        await wait_until_committed(settings, settings.ingest_group, settings.topic_events, ends)
+        producing = asyncio.create_task(produce(settings, settings.topic_events, pairs(more)))
+        resumed = Replay(settings, first_day=first, last_day=last, work_dir=tmp_path)
+        summary = await resumed.run()
+        ends = merge_ends(ends, await producing)
         await wait_until_committed(settings, settings.ingest_group, settings.topic_events, ends)
     finally:
         stop.set()
         await asyncio.wait_for(ingest, 60)
+
+    assert summary.records_read == 0, "the resumed replay does not read the topic again"
+    assert len(started.summary.days) == 1
+    rewritten = [tuple(tag.split("/")) for tag in started.summary.days + summary.days]
+    assert len(set(rewritten)) == len(rewritten), "each day once"
+    assert summary.days_rewritten == len(summary.days) == len(rewritten) - 1
+    assert {(org, day.isoformat()) for org, day in days} <= set(rewritten)
+    assert all(first.isoformat() <= day <= last.isoformat() for _, day in rewritten)
+    # Every fact ingest wrote after the read into the days rebuilt afterwards was kept.
+    written_between = {
+        event_id
+        for org, day in rewritten[1:]
+        for event_id in _activity_ids(between, org, date.fromisoformat(day))
+    } - _activity_ids(records[:half])
+    assert written_between, "the test needs events ingested between read and rebuild"
+    assert summary.kept_from_store >= len(written_between)
     await assert_aggregates_match(settings, records)
