@@ -6,12 +6,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator, Iterator
+from pathlib import Path
 
+import hypothesis
 import pytest
 
 from tests.integration.conftest import InfraStack
 from tests.integration.reliability.figures import ScenarioFigures, merge_result, results_path
 from tests.integration.reliability.proxy import FaultProxy
+from tests.integration.reliability.seeds import replay_hint, suite_seed
+
+SUITE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Seed the suite's Hypothesis scenarios with the run's seed: random examples each
+    run (``derandomize`` would repeat the same ones), replayable with the seed."""
+    for item in items:
+        test = getattr(item, "obj", None)
+        if (
+            test is not None
+            and item.path.is_relative_to(SUITE)
+            and getattr(test, "is_hypothesis_test", False)
+        ):
+            hypothesis.seed(suite_seed())(test)
 
 
 class FiguresRecorder:
@@ -33,6 +51,8 @@ def pytest_runtest_makereport(
     report = yield
     if report.when == "call":
         item.stash[_CALL_OUTCOME] = report.outcome
+    if report.failed and item.path.is_relative_to(SUITE):
+        report.sections.append(("fault suite seed", replay_hint()))
     return report
 
 
@@ -49,6 +69,7 @@ def figures(request: pytest.FixtureRequest) -> Iterator[FiguresRecorder]:
         row.seconds = round(time.monotonic() - row.started, 1)
         if not row.result.startswith("FAIL"):  # a fixture may have failed it already
             row.result = "pass" if outcome == "passed" else f"FAIL ({outcome})"
+        row.details.setdefault("suite_seed", suite_seed())
         if path is not None:
             merge_result(path, row)
 

@@ -18,12 +18,13 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.exporter.app import run_exporter
 from services.exporter.client import ExportClient, export_request
 from shared.adapters.s3 import ObjectStore
+from shared.clock import system_clock
 from shared.contracts.completions import ExportCompletion
 from shared.settings import Settings
 from tests.integration.reliability.streams import Dataset
@@ -146,7 +147,7 @@ async def compare(
     moment) is compared with the oracle at the present moment instead.
     """
     if log is not None and not agrees(completion, expected):
-        later = expected_of(log, message, datetime.now(UTC))
+        later = expected_of(log, message, system_clock())
         if agrees(completion, later):
             expected = later
     tally.exports += 1
@@ -176,9 +177,16 @@ async def compare(
         extra, missing = set(header) - set(expected.header), set(expected.header) - set(header)
         tally.mismatches.append(f"{what}: header has {sorted(extra)}, lacks {sorted(missing)}")
     elif rows != expected.rows:
-        differing = sum(1 for a, b in zip(rows, expected.rows, strict=False) if a != b)
+        differing = [(a, b) for a, b in zip(rows, expected.rows, strict=False) if a != b]
+        cells = [
+            f"{name}: {got!r} != {want!r}"
+            for a, b in differing[:1]
+            for name, got, want in zip(header, a, b, strict=False)
+            if got != want
+        ]
         tally.mismatches.append(
-            f"{what}: {len(rows)} rows vs {len(expected.rows)} expected, {differing} differ"
+            f"{what}: {len(rows)} rows vs {len(expected.rows)} expected, "
+            f"{len(differing)} differ (first: {', '.join(cells)})"
         )
     data = completion.data
     if (data.recordCount, data.bytes, data.sha256) != (
@@ -202,7 +210,7 @@ async def verify_exports(
 ) -> ExportTally:
     """Request every message at once, then compare each answer with the oracle."""
     tally = tally if tally is not None else ExportTally()
-    now = datetime.now(UTC)
+    now = system_clock()
     expected = [expected_of(log, message, now) for message in messages]
     completions = await asyncio.gather(
         *(client.request(message, within_s=within_s) for message in messages)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
@@ -168,3 +170,24 @@ class ServiceFleet:
         for process in self.processes:
             if process.alive:
                 process.kill()
+
+
+_METRICS_URL = re.compile(r"metrics and health on (http://[0-9.]+:\d+)")
+
+
+async def metric(process: ServiceProcess, name: str) -> float:
+    """The value of an unlabelled metric of the process's /metrics (its address is in
+    its INFO log line); 0 while it does not report it yet."""
+    found = _METRICS_URL.findall(process.log_path.read_text(errors="replace"))
+    if not found:
+        return 0.0
+
+    def scrape() -> str:
+        with urllib.request.urlopen(found[-1] + "/metrics", timeout=10) as response:  # noqa: S310 - loopback
+            text: str = response.read().decode()
+            return text
+
+    for line in (await asyncio.to_thread(scrape)).splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    return 0.0

@@ -15,6 +15,14 @@ Faults:
   (for example the request line of a PUT of a CSV file) is frozen before those bytes are
   forwarded, so the store never sees that request; ``fired`` tells when. ``release()``
   resets the frozen connection.
+* ``arm(pattern, hold="response")``: the matching request is forwarded, and the store's
+  answer to it is held back instead (``answered`` tells when the store has answered: the
+  request took effect, the client does not know it yet).
+* ``arm(pattern, accept=...)``: only a match that ``accept`` approves fires (it can look
+  at ``requests``, the request lines the proxy has seen so far).
+
+``requests`` lists every request line (``"PUT /bucket/key"``) sent through the proxy, in
+the order the proxy read them.
 """
 
 from __future__ import annotations
@@ -25,17 +33,19 @@ import re
 import socket
 import struct
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
 Mode = Literal["forward", "reset", "blackhole"]
+Hold = Literal["request", "response"]
 T = TypeVar("T")
 
 _CHUNK = 64 * 1024
 _TAIL = 512  # bytes kept from the previous chunk, so a pattern split across reads matches
 _LOOPBACK = "127.0.0.1"
+_REQUEST_LINE = re.compile(rb"(GET|PUT|POST|DELETE|HEAD) (/\S*) HTTP/1\.[01]\r\n")
 
 
 @dataclass
@@ -54,19 +64,33 @@ class _Connection:
     client: asyncio.StreamWriter
     upstream: asyncio.StreamWriter | None = None
     frozen: bool = False
+    held: Trigger | None = None  # the store's answer to a request is held back
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
 class Trigger:
-    """One armed pattern; ``fired`` is set once a connection was frozen on it."""
+    """One armed pattern; ``fired`` is set once a connection was frozen (or its answer
+    held) on it; with ``hold="response"``, ``answered`` once the store has answered."""
 
-    def __init__(self, pattern: re.Pattern[bytes]) -> None:
+    def __init__(
+        self,
+        pattern: re.Pattern[bytes],
+        hold: Hold = "request",
+        accept: Callable[[re.Match[bytes]], bool] | None = None,
+    ) -> None:
         self.pattern = pattern
+        self.hold = hold
+        self.accept = accept
         self.fired = threading.Event()
+        self.answered = threading.Event()
         self.matched: bytes = b""
+        self.answer: bytes = b""  # the first bytes of the held answer
 
     async def wait(self, timeout_s: float) -> bool:
         return await asyncio.to_thread(self.fired.wait, timeout_s)
+
+    async def wait_answered(self, timeout_s: float) -> bool:
+        return await asyncio.to_thread(self.answered.wait, timeout_s)
 
 
 class FaultProxy:
@@ -85,6 +109,7 @@ class FaultProxy:
         self._changed: asyncio.Condition | None = None
         self._error: BaseException | None = None
         self.port = 0
+        self.requests: list[str] = []
 
     @classmethod
     def in_front_of(cls, endpoint: str) -> FaultProxy:
@@ -144,13 +169,20 @@ class FaultProxy:
     def restore(self) -> None:
         self._call(self._set_mode("forward"))
 
-    def arm(self, pattern: bytes | re.Pattern[bytes]) -> Trigger:
-        trigger = Trigger(re.compile(pattern) if isinstance(pattern, bytes) else pattern)
+    def arm(
+        self,
+        pattern: bytes | re.Pattern[bytes],
+        *,
+        hold: Hold = "request",
+        accept: Callable[[re.Match[bytes]], bool] | None = None,
+    ) -> Trigger:
+        compiled = re.compile(pattern) if isinstance(pattern, bytes) else pattern
+        trigger = Trigger(compiled, hold, accept)
         self._call(self._arm(trigger))
         return trigger
 
     def release(self) -> None:
-        """Disarm, and reset the connection a trigger froze."""
+        """Disarm, and reset the connection a trigger froze (or whose answer it held)."""
         self._call(self._release())
 
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
@@ -195,7 +227,7 @@ class FaultProxy:
             self.stats.cuts += 1
         if mode == "reset" or (mode == "forward" and previous == "blackhole"):
             for connection in list(self._connections):
-                if not (mode == "forward" and connection.frozen):
+                if not (mode == "forward" and (connection.frozen or connection.held)):
                     self._reset(connection)
         async with self._changed:
             self._changed.notify_all()
@@ -207,7 +239,7 @@ class FaultProxy:
         assert self._changed is not None
         self._trigger = None
         for connection in list(self._connections):
-            if connection.frozen:
+            if connection.frozen or connection.held:
                 self._reset(connection)
         async with self._changed:
             self._changed.notify_all()
@@ -261,6 +293,26 @@ class FaultProxy:
             for side in (writer, upstream):
                 side.close()
 
+    def _inspect(self, connection: _Connection, tail: bytes, data: bytes) -> None:
+        """Fire the armed trigger on a match, then log the chunk's request lines (after,
+        so that ``accept`` sees only the requests before the matching one)."""
+        window = tail + data
+        trigger = self._trigger
+        if trigger is not None:
+            match = trigger.pattern.search(window)
+            if match is not None and (trigger.accept is None or trigger.accept(match)):
+                if trigger.hold == "request":
+                    connection.frozen = True
+                else:
+                    connection.held = trigger
+                self.stats.triggers_fired += 1
+                trigger.matched = match.group(0)
+                trigger.fired.set()
+                self._trigger = None
+        for line in _REQUEST_LINE.finditer(window):
+            if line.end() > len(tail):  # not counted with the previous chunk
+                self.requests.append(f"{line.group(1).decode()} {line.group(2).decode()}")
+
     async def _pump(
         self,
         source: asyncio.StreamReader,
@@ -279,19 +331,20 @@ class FaultProxy:
                         if target.can_write_eof():
                             target.write_eof()
                     return
-                if upward and self._trigger is not None:
-                    match = self._trigger.pattern.search(tail + data)
-                    if match is not None:
-                        connection.frozen = True
-                        self.stats.triggers_fired += 1
-                        self._trigger.matched = match.group(0)
-                        self._trigger.fired.set()
-                        self._trigger = None
+                if upward:
+                    self._inspect(connection, tail, data)
                     tail = (tail + data)[-_TAIL:]
+                elif connection.held is not None and not connection.held.answered.is_set():
+                    connection.held.answer = data[:_TAIL]
+                    connection.held.answered.set()
                 async with self._changed:
                     await self._changed.wait_for(
                         lambda: (
-                            (self._mode == "forward" and not connection.frozen)
+                            (
+                                self._mode == "forward"
+                                and not connection.frozen
+                                and (upward or connection.held is None)
+                            )
                             or connection not in self._connections
                         )
                     )

@@ -12,9 +12,12 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.adapters.kafka import make_producer
+from shared.clock import system_clock
 from shared.settings import Settings
 from shared.simulation import SimConfig, SimRecord, simulate
 from tests.reference import EventLog, build_log
@@ -59,7 +62,7 @@ def simulated(
     org_prefix: str = "ws",
     users: int = 40,
 ) -> Dataset:
-    generated_at = datetime.now(UTC)
+    generated_at = system_clock()
     end = generated_at - END_MARGIN
     config = SimConfig(
         seed=seed,
@@ -134,3 +137,58 @@ async def produce_paced(
     finally:
         progress.done.set()
         await producer.stop()
+
+
+async def records_between(
+    settings: Settings, topic: str, starts: dict[int, int], ends: dict[int, int]
+) -> list[bytes]:
+    """The values of ``topic`` from ``starts`` (inclusive) to ``ends`` (exclusive), per
+    partition: e.g. what a restarted consumer reads again after the last commit."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        wanted = {
+            TopicPartition(topic, partition): (starts.get(partition, 0), end)
+            for partition, end in ends.items()
+            if end > starts.get(partition, 0)
+        }
+        if not wanted:
+            return []
+        consumer.assign(list(wanted))
+        for tp, (start, _) in wanted.items():
+            consumer.seek(tp, start)
+        values: list[bytes] = []
+        remaining = set(wanted)
+        deadline = time.monotonic() + 120.0
+        while remaining:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{topic}: could not read up to {ends} from {starts}")
+            batch = await consumer.getmany(*remaining, timeout_ms=1000)
+            for tp, records in batch.items():
+                end = wanted[tp][1]
+                values += [r.value for r in records if r.offset < end and r.value is not None]
+                if records and records[-1].offset + 1 >= end:
+                    remaining.discard(tp)
+        return values
+    finally:
+        await consumer.stop()
+
+
+async def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    """The end (high watermark) of every partition of ``topic`` now."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()  # loads the metadata partitions_for_topic reads
+        partitions = [
+            TopicPartition(topic, partition)
+            for partition in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        ends = await consumer.end_offsets(partitions)
+        return {tp.partition: offset for tp, offset in ends.items()}
+    finally:
+        await consumer.stop()

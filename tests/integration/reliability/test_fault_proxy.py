@@ -71,3 +71,28 @@ async def test_a_trigger_freezes_only_the_matching_connection(echo_port: int) ->
         # Disarmed: the same request goes through now.
         payload = b"PUT /bucket/file.csv HTTP/1.1"
         assert await round_trip(proxy.port, payload) == payload
+
+
+async def test_a_held_answer_reaches_the_store_but_not_the_client(echo_port: int) -> None:
+    """``hold="response"``: the request takes effect (the echo server answers it), the
+    client never hears back; ``accept`` sees the request lines before the matching one."""
+    with FaultProxy("127.0.0.1", echo_port) as proxy:
+        trigger = proxy.arm(
+            rb"PUT /b/head",
+            hold="response",
+            accept=lambda match: proxy.requests[-1:] == ["PUT /b/seg"],
+        )
+        for line in (b"GET /b/head HTTP/1.1\r\n", b"PUT /b/head HTTP/1.1\r\n"):
+            assert await round_trip(proxy.port, line) == line  # not after a segment: passes
+        assert not trigger.fired.is_set()
+        segment = b"PUT /b/seg HTTP/1.1\r\n"
+        assert await round_trip(proxy.port, segment) == segment
+        held = b"PUT /b/head HTTP/1.1\r\n"
+        with pytest.raises(TimeoutError):
+            await round_trip(proxy.port, held, timeout_s=0.5)
+        assert await trigger.wait(1.0)
+        assert await trigger.wait_answered(1.0)
+        assert trigger.answer == held  # the target answered it; the client did not see it
+        assert proxy.requests == ["GET /b/head", "PUT /b/head", "PUT /b/seg", "PUT /b/head"]
+        proxy.release()
+        assert await round_trip(proxy.port, held) == held  # disarmed
