@@ -7,7 +7,11 @@ that carries one chosen step of the export, so the kill lands exactly there:
 * ``reading``: the first read of the workspace's aggregates (request record written);
 * ``uploading``: the PUT of the CSV file (file not yet visible);
 * ``settling``: the request record's update with the outcome (file whole, not recorded);
-* ``answered``: right after the completion was published (offset perhaps not committed).
+* ``answered``: the completion was published, its offset not committed. Made certain: a
+  request of the same workspace (so on the same partition) sent just before is frozen at
+  ``reading``, and a partition's offset is only committed up to its lowest unanswered
+  request; the test reads the committed offset after the kill to show it. The restarted
+  exporter then answers the request again, from its record: the same file.
 
 The full version adds rounds of concurrent requests killed at random moments.
 """
@@ -15,7 +19,6 @@ The full version adds rounds of concurrent requests killed at random moments.
 from __future__ import annotations
 
 import asyncio
-import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,7 @@ from shared.adapters.s3 import ObjectStore
 from shared.domain.export.paths import request_record_key
 from shared.settings import Settings
 from tests.integration.conftest import FreshSettingsFactory
+from tests.integration.kafka_tools import committed
 from tests.integration.reliability.conftest import FiguresRecorder
 from tests.integration.reliability.exports import (
     ExportTally,
@@ -39,8 +43,10 @@ from tests.integration.reliability.exports import (
 )
 from tests.integration.reliability.processes import ServiceFleet, ServiceProcess
 from tests.integration.reliability.proxy import FaultProxy
-from tests.integration.reliability.streams import Dataset, produce_paced, simulated
+from tests.integration.reliability.seeds import scenario_random
+from tests.integration.reliability.streams import Dataset, end_offsets, produce_paced, simulated
 from tests.integration.test_ingest import ingest_until_committed
+from tests.reference import EventLog
 
 KILL_POINTS = ("reading", "uploading", "settling", "answered")
 
@@ -56,7 +62,7 @@ class Size:
 
 
 SHORT = Size(
-    kill_points=("reading", "uploading", "settling"),
+    kill_points=KILL_POINTS,
     random_rounds=0,
     requests_per_round=0,
     session_timeout_ms=2_000,
@@ -64,7 +70,7 @@ SHORT = Size(
 FULL = Size(kill_points=KILL_POINTS, random_rounds=10, requests_per_round=10)
 
 
-def trigger_pattern(point: str, settings: Settings) -> re.Pattern[bytes] | None:
+def trigger_pattern(point: str, settings: Settings) -> re.Pattern[bytes]:
     aggregates = re.escape(settings.aggregates_bucket.encode())
     exports = re.escape(settings.exports_bucket.encode())
     if point == "reading":
@@ -73,7 +79,7 @@ def trigger_pattern(point: str, settings: Settings) -> re.Pattern[bytes] | None:
         return re.compile(rb"PUT /" + exports + rb"/[a-z-]+-usage/")
     if point == "settling":
         return re.compile(rb'"outcome":\{"status":200')
-    return None
+    raise ValueError(point)
 
 
 async def files_of(settings: Settings, request_id: str) -> list[str]:
@@ -93,6 +99,51 @@ async def restart(
 ) -> ServiceProcess:
     assert exporter.kill() == -9, exporter.log_tail()
     return fleet.start("exporter", settings, log_level="INFO")  # INFO: "exporter consuming"
+
+
+async def killed_after_answering(
+    fleet: ServiceFleet,
+    exporter: ServiceProcess,
+    client: ExportClient,
+    proxy: FaultProxy,
+    settings: Settings,
+    tally: ExportTally,
+    dataset: Dataset,
+    log: EventLog,
+    org: str,
+    answered: list[tuple[dict[str, Any], str]],
+) -> ServiceProcess:
+    """Kill the exporter once a request is answered and its offset provably not committed;
+    the restarted exporter must answer it again with the same file, and the blocker once."""
+    window = dataset_window(dataset)
+    blocker = export_request(org, "users", window.from_date, window.to_date)
+    message = export_request(org, "models", window.from_date, window.to_date)
+    topic = settings.topic_export_requests
+    before = await end_offsets(settings, topic)
+    trigger = proxy.arm(trigger_pattern("reading", settings))
+    await client.send(blocker)
+    assert await trigger.wait(120), "the exporter never read for the blocking request"
+    await client.send(message)  # same key (workspace): same partition, next offset
+    first = await client.wait(message["request_id"], within_s=120)
+    assert first.success, first.error
+    assert exporter.kill() == -9, exporter.log_tail()
+    ends = await end_offsets(settings, topic)
+    [partition] = [p for p, end in ends.items() if end - before.get(p, 0) == 2]
+    done = await committed(settings, settings.exporter_group, topic, [partition])
+    # Published, and not committed: a restart reads it again.
+    assert done[partition] <= ends[partition] - 2, (done, ends)
+    exporter = fleet.start("exporter", settings, log_level="INFO")
+    proxy.release()
+    again = await client.wait(message["request_id"], within_s=180)
+    assert again.data is not None, again.error
+    assert first.data is not None
+    assert again.data.filePath == first.data.filePath  # answered from the record
+    now = dataset.generated_at
+    await compare(tally, message, first, expected_of(log, message, now))
+    completion = await client.wait(blocker["request_id"], within_s=180)
+    await compare(tally, blocker, completion, expected_of(log, blocker, now))
+    answered += [(message, "answered"), (blocker, "answered: blocker")]
+    return exporter
 
 
 async def ingested(settings: Settings) -> Dataset:
@@ -130,37 +181,36 @@ async def test_killed_exporter_completes_with_exactly_one_file(
         }
     )
     tally = ExportTally()
-    seed = random.SystemRandom().randrange(2**32)
+    seed, rng = scenario_random(f"5/{size.random_rounds}")
     row.details["seed"] = seed
-    rng = random.Random(seed)
     answered: list[tuple[dict[str, Any], str]] = []
     async with ServiceFleet(tmp_path) as fleet, ExportClient(settings) as client:
         exporter = fleet.start("exporter", settings)
         for index, point in enumerate(size.kill_points):
             org = dataset.orgs[index % len(dataset.orgs)]
+            if point == "answered":
+                exporter = await killed_after_answering(
+                    fleet,
+                    exporter,
+                    client,
+                    store_proxy,
+                    settings,
+                    tally,
+                    dataset,
+                    log,
+                    org,
+                    answered,
+                )
+                row.faults += 1
+                continue
             message = export_request(org, "users", window.from_date, window.to_date)
-            pattern = trigger_pattern(point, settings)
-            trigger = store_proxy.arm(pattern) if pattern is not None else None
+            trigger = store_proxy.arm(trigger_pattern(point, settings))
             await client.send(message)
-            if trigger is not None:
-                assert await trigger.wait(120), f"the exporter never reached {point}"
-            else:
-                first = await client.wait(message["request_id"], within_s=120)
-                assert first.success, first.error
+            assert await trigger.wait(120), f"the exporter never reached {point}"
             exporter = await restart(fleet, exporter, settings)
             row.faults += 1
             store_proxy.release()
-            if trigger is not None:
-                completion = await client.wait(message["request_id"], within_s=180)
-            else:
-                completion = first
-                # A redelivery (if the offset was not committed) is answered from the record.
-                sentinel = export_request(org, "models", window.from_date, window.to_date)
-                answer = await client.request(sentinel, within_s=180)
-                await compare(
-                    tally, sentinel, answer, expected_of(log, sentinel, dataset.generated_at)
-                )
-                answered.append((sentinel, "sentinel"))
+            completion = await client.wait(message["request_id"], within_s=180)
             await compare(
                 tally, message, completion, expected_of(log, message, dataset.generated_at)
             )

@@ -24,8 +24,13 @@ from tests.integration.reliability.exports import (
     requests_for,
     verify_exports,
 )
-from tests.integration.reliability.processes import ServiceFleet, ServiceProcess
-from tests.integration.reliability.streams import Progress, produce_paced, simulated
+from tests.integration.reliability.processes import ServiceFleet, ServiceProcess, metric
+from tests.integration.reliability.streams import (
+    Progress,
+    end_offsets,
+    produce_paced,
+    simulated,
+)
 from tests.integration.reliability.waiting import wait_committed_while_alive
 from tests.integration.test_ingest import assert_aggregates_match
 
@@ -50,6 +55,10 @@ SHORT = Size(
 )
 FULL = Size(events=300_000, orgs=24, duration_s=240.0, days=120.0)
 PARTITIONS = 6
+# The zombie flushes rarely, so that when it is frozen it surely holds applied events it
+# has not made durable (a rebalance still flushes at once).
+ZOMBIE_FLUSH_INTERVAL_S = 30.0
+APPLIED = "usage_ingest_events_applied_total"
 _PARTITION = re.compile(r"\('[^']+', (\d+)\)")
 
 
@@ -63,6 +72,16 @@ def owned(process: ServiceProcess) -> set[int] | None:
     if not lines or '"msg":"revoking' in lines[-1]:
         return None
     return {int(number) for number in _PARTITION.findall(lines[-1])}
+
+
+async def until_applied_more(worker: ServiceProcess, timeout_s: float = 120.0) -> None:
+    """Until the worker applied events it had not when called (read from its metrics)."""
+    before = await metric(worker, APPLIED)
+    deadline = time.monotonic() + timeout_s
+    while await metric(worker, APPLIED) <= before:
+        worker.check_alive()
+        assert time.monotonic() < deadline, "the worker applied nothing new"
+        await asyncio.sleep(0.1)
 
 
 async def stable(*workers: ServiceProcess, timeout_s: float = 120.0) -> dict[int, set[int]]:
@@ -112,9 +131,12 @@ async def test_group_survives_kill_join_and_zombie(
     progress = Progress(total=len(records))
     hurry = asyncio.Event()  # the faults are done: produce the rest at full speed
     async with ServiceFleet(tmp_path) as fleet:
-        first, doomed, zombie = (
-            fleet.start("ingest", settings, log_level="INFO") for _ in range(3)
-        )
+        first, doomed = (fleet.start("ingest", settings, log_level="INFO") for _ in range(2))
+        rare_flushes = {
+            "ingest_flush_interval_s": ZOMBIE_FLUSH_INTERVAL_S,
+            "ingest_backlog_flush_interval_s": ZOMBIE_FLUSH_INTERVAL_S,
+        }
+        zombie = fleet.start("ingest", settings.model_copy(update=rare_flushes), log_level="INFO")
         await stable(first, doomed, zombie)
         producing = asyncio.create_task(
             produce_paced(
@@ -128,7 +150,7 @@ async def test_group_survives_kill_join_and_zombie(
             )
         )
         try:
-            await asyncio.sleep(size.duration_s * 0.1)
+            await progress.reached(0.1)
             assert doomed.kill() == -9, doomed.log_tail()
             row.details["killed_at_fraction"] = round(progress.fraction, 3)
             await stable(first, zombie)
@@ -137,11 +159,20 @@ async def test_group_survives_kill_join_and_zombie(
             row.details["added_at_fraction"] = round(progress.fraction, 3)
             before_freeze = await stable(first, zombie, added)
 
-            await asyncio.sleep(1.0)  # let it fold events it will not have flushed
+            # Frozen once it has applied events since the rebalance's flush: it holds
+            # state it has not made durable, for offsets it has not committed.
+            await until_applied_more(zombie)
             zombie.signal(signal.SIGSTOP)
             frozen_with = before_freeze[zombie.pid or 0]
+            at_freeze = await end_offsets(settings, settings.topic_events)
             row.details["frozen_at_fraction"] = round(progress.fraction, 3)
             taken_over = await stable(first, added)  # its partitions go to the others
+            # Thawed only once the new owners have made durable and committed everything
+            # the zombie can have applied: each state it holds is then stale, and its
+            # flush must lose the conditional write to theirs.
+            await wait_committed_while_alive(
+                settings, {p: at_freeze[p] for p in frozen_with}, first, added, timeout_s=300
+            )
             zombie.signal(signal.SIGCONT)
             row.details["thawed_at_fraction"] = round(progress.fraction, 3)
             await stable(first, zombie, added)
@@ -167,7 +198,11 @@ async def test_group_survives_kill_join_and_zombie(
             "assignments": sum(p.log_count('"msg":"assigned') for p in logs),
             "write_races_lost": sum(p.log_count("lost a write race") for p in logs),
             "commits_refused": sum(p.log_count("offset commit failed") for p in logs),
+            "zombie_write_races_lost": zombie.log_count("lost a write race"),
+            "zombie_commits_refused": zombie.log_count("offset commit failed"),
         }
+        # The zombie did write for partitions it no longer owned, and was fenced.
+        assert row.details["zombie_write_races_lost"] > 0, zombie.log_tail()
 
     if size is not SHORT:  # an aggregate-level cross-check, beside the exports'
         await assert_aggregates_match(settings, dataset.records)
