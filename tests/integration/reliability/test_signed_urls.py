@@ -15,6 +15,7 @@ from aiobotocore.config import AioConfig
 
 from services.exporter.client import export_request
 from shared.adapters.s3 import ObjectStore
+from shared.clock import system_clock
 from shared.settings import Settings
 from tests.integration.conftest import FreshSettingsFactory
 from tests.integration.reliability.conftest import FiguresRecorder
@@ -22,6 +23,17 @@ from tests.integration.reliability.exports import bucket_keys, exporter_in_proce
 from tests.integration.reliability.streams import produce_paced
 from tests.integration.reliability.tenants import ALPHA, BETA, workspace_events
 from tests.integration.test_ingest import ingest_until_committed
+
+# A URL signed to expire soon: X-Amz-Date has a one-second resolution, so a 1 s URL can
+# be expired when first used; 5 s leaves room to use it, and then it is used past expiry.
+SHORT_LIVED_S = 5
+
+
+def expires_at(url: str) -> datetime:
+    """The instant a presigned URL expires: its X-Amz-Date plus X-Amz-Expires."""
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+    signed = datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    return signed + timedelta(seconds=int(query["X-Amz-Expires"]))
 
 
 @dataclass(frozen=True)
@@ -77,7 +89,7 @@ async def test_only_an_intact_unexpired_signature_reads_a_file(
 ) -> None:
     row = figures.row("8", "short")
     settings = await make_fresh_settings()
-    now = datetime.now(UTC)
+    now = system_clock()  # read once: every date of the scenario derives from it
     records = [(ALPHA.encode(), v) for v in workspace_events(ALPHA, "ALPHA", now)]
     records += [(BETA.encode(), v) for v in workspace_events(BETA, "BETA", now)]
     row.events = len(records)
@@ -104,8 +116,8 @@ async def test_only_an_intact_unexpired_signature_reads_a_file(
         key for key in await bucket_keys(settings, aggregates) if key.endswith("head.json")
     )
     async with ObjectStore(settings, exports) as store:
-        short_lived = await store.presign_download(mine.data.filePath, 1)
-    assert (await asyncio.to_thread(fetch, "GET", short_lived))[0] == 200
+        short_lived = await store.presign_download(mine.data.filePath, SHORT_LIVED_S)
+    assert (await asyncio.to_thread(fetch, "GET", short_lived))[0] == 200  # valid: it works
     attempts = [
         Attempt("signature altered", "GET", url[:signature_at] + flipped + url[signature_at + 1 :]),
         Attempt("signature removed", "GET", url.split("X-Amz-Signature=")[0].rstrip("&")),
@@ -128,7 +140,10 @@ async def test_only_an_intact_unexpired_signature_reads_a_file(
         Attempt("anonymous write", "PUT", f"{base}/{exports}/{ALPHA}/planted.csv"),
         Attempt("anonymous delete", "DELETE", f"{base}/{exports}/{mine.data.filePath}"),
     ]  # fmt: skip
-    await asyncio.sleep(2.5)
+    # Past its expiry, with a second's margin for the store's one-second resolution.
+    expiry = expires_at(short_lived)
+    await asyncio.sleep(max(0.0, (expiry - system_clock()).total_seconds() + 1.5))
+    assert system_clock() > expiry + timedelta(seconds=1)
     attempts.append(Attempt("expired", "GET", short_lived))
     answered = {a.what: await asyncio.to_thread(fetch, a.method, a.url) for a in attempts}
     granted = {what: status for what, (status, _) in answered.items() if status < 400}

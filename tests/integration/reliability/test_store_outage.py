@@ -187,6 +187,7 @@ async def test_exports_survive_the_store_or_answer_503(
         exporter = fleet.start("exporter", short)
         retried = requests_for(dataset.orgs, window, types=("users", "api_keys"))
         store_proxy.cut(outage.mode)
+        phase2_cut_at = time.monotonic()
         failed = await asyncio.gather(
             *(client.request(m, within_s=outage.short_deadline_s + 90) for m in retried)
         )
@@ -202,10 +203,12 @@ async def test_exports_survive_the_store_or_answer_503(
             assert completion.error.error == "Service Unavailable"
             assert "object store" in completion.error.message
             assert "retry later with the same request_id" in completion.error.message
-        remaining = outage.seconds - (time.monotonic() - cut_at)
+        remaining = outage.seconds - (time.monotonic() - phase2_cut_at)
         await asyncio.sleep(max(0.0, remaining))
         store_proxy.restore()
         row.faults, row.fault_kinds = 2, f"store {outage.mode} {outage.seconds:.0f} s"
+        row.details["phase2_outage_s"] = round(time.monotonic() - phase2_cut_at, 1)
+        assert row.details["phase2_outage_s"] >= outage.seconds
         again = await asyncio.gather(*(client.request(m, within_s=120) for m in retried))
         for message, completion in zip(retried, again, strict=True):
             expected = expected_of(log, message, dataset.generated_at)

@@ -12,11 +12,12 @@ workspace and request ids of export requests.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import orjson
 
 from services.exporter.client import export_request
+from shared.clock import system_clock
 from shared.contracts.ids import is_valid_id
 from tests.integration.conftest import FreshSettingsFactory
 from tests.integration.kafka_tools import read_topic
@@ -54,7 +55,7 @@ async def test_no_export_or_key_crosses_a_workspace_boundary(
 ) -> None:
     row = figures.row("7", "short")
     settings = await make_fresh_settings()
-    now = datetime.now(UTC)
+    now = system_clock()  # read once: every date of the scenario derives from it
     alpha_marker, beta_marker = f"ALPHA{uuid.uuid4().hex[:6]}", f"BETA{uuid.uuid4().hex[:6]}"
     alpha, beta = (
         workspace_events(ALPHA, alpha_marker, now),
