@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from services.exporter.request_validation import ReadableRequest, ValidRequest, validate_request
-from shared.clock import system_clock
+from tests.clock import NOW
 from tests.reference import build_log, reference_export
 from tests.unit.test_export_reference import (
     TYPES_AND_GROUPS,
@@ -39,8 +39,6 @@ from tests.unit.window_edges import (
     instants_of,
     users_inside,
 )
-
-NOW = system_clock()
 
 
 @dataclass

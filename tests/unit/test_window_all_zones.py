@@ -24,8 +24,8 @@ from zoneinfo import ZoneInfo, available_timezones
 
 import pytest
 
-from shared.clock import system_clock
 from shared.domain.window import Window, WindowError, resolve_window
+from tests.clock import NOW
 from tests.reference.window import RequestRejected
 from tests.reference.window import resolve_window as reference_window
 from tests.unit.window_edges import (
@@ -38,7 +38,6 @@ from tests.unit.window_edges import (
     transitions,
 )
 
-NOW = system_clock()
 NOW_MS = ms_of(NOW)
 HOUR_MS = 3_600_000
 OFFSETS_MS = [quarter * QUARTER_MS for quarter in range(-64, 65)]  # -16 h .. +16 h
