@@ -199,7 +199,7 @@ def test_merge_leaves_the_other_side_unchanged(items: list[Fact]) -> None:
 
 
 def test_message_counts_land_in_the_right_buckets() -> None:
-    chat = (
+    chat: Fact = (
         MESSAGE,
         "e1",
         0,
@@ -220,7 +220,7 @@ def test_message_counts_land_in_the_right_buckets() -> None:
         5,
         7,
     )
-    agent = (
+    agent: Fact = (
         MESSAGE,
         "e2",
         0,
@@ -241,7 +241,7 @@ def test_message_counts_land_in_the_right_buckets() -> None:
         0,
         3,
     )
-    agent2 = (
+    agent2: Fact = (
         MESSAGE,
         "e3",
         0,
