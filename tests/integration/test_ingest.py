@@ -205,15 +205,21 @@ async def test_sigkill_mid_stream_then_restart_is_exact(
             timeout=60,
         )
         floor = await committed(settings, settings.ingest_group, settings.topic_events, ends_first)
-        ends_second = produce(
-            settings, settings.topic_events, ((r.key, r.value) for r in records[half:])
+        more, rest = records[half : 3 * len(records) // 4], records[3 * len(records) // 4 :]
+        ends_task = asyncio.create_task(
+            produce(settings, settings.topic_events, ((r.key, r.value) for r in more))
         )
-        ends_task = asyncio.create_task(ends_second)
-        # Kill once it commits again while the rest is produced: it is mid-stream, working.
+        # Once it commits again while more is produced (it is working), freeze it where it
+        # is: SIGSTOP is as abrupt as a kill, and nothing of it runs until the SIGKILL.
         await _wait_committed_past(settings, floor, process, log_path, timeout=60)
+        process.send_signal(signal.SIGSTOP)
+        ends = merge_ends(await ends_task)
+        # The rest arrives while it cannot read: the kill surely leaves work to recover.
+        ends = merge_ends(
+            ends, await produce(settings, settings.topic_events, ((r.key, r.value) for r in rest))
+        )
         process.send_signal(signal.SIGKILL)
         assert await asyncio.to_thread(process.wait, 30) == -signal.SIGKILL
-        ends = await ends_task
     finally:
         if process.poll() is None:
             process.kill()
