@@ -36,7 +36,7 @@ from shared.domain.export.context import WorkspaceOptions
 from shared.domain.window import (
     Window,
     WindowError,
-    local_instant_ms,
+    bound_ms,
     parse_wall_time,
     resolve_window,
     to_ms,
@@ -160,7 +160,7 @@ def _bound(name: str, payload: dict[str, Any]) -> tuple[str, ZoneInfo]:
         )
     zone = _zone(name, bound)
     try:
-        parse_wall_time(text, end_of_day=name == "to")
+        parse_wall_time(text)
     except WindowError as exc:
         raise WindowError(f"'{name}.date': {exc}") from None
     return text, zone
@@ -197,8 +197,8 @@ def _group_by(payload: dict[str, Any], data_type: DataType) -> str | None:
 def _window(payload: dict[str, Any], now: datetime) -> Window:
     from_text, from_zone = _bound("from", payload)
     to_text, to_zone = _bound("to", payload)
-    raw_from = local_instant_ms(parse_wall_time(from_text, end_of_day=False), from_zone)
-    raw_to = local_instant_ms(parse_wall_time(to_text, end_of_day=True), to_zone)
+    raw_from = bound_ms(parse_wall_time(from_text), from_zone, end=False)
+    raw_to = bound_ms(parse_wall_time(to_text), to_zone, end=True)
     if raw_to < raw_from:
         raise WindowError(
             f"'to' ({to_text} {to_zone.key}) is before 'from' "

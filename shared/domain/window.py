@@ -60,17 +60,17 @@ def zone_named(name: str) -> ZoneInfo:
         ) from exc
 
 
-def parse_wall_time(text: str, *, end_of_day: bool) -> datetime:
-    """A naive wall time from ``YYYY-MM-DD`` or an ISO 8601 date-time (offset ignored)."""
+def parse_wall_time(text: str) -> date | datetime:
+    """A bare ``YYYY-MM-DD`` as a ``date``, or a naive wall time from an ISO 8601
+    date-time (its offset ignored)."""
     if not isinstance(text, str) or not text.strip():
         raise WindowError("date must be YYYY-MM-DD or an ISO 8601 date-time")
     text = text.strip()
     if _DATE_ONLY.fullmatch(text):
         try:
-            day = date.fromisoformat(text)
+            return date.fromisoformat(text)
         except ValueError as exc:
             raise WindowError(f"date {text!r} is not a valid calendar date") from exc
-        return datetime.combine(day, time(23, 59, 59, 999_000) if end_of_day else time())
     wall = _OFFSET_SUFFIX.sub("", text) if "T" in text or " " in text else text
     try:
         parsed = datetime.fromisoformat(wall)
@@ -82,6 +82,39 @@ def parse_wall_time(text: str, *, end_of_day: bool) -> datetime:
 def local_instant_ms(wall: datetime, zone: ZoneInfo) -> int:
     """The instant of a wall time in ``zone``; skipped/repeated times resolve with fold=0."""
     return to_ms(wall.replace(tzinfo=zone, fold=0))
+
+
+def local_day_start_ms(day: date, zone: ZoneInfo) -> int:
+    """The first instant whose local date in ``zone`` is ``day`` (or later).
+
+    Usually local midnight; where a DST change repeats midnight, its first occurrence;
+    where a change skips midnight, the instant of the change (the day starts late). A
+    day's end is the next day's start, so consecutive local days tile time exactly even
+    when a change falls at midnight (Santiago, Beirut, Nuuk, Havana)."""
+    midnight = datetime.combine(day, time())
+    first = to_ms(midnight.replace(tzinfo=zone, fold=0))
+    second = to_ms(midnight.replace(tzinfo=zone, fold=1))
+    low, high = min(first, second), max(first, second)
+    if from_ms(low, zone).date() >= day:
+        return low
+    # Midnight was skipped: the day starts at the change, between the two readings.
+    while high - low > 1:
+        middle = (low + high) // 2
+        if from_ms(middle, zone).date() >= day:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def bound_ms(bound: date | datetime, zone: ZoneInfo, *, end: bool) -> int:
+    """The instant a request bound names: a bare date is the start of that local day
+    (``from``) or the last millisecond before the next local day starts (``to``)."""
+    if isinstance(bound, datetime):
+        return local_instant_ms(bound, zone)
+    if end:
+        return local_day_start_ms(bound + timedelta(days=1), zone) - 1
+    return local_day_start_ms(bound, zone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,15 +197,15 @@ def resolve_window(
     """
     from_zone = zone_named(from_tz)
     to_zone = zone_named(to_tz)
-    start_ms = floor15(local_instant_ms(parse_wall_time(from_date, end_of_day=False), from_zone))
-    to_ms_requested = local_instant_ms(parse_wall_time(to_date, end_of_day=True), to_zone)
+    start_ms = floor15(bound_ms(parse_wall_time(from_date), from_zone, end=False))
+    to_ms_requested = bound_ms(parse_wall_time(to_date), to_zone, end=True)
     now_ms = to_ms(now)
     if to_ms_requested < start_ms:
         raise WindowError("'to' is before 'from': the window would be empty")
     to_ms_clamped = min(to_ms_requested, now_ms)
     today = from_ms(now_ms, from_zone).date()
     earliest_day = months_before(today, max_months)
-    earliest_ms = local_instant_ms(datetime.combine(earliest_day, time()), from_zone)
+    earliest_ms = local_day_start_ms(earliest_day, from_zone)
     if start_ms < floor15(earliest_ms):
         raise WindowError(
             f"'from' is more than {max_months} months ago: the earliest allowed start is "

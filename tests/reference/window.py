@@ -69,17 +69,46 @@ def check_id(name: str, value: object) -> str:
     return value
 
 
-def wall_time(text: str, *, is_end: bool) -> datetime:
-    """The naive local wall time a bound names: offsets are ignored, bare dates widened."""
+def wall_time(text: str) -> date | datetime:
+    """A bare date as such, or the naive local wall time a date-time names (offsets are
+    ignored)."""
     if not isinstance(text, str):
         raise RequestRejected(400, "date must be a string")
     try:
         if _DATE.fullmatch(text):
-            clock = time(23, 59, 59, 999_000) if is_end else time(0)
-            return datetime.combine(date.fromisoformat(text), clock)
+            return date.fromisoformat(text)
         return datetime.fromisoformat(text).replace(tzinfo=None)
     except ValueError:
         raise RequestRejected(400, f"invalid date {text!r}") from None
+
+
+def first_instant_of(day: date, tz: ZoneInfo) -> datetime:
+    """The first instant whose local date in ``tz`` is ``day``: a walk in 15-minute steps
+    from before any offset's midnight, then a bisection to the millisecond. (Production
+    reads zoneinfo's two folds instead; this does not rely on fold rules at all.)"""
+    step = timedelta(minutes=15)
+    probe = datetime.combine(day, time(0), tzinfo=UTC) - timedelta(hours=15)
+    while probe.astimezone(tz).date() < day:
+        probe += step
+    low, high = probe - step, probe
+    while high - low > _MS:
+        middle = low + (high - low) // 2
+        middle -= timedelta(microseconds=middle.microsecond % 1000)
+        if middle.astimezone(tz).date() >= day:
+            high = middle
+        else:
+            low = middle if middle > low else low + _MS
+    return high
+
+
+def bound_instant(bound: date | datetime, tz: ZoneInfo, *, is_end: bool) -> datetime:
+    """A date-time bound resolves with fold=0; a bare date ``from`` is the first instant
+    of that local day, a bare date ``to`` the last millisecond before the next day's."""
+    if isinstance(bound, datetime):
+        return bound.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    if is_end:
+        return first_instant_of(bound + timedelta(days=1), tz) - _MS
+    return first_instant_of(bound, tz)
 
 
 def _micros(moment: datetime) -> int:
@@ -114,18 +143,18 @@ def resolve_window(
 ) -> Window:
     """The window of a request, or :class:`RequestRejected` (400) as the exporter would."""
     start_zone, end_zone = zone(from_tz), zone(to_tz)
-    start_wall = wall_time(from_date, is_end=False)
-    end_wall = wall_time(to_date, is_end=True)
-    raw_from = start_wall.replace(tzinfo=start_zone, fold=0).astimezone(UTC)
-    raw_to = end_wall.replace(tzinfo=end_zone, fold=0).astimezone(UTC)
+    start_wall = wall_time(from_date)
+    raw_from = bound_instant(start_wall, start_zone, is_end=False)
+    raw_to = bound_instant(wall_time(to_date), end_zone, is_end=True)
     if raw_to < raw_from:
         raise RequestRejected(400, "to is before from")
     # "12 months before now" is judged on local dates so that a date picked exactly one
     # year back is accepted all day long (decision 11).
     today = now.astimezone(start_zone).date()
     oldest = twelve_months_before(datetime.combine(today, time(0))).date()
-    if start_wall.date() < oldest:
-        raw_from_text = start_wall.date().isoformat()
+    start_day = start_wall.date() if isinstance(start_wall, datetime) else start_wall
+    if start_day < oldest:
+        raw_from_text = start_day.isoformat()
         raise RequestRejected(400, f"from {raw_from_text} is more than 12 months before now")
     clamped_to = min(raw_to, now.astimezone(UTC))
     if clamped_to < raw_from:

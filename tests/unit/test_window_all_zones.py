@@ -8,10 +8,13 @@ the local day before, of and after each change (single-day windows and the span)
 the first allowed local day 12 months back, the day before it and a window from it to
 a ``to`` in the future (clamped to now). "Now" is read once from the one clock.
 
-The brute-force definition inverts wall time without ``datetime``'s fold logic: the
-instants whose local wall time is the bound are found among every quarter-hour offset
-(-16 h … +16 h); the earliest is taken (``fold=0`` for a repeated time); a skipped wall
-time is read with the offset in force before the gap (``fold=0`` for a gap).
+The brute-force definition reads a local day without ``datetime``'s fold logic: a day
+starts at its first instant (``window_edges.day_start_ms``: local midnight's digits less
+every quarter-hour offset, or the offset change that starts the day late) and a ``to``
+date ends one millisecond before the next day starts. So consecutive local days tile
+time exactly, even where a change falls at local midnight (the clocks of
+America/Santiago, Asia/Beirut and Africa/Cairo fall back from 24:00 to 23:00; those of
+America/Nuuk spring from 23:00 to 24:00).
 """
 
 from __future__ import annotations
@@ -22,8 +25,6 @@ from datetime import date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
-import pytest
-
 from shared.domain.window import Window, WindowError, resolve_window
 from tests.clock import NOW
 from tests.reference.window import RequestRejected
@@ -31,6 +32,7 @@ from tests.reference.window import resolve_window as reference_window
 from tests.unit.window_edges import (
     LAST_MS_OF_DAY,
     QUARTER_MS,
+    day_start_ms,
     local_day,
     moment_of,
     ms_of,
@@ -39,8 +41,6 @@ from tests.unit.window_edges import (
 )
 
 NOW_MS = ms_of(NOW)
-HOUR_MS = 3_600_000
-OFFSETS_MS = [quarter * QUARTER_MS for quarter in range(-64, 65)]  # -16 h .. +16 h
 
 
 @dataclass(frozen=True)
@@ -57,29 +57,8 @@ class Sweep:
     changes: dict[str, list[int]]
 
 
-def naive_utc_ms(wall: datetime) -> int:
-    """The wall time's digits read as if they were UTC."""
-    return ms_of(wall.replace(tzinfo=ZoneInfo("UTC")))
-
-
 def wall_of(ms: int, zone: ZoneInfo) -> datetime:
     return moment_of(ms).astimezone(zone).replace(tzinfo=None)
-
-
-def brute_instant(wall: datetime, zone: ZoneInfo) -> int:
-    """The instant of ``wall`` in ``zone`` by search (see the module docstring)."""
-    digits = naive_utc_ms(wall)
-    matches = [digits - offset for offset in OFFSETS_MS if wall_of(digits - offset, zone) == wall]
-    if matches:
-        return min(matches)
-    previous = digits - 16 * HOUR_MS
-    for probe in range(previous + QUARTER_MS, digits + 16 * HOUR_MS, QUARTER_MS):
-        if wall_of(probe, zone) > wall:
-            before = moment_of(previous).astimezone(zone).utcoffset()
-            assert before is not None
-            return digits - before // timedelta(milliseconds=1)
-        previous = probe
-    raise AssertionError(f"{wall} in {zone.key}: neither a match nor a gap")  # pragma: no cover
 
 
 def floor15(ms: int) -> int:
@@ -92,8 +71,8 @@ def ceil15(ms: int) -> int:
 
 def brute_window(case: Case) -> tuple[int, int]:
     zone = ZoneInfo(case.zone)
-    start = brute_instant(datetime.combine(date.fromisoformat(case.from_date), time()), zone)
-    last = brute_instant(datetime.combine(date.fromisoformat(case.to_date), LAST_MS_OF_DAY), zone)
+    start = day_start_ms(date.fromisoformat(case.from_date), zone)
+    last = day_start_ms(date.fromisoformat(case.to_date) + timedelta(days=1), zone) - 1
     return floor15(start), ceil15(min(last, NOW_MS) + 1)
 
 
@@ -261,60 +240,34 @@ def consecutive_days() -> Iterator[tuple[Case, Window, Window]]:
             yield case, this, after
 
 
-def test_windows_hold_only_their_local_days_but_where_the_day_end_is_skipped() -> None:
-    """No instant of a window belongs to a local day outside ``from``..``to``, except in
-    a window ending on a day whose 23:59:59.999 was skipped (see the xfail below)."""
-    _, skipped = midnight_changes()
-    assert strays() == skipped & {(case.zone, case.from_date) for case in sweep().cases}
+def test_windows_hold_only_their_local_days() -> None:
+    """No instant of a window belongs to a local day outside ``from``..``to``, the days
+    whose end a change at midnight skipped included."""
+    assert strays() == set()
 
 
-def test_consecutive_local_days_tile_time_but_around_a_change_at_midnight() -> None:
-    """Day D's window ends where day D+1's starts, in every zone and around every change,
-    except: a gap where D's last hour was repeated, an overlap where it was skipped."""
-    checked = {(case.zone, case.from_date) for case, _, _ in consecutive_days()}
-    holes = {
-        (c.zone, c.from_date)
-        for c, this, after in consecutive_days()
-        if this.end_ms < after.start_ms
-    }
-    overlaps = {
-        (c.zone, c.from_date)
-        for c, this, after in consecutive_days()
-        if this.end_ms > after.start_ms
-    }
+def test_consecutive_local_days_tile_time() -> None:
+    """Day D's window ends exactly where day D+1's starts, in every zone and around every
+    change, changes at local midnight included (no lost and no doubled hour)."""
+    pairs = list(consecutive_days())
+    checked = {(case.zone, case.from_date) for case, _, _ in pairs}
+    mismatches = [
+        f"{describe(case)}: {this.date_range()['to']} .. {after.date_range()['from']}"
+        for case, this, after in pairs
+        if this.end_ms != after.start_ms
+    ]
+    assert mismatches == [], "\n".join(mismatches[:20])
     repeated, skipped = midnight_changes()
-    assert holes == repeated & checked
-    assert overlaps == skipped & checked
+    # Every change at local midnight in the sweep's span is among the pairs checked,
+    # once the day after it has ended.
+    assert {pair for pair in repeated | skipped if _fully_past(*pair)} <= checked
     assert (
         "Europe/Berlin",
         str(local_day(sweep().changes["Europe/Berlin"][0], ZoneInfo("Europe/Berlin"))),
     ) in checked
 
 
-FINDING = (
-    "finding (issue 11): production and the oracle agree, and both resolve 'to' = "
-    "23:59:59.999 with fold=0. Where clocks fall back at local midnight (24:00 -> 23:00: "
-    "America/Santiago in April, Asia/Beirut and Africa/Cairo in October) the repeated hour "
-    "23:00-24:00 is in neither that day's export nor the next; where a gap swallows the end "
-    "of a day (America/Nuuk, 23:00 -> 24:00 in March) the day's export also counts the next "
-    "day's first hour, and reports the next day as its period_end"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=FINDING)
-def test_local_days_tile_time_around_a_change_at_midnight_too() -> None:
-    repeated, skipped = midnight_changes()
-    assert repeated, "no fall-back at local midnight in the last 12 months"
-    assert skipped, "no gap over a day's end in the last 12 months"
-    mismatches = [
-        f"{describe(case)}: {this.date_range()['to']} .. {after.date_range()['from']}"
-        for case, this, after in consecutive_days()
-        if this.end_ms != after.start_ms
-    ]
-    assert mismatches == [], "\n".join(mismatches[:20])
-
-
-@pytest.mark.xfail(strict=True, reason=FINDING)
-def test_a_day_whose_end_was_skipped_holds_only_itself_too() -> None:
-    assert midnight_changes()[1], "no day whose end was skipped in the last 12 months"
-    assert strays() == set()
+def _fully_past(zone: str, day: str) -> bool:
+    """Whether the day after ``day`` has ended (only such pairs can be compared)."""
+    following = date.fromisoformat(day) + timedelta(days=2)
+    return day_start_ms(following, ZoneInfo(zone)) <= NOW_MS

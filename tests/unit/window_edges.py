@@ -7,9 +7,11 @@ same comparison through the real broker and store).
 Everything is relative to one ``now`` (the caller takes it from ``shared.clock``): the
 offset changes of each zone are found by scanning its offsets over the last 12 months,
 so the windows land on a DST change, on the 12-month edge and on ordinary days whatever
-the date. The bounds are computed here with the standard library alone (wall time with
-``fold=0``, the contract's rule for skipped and repeated wall times), not with either
-implementation's window code.
+the date. The bounds are computed here with the standard library alone, not with either
+implementation's window code: a bare date is the first instant whose local date is that
+day (``day_start_ms``: local midnight read at every quarter-hour offset, or the offset
+change that starts the day late), a ``to`` date the last millisecond before the next
+day's start; a date-time is wall time with ``fold=0``.
 """
 
 from __future__ import annotations
@@ -88,6 +90,18 @@ def transitions(zone: ZoneInfo, since_ms: int, until_ms: int) -> list[int]:
     return found
 
 
+def day_start_ms(day: date, zone: ZoneInfo) -> int:
+    """The first instant whose local date in ``zone`` is ``day``, by search: local
+    midnight's digits less every quarter-hour offset (-16 h .. +16 h), and every offset
+    change within two days, whichever is the earliest instant of ``day``."""
+    digits = ms_of(datetime.combine(day, time(), UTC))
+    candidates = [digits - quarter * QUARTER_MS for quarter in range(-64, 65)]
+    candidates += transitions(zone, digits - 2 * 86_400_000, digits + 2 * 86_400_000)
+    return min(
+        ms for ms in candidates if local_day(ms, zone) >= day and local_day(ms - 1, zone) < day
+    )
+
+
 def one_year_before(day: date) -> date:
     """The same calendar day 12 months earlier (29 February -> 28 February)."""
     try:
@@ -107,14 +121,14 @@ class EdgeWindow:
     def bounds_ms(self) -> tuple[int, int]:
         """``[start, end)`` per contract §3, from the standard library alone (no clamping:
         edge windows end in the past)."""
-        start_wall = datetime.combine(date.fromisoformat(self.from_date[:10]), time())
+        start_zone = ZoneInfo(self.from_tz)
         if len(self.from_date) > 10:  # a date-time: its offset suffix is ignored
             start_wall = datetime.fromisoformat(self.from_date.removesuffix("Z"))
-        start = wall_ms(start_wall, ZoneInfo(self.from_tz))
-        last = wall_ms(
-            datetime.combine(date.fromisoformat(self.to_date), LAST_MS_OF_DAY),
-            ZoneInfo(self.to_tz),
-        )
+            start = wall_ms(start_wall, start_zone)
+        else:
+            start = day_start_ms(date.fromisoformat(self.from_date), start_zone)
+        next_day = date.fromisoformat(self.to_date) + timedelta(days=1)
+        last = day_start_ms(next_day, ZoneInfo(self.to_tz)) - 1
         start -= start % QUARTER_MS
         end = -((-(last + 1)) // QUARTER_MS) * QUARTER_MS
         return start, end
