@@ -70,8 +70,9 @@ Decisions where the contract is silent (numbered; the code cites them):
 11. *From more than 12 months before now* compares local dates: ``from``'s date is
     refused when it is before today (in ``from``'s zone) minus 12 calendar months, so a
     date picked exactly one year back is accepted all day long.
-12. Money (the contract's rule, ``money.py``): each amount — the exact value of the
-    JSON number text — becomes a whole number of nano-dollars, rounded half to even
+12. Money (the contract's rule, ``money.py``): each amount — the JSON number read as
+    the nearest double, taken at its shortest decimal form — becomes a whole number of
+    nano-dollars, rounded half to even
     (``0.0000000035`` → 4 nano, ``0.0000000025`` → 2); sums of nano-dollars are exact;
     a money cell is the sum rounded to 6 decimals, half to even, so 700 x 0.0000000035
     shows ``0.000003``. ``payg_limit`` too: a limit below half a nano-dollar is 0.

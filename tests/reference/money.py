@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 
 NANO_PER_USD = 10**9
-# Wide enough for any JSON number text the parser keeps exactly (the rounding happens
-# at the nano-dollar digit, never earlier).
+# Wide enough for any amount's decimal form (the rounding happens at the nano-dollar
+# digit, never earlier).
 _WIDE = Context(prec=1000, rounding=ROUND_HALF_EVEN)
 
 

@@ -5,10 +5,9 @@ A raw event is either the bytes of a Kafka message value or an already-parsed di
 the reference ignores invalid events exactly as ingest sends them to the DLQ.
 
 Types are checked on the value as ``shared.codec`` (orjson) parses it, because that is
-what "valid JSON" means for ingest; money is the exact decimal value of the JSON number
-text (read again with stdlib ``json`` and ``parse_float=Decimal`` when the float could
-have lost digits), converted to whole nano-dollars by the contract's money rule
-(:mod:`tests.reference.money`).
+what "valid JSON" means for ingest. A JSON number is read as the nearest IEEE-754 double,
+as JSON parsers do, and money is that double's shortest decimal form, converted to whole
+nano-dollars by the contract's money rule (:mod:`tests.reference.money`).
 
 Text limits are the contract's too (decision 4): ids and short texts (``model``,
 ``provider``, ``source``, ``deployment``, ``conversation_id``, each action) at most 256
@@ -18,7 +17,6 @@ characters, other texts at most 4096, at most 256 actions; ``source``, ``model``
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -37,7 +35,6 @@ _RFC3339 = re.compile(
     r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
 )
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
-_LONG_NUMBER = re.compile(rb"[0-9][0-9.]{15,}")
 
 EVENT_TYPES = frozenset(
     {
@@ -271,9 +268,9 @@ def _int(
     return value
 
 
-def _money(mapping: dict[str, Any], exact: dict[str, Any] | None, name: str) -> int | None:
-    """A number >= 0 in whole nano-dollars (decision 12): the exact value of the JSON
-    number (its text when we have it), rounded half to even."""
+def _money(mapping: dict[str, Any], name: str) -> int | None:
+    """A number >= 0 in whole nano-dollars (decision 12): the shortest decimal form of the
+    number as read (a double), rounded half to even."""
     value = mapping.get(name)
     if value is None:
         return None
@@ -283,12 +280,7 @@ def _money(mapping: dict[str, Any], exact: dict[str, Any] | None, name: str) -> 
         raise Invalid(f"{name} must be a finite number >= 0")
     if value > MAX_USD:
         raise Invalid(f"{name} must be <= {MAX_USD}")
-    text_value = exact.get(name) if exact is not None else None
-    if isinstance(text_value, Decimal | int) and not isinstance(text_value, bool):
-        amount = Decimal(text_value)
-    else:
-        amount = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-    return money.nano(amount)
+    return money.nano(Decimal(repr(value)) if isinstance(value, float) else Decimal(value))
 
 
 def _usage(event: dict[str, Any]) -> tuple[int, int, int, int]:
@@ -306,13 +298,12 @@ def _usage(event: dict[str, Any]) -> tuple[int, int, int, int]:
     return prompt, completion, cached, creation
 
 
-def _call(event: dict[str, Any], exact: dict[str, Any] | None, head: dict[str, Any]) -> Call:
+def _call(event: dict[str, Any], head: dict[str, Any]) -> Call:
     is_message = head["type"] == "message"
     owner = _entity_id(event, "user_id" if is_message else "api_key_id", required=True)
     prompt, completion, cached, creation = _usage(event)
     usage = _get(event, "usage") or {}
-    exact_usage = exact.get("usage") if exact is not None else None
-    cost = _money(usage, exact_usage, "cost_usd") or 0
+    cost = _money(usage, "cost_usd") or 0
     return Call(
         owner=owner or "",
         assistant_id=_entity_id(event, "assistant_id", required=False) if is_message else None,
@@ -349,21 +340,21 @@ def _joined_at(event: dict[str, Any]) -> str:
         raise Invalid("joined_at is not a date or date-time") from None
 
 
-def _upsert(event: dict[str, Any], exact: dict[str, Any] | None, head: dict[str, Any]) -> Upsert:
+def _upsert(event: dict[str, Any], head: dict[str, Any]) -> Upsert:
     kind = head["type"]
     entity_id = _entity_id(event, UPSERT_ID_FIELD[kind], required=True)
     attrs: dict[str, Any] = {name: _text(event, name) for name in UPSERT_TEXT_FIELDS[kind]}
     if kind == "user_upserted":
         attrs["joined_at"] = _joined_at(event)
-        attrs["payg_limit"] = _money(event, exact, "payg_limit")
+        attrs["payg_limit"] = _money(event, "payg_limit")
     return Upsert(
         entity_id=entity_id or "", deleted=_bool(event, "deleted", False), attrs=attrs, **head
     )
 
 
-def _payg(event: dict[str, Any], exact: dict[str, Any] | None, head: dict[str, Any]) -> Payg:
+def _payg(event: dict[str, Any], head: dict[str, Any]) -> Payg:
     user_id = _entity_id(event, "user_id", required=True)
-    amount = _money(event, exact, "amount")
+    amount = _money(event, "amount")
     if amount is None:
         raise Invalid("amount is required")
     del head["type"]
@@ -379,11 +370,11 @@ def _settings(event: dict[str, Any], head: dict[str, Any]) -> Settings:
     )
 
 
-def _decode(raw: bytes | dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def _decode(raw: bytes | dict[str, Any]) -> dict[str, Any]:
     if isinstance(raw, dict):
         if len(codec.dumps(raw)) > MAX_EVENT_BYTES:
             raise Invalid("event larger than 1 MiB")
-        return raw, None
+        return raw
     if len(raw) > MAX_EVENT_BYTES:
         raise Invalid("event larger than 1 MiB")
     try:
@@ -392,11 +383,7 @@ def _decode(raw: bytes | dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
         raise Invalid("not valid JSON") from None
     if not isinstance(value, dict):
         raise Invalid("not a JSON object")
-    # A JSON number with at most 15 significant digits survives the trip through a
-    # float exactly (Decimal(repr(f)) is its value); only longer runs of digits need the
-    # number text itself, so the slower exact parse runs only when one is present.
-    exact = json.loads(raw, parse_float=Decimal) if _LONG_NUMBER.search(raw) else None
-    return value, exact
+    return value
 
 
 def parse_event(raw: bytes | dict[str, Any], *, valid_at: datetime) -> Record:
@@ -404,7 +391,7 @@ def parse_event(raw: bytes | dict[str, Any], *, valid_at: datetime) -> Record:
 
     ``valid_at`` is the instant the 12-month / 24-hour rule is judged against (ingest time).
     """
-    event, exact = _decode(raw)
+    event = _decode(raw)
     event_id = event.get("event_id")
     if not isinstance(event_id, str) or _EVENT_ID.fullmatch(event_id) is None:
         raise Invalid("event_id is missing or not 1-128 chars of [A-Za-z0-9._:-]")
@@ -419,9 +406,9 @@ def parse_event(raw: bytes | dict[str, Any], *, valid_at: datetime) -> Record:
         raise Invalid("occurred_at more than 24 h in the future")
     head: dict[str, Any] = {"type": kind, "event_id": event_id, "org_id": org_id, "at": at}
     if kind in ("message", "api_request"):
-        return _call(event, exact, head)
+        return _call(event, head)
     if kind in UPSERT_ID_FIELD:
-        return _upsert(event, exact, head)
+        return _upsert(event, head)
     if kind == "payg_consumption":
-        return _payg(event, exact, head)
+        return _payg(event, head)
     return _settings(event, head)

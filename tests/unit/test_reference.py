@@ -653,7 +653,7 @@ def test_utilisation_rounds_half_even_and_needs_a_positive_limit() -> None:
     assert result["u2"]["payg_limit_current"] == "0.000000"
 
 
-def test_money_is_summed_exactly_from_the_json_text() -> None:
+def test_money_is_each_amount_as_read_rounded_to_nano_dollars_then_summed() -> None:
     raw = [
         codec.dumps(event("payg_consumption", "2026-04-02T00:00:00Z", user_id="u1", amount=amount))
         for amount in (0.1, 0.2)
@@ -663,9 +663,10 @@ def test_money_is_summed_exactly_from_the_json_text() -> None:
         b'"2026-04-03T00:00:00Z","user_id":"u2","amount":0.0000005000000000000001}'
     )
     result = {r["user_id"]: r for r in rows(export(raw, "users"))}
+    # 100,000,000 + 200,000,000 nano: no binary-float error reaches the sum
     assert result["u1"]["payg_consumption_in_period"] == "0.300000"
-    # a float would read 5e-07 and round the tie to even (0.000000); the text is above it
-    assert result["u2"]["payg_consumption_in_period"] == "0.000001"
+    # read as the nearest double, 5e-07: 500 nano, a tie at the 6th decimal, to even
+    assert result["u2"]["payg_consumption_in_period"] == "0.000000"
 
 
 def test_users_byok_columns_and_privacy() -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from services.ingest.validation import AcceptedRange, Rejected, read_record
 from shared import codec
-from shared.domain.facts import API_REQUEST, MESSAGE, PAYG
+from shared.domain.facts import API_REQUEST, MESSAGE, PAYG, to_nano
 from tests.reference import Invalid, ReferenceResult, cells, money, parse_event, reference_export
 from tests.reference.parsing import UPSERT_ID_FIELD, UPSERT_TEXT_FIELDS, Call, Payg, Upsert
 
@@ -129,14 +129,17 @@ def test_payg_limit_and_utilisation_follow_the_same_rule() -> None:
     assert users["u2"]["payg_utilization_pct_current"] == ""
 
 
-def test_the_exact_json_text_is_rounded_not_the_double() -> None:
+def test_a_number_is_read_as_its_double_then_rounded() -> None:
+    """More digits than a double holds: the amount is the double's shortest form, 2.5e-09,
+    a tie that rounds to even (2), not the written text just above the tie (3)."""
     raw = (
         b'{"event_id":"t1","type":"payg_consumption","org_id":"ws-rules","occurred_at":'
         b'"2026-04-02T10:00:00Z","user_id":"u1","amount":0.00000000250000000000000001}'
     )
     parsed = parse_event(raw, valid_at=VALID_AT)
     assert isinstance(parsed, Payg)
-    assert parsed.amount_nano == 3
+    assert parsed.amount_nano == 2
+    assert to_nano(codec.loads(raw)["amount"]) == 2
 
 
 @pytest.mark.parametrize(
