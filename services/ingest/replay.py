@@ -120,6 +120,10 @@ class Replay:
 
     # ---- phase 1: read the topic, spill facts per day -------------------------------------
     async def read_topic(self, checkpoint: dict[str, Any]) -> None:
+        if _read_to_end(checkpoint):  # stopped after the last spill, before saying so
+            checkpoint["read_done"] = True
+            self._save_checkpoint(checkpoint)
+            return
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._settings.kafka_bootstrap,
             group_id=None,
@@ -314,3 +318,11 @@ class Replay:
                 path.unlink() if path.is_file() else path.rmdir()
         with contextlib.suppress(OSError):
             self.work_dir.rmdir()
+
+
+def _read_to_end(checkpoint: dict[str, Any]) -> bool:
+    """Whether a saved checkpoint's positions already reach the ends it recorded."""
+    ends, positions = checkpoint["ends"], checkpoint["positions"]
+    if ends is None or positions is None:
+        return False
+    return all(int(positions[partition]) >= int(end) for partition, end in ends.items())

@@ -122,6 +122,43 @@ async def test_replay_resumes_after_interruption(fresh_settings: Settings, tmp_p
     await assert_aggregates_match(settings, records)
 
 
+async def test_replay_resumes_when_its_read_ended_unrecorded(
+    fresh_settings: Settings, tmp_path: Path
+) -> None:
+    """Stopped after its last spill but before it recorded that the read was done, a
+    replay resumes without reading the topic again (nor starting a consumer for nothing)."""
+    settings = fresh_settings
+    records = simulated(seed=34, events=600)
+    ends = await produce(settings, settings.topic_events, pairs(records))
+    await ingest_until_committed(settings, ends)
+    days = _days_with_activity(records)
+    first, last = days[0][1], max(day for _, day in days)
+    damaged = days[:: max(1, len(days) // 3)]
+    for org, day in damaged:
+        await _damage(settings, org, day, drop_segments=True)
+
+    class ReadToTheEnd(Exception):
+        pass
+
+    def stop_at_the_end_of_the_read(phase: str, done: int, total: int) -> None:
+        if phase == "read" and done == total:
+            raise ReadToTheEnd
+
+    with pytest.raises(ReadToTheEnd):
+        await Replay(
+            settings,
+            first_day=first,
+            last_day=last,
+            work_dir=tmp_path,
+            progress=Progress(update=stop_at_the_end_of_the_read),
+        ).run()
+    summary = await Replay(settings, first_day=first, last_day=last, work_dir=tmp_path).run()
+    assert summary.records_read == 0, "the topic is not read twice"
+    rebuilt = {tuple(tag.split("/")) for tag in summary.days}
+    assert {(org, str(day)) for org, day in damaged} <= rebuilt
+    await assert_aggregates_match(settings, records)
+
+
 ACTIVITY = {"message", "api_request", "payg_consumption"}
 
 
