@@ -1,0 +1,145 @@
+"""The Arrow schemas of the stored tables, and the conversion of folded facts to them.
+
+``FACTS`` has one row per accepted activity event (message, api_request,
+payg_consumption) with the columns every export needs; a column that a kind does not
+have is null. ``DIMENSIONS`` has one row per accepted upsert (a version of a user,
+agent, API key, project or of the workspace settings). Both carry ``event_id``: the
+facts' ids are the workspace's dedup set. ``day`` (the UTC day of ``occurred_ms``) is
+the partition column of the facts table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date
+from typing import Any, Final
+
+import pyarrow as pa
+
+from shared import codec
+from shared.domain.facts import API_REQUEST, MESSAGE, PAYG, Fact
+
+#: Bump when a stored table's schema or meaning changes (``docs/storage.md``).
+STORAGE_FORMAT: Final = 2
+
+KIND_MESSAGE: Final = "message"
+KIND_API_REQUEST: Final = "api_request"
+KIND_PAYG: Final = "payg"
+
+FACTS: Final = pa.schema(
+    [
+        pa.field("org_id", pa.string(), nullable=False),
+        pa.field("day", pa.date32(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("occurred_ms", pa.int64(), nullable=False),
+        pa.field("user_id", pa.string()),  # message, payg
+        pa.field("api_key_id", pa.string()),  # api_request
+        pa.field("assistant_id", pa.string()),
+        pa.field("project_id", pa.string()),
+        pa.field("conversation_id", pa.string()),
+        pa.field("model", pa.string()),
+        pa.field("provider", pa.string()),
+        pa.field("byok", pa.bool_()),
+        pa.field("deployment", pa.string()),  # "" when the event named none
+        pa.field("source", pa.string()),  # upper case
+        pa.field("actions", pa.list_(pa.string())),  # distinct, sorted
+        pa.field("requests", pa.int64()),
+        pa.field("prompt_tokens", pa.int64()),
+        pa.field("completion_tokens", pa.int64()),
+        pa.field("cached_tokens", pa.int64()),
+        pa.field("creation_tokens", pa.int64()),
+        pa.field("cost_nano", pa.int64()),  # USD x 1e9, per the contract's money rule
+        pa.field("amount_nano", pa.int64()),  # payg_consumption's amount, likewise
+    ]
+)
+
+DIMENSION_KINDS: Final = ("users", "agents", "projects", "api_keys", "settings")
+
+DIMENSIONS: Final = pa.schema(
+    [
+        pa.field("org_id", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),  # one of DIMENSION_KINDS
+        pa.field("entity_id", pa.string(), nullable=False),
+        pa.field("occurred_ms", pa.int64(), nullable=False),
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("deleted", pa.bool_(), nullable=False),
+        pa.field("attributes", pa.string(), nullable=False),  # a JSON object's text
+    ]
+)
+
+_DAY_MS: Final = 86_400_000
+_EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
+
+
+def utc_day(occurred_ms: int) -> date:
+    return date.fromordinal(_EPOCH_ORDINAL + occurred_ms // _DAY_MS)
+
+
+def facts_table(org_id: str, facts: Iterable[Fact]) -> pa.Table:
+    """The ``FACTS`` rows of one workspace's facts (``shared.domain.facts`` tuples)."""
+    columns: dict[str, list[Any]] = {name: [] for name in FACTS.names}
+    for fact in facts:
+        row = _fact_row(fact)
+        for name, column in columns.items():
+            column.append(row.get(name))
+    columns["org_id"] = [org_id] * len(columns["kind"])
+    return pa.Table.from_pydict(columns, schema=FACTS)
+
+
+def _fact_row(fact: Fact) -> dict[str, Any]:
+    kind, event_id, ts = fact[0], fact[1], fact[2]
+    row: dict[str, Any] = {"event_id": event_id, "occurred_ms": ts, "day": utc_day(ts)}
+    if kind == MESSAGE:
+        (_, _, _, user, assistant, project, conversation, model, provider, byok, deployment,
+         source, actions, requests, prompt, completion, cached, creation, cost) = fact  # fmt: skip
+        row |= {
+            "kind": KIND_MESSAGE,
+            "user_id": user,
+            "assistant_id": assistant,
+            "project_id": project,
+            "conversation_id": conversation,
+            "actions": list(actions),
+        }
+    elif kind == API_REQUEST:
+        (_, _, _, api_key, model, provider, byok, deployment, source, requests, prompt,
+         completion, cached, creation, cost) = fact  # fmt: skip
+        row |= {"kind": KIND_API_REQUEST, "api_key_id": api_key}
+    elif kind == PAYG:
+        return row | {"kind": KIND_PAYG, "user_id": fact[3], "amount_nano": fact[4]}
+    else:
+        raise ValueError(f"unknown fact kind {kind!r}")
+    return row | {
+        "model": model,
+        "provider": provider,
+        "byok": byok,
+        "deployment": deployment,
+        "source": source,
+        "requests": requests,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "cached_tokens": cached,
+        "creation_tokens": creation,
+        "cost_nano": cost,
+    }
+
+
+#: (kind, entity_id, occurred_ms, event_id, attributes): one dimension version, as
+#: ``shared.domain.dimensions`` records it (``deleted`` is among the attributes).
+DimensionVersion = tuple[str, str, int, str, dict[str, Any]]
+
+
+def dimensions_table(org_id: str, versions: Sequence[DimensionVersion]) -> pa.Table:
+    """The ``DIMENSIONS`` rows of one workspace's dimension versions."""
+    return pa.Table.from_pydict(
+        {
+            "org_id": [org_id] * len(versions),
+            "kind": [version[0] for version in versions],
+            "entity_id": [version[1] for version in versions],
+            "occurred_ms": [version[2] for version in versions],
+            "event_id": [version[3] for version in versions],
+            "deleted": [bool(version[4].get("deleted", False)) for version in versions],
+            "attributes": [codec.dumps(version[4]).decode() for version in versions],
+        },
+        schema=DIMENSIONS,
+    )
