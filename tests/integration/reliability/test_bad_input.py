@@ -303,7 +303,7 @@ _COMMON = {
 }
 
 
-@settings(max_examples=4, derandomize=True, **_COMMON)  # type: ignore[arg-type]
+@settings(max_examples=4, **_COMMON)  # type: ignore[arg-type]
 @given(data=st.data())
 async def test_bad_input_is_dead_lettered_and_services_keep_running(
     fuzz: Fuzz, data: st.DataObject
