@@ -31,3 +31,13 @@ class PreconditionFailed(UsageExportError):
 
 class EmbeddedStackError(UsageExportError):
     """The embedded broker or object store could not be started or reached."""
+
+
+class FencedOut(UsageExportError):
+    """A table commit would record a Kafka position that another writer advanced since this
+    writer's snapshot (a zombie, or a writer that lost a rebalance race): nothing of it was
+    committed. Reload the table's positions and skip what they cover; never retry as is."""
+
+
+class StorageFormatMismatch(UsageExportError):
+    """The aggregates bucket holds state of another storage format than this code reads."""

@@ -1,0 +1,268 @@
+"""A workspace's Delta Lake tables (storage format 2, ``docs/storage.md``).
+
+Each workspace has two tables in the aggregates bucket, written with ``deltalake``
+(delta-rs) and readable by any Delta reader::
+
+    s3://{aggregates_bucket}/v2/workspaces/{org_id}/facts        FACTS, partitioned by day
+    s3://{aggregates_bucket}/v2/workspaces/{org_id}/dimensions   DIMENSIONS
+
+**Commit = exactly once.** :meth:`WorkspaceTables.append` adds a flush's rows in one
+Delta commit per table, and that commit carries the Kafka position each source partition
+reached as a Delta *app transaction* (``app_id = "{topic}:{partition}"``, ``version`` =
+the next offset to read). So a table's recorded version for a partition says exactly
+which records it holds: every record of that partition with ``offset < version``. A
+writer skips, per table, the records below that table's version (:class:`Positions`).
+
+**Order.** Dimensions are committed first, then facts. A crash between the two commits
+leaves the dimensions ahead of the facts; replaying the partition from Kafka's committed
+offset re-applies each record only to the table whose version is still below it, so the
+facts that missed their commit land once and the dimensions are not doubled. Readers in
+between see dimension versions whose activity is not visible yet — the state of a topic
+read a little less far — never a fact whose entity version is missing.
+
+**Fencing.** A commit is made against the snapshot the writer read its positions from.
+delta-rs refuses it (``Concurrent transaction failed``) when a commit since that snapshot
+recorded the same app id: a zombie, or the loser of a rebalance race, gets
+:class:`~shared.errors.FencedOut` and nothing of its batch is visible (its data files stay
+orphaned, referenced by no commit, until ``vacuum``). Commits of other partitions rebase
+and succeed. A position must also advance: committing a version not above the snapshot's
+would record a batch that is already durable.
+
+delta-rs blocks; every call runs in a worker thread (``asyncio.to_thread``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+
+from shared.columnar.schema import DIMENSIONS, FACTS
+from shared.contracts.ids import is_valid_id
+from shared.errors import FencedOut
+from shared.settings import Settings
+
+#: The prefix of every format-2 object in the aggregates bucket.
+ROOT: Final = "v2/workspaces/"
+FACTS_TABLE: Final = "facts"
+DIMENSIONS_TABLE: Final = "dimensions"
+#: Dimensions first: see the module docstring.
+COMMIT_ORDER: Final = (DIMENSIONS_TABLE, FACTS_TABLE)
+_SCHEMAS: Final = {FACTS_TABLE: FACTS, DIMENSIONS_TABLE: DIMENSIONS}
+_PARTITIONS: Final[dict[str, list[str]]] = {FACTS_TABLE: ["day"], DIMENSIONS_TABLE: []}
+_TXN_CONFLICT: Final = "Concurrent transaction"
+
+#: A Kafka source partition: (topic, partition).
+TopicPartition = tuple[str, int]
+
+
+def storage_options(settings: Settings) -> dict[str, str]:
+    """delta-rs (object_store) options for the configured S3 endpoint. ``conditional_put``
+    makes each commit an ``If-None-Match`` PUT of the next log entry: the atomic commit."""
+    options = {
+        "AWS_ENDPOINT_URL": settings.s3_endpoint,
+        "AWS_ACCESS_KEY_ID": settings.s3_access_key.get_secret_value(),
+        "AWS_SECRET_ACCESS_KEY": settings.s3_secret_key.get_secret_value(),
+        "AWS_REGION": settings.s3_region,
+        "conditional_put": "etag",
+    }
+    if settings.s3_endpoint.startswith("http://"):
+        options["AWS_ALLOW_HTTP"] = "true"
+    return options
+
+
+def workspace_prefix(org_id: str) -> str:
+    """``v2/workspaces/{org_id}/``; refuses an id that could climb out of it."""
+    if not is_valid_id(org_id):
+        raise ValueError(f"refusing to build a table path from org id {org_id!r}")
+    return f"{ROOT}{org_id}/"
+
+
+def table_uri(settings: Settings, org_id: str, table: str) -> str:
+    if table not in _SCHEMAS:
+        raise ValueError(f"unknown table {table!r}")
+    return f"s3://{settings.aggregates_bucket}/{workspace_prefix(org_id)}{table}"
+
+
+def app_id(topic: str, partition: int) -> str:
+    return f"{topic}:{partition}"
+
+
+@dataclass(frozen=True, slots=True)
+class Positions:
+    """Each table's recorded next offset per source partition (absent: none recorded)."""
+
+    facts: Mapping[TopicPartition, int]
+    dimensions: Mapping[TopicPartition, int]
+
+    def holds(self, table: str, source: TopicPartition, offset: int) -> bool:
+        """Whether ``table`` already holds what the record at ``offset`` contributes."""
+        recorded = (self.facts if table == FACTS_TABLE else self.dimensions).get(source)
+        return recorded is not None and offset < recorded
+
+
+class WorkspaceTables:
+    """One workspace's facts and dimensions tables, as of the snapshot last loaded.
+
+    Use :meth:`open`. Writes go through one object per writer; :meth:`positions` and
+    :meth:`append` work on the same snapshot, which :meth:`refresh` moves to the latest
+    commit (do that after :class:`FencedOut`). Reads always load the latest commit.
+    """
+
+    def __init__(self, settings: Settings, org_id: str, tables: Mapping[str, DeltaTable]) -> None:
+        self.settings = settings
+        self.org_id = org_id
+        self._tables = dict(tables)
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, settings: Settings, org_id: str) -> WorkspaceTables:
+        """The workspace's tables, created (empty) if they do not exist yet."""
+        options = storage_options(settings)
+
+        def load(name: str) -> DeltaTable:
+            uri = table_uri(settings, org_id, name)
+            try:
+                return DeltaTable(uri, storage_options=options)
+            except TableNotFoundError:
+                pass
+            try:
+                return DeltaTable.create(
+                    uri,
+                    _SCHEMAS[name],
+                    mode="ignore",
+                    partition_by=_PARTITIONS[name] or None,
+                    storage_options=options,
+                )
+            except DeltaError:
+                # Another writer created it between our look and our create: its version 0
+                # won the conditional PUT. Anything else fails again here.
+                return DeltaTable(uri, storage_options=options)
+
+        tables = {name: await asyncio.to_thread(load, name) for name in _SCHEMAS}
+        return cls(settings, org_id, tables)
+
+    def uri(self, table: str) -> str:
+        return table_uri(self.settings, self.org_id, table)
+
+    def versions(self) -> dict[str, int]:
+        """The Delta version of each table's snapshot."""
+        return {name: table.version() for name, table in self._tables.items()}
+
+    async def refresh(self) -> None:
+        """Move the snapshot to each table's latest commit."""
+        async with self._lock:
+            for table in self._tables.values():
+                await asyncio.to_thread(table.update_incremental)
+
+    def positions(self, sources: Iterable[TopicPartition]) -> Positions:
+        """What the snapshot records as durable for each of ``sources`` (per table).
+
+        Delta keeps app transactions by id, so the caller names the partitions it reads.
+        """
+        found: dict[str, dict[TopicPartition, int]] = {name: {} for name in _SCHEMAS}
+        for source in sources:
+            for name, table in self._tables.items():
+                version = table.transaction_version(app_id(*source))
+                if version is not None:
+                    found[name][source] = version
+        return Positions(facts=found[FACTS_TABLE], dimensions=found[DIMENSIONS_TABLE])
+
+    async def append(
+        self,
+        facts: pa.Table,
+        dimensions: pa.Table,
+        positions: Mapping[TopicPartition, int],
+    ) -> None:
+        """Commit a flush: the dimensions, then the facts, each in one commit that records
+        ``positions`` (source partition -> next offset). A table with no rows is not
+        committed (its version stays below; replay finds nothing for it there).
+
+        Raises :class:`FencedOut` when a position did not advance past the snapshot's or
+        another writer recorded it since; commits of the other table already made stand
+        (they are exactly what their own positions say).
+        """
+        rows = {DIMENSIONS_TABLE: dimensions, FACTS_TABLE: facts}
+        for name, data in rows.items():
+            self._check_rows(name, data)
+        if not positions:
+            raise ValueError("a commit must record the positions it covers")
+        async with self._lock:
+            for name in COMMIT_ORDER:
+                if rows[name].num_rows:
+                    await self._commit(name, rows[name], positions)
+
+    def _check_rows(self, name: str, data: pa.Table) -> None:
+        if not data.schema.equals(_SCHEMAS[name]):
+            raise ValueError(f"{name} rows must have the {name.upper()} schema, not {data.schema}")
+        if data.num_rows and not pc.all(pc.equal(data["org_id"], self.org_id)).as_py():
+            raise ValueError(f"{name} rows of another workspace than {self.org_id!r}")
+
+    async def _commit(
+        self, name: str, data: pa.Table, positions: Mapping[TopicPartition, int]
+    ) -> None:
+        table = self._tables[name]
+        for source, next_offset in positions.items():
+            recorded = table.transaction_version(app_id(*source))
+            if recorded is not None and next_offset <= recorded:
+                raise FencedOut(
+                    f"{self.uri(name)}: {app_id(*source)} is already recorded at {recorded}; "
+                    f"a commit up to {next_offset} would apply records twice"
+                )
+        transactions = [Transaction(app_id(*tp), offset) for tp, offset in positions.items()]
+        properties = CommitProperties(app_transactions=transactions)
+        try:
+            await asyncio.to_thread(
+                write_deltalake, table, data, mode="append", commit_properties=properties
+            )
+        except CommitFailedError as exc:
+            if _TXN_CONFLICT in str(exc):
+                raise FencedOut(
+                    f"{self.uri(name)}: another writer recorded one of "
+                    f"{sorted(app_id(*source) for source in positions)} since version "
+                    f"{table.version()}; nothing of this batch was committed to {name}"
+                ) from exc
+            raise
+
+    async def read_facts(
+        self, first_day: date, last_day: date, columns: Sequence[str] | None = None
+    ) -> pa.Table:
+        """The committed facts of the UTC days ``first_day`` to ``last_day`` (inclusive).
+
+        Only the files of those days' partitions that the Delta log references are read
+        (the data folder is never listed, so orphans of failed writes are never seen).
+        """
+        wanted = list(columns) if columns is not None else FACTS.names
+        unknown = set(wanted) - set(FACTS.names)
+        if unknown:
+            raise ValueError(f"unknown facts columns {sorted(unknown)}")
+
+        def read() -> pa.Table:
+            options = storage_options(self.settings)
+            table = DeltaTable(self.uri(FACTS_TABLE), storage_options=options)
+            dataset = table.to_pyarrow_dataset(
+                file_pruning_predicate=[("day", ">=", first_day), ("day", "<=", last_day)]
+            )
+            return dataset.to_table(columns=wanted)
+
+        found = await asyncio.to_thread(read)
+        return found.cast(pa.schema([FACTS.field(name) for name in wanted]))
+
+    async def read_dimensions(self) -> pa.Table:
+        """Every committed dimension version of the workspace."""
+
+        def read() -> pa.Table:
+            table = DeltaTable(
+                self.uri(DIMENSIONS_TABLE), storage_options=storage_options(self.settings)
+            )
+            return table.to_pyarrow_table()
+
+        found = await asyncio.to_thread(read)
+        return found.cast(DIMENSIONS)
