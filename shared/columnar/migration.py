@@ -22,7 +22,9 @@ async def format1_only_workspaces(store: ObjectStore) -> list[str]:
     """Workspaces with format-1 state in the aggregates bucket and no format-2 tables."""
     v1 = {_last_segment(prefix) for prefix in await store.list_prefixes(V1_ROOT)}
     v2 = {_last_segment(prefix) for prefix in await store.list_prefixes(V2_ROOT)}
-    return sorted(v1 - v2)
+    # A store with directories (SeaweedFS) keeps listing a prefix whose objects were all
+    # deleted: only a workspace with an object left counts. Listed only for candidates.
+    return sorted([org for org in v1 - v2 if await store.list_objects(f"{V1_ROOT}{org}/")])
 
 
 async def check_storage_format(store: ObjectStore) -> None:

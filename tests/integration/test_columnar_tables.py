@@ -1,7 +1,8 @@
 """Format-2 tables on the real object store: what an append commits is read back exactly
 with its Kafka positions; a zombie is fenced out and nothing doubles; another partition's
 writer rebases; files no commit references are never read; a crash between the two
-commits replays each record once per table; a day range reads only its partitions."""
+commits replays each record once per table; a day range reads only its partitions; a
+store holding only the old layout (format 1) for a workspace is refused, naming replay."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from deltalake import DeltaTable
 
 from shared.adapters.s3 import ObjectStore
+from shared.columnar.migration import check_storage_format
 from shared.columnar.tables import (
     DIMENSIONS_TABLE,
     FACTS_TABLE,
@@ -22,7 +24,8 @@ from shared.columnar.tables import (
     WorkspaceTables,
     storage_options,
 )
-from shared.errors import FencedOut
+from shared.domain import keys
+from shared.errors import FencedOut, StorageFormatMismatch
 from shared.settings import Settings
 from tests.integration.columnar_seed import activity, rows, seed_days, versions
 
@@ -214,3 +217,28 @@ def _day_of(key: str) -> date | None:
         if segment.startswith("day="):
             return date.fromisoformat(segment.removeprefix("day="))
     return None
+
+
+async def test_a_workspace_held_only_in_format_1_is_refused_naming_replay(
+    fresh_settings: Settings,
+) -> None:
+    days = seed_days(1)
+    async with ObjectStore(fresh_settings, fresh_settings.aggregates_bucket) as store:
+        await check_storage_format(store)  # an empty store is format 2 from the start
+        await store.put(keys.day_head_key(ORG, days[0]), b"{}")
+        await store.put(keys.dims_key("ws-0002", "users"), b"{}")
+
+        with pytest.raises(StorageFormatMismatch, match="usage-export replay") as refused:
+            await check_storage_format(store)
+        assert "ws-0001, ws-0002" in str(refused.value)
+
+        # Replay rebuilt ws-0001 into format 2; ws-0002 still has only the old layout.
+        facts, dims = rows(ORG, activity(11, "m", 5, days), versions("m", 1, days))
+        await (await WorkspaceTables.open(fresh_settings, ORG)).append(facts, dims, {P0: 6})
+        with pytest.raises(StorageFormatMismatch, match="usage-export replay") as refused:
+            await check_storage_format(store)
+        assert "ws-0002" in str(refused.value)
+        assert ORG not in str(refused.value)
+
+        await store.delete(keys.dims_key("ws-0002", "users"))
+        await check_storage_format(store)
