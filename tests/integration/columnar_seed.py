@@ -10,7 +10,9 @@ from typing import Any
 import pyarrow as pa
 
 from shared.columnar.schema import DimensionVersion, dimensions_table, facts_table
+from shared.columnar.tables import WorkspaceTables
 from shared.domain.facts import API_REQUEST, MESSAGE, PAYG, Fact
+from shared.settings import Settings
 from tests.clock import TODAY
 
 DAY_MS = 86_400_000
@@ -66,3 +68,13 @@ def versions(prefix: str, count: int, days: list[date]) -> list[DimensionVersion
 
 def rows(org: str, facts: list[Fact], dims: list[DimensionVersion]) -> tuple[pa.Table, pa.Table]:
     return facts_table(org, facts), dimensions_table(org, dims)
+
+
+async def store_workspace(
+    settings: Settings, org: str, facts: list[Fact], dims: list[DimensionVersion]
+) -> None:
+    """Commit ``facts`` and ``dims`` to ``org``'s format-2 tables, in two flushes."""
+    tables = await WorkspaceTables.open(settings, org)
+    half = len(facts) // 2
+    await tables.append(*rows(org, facts[:half], dims), {("usage.events", 0): half})
+    await tables.append(*rows(org, facts[half:], []), {("usage.events", 0): len(facts)})
