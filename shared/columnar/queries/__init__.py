@@ -1,0 +1,15 @@
+"""Exports as queries (storage format 2): each export type is one DuckDB query over Arrow
+tables of the window's facts and the workspace's dimension versions, and its CSV is byte
+for byte what the Python engine (``shared.domain.export``) and the exporter's CSV writer
+produce today. Not yet wired into the exporter.
+
+* ``cells.sql``: the cell formats and "as of the window's end" as SQL macros.
+* ``users.sql``, ``agents.sql``, ``api_keys.sql``, ``projects.sql``, ``models.sql``: one
+  query per type, read next to the type's column table in ``docs/contract.md``; the
+  allowed ``group_by`` is a parameter of the same query (``$group_by``, '' when none).
+* :mod:`.engine`: runs them and writes the CSV (:func:`~.engine.export_csv`).
+"""
+
+from shared.columnar.queries.engine import QueryExport, connect, export_csv, workspace_options
+
+__all__ = ["QueryExport", "connect", "export_csv", "workspace_options"]
