@@ -48,6 +48,7 @@ from shared.columnar.schema import (
     DimensionVersion,
 )
 from shared.contracts.events import MAX_REQUESTS, MAX_TOKENS, MAX_USD
+from shared.contracts.ids import is_valid_event_id, is_valid_id
 from shared.domain.dimensions import (
     SETTINGS_ENTITY,
     DimensionEvent,
@@ -56,11 +57,9 @@ from shared.domain.dimensions import (
 )
 from shared.domain.facts import API_REQUEST, MESSAGE, PAYG, Fact, to_nano
 
-# The patterns are searched (``re.search``) without ``re.ASCII``: anchored with ``^`` and
+# msgspec searches patterns (``re.search``) without ``re.ASCII``: anchored with ``^`` and
 # ``\Z`` (``$`` would allow a trailing newline), digits spelled ``[0-9]`` (``\d`` is any
 # Unicode digit).
-_ID: Final = r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}\Z"  # shared.contracts.ids
-_EVENT_ID: Final = r"^[A-Za-z0-9._:-]{1,128}\Z"
 _TIMESTAMP: Final = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
     r"(?:Z|[+-][0-9]{2}:[0-9]{2})\Z"
@@ -70,8 +69,11 @@ _DATE: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:\Z|T)"
 
 _PLAIN_TIMESTAMP: Final = re.compile(_TIMESTAMP).search
 
-EntityId = Annotated[str, msgspec.Meta(pattern=_ID)]
-EventId = Annotated[str, msgspec.Meta(pattern=_EVENT_ID)]
+# Ids are checked after decoding with the contract's own functions (a pattern per field
+# costs more than the rest of the decoding); workspace, user, agent... ids repeat, so the
+# valid ones are remembered.
+EntityId = str
+EventId = str
 Timestamp = Annotated[str, msgspec.Meta(pattern=_TIMESTAMP)]
 ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 OptionalShortText = Annotated[str, msgspec.Meta(max_length=256)] | None
@@ -228,6 +230,9 @@ def decode_batch(
         if value is not None and len(value) <= max_bytes:
             try:
                 event = decode(value)
+                if not is_valid_event_id(event.event_id):
+                    raise _Fallback
+                _ids(event.org_id)
                 ts = _epoch_ms(event.occurred_at)
                 if not oldest <= ts <= newest:
                     raise _Fallback
@@ -275,6 +280,21 @@ def _epoch_ms(text: str) -> int:
         raise _Fallback from None
 
 
+_VALID_IDS: Final[set[str]] = set()
+
+
+def _ids(*values: str | None) -> None:
+    """Each value is None or a valid id (``shared.contracts.ids``)."""
+    for value in values:
+        if value is None or value in _VALID_IDS:
+            continue
+        if not is_valid_id(value):
+            raise _Fallback
+        if len(_VALID_IDS) >= 100_000:  # bounded, whatever the workspaces
+            _VALID_IDS.clear()
+        _VALID_IDS.add(value)
+
+
 def _date(text: str) -> None:
     try:
         date.fromisoformat(text)
@@ -301,6 +321,7 @@ def _usage(usage: Usage | None) -> tuple[int, int, int, int, int]:
 
 
 def _message(event: Message, ts: int) -> Row:
+    _ids(event.user_id, event.assistant_id, event.project_id)
     source = event.source
     actions = event.actions
     return (
@@ -314,6 +335,7 @@ def _message(event: Message, ts: int) -> Row:
 
 
 def _api_request(event: ApiRequest, ts: int) -> Row:
+    _ids(event.api_key_id)
     source = event.source
     return (
         event.org_id, KIND_API_REQUEST, event.event_id, ts, None, event.api_key_id, None,
@@ -324,6 +346,7 @@ def _api_request(event: ApiRequest, ts: int) -> Row:
 
 
 def _payg(event: Payg, ts: int) -> Row:
+    _ids(event.user_id)
     return (
         event.org_id, KIND_PAYG, event.event_id, ts, event.user_id, None, None, None, None,
         None, None, None, None, None, None, None, None, None, None, None, None,
@@ -360,6 +383,7 @@ def _version(event: Any, ts: int) -> DimensionVersion:
     """``(kind, entity, occurred_ms, event_id, attributes)`` as ``dimension_update`` says."""
     deleted = getattr(event, "deleted", None) or False
     if isinstance(event, UserUpserted):
+        _ids(event.user_id)
         joined = event.joined_at
         if joined is not None:
             if len(joined) == 10:
@@ -382,6 +406,7 @@ def _version(event: Any, ts: int) -> DimensionVersion:
             "deleted": deleted,
         })  # fmt: skip
     if isinstance(event, AgentUpserted):
+        _ids(event.assistant_id)
         return ("agents", event.assistant_id, ts, event.event_id, {
             "name": event.name or "",
             "description": event.description or "",
@@ -391,6 +416,7 @@ def _version(event: Any, ts: int) -> DimensionVersion:
             "deleted": deleted,
         })  # fmt: skip
     if isinstance(event, ProjectUpserted):
+        _ids(event.project_id)
         return ("projects", event.project_id, ts, event.event_id, {
             "name": event.name or "",
             "owner_id": event.owner_id or "",
@@ -398,6 +424,7 @@ def _version(event: Any, ts: int) -> DimensionVersion:
             "deleted": deleted,
         })  # fmt: skip
     if isinstance(event, ApiKeyUpserted):
+        _ids(event.api_key_id)
         attributes = {"name": event.name or "", "deleted": deleted}
         return ("api_keys", event.api_key_id, ts, event.event_id, attributes)
     settings = cast(WorkspaceSettings, event)
