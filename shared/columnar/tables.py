@@ -22,11 +22,14 @@ read a little less far — never a fact whose entity version is missing.
 
 **Fencing.** A commit is made against the snapshot the writer read its positions from.
 delta-rs refuses it (``Concurrent transaction failed``) when a commit since that snapshot
-recorded the same app id: a zombie, or the loser of a rebalance race, gets
+recorded an app id it records too. Every commit records its partitions' ids and also
+``WRITER_APP_ID``, so *any* commit since the snapshot refuses it: a zombie, the loser of
+a rebalance race, or a writer of another partition of the same workspace gets
 :class:`~shared.errors.FencedOut` and nothing of its batch is visible (its data files stay
-orphaned, referenced by no commit, until ``vacuum``). Commits of other partitions rebase
-and succeed. A position must also advance: committing a version not above the snapshot's
-would record a batch that is already durable.
+orphaned, referenced by no commit, until ``vacuum``). It refreshes, drops what the
+winner holds (positions, and event ids: dedup sees the winner's ids before it commits
+again) and retries. A position must also advance: committing a version not above the
+snapshot's would record a batch that is already durable.
 
 delta-rs blocks; every call runs in a worker thread (``asyncio.to_thread``).
 """
@@ -58,6 +61,8 @@ COMMIT_ORDER: Final = (DIMENSIONS_TABLE, FACTS_TABLE)
 _SCHEMAS: Final = {FACTS_TABLE: FACTS, DIMENSIONS_TABLE: DIMENSIONS}
 _PARTITIONS: Final[dict[str, list[str]]] = {FACTS_TABLE: ["day"], DIMENSIONS_TABLE: []}
 _TXN_CONFLICT: Final = "Concurrent transaction"
+#: Recorded by every commit, to serialize a workspace's writers (see ``_commit``).
+WRITER_APP_ID: Final = "usage-export:writer"
 
 #: A Kafka source partition: (topic, partition).
 TopicPartition = tuple[str, int]
@@ -78,17 +83,34 @@ def storage_options(settings: Settings) -> dict[str, str]:
     return options
 
 
+@dataclass(frozen=True, slots=True)
+class TableStore:
+    """Where the workspaces' tables live: ``root`` is ``s3://{bucket}`` in a deployment, or
+    a local directory (unit tests, one-machine experiments); ``options`` are delta-rs's."""
+
+    root: str
+    options: Mapping[str, str]
+
+    @classmethod
+    def of(cls, settings: Settings) -> TableStore:
+        """The aggregates bucket of ``settings``."""
+        return cls(f"s3://{settings.aggregates_bucket}", storage_options(settings))
+
+    @classmethod
+    def local(cls, directory: str) -> TableStore:
+        return cls(directory.rstrip("/"), {})
+
+    def uri(self, org_id: str, table: str) -> str:
+        if table not in _SCHEMAS:
+            raise ValueError(f"unknown table {table!r}")
+        return f"{self.root}/{workspace_prefix(org_id)}{table}"
+
+
 def workspace_prefix(org_id: str) -> str:
     """``v2/workspaces/{org_id}/``; refuses an id that could climb out of it."""
     if not is_valid_id(org_id):
         raise ValueError(f"refusing to build a table path from org id {org_id!r}")
     return f"{ROOT}{org_id}/"
-
-
-def table_uri(settings: Settings, org_id: str, table: str) -> str:
-    if table not in _SCHEMAS:
-        raise ValueError(f"unknown table {table!r}")
-    return f"s3://{settings.aggregates_bucket}/{workspace_prefix(org_id)}{table}"
 
 
 def app_id(topic: str, partition: int) -> str:
@@ -116,19 +138,19 @@ class WorkspaceTables:
     commit (do that after :class:`FencedOut`). Reads always load the latest commit.
     """
 
-    def __init__(self, settings: Settings, org_id: str, tables: Mapping[str, DeltaTable]) -> None:
-        self.settings = settings
+    def __init__(self, store: TableStore, org_id: str, tables: Mapping[str, DeltaTable]) -> None:
+        self.store = store
         self.org_id = org_id
         self._tables = dict(tables)
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, settings: Settings, org_id: str) -> WorkspaceTables:
+    async def open(cls, store: TableStore, org_id: str) -> WorkspaceTables:
         """The workspace's tables, created (empty) if they do not exist yet."""
-        options = storage_options(settings)
+        options = dict(store.options)
 
         def load(name: str) -> DeltaTable:
-            uri = table_uri(settings, org_id, name)
+            uri = store.uri(org_id, name)
             try:
                 return DeltaTable(uri, storage_options=options)
             except TableNotFoundError:
@@ -147,10 +169,10 @@ class WorkspaceTables:
                 return DeltaTable(uri, storage_options=options)
 
         tables = {name: await asyncio.to_thread(load, name) for name in _SCHEMAS}
-        return cls(settings, org_id, tables)
+        return cls(store, org_id, tables)
 
     def uri(self, table: str) -> str:
-        return table_uri(self.settings, self.org_id, table)
+        return self.store.uri(self.org_id, table)
 
     def versions(self) -> dict[str, int]:
         """The Delta version of each table's snapshot."""
@@ -185,9 +207,10 @@ class WorkspaceTables:
         ``positions`` (source partition -> next offset). A table with no rows is not
         committed (its version stays below; replay finds nothing for it there).
 
-        Raises :class:`FencedOut` when a position did not advance past the snapshot's or
-        another writer recorded it since; commits of the other table already made stand
-        (they are exactly what their own positions say).
+        Raises :class:`FencedOut` when another writer committed to the table since this
+        snapshot (whatever its partitions: the caller's dedup must see the ids it added),
+        or when a position did not advance past the snapshot's; commits of the other
+        table already made stand (they are exactly what their own positions say).
         """
         rows = {DIMENSIONS_TABLE: dimensions, FACTS_TABLE: facts}
         for name, data in rows.items():
@@ -217,6 +240,10 @@ class WorkspaceTables:
                     f"a commit up to {next_offset} would apply records twice"
                 )
         transactions = [Transaction(app_id(*tp), offset) for tp, offset in positions.items()]
+        # Every writer's commit also records WRITER_APP_ID: delta-rs refuses a commit when
+        # one since its snapshot recorded an app id it records too, so two writers of the
+        # workspace are serialized, and the loser refreshes and dedups against the winner.
+        transactions.append(Transaction(WRITER_APP_ID, table.version() + 1))
         properties = CommitProperties(app_transactions=transactions)
         try:
             await asyncio.to_thread(
@@ -225,44 +252,57 @@ class WorkspaceTables:
         except CommitFailedError as exc:
             if _TXN_CONFLICT in str(exc):
                 raise FencedOut(
-                    f"{self.uri(name)}: another writer recorded one of "
-                    f"{sorted(app_id(*source) for source in positions)} since version "
+                    f"{self.uri(name)}: another writer committed since version "
                     f"{table.version()}; nothing of this batch was committed to {name}"
                 ) from exc
             raise
 
-    async def read_facts(
-        self, first_day: date, last_day: date, columns: Sequence[str] | None = None
-    ) -> pa.Table:
-        """The committed facts of the UTC days ``first_day`` to ``last_day`` (inclusive).
 
-        Only the files of those days' partitions that the Delta log references are read
-        (the data folder is never listed, so orphans of failed writes are never seen).
-        """
-        wanted = list(columns) if columns is not None else FACTS.names
-        unknown = set(wanted) - set(FACTS.names)
-        if unknown:
-            raise ValueError(f"unknown facts columns {sorted(unknown)}")
+def _open_for_reading(store: TableStore, org_id: str, table: str) -> DeltaTable | None:
+    try:
+        return DeltaTable(store.uri(org_id, table), storage_options=dict(store.options))
+    except TableNotFoundError:
+        return None
 
-        def read() -> pa.Table:
-            options = storage_options(self.settings)
-            table = DeltaTable(self.uri(FACTS_TABLE), storage_options=options)
-            dataset = table.to_pyarrow_dataset(
-                file_pruning_predicate=[("day", ">=", first_day), ("day", "<=", last_day)]
-            )
-            return dataset.to_table(columns=wanted)
 
-        found = await asyncio.to_thread(read)
-        return found.cast(pa.schema([FACTS.field(name) for name in wanted]))
+async def read_facts(
+    store: TableStore,
+    org_id: str,
+    first_day: date,
+    last_day: date,
+    columns: Sequence[str] | None = None,
+) -> pa.Table:
+    """The committed facts of the UTC days ``first_day`` to ``last_day`` (inclusive); no
+    rows for a workspace without tables.
 
-    async def read_dimensions(self) -> pa.Table:
-        """Every committed dimension version of the workspace."""
+    Only the files of those days' partitions that the Delta log references are read
+    (the data folder is never listed, so orphans of failed writes are never seen).
+    """
+    wanted = list(columns) if columns is not None else FACTS.names
+    unknown = set(wanted) - set(FACTS.names)
+    if unknown:
+        raise ValueError(f"unknown facts columns {sorted(unknown)}")
+    schema = pa.schema([FACTS.field(name) for name in wanted])
 
-        def read() -> pa.Table:
-            table = DeltaTable(
-                self.uri(DIMENSIONS_TABLE), storage_options=storage_options(self.settings)
-            )
-            return table.to_pyarrow_table()
+    def read() -> pa.Table:
+        table = _open_for_reading(store, org_id, FACTS_TABLE)
+        if table is None:
+            return schema.empty_table()
+        dataset = table.to_pyarrow_dataset(
+            file_pruning_predicate=[("day", ">=", first_day), ("day", "<=", last_day)]
+        )
+        return dataset.to_table(columns=wanted)
 
-        found = await asyncio.to_thread(read)
-        return found.cast(DIMENSIONS)
+    found = await asyncio.to_thread(read)
+    return found.cast(schema)
+
+
+async def read_dimensions(store: TableStore, org_id: str) -> pa.Table:
+    """Every committed dimension version of the workspace (none without tables)."""
+
+    def read() -> pa.Table:
+        table = _open_for_reading(store, org_id, DIMENSIONS_TABLE)
+        return DIMENSIONS.empty_table() if table is None else table.to_pyarrow_table()
+
+    found = await asyncio.to_thread(read)
+    return found.cast(DIMENSIONS)

@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 
 from shared.columnar.schema import DimensionVersion, dimensions_table, facts_table
-from shared.columnar.tables import WorkspaceTables
+from shared.columnar.tables import TableStore, WorkspaceTables
 from shared.domain.facts import API_REQUEST, MESSAGE, PAYG, Fact
 from shared.settings import Settings
 from tests.clock import TODAY
@@ -74,7 +74,7 @@ async def store_workspace(
     settings: Settings, org: str, facts: list[Fact], dims: list[DimensionVersion]
 ) -> None:
     """Commit ``facts`` and ``dims`` to ``org``'s format-2 tables, in two flushes."""
-    tables = await WorkspaceTables.open(settings, org)
+    tables = await WorkspaceTables.open(TableStore.of(settings), org)
     half = len(facts) // 2
     await tables.append(*rows(org, facts[:half], dims), {("usage.events", 0): half})
     await tables.append(*rows(org, facts[half:], []), {("usage.events", 0): len(facts)})
