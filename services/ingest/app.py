@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import Callable
 
-from services.ingest.janitor import Janitor
 from services.ingest.worker import IngestWorker
 from shared.adapters.kafka import make_consumer, make_producer
 from shared.adapters.s3 import ObjectStore
+from shared.columnar.migration import check_storage_format
+from shared.columnar.tables import TableStore
 from shared.observability import (
     IngestMetrics,
     ObservabilityServer,
@@ -31,18 +31,24 @@ async def run_ingest(
     on_serving: Callable[[str], None] | None = None,
 ) -> IngestWorker:
     """Run until ``stop`` is set; then flush, commit and return the worker (for its stats)."""
-    # The working set is many long-lived small containers; the default GC thresholds
-    # rescan them every few thousand allocations and halve throughput (measured).
-    gc.set_threshold(200_000, 50, 1000)
     registry = new_registry("ingest")
     metrics = IngestMetrics(registry)
     consumer = make_consumer(settings, group_id=settings.ingest_group)
     producer = make_producer(settings)
     store = ObjectStore(settings, settings.aggregates_bucket)
     await store.start()
+    try:
+        await check_storage_format(store)
+    except BaseException:
+        await store.stop()
+        raise
     await producer.start()
     worker = IngestWorker(
-        settings, consumer=consumer, producer=producer, store=store, metrics=metrics
+        settings,
+        consumer=consumer,
+        producer=producer,
+        tables=TableStore.of(settings),
+        metrics=metrics,
     )
     server = ObservabilityServer(
         registry,
@@ -59,8 +65,6 @@ async def run_ingest(
         on_serving(server.url)  # where /metrics and /health answer (tests, tools)
     consumer.subscribe([settings.topic_events], listener=worker.listener)
     await consumer.start()
-    janitor = Janitor(settings, store)
-    janitor_task = asyncio.create_task(janitor.run(stop), name="ingest-janitor")
     try:
         log.info(
             "ingest consuming %s as group %s; metrics and health on %s",
@@ -70,8 +74,6 @@ async def run_ingest(
         )
         await worker.run(stop)
     finally:
-        janitor_task.cancel()
-        await asyncio.gather(janitor_task, return_exceptions=True)
         await consumer.stop()
         await producer.stop()
         await server.stop()

@@ -1,10 +1,13 @@
-"""The ingest worker: usage events from Kafka into day aggregates in the object store.
+"""The ingest worker: usage events from Kafka into each workspace's format-2 tables.
 
-Loop: fetch a batch → validate → group facts by (workspace, UTC day) → load the states
-the batch touches → fold → every ``ingest_flush_interval_s`` (or earlier when the working
-set is full) make every dirty state durable, wait for dead letters to be acknowledged,
-and only then commit the offsets. A crash anywhere replays at most the uncommitted tail,
-and replayed events are dropped by the per-day dedup set, so each event counts once.
+Loop: fetch a batch → decode it into columns (``services.ingest.decode``) → split the
+rows by workspace → each workspace's writer drops what its tables already hold (by Kafka
+position, by ``event_id``) and keeps the rest pending → every ``ingest_flush_interval_s``
+(or earlier when the pending rows or the writers' memory are over their bounds) commit
+every workspace's pending rows (one Delta commit per table, carrying the positions), wait
+for dead letters to be acknowledged, and only then commit the Kafka offsets. A crash
+anywhere replays at most the uncommitted tail, and what it replays is dropped by
+position or by id, so each event counts once (``services.ingest.workspace_writer``).
 """
 
 from __future__ import annotations
@@ -13,30 +16,33 @@ import asyncio
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
-from typing import Any, cast
+from datetime import timedelta
+from typing import Any, TypeVar
 
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from services.ingest.state_cache import StateCache
-from services.ingest.validation import AcceptedRange, Rejected, read_record
+from services.ingest.decode import decode_batch
+from services.ingest.validation import AcceptedRange, Rejected
+from services.ingest.writers import Writers
 from shared.adapters.dead_letters import dead_letter_headers, send_dead_letter
-from shared.adapters.s3 import ObjectStore
 from shared.clock import Clock, system_clock
-from shared.domain.dimensions import DimensionEvent, dimension_update, occurred_ms
-from shared.domain.facts import TS, Fact
-from shared.domain.window import utc_day_of
-from shared.errors import RetriableError
+from shared.columnar.schema import DimensionVersion
+from shared.columnar.tables import STORE_ERRORS, TableStore
+from shared.columnar.tables import TopicPartition as Source
 from shared.observability import IngestMetrics
 from shared.settings import Settings
-from shared.storage.dims import DimensionUpdate
 
 log = logging.getLogger(__name__)
 
-_DAY_MS = 86_400_000
+T = TypeVar("T")
+Offsets = npt.NDArray[np.int64]
 
 
 @dataclass
@@ -93,19 +99,16 @@ class IngestWorker:
         *,
         consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer,
-        store: ObjectStore,
+        tables: TableStore,
         metrics: IngestMetrics | None = None,
         clock: Clock = system_clock,
     ) -> None:
         self._settings = settings
         self._consumer = consumer
         self._producer = producer
-        self._store = store
         self._clock = clock
-        self.cache = StateCache(
-            store,
-            max_entries=settings.ingest_cache_max_entries,
-            max_weight=settings.ingest_cache_max_facts,
+        self.writers = Writers(
+            tables,
             max_bytes=settings.ingest_cache_max_mb * 1024 * 1024,
             concurrency=settings.ingest_flush_concurrency,
         )
@@ -135,8 +138,8 @@ class IngestWorker:
                 settings,
                 elapsed_s=time.monotonic() - self._last_flush,
                 backlog=fetched >= settings.ingest_batch_max_records,
-                pending_facts=self.cache.pending_facts,
-                over_bounds=self.cache.needs_early_flush(),
+                pending_facts=self.writers.pending,
+                over_bounds=self.writers.over_bounds(),
             ):
                 await self.flush_and_commit(stop)
         await self.flush_and_commit(stop, final=True)
@@ -145,47 +148,58 @@ class IngestWorker:
         accepted = AcceptedRange.at(
             self._clock(), future_tolerance=timedelta(seconds=self._settings.future_tolerance_s)
         )
-        facts: defaultdict[tuple[str, date], list[Fact]] = defaultdict(list)
-        updates: defaultdict[tuple[str, str], list[DimensionUpdate]] = defaultdict(list)
+        facts: defaultdict[str, list[tuple[Source, Offsets, pa.Table]]] = defaultdict(list)
+        versions: defaultdict[str, defaultdict[Source, list[tuple[int, DimensionVersion]]]] = (
+            defaultdict(lambda: defaultdict(list))
+        )
         positions: dict[TopicPartition, int] = {}
-        max_bytes = self._settings.max_event_bytes
-        days: dict[int, date] = {}  # UTC day number -> date, for this batch
         for tp, records in batch.items():
             self.stats.consumed += len(records)
-            for record in records:
-                result = read_record(record.value, accepted, max_bytes=max_bytes)
-                if type(result) is tuple:
-                    org_id, fact = result
-                    number = fact[TS] // _DAY_MS
-                    day = days.get(number)
-                    if day is None:
-                        day = days[number] = utc_day_of(fact[TS])
-                    facts[(org_id, day)].append(fact)
-                elif isinstance(result, Rejected):
-                    await self._dead_letter(tp, record, result)
-                else:
-                    dimension = cast(DimensionEvent, result)
-                    kind, entity, attributes = dimension_update(dimension)
-                    updates[(dimension.org_id, kind)].append(
-                        (entity, occurred_ms(dimension), dimension.event_id, attributes)
-                    )
+            source = (tp.topic, tp.partition)
+            decoded = decode_batch(
+                [record.value for record in records],
+                accepted,
+                max_bytes=self._settings.max_event_bytes,
+            )
+            for index, rejected in decoded.rejected:
+                await self._dead_letter(tp, records[index], rejected)
+            if decoded.fact_records:
+                offsets = np.fromiter(
+                    (records[index].offset for index in decoded.fact_records),
+                    dtype=np.int64,
+                    count=len(decoded.fact_records),
+                )
+                for org, selected in by_workspace(decoded.facts):
+                    facts[org].append((source, offsets[selected], decoded.facts.take(selected)))
+            for index, org, version in decoded.dimensions:
+                versions[org][source].append((records[index].offset, version))
             positions[tp] = records[-1].offset + 1
-        # Load, apply and advance the positions under the flush lock: the revoke callback
-        # (flush, commit, forget clean states) runs on the coordinator's task and would
-        # otherwise forget the states this batch has just loaded, mid-batch.
+        sources = [(tp.topic, tp.partition) for tp in self._consumer.assignment() | set(batch)]
+        # Open, apply and advance the positions under the flush lock: the revoke callback
+        # (flush, commit) runs on the coordinator's task and must not commit records
+        # whose rows are not pending yet.
         async with self._flush_lock:
-            await self._load(facts, updates)
-            offered = applied = 0  # apply() is True for what was new, False for a duplicate
-            for key, day_facts in facts.items():
-                applied += sum(map(self.cache.day(key).apply, day_facts))
-                offered += len(day_facts)
-            for dims_key, dims_updates in updates.items():
-                applied += sum(map(self.cache.dims_state(dims_key).apply, dims_updates))
-                offered += len(dims_updates)
+            await self._retrying(
+                "open the workspaces' tables", self._open, [*facts, *versions], sources
+            )
+            offered = applied = 0
+            for org, chunks in facts.items():
+                writer = self.writers[org]
+                for source, offsets, rows in chunks:
+                    result = await self._retrying(
+                        "check event ids", writer.add_facts, source, offsets, rows
+                    )
+                    applied += result.applied
+                    offered += result.applied + result.duplicates
+            for org, by_source in versions.items():
+                writer = self.writers[org]
+                for source, items in by_source.items():
+                    result = writer.add_dimensions(source, items)
+                    applied += result.applied
+                    offered += result.applied + result.duplicates
             self.stats.applied += applied
             self.stats.duplicates += offered - applied
-            # Only now may a commit cover these records: a rebalance callback can run while
-            # the states load, and committing records not yet applied could lose them.
+            # Only now may a commit cover these records.
             self._positions.update(positions)
         if self._metrics is not None:
             self._metrics.events_consumed.inc(sum(len(records) for records in batch.values()))
@@ -193,19 +207,18 @@ class IngestWorker:
             self._metrics.events_duplicated.inc(offered - applied)
             self._report_lag(batch)
 
-    async def _load(
-        self, facts: Iterable[tuple[str, date]], updates: Iterable[tuple[str, str]]
-    ) -> None:
-        """Load the states a batch touches; while the store is down, wait and retry (the
-        batch is held, nothing is committed, fetching pauses)."""
+    async def _open(self, orgs: list[str], sources: list[Source]) -> None:
+        await self.writers.ensure(orgs, sources)
+
+    async def _retrying(self, what: str, action: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``action(*args)``; while the store is down, wait and retry (the batch is held,
+        nothing is committed, fetching pauses)."""
         delay = self._settings.s3_retry_base_s
         while True:
             try:
-                await self.cache.ensure_days(facts)
-                await self.cache.ensure_dims(updates)
-                return
-            except RetriableError as exc:
-                log.warning("cannot load state (%s); retrying in %.1fs", exc, delay)
+                return await action(*args)
+            except STORE_ERRORS as exc:
+                log.warning("cannot %s (%s); retrying in %.1fs", what, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._settings.s3_retry_max_s)
 
@@ -264,38 +277,36 @@ class IngestWorker:
         async with self._flush_lock:
             await self._make_durable(stop, final=final)
             await self._commit()
-            self.cache.evict()
+            self.writers.over_bounds()
             self._last_flush = time.monotonic()
             if self._metrics is not None:
-                self._metrics.set_cache(
-                    entries=len(self.cache.days) + len(self.cache.dims), facts=self.cache.weight
-                )
+                self._metrics.set_cache(entries=len(self.writers.open), facts=self.writers.pending)
 
     async def _make_durable(self, stop: asyncio.Event | None, *, final: bool) -> None:
         delay = self._settings.s3_retry_base_s
+        positions = {(tp.topic, tp.partition): offset for tp, offset in self._positions.items()}
         while True:
             try:
                 await self._dead_letters_acknowledged()
-                if self.cache.dirty:
-                    report = await self.cache.flush()
+                if self.writers.pending:
+                    report = await self.writers.flush(positions)
                     self.stats.flushes += 1
                     if self._metrics is not None:
                         self._metrics.observe_flush(
                             report.seconds,
-                            facts=report.facts,
-                            states=report.days + report.dims,
+                            facts=report.rows,
+                            states=report.workspaces,
                             conflicts=report.conflicts,
                         )
                     log.debug(
-                        "flushed %s days, %s dims, %s facts in %.3fs (%s conflicts)",
-                        report.days,
-                        report.dims,
-                        report.facts,
+                        "committed %s rows of %s workspaces in %.3fs (%s conflicts)",
+                        report.rows,
+                        report.workspaces,
                         report.seconds,
                         report.conflicts,
                     )
                 return
-            except (RetriableError, KafkaError) as exc:
+            except (*STORE_ERRORS, KafkaError) as exc:
                 # The store or broker is down: hold everything (nothing is committed) and
                 # keep trying; fetching waits meanwhile, so memory stays bounded.
                 log.warning("cannot make state durable yet (%s); retrying in %.1fs", exc, delay)
@@ -322,8 +333,8 @@ class IngestWorker:
             await self._consumer.commit(offsets)
         except (CommitFailedError, KafkaError) as exc:
             # A rebalance took the partitions: what we applied is durable, the next owner
-            # re-reads from the last commit and its duplicates are dropped by dedup.
-            log.warning("offset commit failed (%s); the next owner will dedup", exc)
+            # re-reads from the last commit and skips it by the tables' positions.
+            log.warning("offset commit failed (%s); the next owner will skip it", exc)
             if self._metrics is not None:
                 self._metrics.commit_failures.inc()
             return
@@ -337,4 +348,14 @@ class IngestWorker:
             self.stats.committed.pop(tp, None)
             if self._metrics is not None:
                 self._metrics.forget_partition(tp.topic, tp.partition)
-        self.cache.clear_clean()
+
+
+def by_workspace(facts: pa.Table) -> Iterator[tuple[str, pa.Array]]:
+    """(org_id, row positions) of each workspace in ``facts``, in order of appearance."""
+    codes = pc.dictionary_encode(facts.column("org_id")).combine_chunks()
+    if len(codes.dictionary) == 1:
+        yield codes.dictionary[0].as_py(), pa.array(np.arange(facts.num_rows))
+        return
+    indices = codes.indices.to_numpy(zero_copy_only=False)
+    for code, org in enumerate(codes.dictionary.to_pylist()):
+        yield org, pa.array(np.flatnonzero(indices == code))

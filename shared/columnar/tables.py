@@ -49,7 +49,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundErr
 
 from shared.columnar.schema import DIMENSIONS, FACTS
 from shared.contracts.ids import is_valid_id
-from shared.errors import FencedOut
+from shared.errors import FencedOut, RetriableError
 from shared.settings import Settings
 
 #: The prefix of every format-2 object in the aggregates bucket.
@@ -63,6 +63,10 @@ _PARTITIONS: Final[dict[str, list[str]]] = {FACTS_TABLE: ["day"], DIMENSIONS_TAB
 _TXN_CONFLICT: Final = "Concurrent transaction"
 #: Recorded by every commit, to serialize a workspace's writers (see ``_commit``).
 WRITER_APP_ID: Final = "usage-export:writer"
+
+#: What a store call may raise while the object store is unavailable: retried by callers.
+#: (delta-rs reports object-store failures as OSError or DeltaError.)
+STORE_ERRORS: Final = (RetriableError, OSError, DeltaError)
 
 #: A Kafka source partition: (topic, partition).
 TopicPartition = tuple[str, int]

@@ -76,21 +76,21 @@ def expected_days(records: list[SimRecord]) -> dict[tuple[str, date], dict[str, 
     return {key: figures.normalised() for key, figures in days.items()}
 
 
-def figures_of_aggregate(aggregate: dict[str, Any]) -> dict[str, Any]:
-    """The same figures read off a stored day aggregate (JSON form)."""
+def figures_of_facts(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The same figures read off stored facts rows (``shared.columnar.schema.FACTS``)."""
     figures = DayFigures()
-    for user, by_model in aggregate["users"].items():
-        for stats in by_model.values():
-            figures.messages_by_user[user] += stats[0]
-            figures.prompt_by_user[user] += stats[5]
-    for key, by_model in aggregate["api_keys"].items():
-        for stats in by_model.values():
-            figures.requests_by_key[key] += stats[0]
-            figures.cost_by_key[key] += stats[1]
-    for user, amount in aggregate["payg"].items():
-        figures.payg_by_user[user] += amount
-    for agent, conversations in aggregate["agent_conversations"].items():
-        figures.conversations_by_agent[agent].update(conversations)
-    for row in aggregate["models"]:
-        figures.requests_by_model[row[0]] += row[5]
+    for row in rows:
+        kind = row["kind"]
+        if kind == "message":
+            figures.messages_by_user[row["user_id"]] += 1
+            figures.prompt_by_user[row["user_id"]] += row["prompt_tokens"]
+            if row["assistant_id"] and row["conversation_id"]:
+                figures.conversations_by_agent[row["assistant_id"]].add(row["conversation_id"])
+            figures.requests_by_model[row["model"]] += row["requests"]
+        elif kind == "api_request":
+            figures.requests_by_key[row["api_key_id"]] += row["requests"]
+            figures.cost_by_key[row["api_key_id"]] += row["cost_nano"]
+            figures.requests_by_model[row["model"]] += row["requests"]
+        else:
+            figures.payg_by_user[row["user_id"]] += row["amount_nano"]
     return figures.normalised()

@@ -1,0 +1,258 @@
+"""One workspace's pending rows on their way into its format-2 tables, deduplicated.
+
+A :class:`WorkspaceWriter` holds what ingest has accepted for one workspace since its
+last commit, and what it needs to accept nothing twice:
+
+* **positions** — each table's recorded next offset per source partition
+  (``shared.columnar.tables.Positions``): a record below it is already durable there and
+  is skipped (a redelivery after a crash or a rebalance);
+* **event ids** — an :class:`~shared.columnar.id_index.IdIndex` of every stored fact's
+  id (the whole table, so the whole retention: the contract's dedup scope), the exact ids
+  of the pending rows, and the stored ids of the dimension versions. A candidate the
+  index names is confirmed against the stored ids of its days (cached, a few days), so a
+  hash collision never drops an event. The first version applied wins.
+
+:meth:`commit` appends the pending rows in one commit per table. When another writer
+committed first (:class:`~shared.errors.FencedOut`: a zombie's or a new owner's commit,
+or another partition's writer of this workspace), the writer reloads positions and ids
+from the tables, drops what the winner holds, and commits the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shared.columnar.id_index import IdIndex
+from shared.columnar.schema import FACTS, DimensionVersion, dimensions_table
+from shared.columnar.tables import (
+    DIMENSIONS_TABLE,
+    FACTS_TABLE,
+    Positions,
+    TableStore,
+    TopicPartition,
+    WorkspaceTables,
+    read_dimensions,
+    read_facts,
+)
+from shared.errors import FencedOut
+
+log = logging.getLogger(__name__)
+
+_EPOCH: Final = date(1970, 1, 1)
+_ALL_DAYS: Final = (date(1970, 1, 1), date(9999, 12, 31))
+#: Days whose stored ids are kept after a confirmation (duplicates come in bursts).
+_CONFIRMED_DAYS: Final = 8
+#: Rows per Arrow batch when the index is built (bounds the transient memory).
+_INDEX_BATCH: Final = 65_536
+
+Offsets = npt.NDArray[np.int64]
+
+
+@dataclass(slots=True)
+class _Facts:
+    """Pending facts of one source partition, with each row's offset."""
+
+    source: TopicPartition
+    offsets: Offsets
+    rows: pa.Table
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What one batch contributed to a workspace: new rows, and records dropped as
+    duplicates (already durable by position, or an ``event_id`` seen before)."""
+
+    applied: int
+    duplicates: int
+
+
+class WorkspaceWriter:
+    """Use :meth:`open`; then :meth:`add_facts`/:meth:`add_dimensions` and
+    :meth:`commit`. One writer per workspace per process."""
+
+    def __init__(self, tables: WorkspaceTables) -> None:
+        self._tables = tables
+        self.org_id = tables.org_id
+        self._positions = Positions(facts={}, dimensions={})
+        self._index = IdIndex()
+        self._dimension_ids: set[str] = set()
+        self._facts: list[_Facts] = []
+        self._pending_ids: set[str] = set()
+        self._dimensions: list[tuple[TopicPartition, int, DimensionVersion]] = []
+        self._confirmed: OrderedDict[int, set[str]] = OrderedDict()
+        self.sources: set[TopicPartition] = set()
+
+    @classmethod
+    async def open(
+        cls, store: TableStore, org_id: str, sources: Iterable[TopicPartition]
+    ) -> WorkspaceWriter:
+        writer = cls(await WorkspaceTables.open(store, org_id))
+        writer.sources.update(sources)
+        await writer._load()
+        return writer
+
+    async def _load(self) -> None:
+        """Positions and ids as of the tables' latest commit."""
+        await self._tables.refresh()
+        self._positions = self._tables.positions(self.sources)
+        store = self._tables.store
+        stored = await read_facts(store, self.org_id, *_ALL_DAYS, columns=["event_id", "day"])
+        index = IdIndex()
+        for batch in stored.to_batches(max_chunksize=_INDEX_BATCH):
+            days = pc.cast(batch.column(1), pa.int32()).to_numpy(zero_copy_only=False)
+            index.add(batch.column(0).to_pylist(), days)
+        self._index = index
+        self._confirmed.clear()
+        dimensions = await read_dimensions(store, self.org_id)
+        self._dimension_ids = set(dimensions.column("event_id").to_pylist())
+
+    # ---- accepting ----------------------------------------------------------------------
+    @property
+    def pending(self) -> int:
+        return int(sum(chunk.rows.num_rows for chunk in self._facts)) + len(self._dimensions)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held: the index, the pending rows and their ids (estimated)."""
+        rows = int(sum(chunk.rows.nbytes + chunk.offsets.nbytes for chunk in self._facts))
+        ids = 100 * (len(self._pending_ids) + len(self._dimension_ids))
+        return self._index.nbytes + rows + ids + 400 * len(self._dimensions)
+
+    def watch(self, source: TopicPartition) -> None:
+        """Read ``source``'s recorded positions too (a partition this worker now reads)."""
+        if source not in self.sources:
+            self.sources.add(source)
+            self._positions = self._tables.positions(self.sources)
+
+    async def add_facts(self, source: TopicPartition, offsets: Offsets, rows: pa.Table) -> Applied:
+        """Accept the rows (records at ``offsets`` of ``source``) that are new."""
+        self.watch(source)
+        offered = len(offsets)
+        recorded = self._positions.facts.get(source)
+        if recorded is not None:
+            later = offsets >= recorded
+            if not later.all():
+                offsets, rows = offsets[later], rows.filter(pa.array(later))
+        keep = await self._new_ids(rows.column("event_id").to_pylist())
+        if len(keep) < rows.num_rows:
+            positions = pa.array(keep, pa.int64())
+            rows, offsets = rows.take(positions), offsets[np.asarray(keep, dtype=np.int64)]
+        if rows.num_rows:
+            self._facts.append(_Facts(source, offsets, rows))
+        return Applied(rows.num_rows, offered - rows.num_rows)
+
+    async def _new_ids(self, ids: Sequence[str]) -> list[int]:
+        """Positions of the ids seen neither pending, nor stored, nor earlier in ``ids``;
+        the kept ones become pending."""
+        pending = self._pending_ids
+        first: list[int] = []
+        for position, event_id in enumerate(ids):
+            if event_id not in pending:
+                pending.add(event_id)
+                first.append(position)
+        candidates = self._index.candidates([ids[position] for position in first])
+        if not candidates:
+            return first
+        stored: set[int] = set()
+        for where, candidate_days in candidates.items():
+            event_id = ids[first[where]]
+            for day in candidate_days:
+                if event_id in await self._stored_ids(day):
+                    stored.add(where)
+                    pending.discard(event_id)
+                    break
+        return [position for where, position in enumerate(first) if where not in stored]
+
+    async def _stored_ids(self, day_number: int) -> set[str]:
+        found = self._confirmed.get(day_number)
+        if found is None:
+            day = _EPOCH + timedelta(days=day_number)
+            ids = await read_facts(self._tables.store, self.org_id, day, day, ["event_id"])
+            found = set(ids.column("event_id").to_pylist())
+            self._confirmed[day_number] = found
+            while len(self._confirmed) > _CONFIRMED_DAYS:
+                self._confirmed.popitem(last=False)
+        else:
+            self._confirmed.move_to_end(day_number)
+        return found
+
+    def add_dimensions(
+        self, source: TopicPartition, versions: Sequence[tuple[int, DimensionVersion]]
+    ) -> Applied:
+        """Accept the dimension versions (records at the given offsets) that are new."""
+        self.watch(source)
+        recorded = self._positions.dimensions.get(source)
+        applied = 0
+        for offset, version in versions:
+            event_id = version[3]
+            if recorded is not None and offset < recorded:
+                continue
+            if event_id in self._dimension_ids:
+                continue
+            self._dimension_ids.add(event_id)
+            self._dimensions.append((source, offset, version))
+            applied += 1
+        return Applied(applied, len(versions) - applied)
+
+    # ---- committing ---------------------------------------------------------------------
+    async def commit(self, positions: Mapping[TopicPartition, int]) -> int:
+        """Make the pending rows durable, recording ``positions`` (next offset per source
+        partition read) for the sources they came from; returns the conflicts met."""
+        conflicts = 0
+        while self.pending:
+            sources = {chunk.source for chunk in self._facts}
+            sources |= {source for source, _, _ in self._dimensions}
+            facts = pa.concat_tables([chunk.rows for chunk in self._facts], promote_options="none")
+            versions = [version for _, _, version in self._dimensions]
+            try:
+                await self._tables.append(
+                    facts if self._facts else FACTS.empty_table(),
+                    dimensions_table(self.org_id, versions),
+                    {source: positions[source] for source in sources},
+                )
+            except FencedOut as exc:
+                conflicts += 1
+                log.info("%s; reloading %s and committing the rest", exc, self.org_id)
+                await self._rebase()
+                continue
+            self._committed(facts)
+        return conflicts
+
+    def _committed(self, facts: pa.Table) -> None:
+        if facts.num_rows:
+            days = pc.cast(facts.column("day"), pa.int32()).to_numpy()
+            self._index.add(facts.column("event_id").to_pylist(), days)
+        self._positions = self._tables.positions(self.sources)
+        self._facts, self._dimensions = [], []
+        self._pending_ids.clear()
+
+    async def _rebase(self) -> None:
+        """After losing a commit race: reload, and keep only the pending rows the tables
+        do not hold (by position, then by id)."""
+        facts, dimensions = self._facts, self._dimensions
+        self._facts, self._dimensions = [], []
+        self._pending_ids.clear()
+        await self._load()
+        for chunk in facts:
+            await self.add_facts(chunk.source, chunk.offsets, chunk.rows)
+        by_source: dict[TopicPartition, list[tuple[int, DimensionVersion]]] = {}
+        for source, offset, version in dimensions:
+            by_source.setdefault(source, []).append((offset, version))
+        for source, versions in by_source.items():
+            self.add_dimensions(source, versions)
+
+    def recorded(self, table: str, source: TopicPartition) -> int | None:
+        """The snapshot's recorded next offset of ``source`` in ``table`` (tests, status)."""
+        found = self._positions.facts if table == FACTS_TABLE else self._positions.dimensions
+        assert table in (FACTS_TABLE, DIMENSIONS_TABLE)
+        return found.get(source)
