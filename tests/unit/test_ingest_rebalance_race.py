@@ -1,28 +1,29 @@
-"""A partition revoked while a batch's states load must not crash the worker.
+"""A partition revoked while a batch's workspaces load must not crash the worker.
 
 Found by the fault suite (``tests/integration/reliability/test_ingest_group.py``): the
 revoke callback runs on the consumer's coordinator task, so it can interleave with
 ``IngestWorker.process`` at any await. It used to flush, commit and then forget every
 clean state — including the states ``process`` had just loaded for its batch — and
-``process`` then died with ``KeyError`` on ``cache.day(key)``, taking the worker down.
+``process`` then died with ``KeyError``, taking the worker down. The revoke now waits for
+the batch, then makes it durable and commits it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 
-from services.ingest.state_cache import FlushReport
-from services.ingest.worker import IngestWorker
-from shared.settings import Settings
-from shared.storage.days import DayState
-from shared.storage.dims import DimsState
-from tests.unit.test_ingest_worker import TP, FakeConsumer, Record, run_until_blocked
-
-DAY = date(2026, 11, 1)
+from services.ingest.writers import FlushReport
+from tests.unit.test_ingest_worker import (
+    TP,
+    FakeConsumer,
+    Record,
+    local_worker,
+    run_until_blocked,
+)
 
 
 def event(number: int, kind: str = "message") -> bytes:
@@ -42,37 +43,28 @@ def event(number: int, kind: str = "message") -> bytes:
     )
 
 
-async def test_a_revoke_while_a_batch_loads_keeps_the_batch_and_the_worker() -> None:
+async def test_a_revoke_while_a_batch_loads_keeps_the_batch_and_the_worker(
+    tmp_path: Path,
+) -> None:
     consumer = FakeConsumer()
-    worker = IngestWorker(
-        Settings(),
-        consumer=consumer,
-        producer=None,
-        store=None,  # type: ignore[arg-type]
-        clock=lambda: datetime(2026, 11, 22, tzinfo=UTC),
-    )
+    worker = local_worker(tmp_path, consumer)
     flushed: list[int] = []
     revoking: list[asyncio.Task[None]] = []
+    ensure, flush = worker.writers.ensure, worker.writers.flush
 
-    async def ensure_days(wanted: Any) -> None:
-        for org, day in wanted:
-            worker.cache.days.setdefault((org, day), DayState(org_id=org, day=day))
-
-    async def ensure_dims(wanted: Any) -> None:
-        for org, kind in wanted:
-            worker.cache.dims.setdefault((org, kind), DimsState(org_id=org, kind=kind))
+    async def ensure_then_revoke(orgs: Any, sources: Any) -> None:
+        await ensure(orgs, sources)
         # The coordinator revokes the partition while this batch is still loading.
         revoking.append(asyncio.create_task(worker.on_revoked({TP})))
         await run_until_blocked(revoking[-1])
         assert not revoking[-1].done(), "the revoke waits for the batch being loaded"
 
-    async def flush() -> FlushReport:
-        flushed.append(worker.cache.pending_facts)
-        return FlushReport()
+    async def counted_flush(positions: Any) -> FlushReport:
+        flushed.append(worker.writers.pending)
+        return await flush(positions)
 
-    worker.cache.ensure_days = ensure_days  # type: ignore[method-assign]
-    worker.cache.ensure_dims = ensure_dims  # type: ignore[method-assign]
-    worker.cache.flush = flush  # type: ignore[method-assign]
+    worker.writers.ensure = ensure_then_revoke  # type: ignore[method-assign]
+    worker.writers.flush = counted_flush  # type: ignore[method-assign]
     batch = [Record(offset=n, value=event(n)) for n in range(4)]
     batch.append(Record(offset=4, value=event(4, "user_upserted")))
 
@@ -80,5 +72,6 @@ async def test_a_revoke_while_a_batch_loads_keeps_the_batch_and_the_worker() -> 
     await revoking[0]
 
     assert worker.stats.applied == 5
-    assert flushed == [4]  # the revoke made the applied batch durable ...
+    assert flushed == [5]  # the revoke made the applied batch durable ...
     assert consumer.commits == [{TP: 5}]  # ... and only then committed it
+    assert worker.writers.pending == 0

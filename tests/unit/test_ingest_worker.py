@@ -1,10 +1,12 @@
-"""Worker invariants that need no broker: a commit never covers records not yet applied."""
+"""Worker invariants that need no broker (tables in a local directory): a commit never
+covers records not yet applied."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -13,9 +15,11 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaTimeoutError
 
 from services.ingest.worker import IngestWorker
+from shared.columnar.tables import TableStore, read_facts
 from shared.settings import Settings
 
 TP = TopicPartition("usage.events", 0)
+DAY = date(2026, 11, 1)
 
 
 @dataclass
@@ -63,41 +67,64 @@ def message(number: int) -> bytes:
     )
 
 
-async def test_a_rebalance_while_a_batch_loads_commits_only_what_was_applied() -> None:
-    consumer = FakeConsumer()
-    worker = IngestWorker(
+def local_worker(tmp_path: Path, consumer: FakeConsumer, producer: Any = None) -> IngestWorker:
+    return IngestWorker(
         Settings(),
-        consumer=consumer,
-        producer=None,  # type: ignore[arg-type]
-        store=None,
+        consumer=consumer,  # type: ignore[arg-type]
+        producer=producer,
+        tables=TableStore.local(str(tmp_path)),
         clock=lambda: datetime(2026, 11, 22, tzinfo=UTC),
-    )  # type: ignore[arg-type]
+    )
+
+
+async def test_a_rebalance_while_a_batch_loads_commits_only_what_was_applied(
+    tmp_path: Path,
+) -> None:
+    consumer = FakeConsumer()
+    worker = local_worker(tmp_path, consumer)
     seen_while_loading: list[list[dict[TopicPartition, int]]] = []
     callbacks: list[asyncio.Task[None]] = []
+    ensure = worker.writers.ensure
 
-    async def ensure_days(wanted: Any) -> None:
-        from shared.storage.days import DayState
-
-        for org, day in wanted:
-            worker.cache.days[(org, day)] = DayState(org_id=org, day=day)
+    async def ensure_then_rebalance(orgs: Any, sources: Any) -> None:
+        await ensure(orgs, sources)
         # The revoke callback runs on the coordinator's task, here mid-load.
         callbacks.append(asyncio.create_task(worker.flush_and_commit()))
         await run_until_blocked(callbacks[-1])
         assert not callbacks[-1].done(), "the callback waits for the batch being loaded"
         seen_while_loading.append(list(consumer.commits))
 
-    async def nothing_to_flush() -> Any:
-        raise AssertionError("no state is dirty while loading")
-
-    worker.cache.ensure_days = ensure_days  # type: ignore[method-assign]
-    worker.cache.flush = nothing_to_flush  # type: ignore[method-assign]
+    worker.writers.ensure = ensure_then_rebalance  # type: ignore[method-assign]
     await worker.process({TP: [Record(offset=n, value=message(n)) for n in range(5)]})
-    callbacks[0].cancel()  # it would flush the applied batch now; not this test's subject
-    await asyncio.gather(*callbacks, return_exceptions=True)
+    await asyncio.gather(*callbacks)
 
     assert seen_while_loading == [[]], "nothing of the loading batch may be committed"
-    assert worker.cache.days[("ws-1", date(2026, 11, 1))].event_ids == {f"e{n}" for n in range(5)}
+    assert consumer.commits == [{TP: 5}], "the callback committed the batch once applied"
+    stored = await read_facts(TableStore.local(str(tmp_path)), "ws-1", DAY, DAY, ["event_id"])
+    assert sorted(stored.column("event_id").to_pylist()) == [f"e{n}" for n in range(5)]
     assert worker._positions == {TP: 5}
+
+
+async def test_redelivered_records_are_skipped_by_position_and_by_id(tmp_path: Path) -> None:
+    """A restart re-reads from the last Kafka commit: what the tables hold by position is
+    skipped; an id produced again at a later offset (another day) is dropped by id."""
+    first = local_worker(tmp_path, FakeConsumer())
+    await first.process({TP: [Record(offset=n, value=message(n)) for n in range(5)]})
+    await first.flush_and_commit()
+    again = local_worker(tmp_path, FakeConsumer())
+    later = message(2).replace(b"2026-11-01T10", b"2026-11-03T08")  # re-stamped e2
+    await again.process(
+        {TP: [*(Record(offset=n, value=message(n)) for n in range(3, 5)), Record(5, later)]}
+    )
+    await again.process({TP: [Record(offset=6, value=message(6))]})
+    await again.flush_and_commit()
+
+    assert (again.stats.applied, again.stats.duplicates) == (1, 3)
+    stored = await read_facts(
+        TableStore.local(str(tmp_path)), "ws-1", DAY, date(2026, 11, 30), ["event_id", "day"]
+    )
+    assert sorted(stored.column("event_id").to_pylist()) == [f"e{n}" for n in (0, 1, 2, 3, 4, 6)]
+    assert set(stored.column("day").to_pylist()) == {DAY}
 
 
 class FlakyProducer:
@@ -123,15 +150,9 @@ class FlakyProducer:
         return future
 
 
-async def test_a_refused_dead_letter_is_sent_again_before_any_commit() -> None:
-    consumer = FakeConsumer()
+async def test_a_refused_dead_letter_is_sent_again_before_any_commit(tmp_path: Path) -> None:
     producer = FlakyProducer()
-    worker = IngestWorker(
-        Settings(),
-        consumer=consumer,
-        producer=producer,  # type: ignore[arg-type]
-        store=None,
-    )  # type: ignore[arg-type]
+    worker = local_worker(tmp_path, FakeConsumer(), producer)
     await worker.process({TP: [Record(offset=0, value=b"not json")]})
     with pytest.raises(KafkaTimeoutError):
         await worker._dead_letters_acknowledged()
