@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from services.ingest.janitor import Janitor
 from services.ingest.worker import IngestWorker
 from shared.adapters.kafka import make_consumer, make_producer
 from shared.adapters.s3 import ObjectStore
@@ -43,12 +44,9 @@ async def run_ingest(
         await store.stop()
         raise
     await producer.start()
+    tables = TableStore.of(settings)
     worker = IngestWorker(
-        settings,
-        consumer=consumer,
-        producer=producer,
-        tables=TableStore.of(settings),
-        metrics=metrics,
+        settings, consumer=consumer, producer=producer, tables=tables, metrics=metrics
     )
     server = ObservabilityServer(
         registry,
@@ -65,6 +63,8 @@ async def run_ingest(
         on_serving(server.url)  # where /metrics and /health answer (tests, tools)
     consumer.subscribe([settings.topic_events], listener=worker.listener)
     await consumer.start()
+    janitor = Janitor(settings, store, tables)
+    janitor_task = asyncio.create_task(janitor.run(stop), name="ingest-janitor")
     try:
         log.info(
             "ingest consuming %s as group %s; metrics and health on %s",
@@ -74,6 +74,8 @@ async def run_ingest(
         )
         await worker.run(stop)
     finally:
+        janitor_task.cancel()
+        await asyncio.gather(janitor_task, return_exceptions=True)
         await consumer.stop()
         await producer.stop()
         await server.stop()

@@ -1,14 +1,21 @@
-"""Retention and clean-up of the aggregates bucket.
+"""Upkeep of the workspaces' tables (storage format 2), once per ``janitor_interval_s``.
 
-- Days older than the retention (12 months + ``retention_margin_days``) are deleted.
-- Fact segments and digest objects no head names (left by a crash between writing a
-  segment and its head, or by a replay that rewrote the day) are deleted once older
-  than ``ORPHAN_GRACE``, so a writer mid-commit is never raced.
-- Month rollups (the exporter's cache, ``shared.storage.rollups``) are deleted once every
-  day of their month is past retention, and once their month has no day head left
-  (older than ``ORPHAN_GRACE``): either way no export could use them any more.
-Safe to run in every ingest worker at once: it only deletes what no head references,
-and rollups are only ever a cache.
+For every workspace in the aggregates bucket, one pass:
+
+- **Retention.** Facts of days older than the retention (12 months +
+  ``retention_margin_days``) are deleted: one Delta commit that removes whole day
+  partitions (no file is rewritten). Nothing the exporter may still be asked for goes.
+- **Compaction.** A day's many small files (one per flush that touched the day) are
+  rewritten into one (``optimize.compact``, a commit that changes no content), so a
+  read of a day opens one file. Only days with at least ``COMPACT_MIN_FILES`` files are
+  compacted; a compaction racing an ingest commit is harmless (appends and compactions
+  do not conflict in Delta; a lost race is retried next pass).
+- **Vacuum.** Data files no commit references any more (replaced by compaction or a
+  retention delete, or orphaned by a fenced writer) are deleted once older than Delta's
+  retention (7 days: longer than any read in flight or write being committed).
+
+Safe to run in every ingest worker at once: each step is a Delta commit (or a deletion
+of unreferenced files), and two that race leave the table as one of them would.
 """
 
 from __future__ import annotations
@@ -16,116 +23,96 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Final
+
+import pyarrow as pa
+from deltalake import DeltaTable
 
 from shared.adapters.s3 import ObjectStore
 from shared.clock import Clock, system_clock
-from shared.domain import keys
-from shared.domain.window_plan import days_of_month
-from shared.errors import UsageExportError
+from shared.columnar.tables import FACTS_TABLE, ROOT, STORE_ERRORS, TableStore
 from shared.settings import Settings
-from shared.storage.days import parse_head
 
 log = logging.getLogger(__name__)
 
-ORPHAN_GRACE = timedelta(hours=1)
+#: A day is compacted once it has this many data files.
+COMPACT_MIN_FILES: Final = 8
 
 
 @dataclass(frozen=True, slots=True)
 class Sweep:
-    """What one pass deleted."""
+    """What one pass did."""
 
-    days: int = 0  # expired days
-    orphans: int = 0  # fact segments no head names
-    rollups: int = 0  # month rollups of expired or emptied months
+    workspaces: int = 0
+    expired_days: int = 0
+    compacted_days: int = 0
+    vacuumed_files: int = 0
 
 
 class Janitor:
     def __init__(
-        self, settings: Settings, store: ObjectStore, *, clock: Clock = system_clock
+        self,
+        settings: Settings,
+        store: ObjectStore,
+        tables: TableStore,
+        *,
+        clock: Clock = system_clock,
     ) -> None:
         self._settings = settings
         self._store = store
+        self._tables = tables
         self._clock = clock
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                await self.sweep(self._clock())
-            except (UsageExportError, OSError):
+                swept = await self.sweep(self._clock())
+                log.info("janitor: %s", swept)
+            except STORE_ERRORS:
                 log.warning("janitor sweep failed; will retry", exc_info=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._settings.janitor_interval_s)
 
+    def cutoff(self, now: datetime) -> date:
+        """The first UTC day kept."""
+        kept = self._settings.retention_days + self._settings.retention_margin_days
+        return (now - timedelta(days=kept)).date()
+
     async def sweep(self, now: datetime) -> Sweep:
         """One pass over every workspace."""
-        cutoff = (
-            now
-            - timedelta(days=self._settings.retention_days + self._settings.retention_margin_days)
-        ).date()
-        days_deleted = orphans_deleted = rollups_deleted = 0
-        for org_prefix in await self._store.list_prefixes(keys.ROOT):
-            # Days first: a month whose last head just expired loses its rollups below.
-            for day_prefix in await self._store.list_prefixes(f"{org_prefix}days/"):
-                day = keys.parse_day_prefix(day_prefix)
-                if day is None:
-                    continue
-                if day < cutoff:
-                    # Head first: a crash part-way leaves orphan segments, never a head
-                    # that names missing ones.
-                    expired = sorted(
-                        await self._store.list_objects(day_prefix),
-                        key=lambda item: not item["Key"].endswith("head.json"),
-                    )
-                    for item in expired:
-                        await self._store.delete(item["Key"])
-                    days_deleted += 1 if expired else 0
-                else:
-                    orphans_deleted += await self._delete_orphans(day_prefix, now)
-            rollups_deleted += await self._delete_rollups(org_prefix, cutoff, now)
-        if days_deleted or orphans_deleted or rollups_deleted:
-            log.info(
-                "janitor: deleted %s expired days, %s orphan segments, %s month rollups",
-                days_deleted,
-                orphans_deleted,
-                rollups_deleted,
+        cutoff = self.cutoff(now)
+        expired = compacted = vacuumed = 0
+        workspaces = [
+            prefix.rstrip("/").rsplit("/", 1)[-1]
+            for prefix in await self._store.list_prefixes(ROOT)
+        ]
+        for org in workspaces:
+            found = await asyncio.to_thread(self._upkeep, org, cutoff)
+            expired += found.expired_days
+            compacted += found.compacted_days
+            vacuumed += found.vacuumed_files
+        return Sweep(len(workspaces), expired, compacted, vacuumed)
+
+    def _upkeep(self, org: str, cutoff: date) -> Sweep:
+        try:
+            table = DeltaTable(
+                self._tables.uri(org, FACTS_TABLE), storage_options=dict(self._tables.options)
             )
-        return Sweep(days=days_deleted, orphans=orphans_deleted, rollups=rollups_deleted)
-
-    async def _delete_rollups(self, org_prefix: str, cutoff: date, now: datetime) -> int:
-        """Rollups of months wholly past retention, or whose month has no head left."""
-        deleted = 0
-        for month_prefix in await self._store.list_prefixes(f"{org_prefix}months/"):
-            month = keys.parse_month_prefix(month_prefix)
-            if month is None:
-                continue  # not a layout we know: leave it alone
-            rollups = await self._store.list_objects(month_prefix)
-            if days_of_month(month)[-1] >= cutoff:
-                listed = await self._store.list_objects(f"{org_prefix}days/{month:%Y-%m}-")
-                if any(keys.parse_day_head_key(str(item["Key"])) for item in listed):
-                    continue
-                # No head left: an orphan, unless an exporter is writing it right now.
-                rollups = [item for item in rollups if now - item["LastModified"] > ORPHAN_GRACE]
-            for item in rollups:
-                await self._store.delete(str(item["Key"]))
-                deleted += 1
-        return deleted
-
-    async def _delete_orphans(self, day_prefix: str, now: datetime) -> int:
-        objects = await self._store.list_objects(day_prefix)
-        segments = [item for item in objects if item["Key"].endswith((".ndjson", ".ids"))]
-        if not segments:
-            return 0
-        head = await self._store.get(f"{day_prefix}head.json")
-        named = {
-            key
-            for segment in (parse_head(head.body)[0]["segments"] if head is not None else [])
-            for key in (segment["key"], segment.get("ids"))
-        }
-        deleted = 0
-        for item in segments:
-            if item["Key"] not in named and now - item["LastModified"] > ORPHAN_GRACE:
-                await self._store.delete(item["Key"])
-                deleted += 1
-        return deleted
+        except Exception:  # a workspace prefix without a facts table (yet): nothing to do
+            log.debug("janitor: no facts table for %s", org, exc_info=True)
+            return Sweep()
+        files = pa.table(table.get_add_actions(flatten=True))
+        files_per_day: Counter[date] = Counter(files.column("partition.day").to_pylist())
+        expired = [day for day in files_per_day if day < cutoff]
+        if expired:
+            table.delete(f"day < '{cutoff.isoformat()}'")
+        compacted = 0
+        for day, files in sorted(files_per_day.items()):
+            if day >= cutoff and files >= COMPACT_MIN_FILES:
+                table.optimize.compact(partition_filters=[("day", "=", day.isoformat())])
+                compacted += 1
+        vacuumed = table.vacuum(dry_run=False)
+        return Sweep(1, len(expired), compacted, len(vacuumed))
