@@ -93,10 +93,6 @@ class Settings(BaseSettings):
     export_concurrency: int = Field(default=4, ge=1)
     export_deadline_s: float = Field(default=120.0, gt=0)
     export_part_size_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
-    # Whole months of a window are read from their month rollups (built on first need);
-    # false reads every day head, as before rollups existed: a switch for operators and
-    # the reference the rollup tests compare against.
-    export_month_rollups: bool = True
 
     # --- HTTP API (docs/api.md) ------------------------------------------------------------
     api_host: str = "127.0.0.1"

@@ -10,6 +10,8 @@ from services.exporter.export_job import Exporter
 from services.exporter.worker import ExporterWorker
 from shared.adapters.kafka import make_consumer, make_producer
 from shared.adapters.s3 import ObjectStore
+from shared.columnar.migration import check_storage_format
+from shared.columnar.tables import TableStore
 from shared.observability import ExporterMetrics, ObservabilityServer, new_registry, service_checks
 from shared.settings import Settings
 
@@ -33,13 +35,14 @@ async def run_exporter(
     servers: list[ObservabilityServer] = []
     try:
         await aggregates.start()
+        await check_storage_format(aggregates)  # format 1 only: refuse, naming replay
         await exports.start()
         await producer.start()
         worker = ExporterWorker(
             settings,
             consumer=consumer,
             producer=producer,
-            exporter=Exporter(settings, aggregates=aggregates, exports=exports),
+            exporter=Exporter(settings, tables=TableStore.of(settings), exports=exports),
             metrics=metrics,
         )
         server = ObservabilityServer(

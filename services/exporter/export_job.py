@@ -1,11 +1,17 @@
-"""One export request → one outcome: validate, resolve, read, build, stream, record.
+"""One export request → one outcome: validate, resolve, read, query, stream, record.
+
+An export reads storage format 2 (``shared.columnar.tables``): the workspace's dimension
+versions, then the facts of the UTC days the window touches (only the columns its type's
+query needs), and runs its type's query (``shared.columnar.queries``) over them in a
+worker thread; the CSV bytes go up as one object (in parts when large).
 
 :meth:`Exporter.answer` never raises (cancellation aside): every path ends in a
 completion. Transient failures (the store unavailable, a lost race on a record) are
 retried with backoff until the request's deadline (``export_deadline_s``, counted from
 when this process starts working on it); past it the answer is 503 when the object store
-kept failing or never answered (every wait of an export is a store call, so a deadline
-reached with no failure seen means a store call hung), else 500 (the last failure was an
+kept failing or never answered (every wait of an export but its query, which takes
+seconds, is a store call, so a deadline reached with no failure seen means a store call
+hung), else 500 (the last failure was an
 unexpected error or a lost race). An unexpected error is retried a few times, then 500.
 
 The request's record (``idempotency``) pins the instant the request was first seen, so
@@ -17,13 +23,16 @@ export is written again, to the same key, for the same window.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
+import pyarrow as pa
+
 from services.exporter.completions import completion_of
-from services.exporter.csv_writer import write_csv
 from services.exporter.idempotency import ExportFile, Outcome, RequestLedger
 from services.exporter.request_validation import (
     ReadableRequest,
@@ -33,17 +42,23 @@ from services.exporter.request_validation import (
     validate_request,
 )
 from services.exporter.upload import StreamingUpload
-from services.exporter.window_reader import read_window
 from shared.adapters.s3 import ObjectStore
 from shared.clock import Clock, system_clock
+from shared.columnar.queries.engine import (
+    FACTS_COLUMNS,
+    QueryExport,
+    connect,
+    export_csv,
+    workspace_options,
+)
+from shared.columnar.schema import FACTS
+from shared.columnar.tables import TableStore, read_dimensions, read_facts
 from shared.contracts.completions import ExportCompletion
-from shared.domain.aggregate_parts import part_for
-from shared.domain.export.context import DIMS_NEEDED, ExportInputs, WorkspaceOptions
+from shared.domain.export.context import WorkspaceOptions
 from shared.domain.export.paths import export_file_path
-from shared.domain.export.table import build_table
+from shared.domain.window import utc_day_of
 from shared.errors import PreconditionFailed, RetriableError, StoreUnavailable
 from shared.settings import Settings
-from shared.storage.dims import read_dims
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +83,12 @@ class Exporter:
         self,
         settings: Settings,
         *,
-        aggregates: ObjectStore,
+        tables: TableStore,
         exports: ObjectStore,
         clock: Clock = system_clock,
     ) -> None:
         self._settings = settings
-        self._aggregates = aggregates
+        self._tables = tables
         self._exports = exports
         self._ledger = RequestLedger(exports)
         self._clock = clock
@@ -160,37 +175,23 @@ class Exporter:
     async def _export(self, request: ValidRequest) -> Outcome:
         started = time.monotonic()
         org_id, window = request.org_id, request.window
-        options = WorkspaceOptions.latest(await read_dims(self._aggregates, org_id, "settings"))
+        dimensions = await _reading(read_dimensions(self._tables, org_id))
+        options = await asyncio.to_thread(_options, dimensions)
         rejected = check_workspace_options(request, options)
         if rejected is not None:
             return Outcome(rejected.status, rejected.message)
-        kinds = DIMS_NEEDED[request.data_type]
-        # A document or two per kind: read one after the other, then the window.
-        histories = [await read_dims(self._aggregates, org_id, kind) for kind in kinds]
-        read = await read_window(
-            self._aggregates,
-            org_id,
-            window,
-            part_for(request.data_type, request.group_by),
-            use_rollups=self._settings.export_month_rollups,
-            clock=self._clock,
+        first_day, last_day = utc_day_of(window.start_ms), utc_day_of(window.last_ms)
+        facts = await _reading(
+            read_facts(self._tables, org_id, first_day, last_day, FACTS_COLUMNS[request.data_type])
         )
-        read_s = time.monotonic() - started
-        table = build_table(
-            ExportInputs(
-                org_id=org_id,
-                data_type=request.data_type,
-                group_by=request.group_by,
-                period_start=window.period_start().isoformat(),
-                period_end=window.period_end().isoformat(),
-                end_ms=window.end_ms,
-                aggregate=read.aggregate,
-                options=options,
-                dims=dict(zip(kinds, histories, strict=True)),
-            )
-        )
+        read_at = time.monotonic()
+        # DuckDB and the Arrow kernels release the GIL: the loop goes on meanwhile.
+        export = await asyncio.to_thread(_query, request, facts, dimensions, options)
+        fact_rows = facts.num_rows
+        del facts, dimensions
+        queried_at = time.monotonic()
         date_range = window.date_range()
-        if not len(table):
+        if not export.rows:
             return Outcome(
                 404,
                 f"No data found: workspace {org_id} has no "
@@ -212,38 +213,82 @@ class Exporter:
                 "shares its first 8 characters with this one; use a unique "
                 "request_id such as a UUID",
             )
+        data = export.data
+        part_size = self._settings.export_part_size_bytes
         async with StreamingUpload(
             self._exports,
             path,
-            part_size=self._settings.export_part_size_bytes,
+            part_size=part_size,
             content_type=CSV_CONTENT_TYPE,
             metadata={"request-id": request.request_id, "org-id": org_id},
         ) as upload:
-            written_at = time.monotonic()
-            summary = await write_csv(table.header, table.rows(), upload)
+            for offset in range(0, len(data), part_size):
+                await upload.write(data[offset : offset + part_size])
             await upload.complete()
         finished = time.monotonic()
         log.info(
-            "export %s: %s %s rows, %s bytes, %s parts, read %s, %.2fs "
-            "(reading %.2fs, rows and upload %.2fs)",
+            "export %s: %s %s rows, %s bytes, %s parts, read %s facts rows of %s UTC days, "
+            "%.2fs (reading %.2fs, query and CSV %.2fs, upload %.2fs)",
             request.request_id,
-            summary.rows,
+            export.rows,
             request.data_type.value,
-            summary.bytes,
+            len(data),
             upload.parts,
-            read.describe(),
+            fact_rows,
+            (last_day - first_day).days + 1,
             finished - started,
-            read_s,
-            finished - written_at,
+            read_at - started,
+            queried_at - read_at,
+            finished - queried_at,
         )
         return Outcome(
             200,
             file=ExportFile(
                 file_path=path,
                 data_type=request.data_type.value,
-                record_count=summary.rows,
-                size=summary.bytes,
-                sha256=summary.sha256,
+                record_count=export.rows,
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
                 date_range=date_range,
             ),
         )
+
+
+async def _reading(read: Awaitable[pa.Table]) -> pa.Table:
+    """A table read; the store's I/O failures are :class:`StoreUnavailable` (delta-rs
+    raises ``OSError`` once its own retries are spent), retried until the deadline."""
+    try:
+        return await read
+    except OSError as exc:
+        raise StoreUnavailable(f"reading the workspace's tables failed: {exc}") from exc
+
+
+def _options(dimensions: pa.Table) -> WorkspaceOptions:
+    """The workspace's latest settings (``workspace_options``), before any facts are read."""
+    con = connect(FACTS.empty_table(), dimensions)
+    try:
+        return workspace_options(con)
+    finally:
+        con.close()
+
+
+def _query(
+    request: ValidRequest, facts: pa.Table, dimensions: pa.Table, options: WorkspaceOptions
+) -> QueryExport:
+    """The export's CSV, computed by its query (blocking: run in a worker thread)."""
+    window = request.window
+    con = connect(facts, dimensions)
+    try:
+        return export_csv(
+            con,
+            request.data_type,
+            org_id=request.org_id,
+            group_by=request.group_by,
+            start_ms=window.start_ms,
+            end_ms=window.end_ms,
+            period_start=window.period_start().isoformat(),
+            period_end=window.period_end().isoformat(),
+            options=options,
+        )
+    finally:
+        con.close()

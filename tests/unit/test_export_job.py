@@ -1,12 +1,17 @@
-"""One request → one outcome, on an in-memory object store: idempotency, pinned windows,
-404/409/503/500, and re-export of a deleted file. The store is real-shaped (ETags,
-conditional writes); the aggregates are written by ingest's own storage code."""
+"""One request → one outcome: idempotency, pinned windows, 404/409/503/500, and re-export
+of a deleted file. The workspace's tables are real Delta tables in a local directory
+(written by ``WorkspaceTables.append``, as ingest writes them); the exports bucket is an
+in-memory store with real-shaped ETags and conditional writes."""
 
 from __future__ import annotations
 
 import asyncio
+import csv
 import hashlib
+import io
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import orjson
@@ -16,16 +21,17 @@ from services.exporter import export_job
 from services.exporter.export_job import Exporter
 from services.exporter.request_validation import ReadableRequest, read_request
 from shared.adapters.s3 import ObjectStore, StoredObject
+from shared.columnar.schema import DimensionVersion, dimensions_table, facts_table
+from shared.columnar.tables import TableStore, WorkspaceTables
 from shared.domain.dimensions import SETTINGS_ENTITY
 from shared.domain.facts import MESSAGE, NANO, Fact
 from shared.domain.window import day_start_ms
 from shared.errors import StoreUnavailable
 from shared.settings import Settings
-from shared.storage.days import DayState, write_day
-from shared.storage.dims import DimsState, write_dims
 from tests.unit.memory_store import MemoryStore
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+HOUR_MS = 3_600_000
 
 
 def message(user: str, at_ms: int, model: str = "gpt-4.1") -> Fact:
@@ -52,25 +58,54 @@ def message(user: str, at_ms: int, model: str = "gpt-4.1") -> Fact:
     )
 
 
-async def add_day(store: MemoryStore, day: date, users: list[str]) -> None:
-    state = DayState(org_id="ws-1", day=day)
-    for index, user in enumerate(users):
-        state.apply(message(user, day_start_ms(day) + 3_600_000 + index))
-    await write_day(cast(ObjectStore, store), state)
+@dataclass
+class Workspace:
+    """ws-1's tables in a local directory; each append records the next Kafka position."""
+
+    tables: TableStore
+    offset: int = 0
+
+    async def append(
+        self, facts: list[Fact], versions: list[DimensionVersion] | None = None
+    ) -> None:
+        versions = versions or []
+        self.offset += len(facts) + len(versions)
+        writer = await WorkspaceTables.open(self.tables, "ws-1")
+        await writer.append(
+            facts_table("ws-1", facts),
+            dimensions_table("ws-1", versions),
+            {("usage.events", 0): self.offset},
+        )
+
+    async def add_day(self, day: date, users: list[str]) -> None:
+        start = day_start_ms(day) + HOUR_MS
+        await self.append([message(user, start + index) for index, user in enumerate(users)])
 
 
-async def seed(store: MemoryStore) -> None:
+async def seed(tables: TableStore) -> Workspace:
     """Two days of messages for ws-1, one user upsert, workspace settings."""
-    await add_day(store, date(2026, 1, 5), ["u1", "u2"])
-    await add_day(store, date(2026, 1, 6), ["u1"])
-    users_dims = DimsState(org_id="ws-1", kind="users")
-    users_dims.apply(
-        ("u3", day_start_ms(date(2026, 1, 1)), "d1", {"name": "=Idle", "deleted": False})
+    workspace = Workspace(tables)
+    await workspace.append(
+        [],
+        [
+            (
+                "users",
+                "u3",
+                day_start_ms(date(2026, 1, 1)),
+                "d1",
+                {"name": "=Idle", "deleted": False},
+            ),
+            ("settings", SETTINGS_ENTITY, 0, "s1", {"byok": False, "user_level_data": True}),
+        ],
     )
-    await write_dims(cast(ObjectStore, store), users_dims)
-    settings_dims = DimsState(org_id="ws-1", kind="settings")
-    settings_dims.apply((SETTINGS_ENTITY, 0, "s1", {"byok": False, "user_level_data": True}))
-    await write_dims(cast(ObjectStore, store), settings_dims)
+    await workspace.add_day(date(2026, 1, 5), ["u1", "u2"])
+    await workspace.add_day(date(2026, 1, 6), ["u1"])
+    return workspace
+
+
+@pytest.fixture
+def tables(tmp_path: Path) -> TableStore:
+    return TableStore.local(str(tmp_path / "aggregates"))
 
 
 class Clock:
@@ -81,9 +116,15 @@ class Clock:
         return self.now
 
 
-def exporter(store: MemoryStore, clock: Clock | None = None, **settings: Any) -> Exporter:
-    typed = cast(ObjectStore, store)
-    return Exporter(Settings(**settings), aggregates=typed, exports=typed, clock=clock or Clock())
+def exporter(
+    tables: TableStore, store: MemoryStore, clock: Clock | None = None, **settings: Any
+) -> Exporter:
+    return Exporter(
+        Settings(**settings),
+        tables=tables,
+        exports=cast(ObjectStore, store),
+        clock=clock or Clock(),
+    )
 
 
 def readable(**changes: Any) -> ReadableRequest:
@@ -99,11 +140,15 @@ def readable(**changes: Any) -> ReadableRequest:
     return result
 
 
-async def test_success_and_redelivery_give_the_same_file() -> None:
+def csv_rows(body: bytes) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(body.decode("utf-8"), newline="")))
+
+
+async def test_success_and_redelivery_give_the_same_file(tables: TableStore) -> None:
     store = MemoryStore()
-    await seed(store)
+    workspace = await seed(tables)
     clock = Clock()
-    first = await exporter(store, clock).answer(readable())
+    first = await exporter(tables, store, clock).answer(readable())
     assert first.success, first.error
     assert first.data is not None
     assert first.data.filePath == "users-usage/ws-1/users-usage-2026-01-01-2026-01-31-req-0000.csv"
@@ -111,11 +156,16 @@ async def test_success_and_redelivery_give_the_same_file() -> None:
     body = store.objects[first.data.filePath][0]
     assert first.data.sha256 == hashlib.sha256(body).hexdigest()
     assert first.data.bytes == len(body)
-    assert b"'=Idle" in body
+    rows = csv_rows(body)
+    assert [(row["user_id"], row["messages_total"], row["name"]) for row in rows] == [
+        ("u1", "2", ""),
+        ("u2", "1", ""),
+        ("u3", "0", "'=Idle"),
+    ]
     assert first.data.expiresAt == "2026-03-10T13:00:00.000Z"
     clock.now = NOW + timedelta(days=40)
-    await add_day(store, date(2026, 1, 7), ["u9"])  # late data: the answer must not change
-    again = await exporter(store, clock).answer(readable())
+    await workspace.add_day(date(2026, 1, 7), ["u9"])  # late data: the answer must not change
+    again = await exporter(tables, store, clock).answer(readable())
     assert again.data is not None
     assert (again.data.filePath, again.data.sha256, again.data.recordCount) == (
         first.data.filePath,
@@ -124,39 +174,70 @@ async def test_success_and_redelivery_give_the_same_file() -> None:
     )
     assert again.data.downloadUrl != first.data.downloadUrl  # freshly signed
     assert store.csv_keys() == [first.data.filePath]
+    # A new request sees the late day.
+    late = await exporter(tables, store, clock).answer(readable(request_id="req-late"))
+    assert late.data is not None
+    assert late.data.recordCount == 4
 
 
-async def test_the_window_is_pinned_at_first_sight() -> None:
+async def test_the_window_reads_the_utc_days_it_touches(tables: TableStore) -> None:
+    """A window in another zone starts and ends on other UTC days than its local dates;
+    events just inside either bound count, events just outside do not."""
     store = MemoryStore()
-    await seed(store)
+    workspace = Workspace(tables)
+    # 2026-01-05 in Tokyo (UTC+9) is [2026-01-04T15:00Z, 2026-01-05T15:00Z).
+    start = day_start_ms(date(2026, 1, 4)) + 15 * HOUR_MS
+    end = start + 24 * HOUR_MS
+    await workspace.append(
+        [
+            message("before", start - 1),
+            message("first", start),
+            message("last", end - 1),
+            message("after", end),
+        ]
+    )
+    zone = {"timezone": "Asia/Tokyo"}
+    completion = await exporter(tables, store).answer(
+        readable(**{"from": {"date": "2026-01-05"} | zone, "to": {"date": "2026-01-05"} | zone})
+    )
+    assert completion.data is not None, completion.error
+    body = store.objects[completion.data.filePath][0]
+    assert sorted(row["user_id"] for row in csv_rows(body)) == ["first", "last"]
+
+
+async def test_the_window_is_pinned_at_first_sight(tables: TableStore) -> None:
+    store = MemoryStore()
+    await seed(tables)
     clock = Clock()
     request = readable(to={"date": "2026-12-31", "timezone": "UTC"})
-    first = await exporter(store, clock).answer(request)
+    first = await exporter(tables, store, clock).answer(request)
     assert first.data is not None
     assert first.data.dateRange["to"] == "2026-03-10T12:14:59.999Z"  # ceil15(now + 1 ms)
     clock.now = NOW + timedelta(days=400)  # 'from' would now be more than 12 months ago
-    again = await exporter(store, clock).answer(request)
+    again = await exporter(tables, store, clock).answer(request)
     assert again.success
     assert again.data is not None
     assert again.data.dateRange == first.data.dateRange
 
 
-async def test_a_deleted_file_is_exported_again_to_the_same_key() -> None:
+async def test_a_deleted_file_is_exported_again_to_the_same_key(tables: TableStore) -> None:
     store = MemoryStore()
-    await seed(store)
-    first = await exporter(store).answer(readable())
+    await seed(tables)
+    first = await exporter(tables, store).answer(readable())
     assert first.data is not None
+    body = store.objects[first.data.filePath][0]
     del store.objects[first.data.filePath]
-    again = await exporter(store).answer(readable())
+    again = await exporter(tables, store).answer(readable())
     assert again.data is not None
     assert again.data.filePath == first.data.filePath
     assert store.csv_keys() == [first.data.filePath]
+    assert store.objects[first.data.filePath][0] == body
 
 
-async def test_no_rows_is_404_and_recorded() -> None:
+async def test_no_rows_is_404_and_recorded(tables: TableStore) -> None:
     store = MemoryStore()
-    await seed(store)
-    completion = await exporter(store).answer(
+    await seed(tables)
+    completion = await exporter(tables, store).answer(
         readable(
             data_type="models",
             request_id="m-1",
@@ -165,36 +246,64 @@ async def test_no_rows_is_404_and_recorded() -> None:
     )
     assert completion.error is not None
     assert (completion.error.status, completion.error.error) == (404, "No data found")
+    assert completion.error.message == (
+        "No data found: workspace ws-1 has no models rows between "
+        "2026-02-01T00:00:00.000Z and 2026-02-28T23:59:59.999Z"
+    )
     assert store.csv_keys() == []
     record = orjson.loads(store.objects["requests/ws-1/m-1.json"][0])
     assert record["outcome"]["status"] == 404
 
 
-async def test_bad_requests_are_400() -> None:
+async def test_a_workspace_without_tables_has_no_rows(tables: TableStore) -> None:
     store = MemoryStore()
-    await seed(store)
-    bad_zone = await exporter(store).answer(
+    completion = await exporter(tables, store).answer(readable(org_id="ws-none"))
+    assert completion.error is not None
+    assert completion.error.status == 404
+    assert store.csv_keys() == []
+
+
+async def test_bad_requests_are_400(tables: TableStore) -> None:
+    store = MemoryStore()
+    await seed(tables)
+    bad_zone = await exporter(tables, store).answer(
         readable(to={"date": "2026-01-31", "timezone": "Nowhere/City"})
     )
     assert bad_zone.error is not None
     assert bad_zone.error.status == 400
     assert "Nowhere/City" in bad_zone.error.message
-    not_byok = await exporter(store).answer(
+    not_byok = await exporter(tables, store).answer(
         readable(request_id="r-2", data_type="models", group_by="deployment")
     )
     assert not_byok.error is not None
+    assert not_byok.error.status == 400
     assert "BYOK" in not_byok.error.message
-    bad_org = await exporter(store).answer(readable(request_id="r-3", org_id="no spaces"))
+    bad_org = await exporter(tables, store).answer(readable(request_id="r-3", org_id="no spaces"))
     assert bad_org.error is not None
     assert bad_org.org_id is None
     assert bad_org.error.status == 400
 
 
-async def test_request_ids_sharing_eight_characters_do_not_overwrite_files() -> None:
+async def test_a_byok_workspace_may_group_by_deployment(tables: TableStore) -> None:
     store = MemoryStore()
-    await seed(store)
-    first = await exporter(store).answer(readable(request_id="export-2026-a"))
-    second = await exporter(store).answer(readable(request_id="export-2026-b"))
+    workspace = await seed(tables)
+    settings = ("settings", SETTINGS_ENTITY, 1, "s2", {"byok": True, "user_level_data": True})
+    await workspace.append([], [settings])
+    completion = await exporter(tables, store).answer(
+        readable(request_id="r-2", data_type="models", group_by="deployment")
+    )
+    assert completion.data is not None, completion.error
+    header = store.objects[completion.data.filePath][0].split(b"\r\n")[0]
+    assert b"deployment" in header.split(b",")
+
+
+async def test_request_ids_sharing_eight_characters_do_not_overwrite_files(
+    tables: TableStore,
+) -> None:
+    store = MemoryStore()
+    await seed(tables)
+    first = await exporter(tables, store).answer(readable(request_id="export-2026-a"))
+    second = await exporter(tables, store).answer(readable(request_id="export-2026-b"))
     assert first.success
     assert second.error is not None
     assert second.error.status == 409
@@ -202,17 +311,42 @@ async def test_request_ids_sharing_eight_characters_do_not_overwrite_files() -> 
     assert len(store.csv_keys()) == 1
 
 
-async def test_store_unavailable_past_the_deadline_is_503(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_store_unavailable_past_the_deadline_is_503(
+    tables: TableStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(export_job, "_RETRY_BASE_S", 0.01)
     store = MemoryStore()
     store.fail = StoreUnavailable
-    completion = await exporter(store, export_deadline_s=0.3).answer(readable())
+    completion = await exporter(tables, store, export_deadline_s=0.3).answer(readable())
     assert completion.error is not None
     assert completion.error.status == 503
     assert "object store stayed unavailable" in completion.error.message
     store.fail = None  # the store is back: the same request id now succeeds
-    await seed(store)
-    assert (await exporter(store).answer(readable())).success
+    await seed(tables)
+    assert (await exporter(tables, store).answer(readable())).success
+
+
+async def test_unreadable_tables_past_the_deadline_are_503(
+    tables: TableStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """delta-rs raises OSError once its own retries are spent: the store is unavailable."""
+    monkeypatch.setattr(export_job, "_RETRY_BASE_S", 0.01)
+    await seed(tables)
+    reads = 0
+
+    async def unreachable(*args: object, **kwargs: object) -> object:
+        nonlocal reads
+        reads += 1
+        raise OSError("Generic S3 error: error sending request")
+
+    monkeypatch.setattr(export_job, "read_facts", unreachable)
+    store = MemoryStore()
+    completion = await exporter(tables, store, export_deadline_s=0.3).answer(readable())
+    assert completion.error is not None
+    assert completion.error.status == 503
+    assert "object store stayed unavailable" in completion.error.message
+    assert reads > export_job.UNEXPECTED_ATTEMPTS  # retried as transient, not given up
+    assert store.csv_keys() == []
 
 
 class HangingStore(MemoryStore):
@@ -224,18 +358,20 @@ class HangingStore(MemoryStore):
         raise AssertionError("unreachable")
 
 
-async def test_store_that_never_answers_is_503_at_the_deadline() -> None:
-    completion = await exporter(HangingStore(), export_deadline_s=0.3).answer(readable())
+async def test_store_that_never_answers_is_503_at_the_deadline(tables: TableStore) -> None:
+    completion = await exporter(tables, HangingStore(), export_deadline_s=0.3).answer(readable())
     assert completion.error is not None
     assert completion.error.status == 503
     assert "object store" in completion.error.message
 
 
-async def test_unexpected_errors_are_500_after_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_unexpected_errors_are_500_after_retries(
+    tables: TableStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(export_job, "_RETRY_BASE_S", 0.01)
     store = MemoryStore()
     store.fail = ZeroDivisionError
-    completion = await exporter(store).answer(readable())
+    completion = await exporter(tables, store).answer(readable())
     assert completion.error is not None
     assert completion.error.status == 500
     assert "ZeroDivisionError" in completion.error.message

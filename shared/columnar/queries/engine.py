@@ -10,7 +10,9 @@ Every result column is a string named after its contract column (NULL is an empt
 cell); ``subgroup`` is the ``group_by`` column. The rows come out in contract order
 (main count descending, then identity ascending by code point), so what is left here is
 the header, the three fixed columns, the formula guard and RFC 4180 quoting, all as
-vectorized Arrow kernels that reproduce ``services/exporter/csv_writer.py``.
+vectorized Arrow kernels: the ``csv`` module's ``excel`` dialect (``,``, ``"`` quoting
+only where a cell holds a separator, quote, CR or LF, quotes doubled, CRLF line ends),
+UTF-8 without BOM, and a ``'`` before every cell a spreadsheet would run as a formula.
 """
 
 from __future__ import annotations
@@ -36,7 +38,29 @@ _QUERY_FILES: Final = {
     DataType.PROJECTS: "projects.sql",
     DataType.MODELS: "models.sql",
 }
-#: What ``csv_writer.guard`` prefixes with ``'`` (cells.FORMULA_STARTS).
+#: The facts columns each type's query reads (the exporter reads no others).
+FACTS_COLUMNS: Final[dict[DataType, tuple[str, ...]]] = {
+    DataType.USERS: (
+        "kind", "occurred_ms", "user_id", "assistant_id", "project_id", "model", "actions",
+        "prompt_tokens", "completion_tokens", "cached_tokens", "creation_tokens",
+        "cost_nano", "amount_nano",
+    ),
+    DataType.ASSISTANTS: (
+        "kind", "occurred_ms", "user_id", "assistant_id", "conversation_id", "model",
+        "prompt_tokens", "completion_tokens", "cached_tokens", "creation_tokens",
+    ),
+    DataType.API_KEYS: (
+        "kind", "occurred_ms", "api_key_id", "model", "requests", "prompt_tokens",
+        "completion_tokens", "cached_tokens", "creation_tokens", "cost_nano",
+    ),
+    DataType.PROJECTS: ("kind", "occurred_ms", "project_id"),
+    DataType.MODELS: (
+        "kind", "occurred_ms", "model", "provider", "byok", "source", "deployment",
+        "requests", "prompt_tokens", "completion_tokens", "cached_tokens",
+        "creation_tokens", "cost_nano",
+    ),
+}  # fmt: skip
+#: What a spreadsheet would run as a formula: such a cell gets a ``'`` prefix.
 _FORMULA_START: Final = r"^([=+\-@\t\r])"
 #: What the ``csv`` module's excel dialect quotes (QUOTE_MINIMAL).
 _NEEDS_QUOTES: Final = '[,"\r\n]'
@@ -123,8 +147,17 @@ def export_csv(
         data_type, byok=options.byok, user_level_data=options.user_level_data, group_by=group_by
     )
     result = query_rows(con, data_type, group_by=group_by, start_ms=start_ms, end_ms=end_ms)
-    count = result.num_rows
     fixed = {"period_start": period_start, "period_end": period_end, "org_id": org_id}
+    data = csv_bytes(result, columns, group_by=group_by, fixed=fixed)
+    return QueryExport(header=columns, rows=result.num_rows, data=data)
+
+
+def csv_bytes(
+    result: pa.Table, columns: list[str], *, group_by: str | None, fixed: dict[str, str]
+) -> bytes:
+    """The CSV file of a query's ``result``: the header ``columns``, then one line per
+    row, the ``fixed`` columns (``period_start``, ``period_end``, ``org_id``) filled in."""
+    count = result.num_rows
     cells: list[pa.Array] = []
     for column in columns:
         if column in fixed:
@@ -137,8 +170,7 @@ def export_csv(
     if count:
         joined = pc.binary_join_element_wise(*cells, ",")
         lines.extend(joined.to_pylist())
-    data = ("\r\n".join(lines) + "\r\n").encode("utf-8")
-    return QueryExport(header=columns, rows=count, data=data)
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
 
 
 def _csv_cells(values: pa.Array) -> pa.Array:
