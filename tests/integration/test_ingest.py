@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -236,3 +237,38 @@ async def test_sigkill_mid_stream_then_restart_is_exact(
         status = restarted.wait(timeout=60)
     assert status == 0, log_path.read_text()[-3000:]
     await assert_aggregates_match(settings, records)
+
+
+async def test_an_id_produced_again_with_another_time_counts_once(
+    fresh_settings: Settings,
+) -> None:
+    """The contract dedups an (org_id, event_id) across the whole retention: an event
+    re-stamped on retry (another hour, day or month, other figures) changes nothing; the
+    first version applied wins."""
+    settings = fresh_settings
+    records = simulated(seed=17, events=1500)
+    ends = await produce(
+        settings, settings.topic_events, ((record.key, record.value) for record in records)
+    )
+    await ingest_until_committed(settings, ends)
+    orgs = sorted({record.org_id for record in records if record.kind != "invalid"})
+    before = await stored_day_aggregates(settings, orgs)
+    now = system_clock()
+    restamped: list[tuple[bytes | None, bytes]] = []
+    shifts = [timedelta(hours=-3), timedelta(days=-2), timedelta(days=-40), timedelta(days=-200)]
+    activity = [
+        r for r in records if r.kind == "valid" and r.event_type in ("message", "api_request")
+    ]
+    for number, record in enumerate(activity[:400]):
+        event = orjson.loads(record.value)
+        occurred = datetime.fromisoformat(event["occurred_at"].replace("Z", "+00:00"))
+        moved = occurred + shifts[number % len(shifts)]
+        moved = min(max(moved, now - timedelta(days=360)), now - timedelta(minutes=5))
+        event["occurred_at"] = moved.isoformat().replace("+00:00", "Z")
+        if event.get("usage"):
+            event["usage"]["prompt_tokens"] = event["usage"].get("prompt_tokens", 0) + 7
+        restamped.append((record.key, orjson.dumps(event)))
+    assert len(restamped) == 400, "the stream has too few activity events for the test"
+    ends = await produce(settings, settings.topic_events, restamped)
+    await ingest_until_committed(settings, ends)
+    assert await stored_day_aggregates(settings, orgs) == before
