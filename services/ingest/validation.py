@@ -6,14 +6,12 @@ an operator can act on. Oversized values are rejected before parsing.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
-from services.ingest.fast_path import activity_fact
 from shared import codec
 from shared.contracts.events import (
     EVENT_TYPES,
@@ -25,15 +23,12 @@ from shared.contracts.events import (
     usage_event_adapter,
 )
 from shared.domain.facts import (
-    TS,
     Fact,
     fact_from_api_request,
     fact_from_message,
     fact_from_payg,
 )
 from shared.domain.window import day_start_ms, months_before, to_ms
-
-log = logging.getLogger(__name__)
 
 #: A valid activity event, ready to fold: its workspace and its fact.
 Activity = tuple[str, Fact]
@@ -92,20 +87,10 @@ def to_fact(event: UsageEvent) -> Fact | None:
 def read_record(
     value: bytes | None, accepted: AcceptedRange, *, max_bytes: int
 ) -> Activity | UsageEvent | Rejected:
-    """What ingest needs of one record: an activity's (workspace, fact), a dimension
-    event, or why it is rejected. Well-formed activity takes the fast path
-    (``services.ingest.fast_path``); everything else, the models."""
-    decoded = _decode(value, max_bytes)
-    if isinstance(decoded, Rejected):
-        return decoded
-    try:
-        fast = activity_fact(decoded)
-    except Exception:  # a bug here must cost speed, never stop ingest: the models decide
-        log.exception("fast path failed on a record; validating it with the models")
-        fast = None
-    if fast is not None and accepted.oldest_ms <= fast[1][TS] <= accepted.newest_ms:
-        return fast
-    event = _validate(decoded, accepted)
+    """What ingest needs of one record, by the contract's models: an activity's
+    (workspace, fact), a dimension event, or why it is rejected. (Ingest's hot path is
+    ``services.ingest.decode``, which hands here whatever it does not accept itself.)"""
+    event = validate_record(value, accepted, max_bytes=max_bytes)
     if isinstance(event, Rejected):
         return event
     fact = to_fact(event)

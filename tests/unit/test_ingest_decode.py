@@ -25,7 +25,7 @@ from shared.columnar.schema import FACTS, facts_table
 from shared.contracts.events import MAX_REQUESTS, MAX_TOKENS, MAX_USD
 from shared.domain.dimensions import DimensionEvent, dimension_update, occurred_ms
 from shared.simulation import SimConfig, simulate
-from tests.unit.test_fast_path import events as fast_path_events
+from tests.unit.event_strategies import events as activity_events
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)  # a fixed instant: no clock is read
 RANGE = AcceptedRange.at(NOW)
@@ -311,7 +311,7 @@ def records(draw: st.DrawFn) -> bytes | None:
     source = draw(st.integers(0, 9))
     if source == 0:
         return None
-    event = draw(fast_path_events() if source == 1 else mutated_events())
+    event = draw(activity_events() if source == 1 else mutated_events())
     value = encode(event, draw(st.integers(0, 2)))
     return draw(RAW_EDITS)(value) if draw(st.integers(0, 3)) == 0 else value
 
