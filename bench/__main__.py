@@ -51,6 +51,12 @@ def _ingest_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--orgs", type=int, default=5)
     parser.add_argument(
+        "--big-users",
+        type=int,
+        default=10_000,
+        help="users of the one-workspace workload (the same --events; 0 to skip it)",
+    )
+    parser.add_argument(
         "--peers",
         default="bare,faust,quix",
         help="comma-separated subset of bare,faust,quix ('' for none)",
@@ -118,6 +124,7 @@ async def _run(
             timeout_s=args.timeout,
             profile=args.profile,
             work_dir=work_dir,
+            big_users=args.big_users,
         )
         done.append(("ingest", await ingest_bench.run(config, say)))
     if args.command in ("export", "all"):

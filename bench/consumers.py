@@ -44,6 +44,7 @@ _PEER_MODULES = {
     QUIX: [sys.executable, "-m", "bench.peers.quix_app"],
 }
 _WORKER_LOGGER = "services.ingest.worker"
+EXPORTER_LOGGER = "services.exporter.worker"
 _DONE_GRACE_S = 30.0
 
 
@@ -74,8 +75,9 @@ class ConsumerRun:
         }
 
 
-def assigned_at(log_text: str) -> float | None:
-    """Wall-clock time of the service's first "assigned" log line.
+def assigned_at(log_text: str, logger: str = _WORKER_LOGGER) -> float | None:
+    """Wall-clock time of the service's first "assigned" log line (by ``logger``: the
+    ingest worker's unless told).
 
     Reads JSON log lines (``ts`` in UTC) and, for older builds, text lines that start
     with a local-time ``asctime``.
@@ -86,11 +88,9 @@ def assigned_at(log_text: str) -> float | None:
                 entry = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if entry.get("logger") == _WORKER_LOGGER and str(entry.get("msg", "")).startswith(
-                "assigned "
-            ):
+            if entry.get("logger") == logger and str(entry.get("msg", "")).startswith("assigned "):
                 return datetime.fromisoformat(str(entry["ts"]).replace("Z", "+00:00")).timestamp()
-        elif f" {_WORKER_LOGGER} assigned " in line:
+        elif f" {logger} assigned " in line:
             return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
     return None
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from bench.consumers import ConsumerRun, run_service
 from bench.stack import new_tag, run_settings, workload_settings
-from bench.workload import Produced, produce_simulation
+from bench.workload import Produced, Tap, produce_simulation
 from shared.settings import Settings
 from shared.simulation import SimConfig
 
@@ -80,7 +80,9 @@ async def build_dataset(
     work_dir: Path,
     say: Callable[[str], None],
     timeout_s: float = 7200.0,
+    tap: Tap | None = None,
 ) -> Dataset:
+    """Produce the workspaces (``tap`` sees every record), then ingest them."""
     workload = await workload_settings(base, new_tag("d"))
     configs = [spec.sim_config(now) for spec in workspaces]
     say(
@@ -89,7 +91,7 @@ async def build_dataset(
                     for spec in workspaces)
         + " ..."
     )  # fmt: skip
-    produced = await produce_simulation(workload, configs, now=now)
+    produced = await produce_simulation(workload, configs, now=now, tap=tap)
     say(f"produced {produced.records:,} records in {produced.seconds:.0f} s; ingesting ...")
     settings = await run_settings(workload, new_tag("x"))
     ingest = await run_service(

@@ -14,6 +14,7 @@ from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bench.consumers import EXPORTER_LOGGER, assigned_at
 from bench.procs import Measured
 from bench.stack import child_env
 from services.exporter.client import export_request
@@ -152,6 +153,18 @@ class RunningExporter:
         finally:
             self.process.sample_peak_rss()
             await self.process.stop()
+
+    async def joined(self) -> float:
+        """Wait, without any request, until the exporter's group join completes (its
+        "assigned" log line); returns seconds from spawn until then."""
+        deadline = time.monotonic() + self._within_s
+        while True:
+            at = assigned_at(self.process.log_text(), EXPORTER_LOGGER)
+            if at is not None:
+                return at - self.process.started_at
+            if self.process.exited or time.monotonic() > deadline:
+                raise RuntimeError(f"the exporter did not join:\n{self.process.log_tail()}")
+            await asyncio.sleep(0.1)
 
     async def export(self, org_id: str, data_type: str, window: Window) -> Timed:
         message = export_request(

@@ -1,20 +1,30 @@
 """``python -m bench ingest``: events/s and peak RSS of the ingest service against peers
-consuming the same topic (see :mod:`bench.consumers` for what is timed)."""
+consuming the same topic (see :mod:`bench.consumers` for what is timed), on two
+workloads of ``--events`` events each, each produced once into a topic of its own:
+
+* **several workspaces** (``--orgs``, 40 users each): the keys spread them over a few
+  partitions;
+* **one big workspace** (``--big-users``, 10,000 by default, with the export
+  benchmark's 1,000 agents, 300 projects, 100 API keys and 20 models): every event in
+  one partition, so its throughput is the ceiling for the largest customer.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench import machine, targets
 from bench.consumers import BARE, FAUST, QUIX, SERVICE, ConsumerRun, run_peer, run_service
+from bench.dataset import WorkspaceSpec
 from bench.profile import profile_service
 from bench.stack import embedded_stack, new_tag, run_settings, workload_settings
 from bench.stats import Summary
 from bench.workload import Produced, produce_simulation
+from shared.settings import Settings
 from shared.simulation import SimConfig
 
 PEERS = (BARE, FAUST, QUIX)
@@ -30,6 +40,25 @@ class IngestConfig:
     timeout_s: float = 900.0
     profile: bool = False
     work_dir: Path = field(default_factory=lambda: Path("."))
+    big_users: int = 10_000  # 0: no one-workspace workload
+
+    def workloads(self, now: datetime) -> dict[str, SimConfig]:
+        """The workloads by name, in the order they run (the first is the issue's
+        "1,000,000-event workload" of the faust target)."""
+        found = {
+            SEVERAL: SimConfig(
+                seed=self.seed, orgs=self.orgs, events=self.events, dup_rate=0.05,
+                late_rate=0.02, end=now,
+            ),
+        }  # fmt: skip
+        if self.big_users:
+            big = WorkspaceSpec("big", self.big_users, 0, self.seed + 1).sim_config(now)
+            found[ONE_BIG] = replace(big, events=self.events)
+        return found
+
+
+SEVERAL = "several workspaces"
+ONE_BIG = "one big workspace"
 
 
 def summarise(runs: list[ConsumerRun]) -> dict[str, Any]:
@@ -54,15 +83,15 @@ def median_of(section: dict[str, Any], figure: str) -> float | None:
     return None if summary is None else float(summary["median"])
 
 
-def verdicts(consumers: dict[str, dict[str, Any]]) -> list[dict[str, object]]:
-    """The issue's four ingest targets, from the medians."""
+def verdicts(
+    consumers: dict[str, dict[str, Any]], *, versus_faust: bool
+) -> list[dict[str, object]]:
+    """Issue 12's ingest targets on one workload, from the medians (the faust one only
+    when ``versus_faust``: the first workload's)."""
     service = median_of(consumers.get(SERVICE, {}), "events_per_s")
     found: list[dict[str, object]] = []
-    for peer, target in (
-        (FAUST, targets.INGEST_VS_FAUST),
-        (QUIX, targets.INGEST_VS_QUIX),
-        (BARE, targets.INGEST_VS_CEILING),
-    ):
+    compared = ((FAUST, targets.INGEST_VS_FAUST),) if versus_faust else ()
+    for peer, target in (*compared, (BARE, targets.INGEST_VS_CEILING)):
         if peer not in consumers:
             continue
         rate = median_of(consumers[peer], "events_per_s")
@@ -77,37 +106,43 @@ def verdicts(consumers: dict[str, dict[str, Any]]) -> list[dict[str, object]]:
     return found
 
 
+def ratios(consumers: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+    """The service's median events/s over each peer's (a peer that did not complete: None)."""
+    service = median_of(consumers.get(SERVICE, {}), "events_per_s")
+    found: dict[str, float | None] = {}
+    for name, section in consumers.items():
+        if name == SERVICE:
+            continue
+        rate = median_of(section, "events_per_s")
+        found[name] = None if service is None or not rate else service / rate
+    return found
+
+
 async def run(config: IngestConfig, say: Callable[[str], None]) -> dict[str, Any]:
     now = datetime.now(UTC)
-    sim = SimConfig(
-        seed=config.seed, orgs=config.orgs, events=config.events, dup_rate=0.05,
-        late_rate=0.02, end=now,
-    )  # fmt: skip
-    consumers: dict[str, list[ConsumerRun]] = {name: [] for name in (SERVICE, *config.peers)}
-    profile: dict[str, Any] | None = None
     load_before = machine.load_average()
+    measured: dict[str, dict[str, Any]] = {}
     async with embedded_stack() as stack:
-        workload = await workload_settings(stack.settings, new_tag("w"))
-        say(f"producing {config.events:,} simulated events into {workload.topic_events} ...")
-        produced = await produce_simulation(workload, [sim], now=now)
-        say(f"produced {produced.records:,} records in {produced.seconds:.0f} s")
-        for index in range(config.runs):
-            for name in consumers:
-                say(f"run {index + 1}/{config.runs}: {name} ...")
-                outcome = await _one_run(name, workload, produced, config)
-                consumers[name].append(outcome)
-                say(_line(outcome))
-        if config.profile:
-            say("profiling one more service run with py-spy ...")
-            settings = await run_settings(workload, new_tag("p"))
-            profile = await profile_service(
-                settings, produced.ends, config.work_dir, timeout_s=config.timeout_s
-            )
-    sections = {name: summarise(runs) for name, runs in consumers.items()}
-    result: dict[str, Any] = {
-        "config": {**asdict(sim), "start": None, "end": now.isoformat()}
-        | {"runs": config.runs, "peers": list(config.peers)},
-        "workload": produced.as_dict(),
+        for index, (name, sim) in enumerate(config.workloads(now).items()):
+            say(f"workload {name!r}:")
+            found = await _one_workload(stack.settings, sim, config, say)
+            sections = found["consumers"]
+            found["ratios"] = ratios(sections)
+            found["targets"] = verdicts(sections, versus_faust=index == 0)
+            measured[name] = {"config": {**asdict(sim), "start": None, "end": now.isoformat()}}
+            measured[name].update(found)
+    every = [
+        {**verdict, "note": f"{name}; {verdict['note']}" if verdict["note"] else name}
+        for name, section in measured.items()
+        for verdict in section["targets"]
+    ]
+    return {
+        "config": {
+            "events": config.events,
+            "runs": config.runs,
+            "peers": list(config.peers),
+            "end": now.isoformat(),
+        },
         "load_average_before": load_before,
         "measures": (
             "events/s = records in the topic / consume_s; consume_s = first fetch (service: "
@@ -115,12 +150,37 @@ async def run(config: IngestConfig, say: Callable[[str], None]) -> dict[str, Any
             "offsets reach the topic end (service: every event durable in S3); wall_s = "
             "process spawn until then (interpreter start, imports and group join included)"
         ),
-        "consumers": sections,
-        "targets": verdicts(sections),
+        "workloads": measured,
+        "targets": every,
     }
-    if profile is not None:
-        result["profile"] = profile
-    return result
+
+
+async def _one_workload(
+    base: Settings, sim: SimConfig, config: IngestConfig, say: Callable[[str], None]
+) -> dict[str, Any]:
+    """Produce ``sim`` into a topic of its own, then every consumer ``runs`` times."""
+    consumers: dict[str, list[ConsumerRun]] = {name: [] for name in (SERVICE, *config.peers)}
+    workload = await workload_settings(base, new_tag("w"))
+    say(f"producing {sim.events:,} simulated events into {workload.topic_events} ...")
+    produced = await produce_simulation(workload, [sim], now=sim.end or datetime.now(UTC))
+    say(f"produced {produced.records:,} records in {produced.seconds:.0f} s")
+    for index in range(config.runs):
+        for name in consumers:
+            say(f"run {index + 1}/{config.runs}: {name} ...")
+            outcome = await _one_run(name, workload, produced, config)
+            consumers[name].append(outcome)
+            say(_line(outcome))
+    found: dict[str, Any] = {
+        "workload": produced.as_dict(),
+        "consumers": {name: summarise(runs) for name, runs in consumers.items()},
+    }
+    if config.profile:
+        say("profiling one more service run with py-spy ...")
+        settings = await run_settings(workload, new_tag("p"))
+        found["profile"] = await profile_service(
+            settings, produced.ends, config.work_dir, timeout_s=config.timeout_s
+        )
+    return found
 
 
 async def _one_run(

@@ -41,34 +41,44 @@ def targets_table(title: str, verdicts: list[dict[str, Any]]) -> Table:
 
 
 def print_ingest(section: dict[str, Any], console: Console) -> None:
+    for name, workload in section["workloads"].items():
+        _print_workload(name, workload, section["config"]["runs"], console)
+
+
+def _print_workload(name: str, section: dict[str, Any], runs: int, console: Console) -> None:
     workload = section["workload"]
     table = Table(
-        title=f"ingest: {workload['records']:,} records, "
-        f"{section['config']['runs']} runs — median (min–max)"
+        title=f"ingest, {name}: {workload['records']:,} records, {runs} runs — median (min–max)"
     )
-    for column in ("consumer", "events/s", "consume s", "wall s (incl. start/join)", "peak RSS MB"):
+    for column in (
+        "consumer", "events/s", "service ÷ it", "consume s", "wall s (incl. start/join)",
+        "peak RSS MB",
+    ):  # fmt: skip
         table.add_column(column, justify="right" if column != "consumer" else "left")
-    for name, consumer in section["consumers"].items():
+    ratios = section.get("ratios", {})
+    for consumer_name, consumer in section["consumers"].items():
         if "events_per_s" not in consumer:
             error = (consumer["errors"] or ["no run"])[0].splitlines()[0][:80]
-            table.add_row(name, f"[red]failed: {error}", "-", "-", "-")
+            table.add_row(consumer_name, f"[red]failed: {error}", "-", "-", "-", "-")
             continue
+        ratio = ratios.get(consumer_name)
         table.add_row(
-            name,
+            consumer_name,
             _mmm(consumer["events_per_s"]),
+            "" if consumer_name not in ratios else _fmt(ratio, 2),
             _mmm(consumer["consume_s"], 1),
             _mmm(consumer["wall_s"], 1),
             _mmm(consumer.get("peak_rss_mb")),
         )
     console.print(table)
-    console.print(targets_table("ingest targets", section["targets"]))
+    console.print(targets_table(f"ingest targets, {name}", section["targets"]))
     profile = section.get("profile")
     if profile and "categories" in profile:
-        shares = Table(title="ingest service CPU profile (py-spy, busy samples)")
+        shares = Table(title=f"ingest service CPU profile, {name} (py-spy, busy samples)")
         shares.add_column("where")
         shares.add_column("share", justify="right")
-        for name, share in profile["categories"].items():
-            shares.add_row(name, f"{share:.0%}")
+        for where, share in profile["categories"].items():
+            shares.add_row(where, f"{share:.0%}")
         console.print(shares)
     elif profile:
         console.print(f"[yellow]profile: {profile.get('error')}")
@@ -78,12 +88,14 @@ def print_export(section: dict[str, Any], console: Console) -> None:
     table = Table(title=f"exports ({section['config']['runs']} runs each) — seconds end to end")
     for column in ("export", "users", "p50 s", "p95 s", "min–max s", "rows", "MB"):
         table.add_column(column, justify="left" if column == "export" else "right")
-    for item in section["exports"]:
+    peer: dict[str, Any] | None = section.get("olap_peer")
+    items: list[dict[str, Any]] = [*section["exports"], *([peer] if peer else [])]
+    for item in items:
         if item.get("error"):
             table.add_row(item["name"], _fmt(item.get("users")), f"[red]{item['error'][:60]}")
             continue
         table.add_row(
-            item["name"],
+            f"[cyan]{item['name']}" if item is peer else item["name"],
             _fmt(item.get("users")),
             _fmt(item["p50_s"], 2),
             _fmt(item["p95_s"], 2),
@@ -94,7 +106,8 @@ def print_export(section: dict[str, Any], console: Console) -> None:
     console.print(table)
     console.print(
         f"exporter peak RSS: {_fmt(section.get('exporter_peak_rss_mb'))} MB; "
-        f"ingest of the dataset: {_fmt(section['dataset'].get('events_per_s'))} events/s"
+        f"ingest of the dataset: {_fmt(section['dataset'].get('events_per_s'))} events/s; "
+        f"users 12 months, ours ÷ OLAP peer (p50): {_fmt(section.get('ours_over_peer_p50'), 2)}"
     )
     console.print(targets_table("export targets", section["targets"]))
 

@@ -46,11 +46,13 @@ class Verdict:
         }
 
 
-# ---- the issue's numbers ------------------------------------------------------------------
+# ---- the issue's numbers (issue 12) ------------------------------------------------------
 INGEST_VS_FAUST = Target("ingest throughput vs faust-streaming", 25.0, "at_least", "x")
-INGEST_VS_QUIX = Target("ingest throughput vs Quix Streams", 8.0, "at_least", "x")
 INGEST_VS_CEILING = Target("ingest throughput vs bare aiokafka fold", 0.5, "at_least", "x")
 INGEST_PEAK_RSS = Target("ingest peak RSS", 300.0, "at_most", " MB")
-EXPORT_USERS_P50 = Target("12-month users export p50", 3.0, "at_most", " s")
-EXPORT_ANY_P95 = Target("12-month export p95, every type", 5.0, "at_most", " s")
-EXPORTER_PEAK_RSS = Target("exporter peak RSS", 400.0, "at_most", " MB")
+EXPORT_USERS_P50 = Target("12-month users export p50", 1.0, "at_most", " s")
+EXPORT_FIRST = Target("first 12-month users export after ingest", 1.5, "at_most", " s")
+EXPORT_VS_OLAP = Target("12-month users export vs the OLAP peer (p50 / p50)", 0.5, "at_most", "x")
+EXPORT_ANY_P95 = Target("12-month export p95, every type", 1.5, "at_most", " s")
+EXPORT_LARGEST = Target("100,000-user workspace's users export", 3.0, "at_most", " s")
+EXPORTER_PEAK_RSS = Target("exporter peak RSS", 300.0, "at_most", " MB")

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from bench.kafka_io import Ends, produce, records_in
 from shared.settings import Settings
-from shared.simulation import SimConfig, simulate
+from shared.simulation import SimConfig, SimRecord, simulate
+
+#: Sees every record as it is produced (e.g. :class:`bench.olap.Landing`).
+Tap = Callable[[SimRecord], None]
 
 
 @dataclass
@@ -35,22 +38,28 @@ class Produced:
         }
 
 
-def _tally(config: SimConfig, now: datetime, produced: Produced) -> Iterator[tuple[bytes, bytes]]:
+def _tally(
+    config: SimConfig, now: datetime, produced: Produced, tap: Tap | None
+) -> Iterator[tuple[bytes, bytes]]:
     kinds, types = produced.kinds, produced.types
     for record in simulate(config, now=now):
         kinds[record.kind] += 1
         types[record.event_type] += 1
+        if tap is not None:
+            tap(record)
         yield record.key, record.value
 
 
 async def produce_simulation(
-    settings: Settings, configs: list[SimConfig], *, now: datetime
+    settings: Settings, configs: list[SimConfig], *, now: datetime, tap: Tap | None = None
 ) -> Produced:
-    """Produce each simulated stream into ``settings.topic_events`` (one after another)."""
+    """Produce each simulated stream into ``settings.topic_events`` (one after another);
+    ``tap`` sees every record, in the order produced."""
     produced = Produced(ends={})
     began = time.monotonic()
     for config in configs:
-        ends = await produce(settings, settings.topic_events, _tally(config, now, produced))
+        records = _tally(config, now, produced, tap)
+        ends = await produce(settings, settings.topic_events, records)
         for partition, end in ends.items():
             produced.ends[partition] = max(produced.ends.get(partition, 0), end)
     produced.seconds = time.monotonic() - began
