@@ -1,0 +1,134 @@
+"""Replacing days of a facts table in one commit, serialized with the writers' commits
+(local Delta tables; the real store is in tests/integration/test_replay.py)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable
+from deltalake.exceptions import CommitFailedError
+
+from shared.columnar.rewrite import append_rows, days_predicate, replace_days
+from shared.columnar.schema import DIMENSIONS, FACTS
+from shared.columnar.tables import (
+    FACTS_TABLE,
+    WRITER_APP_ID,
+    TableStore,
+    WorkspaceTables,
+    read_facts,
+)
+from shared.errors import FencedOut
+
+ORG = "ws-0001"
+DAYS = [date(2024, 3, day) for day in range(1, 6)]
+
+
+def _rows(*facts: tuple[str, date]) -> pa.Table:
+    columns: dict[str, list[object]] = {name: [None] * len(facts) for name in FACTS.names}
+    columns |= {
+        "org_id": [ORG] * len(facts),
+        "kind": ["payg"] * len(facts),
+        "event_id": [event_id for event_id, _ in facts],
+        "day": [day for _, day in facts],
+        "occurred_ms": [0] * len(facts),
+        "user_id": ["u-1"] * len(facts),
+        "amount_nano": [1] * len(facts),
+    }
+    return pa.Table.from_pydict(columns, schema=FACTS)
+
+
+async def _seeded(tmp_path: Path) -> tuple[TableStore, WorkspaceTables]:
+    store = TableStore.local(str(tmp_path))
+    tables = await WorkspaceTables.open(store, ORG)
+    rows = _rows(*((f"e-{day.day}-{n}", day) for day in DAYS for n in range(2)))
+    await tables.append(rows, DIMENSIONS.empty_table(), {("usage.events", 0): 10})
+    return store, tables
+
+
+def _facts(store: TableStore) -> DeltaTable:
+    return DeltaTable(store.uri(ORG, FACTS_TABLE))
+
+
+async def _stored(store: TableStore) -> list[tuple[str, date]]:
+    found = await read_facts(store, ORG, DAYS[0], DAYS[-1], ["event_id", "day"])
+    return sorted(zip(found["event_id"].to_pylist(), found["day"].to_pylist(), strict=True))
+
+
+def _files_outside(table: DeltaTable, first: date, last: date) -> set[str]:
+    return {
+        uri
+        for uri in table.file_uris()
+        if not first.isoformat() <= uri.split("day=")[1][:10] <= last.isoformat()
+    }
+
+
+async def test_replace_days_swaps_only_those_days_in_one_commit(tmp_path: Path) -> None:
+    store, _ = await _seeded(tmp_path)
+    table = _facts(store)
+    version, outside = table.version(), _files_outside(table, DAYS[1], DAYS[2])
+
+    replace_days(table, DAYS[1], DAYS[2], _rows(("new", DAYS[1])))
+
+    after = _facts(store)
+    assert after.version() == version + 1
+    assert _files_outside(after, DAYS[1], DAYS[2]) == outside
+    expected = [(f"e-{day.day}-{n}", day) for day in (DAYS[0], *DAYS[3:]) for n in range(2)]
+    assert await _stored(store) == sorted([*expected, ("new", DAYS[1])])
+    assert after.transaction_version(WRITER_APP_ID) == version + 1
+    assert after.transaction_version("usage.events:0") == 10, "no Kafka position moves"
+
+
+async def test_no_rows_empties_the_days(tmp_path: Path) -> None:
+    store, _ = await _seeded(tmp_path)
+    replace_days(_facts(store), DAYS[0], DAYS[3], FACTS.empty_table())
+    assert await _stored(store) == [("e-5-0", DAYS[4]), ("e-5-1", DAYS[4])]
+
+
+async def test_a_row_outside_the_days_is_refused(tmp_path: Path) -> None:
+    store, _ = await _seeded(tmp_path)
+    before = await _stored(store)
+    with pytest.raises(Exception, match="validation"):
+        replace_days(_facts(store), DAYS[0], DAYS[0], _rows(("late", DAYS[1])))
+    assert await _stored(store) == before
+
+
+async def test_a_commit_since_the_snapshot_fences_the_replacement(tmp_path: Path) -> None:
+    store, tables = await _seeded(tmp_path)
+    stale = _facts(store)
+    await tables.refresh()
+    await tables.append(
+        _rows(("ingest", DAYS[4])), DIMENSIONS.empty_table(), {("usage.events", 0): 11}
+    )
+    with pytest.raises(FencedOut):
+        replace_days(stale, DAYS[1], DAYS[1], FACTS.empty_table())
+    with pytest.raises(FencedOut):
+        append_rows(stale, _rows(("x", DAYS[1])))
+    assert ("ingest", DAYS[4]) in await _stored(store)
+    assert len(await _stored(store)) == 11, "nothing of the fenced commits is visible"
+    stale.update_incremental()
+    replace_days(stale, DAYS[1], DAYS[1], FACTS.empty_table())
+    assert len(await _stored(store)) == 9
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=CommitFailedError,
+    reason="tables.py maps only 'Concurrent transaction' to FencedOut; delta-rs refuses an "
+    "append after a concurrent remove with 'a concurrent transaction deleted data ...'",
+)
+async def test_a_writer_behind_a_replacement_is_fenced(tmp_path: Path) -> None:
+    store, tables = await _seeded(tmp_path)
+    replace_days(_facts(store), DAYS[1], DAYS[1], FACTS.empty_table())
+    with pytest.raises(FencedOut):  # the writer's snapshot predates the replacement
+        await tables.append(
+            _rows(("ingest", DAYS[1])), DIMENSIONS.empty_table(), {("usage.events", 0): 11}
+        )
+
+
+def test_days_predicate() -> None:
+    assert days_predicate(DAYS[0], DAYS[2]) == "day >= '2024-03-01' AND day <= '2024-03-03'"
+    with pytest.raises(ValueError, match="before"):
+        days_predicate(DAYS[2], DAYS[0])
