@@ -1,4 +1,4 @@
-"""``usage-export replay``: recompute the aggregates of chosen days from usage.events."""
+"""``usage-export replay``: rebuild the stored facts of chosen days from usage.events."""
 
 from __future__ import annotations
 
@@ -28,12 +28,14 @@ from shared.settings import load_settings
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "replay",
-        help="recompute the aggregates of some days from the events in usage.events",
+        help="rebuild the stored events of some days from the events in usage.events",
         description=(
             "Re-read usage.events (from shortly before --from to the log end at the start) "
-            "and rebuild the aggregates of the UTC days --from..--to: the topic's events "
-            "plus stored events the topic no longer holds, each event once. Safe while "
-            "ingest runs (conditional writes; the loser of a race re-applies). Interrupt "
+            "and rebuild each workspace's facts of the UTC days --from..--to in one commit: "
+            "the topic's events plus stored events the topic no longer holds, each event "
+            "once (an event already stored on another day stays there). Also builds the "
+            "format-2 tables of a store migrating from format 1. Safe while ingest runs "
+            "(serialized commits; the loser of a race reloads and recomputes). Interrupt "
             "with Ctrl-C and run the same command again to resume."
         ),
     )
@@ -90,11 +92,11 @@ def _main(args: argparse.Namespace) -> int:
 
         def update(phase: str, done: int, total: int) -> None:
             if phase not in tasks:
-                label = "reading events" if phase == "read" else "rebuilding days"
+                label = "reading events" if phase == "read" else "rebuilding workspaces"
                 tasks[phase] = bar.add_task(label, total=total or 1, rate="")
             task = bar.tasks[tasks[phase]]
             elapsed = task.elapsed or 0.0
-            unit = "events/s" if phase == "read" else "days/s"
+            unit = "events/s" if phase == "read" else "workspaces/s"
             rate = f"{done / elapsed:,.0f} {unit}" if elapsed > 0 else ""
             bar.update(tasks[phase], completed=done, total=total or 1, rate=rate)
 
@@ -129,11 +131,13 @@ def _main(args: argparse.Namespace) -> int:
         ("records read", summary.records_read),
         ("invalid (skipped)", summary.invalid),
         ("events in range", summary.facts_in_range),
+        ("workspaces rewritten", summary.workspaces_rewritten),
         ("days rewritten", summary.days_rewritten),
         ("events before → after", f"{summary.facts_before} → {summary.facts_after}"),
         ("kept from store (not in topic)", summary.kept_from_store),
+        ("left on another day (stored there first)", summary.stored_elsewhere),
         ("dimension versions added", summary.dimension_versions_added),
-        ("write races retried", summary.conflicts),
+        ("commit races retried", summary.conflicts),
     ):
         table.add_row(label, str(value))
     Console().print(table)
