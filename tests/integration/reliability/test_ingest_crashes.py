@@ -1,36 +1,52 @@
 """Scenario 1: ingest SIGKILLed while a stream with duplicates, late and out-of-order events
 comes in, restarted each time; the exports equal the oracle's.
 
-Two kills land at the dangerous moments on purpose, through the store proxy, and the test
-proves from the store and the broker that they did:
+Ingest keeps each workspace's state in two Delta tables (storage format 2,
+``docs/storage.md``); a flush writes Parquet data files, then commits them with one PUT
+of the table's next ``_delta_log/NNNNNNNNNNNNNNNNNNNN.json`` per table (dimensions first,
+then facts), each carrying the Kafka positions it covers; only then are the offsets
+committed. Three kills land at the dangerous moments on purpose, through the store proxy,
+and the test proves from the store and the broker that they did:
 
-* ``head durable, offset not committed``: the store's answer to a day head's PUT is held
-  back (the head is durable), and ingest is killed before it could commit; the store then
-  holds events whose offsets were not committed — events the restarted worker reads again
-  and must drop as duplicates;
-* ``segment written, head not``: a day head's PUT that follows the PUT of a new fact
-  segment of that day is frozen before the store sees it, and ingest is killed; the store
-  then holds a segment its day head does not name.
+* ``dimensions committed, facts not``: the PUT of a facts log entry that follows, in the
+  same workspace, the PUT of a dimensions log entry is frozen before the store sees it,
+  and ingest is killed; the store then holds a dimensions commit whose positions are
+  ahead of both the facts table's and the group's committed offsets — records the
+  restarted worker reads again and must apply to the facts only;
+* ``commit durable, offsets not committed``: the store's answer to the PUT of a facts log
+  entry is held back (the commit took effect), and ingest is killed before it could
+  commit the offsets; the log entry is then in the store, its positions are past the
+  committed offsets, and its files hold events the restarted worker reads again and must
+  drop as duplicates;
+* ``data files written, commit not``: the PUT of a facts log entry that follows PUTs of
+  Parquet files of that table is frozen before the store sees it, and ingest is killed;
+  the store then holds Parquet files that no commit references (orphans), whose events
+  must all end up stored once, by the restarted worker's own commit.
 
 The other kills come at random moments once the restarted worker is committing again.
+Afterwards every stored fact and dimension version equals a recomputation from the raw
+events (no ``event_id`` stored twice), and every export equals the oracle's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
+from urllib.parse import unquote
 
+import pyarrow.parquet as pq
 import pytest
 
 from shared import codec
 from shared.adapters.s3 import ObjectStore
-from shared.domain.facts import EVENT_ID
+from shared.columnar.tables import TableStore, read_facts
 from shared.settings import Settings
-from shared.storage.days import parse_head
 from tests.integration.conftest import FreshSettingsFactory
 from tests.integration.kafka_tools import committed, read_topic
 from tests.integration.reliability.conftest import FiguresRecorder
@@ -54,15 +70,20 @@ from tests.integration.reliability.streams import (
 from tests.integration.reliability.waiting import wait_committed_while_alive
 from tests.integration.test_ingest import assert_aggregates_match
 
+TARGETED_KILLS = 3
+#: Production goes on this long per targeted kill (and for the first start): the wait for
+#: its moment plus a restart (imports, joining the group, loading the tables), so that
+#: commits keep coming until the last targeted kill.
+TARGETED_KILL_S = 8.0
+
 
 @dataclass(frozen=True)
 class Size:
     events: int
-    random_kills: int  # after the two kills at the dangerous moments
+    random_kills: int  # after the kills at the dangerous moments
     orgs: int
     interval_s: tuple[float, float]  # a random kill comes this long (uniform) after ...
-    # ... the restarted worker committed again. Days: fewer days, more facts per day (a
-    # day's facts spill into a segment past 64 KiB, which the segment kill needs).
+    # ... the restarted worker committed again.
     days: float = 364.0
     # Settings of the ingest under test: the short version flushes and commits often, so
     # that its kills land around commits; the full one runs with the service defaults.
@@ -84,11 +105,105 @@ SHORT = Size(
 )
 FULL = Size(events=500_000, random_kills=12, orgs=5, interval_s=(3.0, 15.0))
 
+_LOG_ENTRY = re.compile(r"_delta_log/(\d{20})\.json$")
 
-def head_put(settings: Settings) -> re.Pattern[bytes]:
-    """A day head's PUT; group 1 is its day's prefix (``/bucket/v1/orgs/…/days/…/``)."""
+
+def commit_put(settings: Settings, table: str) -> re.Pattern[bytes]:
+    """The PUT of a ``table`` log entry written by an ingest flush: the commit of an
+    append (``"operation":"WRITE"``, the first line of its body), not the janitor's
+    compaction (``OPTIMIZE``) or retention delete (``DELETE``). Group 1 is the table's key
+    (``v2/workspaces/{org}/{table}``), group 2 the version. The body's first line must come
+    in the same read as the request line (most do; a commit whose body comes later is let
+    through, and the next one is waited for)."""
     bucket = re.escape(settings.aggregates_bucket.encode())
-    return re.compile(rb"PUT (/" + bucket + rb"/v1/orgs/[^/ ]+/days/[^/ ]+/)head\.json ")
+    return re.compile(
+        rb"PUT /" + bucket + rb"/(v2/workspaces/[^/ ]+/" + table.encode() + rb")"
+        rb"/_delta_log/(\d{20})\.json HTTP/1\.1\r\n.*?\r\n\r\n"
+        rb'\{"commitInfo":\{[^\n]*?"operation":"WRITE"',
+        re.DOTALL,
+    )
+
+
+def is_data_commit(match: re.Match[bytes]) -> bool:
+    """Version 0 creates the table (no data, no positions): not the moment wanted."""
+    return int(match.group(2)) > 0
+
+
+@dataclass
+class LogEntry:
+    """One Delta commit: the data files it adds (keys in the bucket) and the positions
+    it records (partition of the events topic -> next offset)."""
+
+    added: list[str] = field(default_factory=list)
+    positions: dict[int, int] = field(default_factory=dict)
+
+
+def parse_log_entry(settings: Settings, table_key: str, body: bytes) -> LogEntry:
+    entry = LogEntry()
+    for line in body.splitlines():
+        if not line.strip():
+            continue
+        action = codec.loads(line)
+        if "add" in action:
+            entry.added.append(f"{table_key}/{unquote(action['add']['path'])}")
+        if "txn" in action:
+            topic, _, partition = str(action["txn"]["appId"]).rpartition(":")
+            if topic == settings.topic_events:
+                entry.positions[int(partition)] = int(action["txn"]["version"])
+    return entry
+
+
+async def log_entry(settings: Settings, table_key: str, version: int) -> LogEntry | None:
+    """Commit ``version`` of the table, or None if the store does not hold it."""
+    async with ObjectStore(settings, settings.aggregates_bucket) as store:
+        stored = await store.get(f"{table_key}/_delta_log/{version:020d}.json")
+    return None if stored is None else parse_log_entry(settings, table_key, stored.body)
+
+
+async def log_entries(settings: Settings, table_key: str) -> dict[int, LogEntry]:
+    """Every commit of the table (its JSON log entries: never cleaned up here)."""
+    async with ObjectStore(settings, settings.aggregates_bucket) as store:
+        listed = await store.list_objects(f"{table_key}/_delta_log/")
+        entries = {}
+        for item in listed:
+            found = _LOG_ENTRY.search(str(item["Key"]))
+            if found is None:
+                continue
+            stored = await store.get(str(item["Key"]))
+            assert stored is not None
+            entries[int(found.group(1))] = parse_log_entry(settings, table_key, stored.body)
+    return entries
+
+
+async def parquet_keys(settings: Settings, table_key: str) -> set[str]:
+    """The table's Parquet files as a LIST of its folder shows them (committed or not)."""
+    async with ObjectStore(settings, settings.aggregates_bucket) as store:
+        listed = await store.list_objects(f"{table_key}/")
+    return {str(item["Key"]) for item in listed if str(item["Key"]).endswith(".parquet")}
+
+
+async def event_ids_in(settings: Settings, keys: list[str]) -> list[str]:
+    """The ``event_id`` of every row of these Parquet files, read as plain files."""
+    ids: list[str] = []
+    async with ObjectStore(settings, settings.aggregates_bucket) as store:
+        for key in keys:
+            stored = await store.get(key)
+            assert stored is not None, f"{key} is not in the store"
+            table = pq.read_table(io.BytesIO(stored.body), columns=["event_id"])
+            ids += [str(event_id) for event_id in table.column("event_id").to_pylist()]
+    return ids
+
+
+def org_of(table_key: str) -> str:
+    return table_key.split("/")[2]  # v2/workspaces/{org}/{table}
+
+
+def request_key(line: str, bucket: str) -> tuple[str, str | None]:
+    """(method, key) of a proxy request line; key: the object's key in ``bucket``, without
+    a query (None for a request of another bucket or of the bucket itself)."""
+    method, path = line.split(" ", 1)
+    parts = unquote(path.split("?", 1)[0]).split("/", 2)
+    return method, parts[2] if len(parts) == 3 and parts[1] == bucket else None
 
 
 async def fired(trigger: Trigger, process: ServiceProcess, what: str, timeout_s: float) -> None:
@@ -117,6 +232,11 @@ async def committing_again(
         await asyncio.sleep(0.3)
 
 
+async def committed_offsets(settings: Settings) -> dict[int, int]:
+    partitions = range(settings.events_partitions)
+    return await committed(settings, settings.ingest_group, settings.topic_events, partitions)
+
+
 EventKey = tuple[str, str]  # (org_id, event_id): what dedup is keyed by
 
 
@@ -140,47 +260,106 @@ def unique_events(dataset: Dataset) -> set[EventKey]:
     return {key for key, count in counts.items() if count == 1}
 
 
-async def durable_uncommitted(
-    settings: Settings, direct: Settings, dataset: Dataset, prefix: str
-) -> int:
-    """How many events of the day under ``prefix`` are durable in the store while their
-    records are after the group's committed offsets: the events a restarted worker reads
-    again although they are already applied. Counted only for ids that occur once in the
-    stream, so a duplicate re-sent by the producer is never mistaken for a redelivery."""
-    partitions = range(settings.events_partitions)
-    starts = await committed(settings, settings.ingest_group, settings.topic_events, partitions)
+async def uncommitted_tail(settings: Settings) -> set[EventKey]:
+    """The events of the records after the group's committed offsets: what a restarted
+    worker reads again."""
+    starts = await committed_offsets(settings)
     ends = await end_offsets(settings, settings.topic_events)
     tail = await records_between(settings, settings.topic_events, starts, ends)
-    tail_keys = {found for value in tail if (found := event_key_of(value)) is not None}
-    key = prefix.split("/", 2)[2] + "head.json"  # without "/bucket/"
-    async with ObjectStore(direct, direct.aggregates_bucket) as store:
-        head = await store.get(key)
-        assert head is not None, f"the held PUT of {key} did not take effect"
-        document, inline = parse_head(head.body)
-        bodies = [inline]
-        for segment in document["segments"]:
-            stored = await store.get(segment["key"])
-            assert stored is not None
-            bodies.append(stored.body)
-    org_id = key.split("/")[2]  # v1/orgs/{org}/days/…
-    durable = {
-        (org_id, str(codec.loads(line)[EVENT_ID]))
-        for body in bodies
-        for line in body.splitlines()
-        if line.strip()
-    }
-    return len(durable & tail_keys & unique_events(dataset))
+    return {found for value in tail if (found := event_key_of(value)) is not None}
 
 
-async def orphan_segment(direct: Settings, prefix: str, segment_path: str) -> bool:
-    """Whether the segment is in the store and its day head does not name it."""
-    segment_key = segment_path.split("/", 2)[2].removesuffix(".ids").removesuffix(".ndjson")
-    segment_key += ".ndjson"
-    async with ObjectStore(direct, direct.aggregates_bucket) as store:
-        segment = await store.get(segment_key)
-        head = await store.get(prefix.split("/", 2)[2] + "head.json")
-    named = [s["key"] for s in parse_head(head.body)[0]["segments"]] if head else []
-    return segment is not None and segment_key not in named
+def positions_ahead(entry: LogEntry, offsets: dict[int, int]) -> dict[int, tuple[int, int]]:
+    """Partition -> (committed offset, recorded position) where the commit's recorded
+    position is past the group's committed offset; fails if any is not."""
+    assert entry.positions, "a data commit records the Kafka positions it covers"
+    behind = {p: (offsets[p], v) for p, v in entry.positions.items() if v <= offsets[p]}
+    assert not behind, f"offsets already committed up to the commit's positions: {behind}"
+    return {p: (offsets[p], v) for p, v in entry.positions.items()}
+
+
+async def durable_uncommitted(
+    settings: Settings, direct: Settings, dataset: Dataset, table_key: str, version: int
+) -> int:
+    """Proves that the held commit took effect while its offsets were not committed, and
+    returns how many of its events are durable although their records come after the
+    group's committed offsets: the events a restarted worker reads again and must drop.
+    Counted only for ids that occur once in the stream, so a duplicate re-sent by the
+    producer is never mistaken for a redelivery."""
+    entry = await log_entry(direct, table_key, version)
+    assert entry is not None, f"the held commit {table_key} v{version} did not take effect"
+    positions_ahead(entry, await committed_offsets(settings))
+    org_id = org_of(table_key)
+    durable = {(org_id, event_id) for event_id in await event_ids_in(direct, entry.added)}
+    return len(durable & await uncommitted_tail(settings) & unique_events(dataset))
+
+
+@dataclass
+class Orphans:
+    """Parquet files a flush wrote whose commit never reached the store."""
+
+    table_key: str
+    version: int  # the frozen commit's
+    keys: list[str]
+    event_ids: list[str] = field(default_factory=list)
+
+
+async def unreferenced(direct: Settings, orphans: Orphans) -> list[str]:
+    """Those of the orphans that are in the store and that no commit of the table
+    references (all of them, when the kill fell where it should)."""
+    referenced = {
+        key for entry in (await log_entries(direct, orphans.table_key)).values()
+        for key in entry.added
+    }  # fmt: skip
+    listed = await parquet_keys(direct, orphans.table_key)
+    return [key for key in orphans.keys if key in listed and key not in referenced]
+
+
+async def dimensions_ahead(
+    settings: Settings, direct: Settings, facts_key: str, dims_version: int, facts_version: int
+) -> dict[int, tuple[int, int]]:
+    """Proves that the kill fell between the two commits of one flush: the dimensions
+    commit is in the store, the facts commit is not, and the dimensions' positions are
+    ahead of the facts table's and of the committed offsets. Returns partition ->
+    (facts' recorded position, dimensions')."""
+    dims_key = facts_key.rsplit("/", 1)[0] + "/dimensions"
+    dims = await log_entry(direct, dims_key, dims_version)
+    assert dims is not None, f"the dimensions commit {dims_key} v{dims_version} is not stored"
+    assert await log_entry(direct, facts_key, facts_version) is None, "the facts commit landed"
+    facts_entries = await log_entries(direct, facts_key)
+    facts_recorded: dict[int, int] = {}
+    for version in sorted(facts_entries):
+        facts_recorded |= facts_entries[version].positions
+    positions_ahead(dims, await committed_offsets(settings))
+    ahead = {p: (facts_recorded.get(p, 0), v) for p, v in dims.positions.items()}
+    behind = {p: pair for p, pair in ahead.items() if pair[0] >= pair[1]}
+    assert not behind, f"the facts table already holds the dimensions' positions: {behind}"
+    versions = await event_ids_in(direct, dims.added)
+    assert versions, "a dimensions commit adds dimension versions"
+    return ahead
+
+
+class FlushLog:
+    """What the proxy's request log says about a workspace's flush, looking back from a
+    commit's PUT (``accept`` callbacks run on the proxy's thread, before the matching
+    request is logged)."""
+
+    def __init__(self, proxy: FaultProxy, bucket: str) -> None:
+        self._proxy = proxy
+        self._bucket = bucket
+
+    def writes_since_last_commit(self, prefix: str) -> tuple[list[str], str | None]:
+        """(keys written under ``prefix`` since its last log entry PUT, newest first; the
+        key of that log entry, None if there is none)."""
+        written: list[str] = []
+        for line in reversed(self._proxy.requests):
+            method, key = request_key(line, self._bucket)
+            if key is None or not key.startswith(prefix) or method not in ("PUT", "POST"):
+                continue
+            if _LOG_ENTRY.search(key):
+                return written, key
+            written.append(key)
+        return written, None
 
 
 @pytest.mark.parametrize(
@@ -215,7 +394,8 @@ async def test_sigkilled_ingest_loses_and_doubles_nothing(
     mean_interval = sum(size.interval_s) / 2 + 3.0  # + the wait for the restart to commit
     progress = Progress(total=len(records))
     kill_points: list[float] = []
-    pattern = head_put(settings)
+    facts_commit = commit_put(settings, "facts")
+    flushes = FlushLog(store_proxy, settings.aggregates_bucket)
     async with ServiceFleet(tmp_path) as fleet:
         ingest = fleet.start("ingest", settings, log_level="INFO")
         producing = asyncio.create_task(
@@ -223,60 +403,89 @@ async def test_sigkilled_ingest_loses_and_doubles_nothing(
                 settings,
                 settings.topic_events,
                 records,
-                duration_s=(size.random_kills + 2) * mean_interval,
+                duration_s=size.random_kills * mean_interval
+                + (TARGETED_KILLS + 1) * TARGETED_KILL_S,
                 progress=progress,
             )
         )
         try:
-            # 1. A day head is durable (the store answered 200), its offsets not committed.
-            trigger = store_proxy.arm(pattern, hold="response")
-            await fired(trigger, ingest, "a day head's PUT", timeout_s=300)
+            # 1. A flush committed a workspace's dimensions; its facts commit is frozen.
+            # (First: most upserts come early in the stream.)
+            dims_commit: list[int] = []
+
+            def after_a_dimensions_commit(match: re.Match[bytes]) -> bool:
+                workspace = match.group(1).decode().rsplit("/", 1)[0] + "/"
+                _, last_commit = flushes.writes_since_last_commit(workspace)
+                if last_commit is None or not last_commit.startswith(workspace + "dimensions/"):
+                    return False
+                version = int(_LOG_ENTRY.search(last_commit).group(1))  # type: ignore[union-attr]
+                dims_commit.append(version)
+                return is_data_commit(match) and version > 0
+
+            trigger = store_proxy.arm(facts_commit, accept=after_a_dimensions_commit)
+            await fired(trigger, ingest, "a facts commit after a dimensions commit", 300)
+            assert ingest.kill() == -9
+            kill_points.append(round(progress.fraction, 3))
+            match = facts_commit.search(trigger.matched)
+            assert match is not None
+            ahead = await dimensions_ahead(
+                settings, direct, match.group(1).decode(), dims_commit[-1], int(match.group(2))
+            )
+            row.details["dimensions_ahead_of_facts_at_kill"] = {
+                str(p): list(pair) for p, pair in sorted(ahead.items())
+            }
+            store_proxy.release()
+            ingest = fleet.start("ingest", settings, log_level="INFO")
+
+            # 2. A facts commit is durable (the store answered 200), its offsets are not
+            # committed.
+            trigger = store_proxy.arm(facts_commit, hold="response", accept=is_data_commit)
+            await fired(trigger, ingest, "a facts commit", timeout_s=300)
             assert await trigger.wait_answered(60), "the store never answered the held PUT"
             assert trigger.answer.startswith(b"HTTP/1.1 200"), trigger.answer[:100]
             assert ingest.kill() == -9
             kill_points.append(round(progress.fraction, 3))
-            match = pattern.search(trigger.matched)
+            match = facts_commit.search(trigger.matched)
             assert match is not None
             redelivered = await durable_uncommitted(
-                settings, direct, dataset, match.group(1).decode()
+                settings, direct, dataset, match.group(1).decode(), int(match.group(2))
             )
             row.details["durable_not_committed_at_kill"] = redelivered
-            assert redelivered > 0, "the kill did not fall between a durable write and a commit"
+            assert redelivered > 0, "the kill did not fall between a durable commit and offsets"
             store_proxy.release()
             ingest = fleet.start("ingest", settings, log_level="INFO")
 
-            # 2. A new fact segment is written, the day head naming it is not.
-            spilled: list[str] = []
+            # 3. Parquet files of the facts are written, the commit adding them is not.
+            written: list[list[str]] = []
 
-            def after_a_segment(head: re.Match[bytes]) -> bool:
-                prefix = head.group(1).decode()
-                for line in reversed(store_proxy.requests):
-                    method, path = line.split(" ", 1)
-                    if path.startswith(prefix):
-                        if method == "PUT" and "/facts-" in path:
-                            spilled.append(path)
-                            return True
-                        return False
-                return False
+            def after_data_files(match: re.Match[bytes]) -> bool:
+                keys, _ = flushes.writes_since_last_commit(match.group(1).decode() + "/")
+                files = [key for key in keys if key.endswith(".parquet")]
+                if not is_data_commit(match) or not files:
+                    return False
+                written.append(files)
+                return True
 
-            trigger = store_proxy.arm(pattern, accept=after_a_segment)
-            await fired(trigger, ingest, "a day head's PUT after a segment", timeout_s=600)
+            trigger = store_proxy.arm(facts_commit, accept=after_data_files)
+            await fired(trigger, ingest, "a facts commit after its data files", timeout_s=600)
             assert ingest.kill() == -9
             kill_points.append(round(progress.fraction, 3))
-            match = pattern.search(trigger.matched)
+            match = facts_commit.search(trigger.matched)
             assert match is not None
-            assert await orphan_segment(direct, match.group(1).decode(), spilled[-1]), (
-                "the kill did not fall between a segment's write and its head's"
+            orphans = Orphans(match.group(1).decode(), int(match.group(2)), written[-1])
+            assert await log_entry(direct, orphans.table_key, orphans.version) is None
+            assert await unreferenced(direct, orphans) == orphans.keys, (
+                "the kill did not fall between data files' writes and their commit"
             )
-            row.details["segment_without_head_at_kill"] = spilled[-1].rsplit("/", 1)[1]
+            orphans.event_ids = await event_ids_in(direct, orphans.keys)
+            assert orphans.event_ids
+            row.details["orphan_parquet_files_at_kill"] = len(orphans.keys)
+            row.details["orphan_rows_at_kill"] = len(orphans.event_ids)
             store_proxy.release()
             ingest = fleet.start("ingest", settings, log_level="INFO")
 
             # Then at random moments, each once the restarted worker commits again.
-            partitions = range(settings.events_partitions)
-            since = await committed(
-                settings, settings.ingest_group, settings.topic_events, partitions
-            )
+            since = await committed_offsets(settings)
             for _ in range(size.random_kills):
                 since = await committing_again(settings, since, progress, ingest)
                 await asyncio.sleep(rng.uniform(*size.interval_s))
@@ -285,12 +494,15 @@ async def test_sigkilled_ingest_loses_and_doubles_nothing(
                 kill_points.append(round(progress.fraction, 3))
                 await asyncio.sleep(rng.uniform(0.0, 1.0))  # restarted after up to 1 s
                 ingest = fleet.start("ingest", settings, log_level="INFO")
-            row.faults = 2 + size.random_kills
+            row.faults = TARGETED_KILLS + size.random_kills
             ends = await producing
         finally:
             producing.cancel()
             await asyncio.gather(producing, return_exceptions=True)
-        row.fault_kinds = "SIGKILL: head durable, offset not; segment, no head; random"
+        row.fault_kinds = (
+            "SIGKILL: dimensions committed, facts not; commit durable, offsets not; "
+            "data files, no commit; random"
+        )
         row.details["kills_at_fraction_produced"] = kill_points
         row.details["produced_s"] = round(time.monotonic() - row.started, 1)
         await wait_committed_while_alive(settings, ends, ingest, timeout_s=1800)
@@ -301,8 +513,18 @@ async def test_sigkilled_ingest_loses_and_doubles_nothing(
         assert await ingest.terminate() == 0, ingest.log_tail()
         row.details["ingest_peak_rss_mib"] = max(p.peak_rss_kib for p in fleet.processes) // 1024
 
-    if size is not SHORT:  # an aggregate-level cross-check, beside the exports'
-        await assert_aggregates_match(direct, dataset.records)
+    # The stored facts and dimension versions equal a recomputation from the raw events;
+    # no event_id and no dimension version is stored twice.
+    await assert_aggregates_match(direct, dataset.records)
+    # The orphans are still there, still referenced by no commit, and their events are
+    # stored once all the same: by the restarted worker's own files.
+    assert await unreferenced(direct, orphans) == orphans.keys
+    stored = await read_facts(
+        TableStore.of(direct), org_of(orphans.table_key), date(1970, 1, 1), date(9999, 12, 31),
+        columns=["event_id"],
+    )  # fmt: skip
+    stored_ids = Counter(stored.column("event_id").to_pylist())
+    assert all(stored_ids[event_id] == 1 for event_id in orphans.event_ids)
     row.details["aggregates_checked_s"] = round(time.monotonic() - row.started, 1)
     log = dataset.reference_log()
     async with exporter_in_process(direct) as client:
