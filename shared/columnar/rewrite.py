@@ -20,16 +20,13 @@ delta-rs blocks: these functions are synchronous; call them in a worker thread.
 from __future__ import annotations
 
 from datetime import date
-from typing import Final
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
-from shared.columnar.tables import WRITER_APP_ID
+from shared.columnar.tables import TXN_CONFLICT, WRITER_APP_ID
 from shared.errors import FencedOut
-
-_CONFLICT: Final = "concurrent transaction"
 
 
 def days_predicate(first_day: date, last_day: date) -> str:
@@ -64,7 +61,7 @@ def _commit(table: DeltaTable, rows: pa.Table, *, predicate: str | None) -> None
                 table, rows, mode="overwrite", predicate=predicate, commit_properties=properties
             )
     except CommitFailedError as exc:
-        if _CONFLICT in str(exc).lower():
+        if TXN_CONFLICT in str(exc).lower():
             raise FencedOut(
                 f"{table.table_uri}: another writer committed since version {snapshot}; "
                 "nothing of this commit is visible"

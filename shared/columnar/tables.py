@@ -60,7 +60,9 @@ DIMENSIONS_TABLE: Final = "dimensions"
 COMMIT_ORDER: Final = (DIMENSIONS_TABLE, FACTS_TABLE)
 _SCHEMAS: Final = {FACTS_TABLE: FACTS, DIMENSIONS_TABLE: DIMENSIONS}
 _PARTITIONS: Final[dict[str, list[str]]] = {FACTS_TABLE: ["day"], DIMENSIONS_TABLE: []}
-_TXN_CONFLICT: Final = "Concurrent transaction"
+#: In every delta-rs refusal of a commit that lost to another (lower-cased): an app id
+#: recorded since, or data this commit read that another one removed.
+TXN_CONFLICT: Final = "concurrent transaction"
 #: Recorded by every commit, to serialize a workspace's writers (see ``_commit``).
 WRITER_APP_ID: Final = "usage-export:writer"
 
@@ -254,7 +256,7 @@ class WorkspaceTables:
                 write_deltalake, table, data, mode="append", commit_properties=properties
             )
         except CommitFailedError as exc:
-            if _TXN_CONFLICT in str(exc):
+            if TXN_CONFLICT in str(exc).lower():
                 raise FencedOut(
                     f"{self.uri(name)}: another writer committed since version "
                     f"{table.version()}; nothing of this batch was committed to {name}"

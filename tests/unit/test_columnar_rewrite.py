@@ -9,7 +9,6 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
-from deltalake.exceptions import CommitFailedError
 
 from shared.columnar.rewrite import append_rows, days_predicate, replace_days
 from shared.columnar.schema import DIMENSIONS, FACTS
@@ -113,12 +112,6 @@ async def test_a_commit_since_the_snapshot_fences_the_replacement(tmp_path: Path
     assert len(await _stored(store)) == 9
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=CommitFailedError,
-    reason="tables.py maps only 'Concurrent transaction' to FencedOut; delta-rs refuses an "
-    "append after a concurrent remove with 'a concurrent transaction deleted data ...'",
-)
 async def test_a_writer_behind_a_replacement_is_fenced(tmp_path: Path) -> None:
     store, tables = await _seeded(tmp_path)
     replace_days(_facts(store), DAYS[1], DAYS[1], FACTS.empty_table())
