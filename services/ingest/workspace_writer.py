@@ -42,7 +42,6 @@ from shared.columnar.tables import (
     TopicPartition,
     WorkspaceTables,
     read_dimensions,
-    read_facts,
 )
 from shared.errors import FencedOut
 
@@ -105,15 +104,14 @@ class WorkspaceWriter:
         """Positions and ids as of the tables' latest commit."""
         await self._tables.refresh()
         self._positions = self._tables.positions(self.sources)
-        store = self._tables.store
-        stored = await read_facts(store, self.org_id, *_ALL_DAYS, columns=["event_id", "day"])
+        stored = await self._tables.facts(*_ALL_DAYS, columns=["event_id", "day"])
         index = IdIndex()
         for batch in stored.to_batches(max_chunksize=_INDEX_BATCH):
             days = pc.cast(batch.column(1), pa.int32()).to_numpy(zero_copy_only=False)
             index.add(batch.column(0).to_pylist(), days)
         self._index = index
         self._confirmed.clear()
-        dimensions = await read_dimensions(store, self.org_id)
+        dimensions = await read_dimensions(self._tables.store, self.org_id)
         self._dimension_ids = set(dimensions.column("event_id").to_pylist())
 
     # ---- accepting ----------------------------------------------------------------------
@@ -177,7 +175,7 @@ class WorkspaceWriter:
         found = self._confirmed.get(day_number)
         if found is None:
             day = _EPOCH + timedelta(days=day_number)
-            ids = await read_facts(self._tables.store, self.org_id, day, day, ["event_id"])
+            ids = await self._tables.facts(day, day, ["event_id"])
             found = set(ids.column("event_id").to_pylist())
             self._confirmed[day_number] = found
             while len(self._confirmed) > _CONFIRMED_DAYS:
@@ -231,7 +229,14 @@ class WorkspaceWriter:
     def _committed(self, facts: pa.Table) -> None:
         if facts.num_rows:
             days = pc.cast(facts.column("day"), pa.int32()).to_numpy()
-            self._index.add(facts.column("event_id").to_pylist(), days)
+            ids = facts.column("event_id").to_pylist()
+            self._index.add(ids, days)
+            # The cached stored ids of a day must include what was just stored there, or a
+            # later duplicate of it would pass for a hash collision and count twice.
+            for event_id, day in zip(ids, days.tolist(), strict=True):
+                cached = self._confirmed.get(day)
+                if cached is not None:
+                    cached.add(event_id)
         self._positions = self._tables.positions(self.sources)
         self._facts, self._dimensions = [], []
         self._pending_ids.clear()

@@ -190,6 +190,13 @@ class WorkspaceTables:
             for table in self._tables.values():
                 await asyncio.to_thread(table.update_incremental)
 
+    async def facts(
+        self, first_day: date, last_day: date, columns: Sequence[str] | None = None
+    ) -> pa.Table:
+        """Like :func:`read_facts`, as of this object's snapshot (no log read)."""
+        table = self._tables[FACTS_TABLE]
+        return await asyncio.to_thread(_facts_of, table, first_day, last_day, columns)
+
     def positions(self, sources: Iterable[TopicPartition]) -> Positions:
         """What the snapshot records as durable for each of ``sources`` (per table).
 
@@ -278,29 +285,31 @@ async def read_facts(
     last_day: date,
     columns: Sequence[str] | None = None,
 ) -> pa.Table:
-    """The committed facts of the UTC days ``first_day`` to ``last_day`` (inclusive); no
-    rows for a workspace without tables.
+    """The committed facts of the UTC days ``first_day`` to ``last_day`` (inclusive), as of
+    the latest commit; no rows for a workspace without tables.
 
     Only the files of those days' partitions that the Delta log references are read
     (the data folder is never listed, so orphans of failed writes are never seen).
     """
+    return await asyncio.to_thread(
+        _facts_of, _open_for_reading(store, org_id, FACTS_TABLE), first_day, last_day, columns
+    )
+
+
+def _facts_of(
+    table: DeltaTable | None, first_day: date, last_day: date, columns: Sequence[str] | None
+) -> pa.Table:
     wanted = list(columns) if columns is not None else FACTS.names
     unknown = set(wanted) - set(FACTS.names)
     if unknown:
         raise ValueError(f"unknown facts columns {sorted(unknown)}")
     schema = pa.schema([FACTS.field(name) for name in wanted])
-
-    def read() -> pa.Table:
-        table = _open_for_reading(store, org_id, FACTS_TABLE)
-        if table is None:
-            return schema.empty_table()
-        dataset = table.to_pyarrow_dataset(
-            file_pruning_predicate=[("day", ">=", first_day), ("day", "<=", last_day)]
-        )
-        return dataset.to_table(columns=wanted)
-
-    found = await asyncio.to_thread(read)
-    return found.cast(schema)
+    if table is None:
+        return schema.empty_table()
+    dataset = table.to_pyarrow_dataset(
+        file_pruning_predicate=[("day", ">=", first_day), ("day", "<=", last_day)]
+    )
+    return dataset.to_table(columns=wanted).cast(schema)
 
 
 async def read_dimensions(store: TableStore, org_id: str) -> pa.Table:
