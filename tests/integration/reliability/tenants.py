@@ -16,10 +16,12 @@ from tests.integration.reliability.badinput import HOSTILE_IDS
 ALPHA, BETA = "ws-alpha", "ws-beta"
 ENTITY_FIELDS = ("user_id", "assistant_id", "project_id", "api_key_id")
 _DAY = r"\d{4}-\d{2}-\d{2}"
+_PART = r"part-\d{5}-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}-c\d{3}\.[a-z0-9]+\.parquet"
+_LOG = r"_delta_log/(\d{20}\.json|\d{20}\.checkpoint\.parquet|_last_checkpoint)"
+#: Storage format 2 (docs/storage.md): a workspace's two Delta tables, nothing else.
 AGGREGATE_KEY = re.compile(
-    rf"v1/orgs/(?P<org>[^/]+)/(days/{_DAY}/(head\.json|facts-[0-9a-f]{{32}}\.(ndjson|ids))"
-    r"|dims/(users|agents|projects|api_keys|settings)\.json"
-    r"|months/\d{4}-\d{2}/(users|user_totals|agents|api_keys|projects|models)\.json)"
+    rf"v2/workspaces/(?P<org>[^/]+)/(facts/({_LOG}|day={_DAY}/{_PART})"
+    rf"|dimensions/({_LOG}|{_PART}))"
 )
 _KINDS = "(users|agents|api-keys|projects|models)"
 EXPORT_KEY = re.compile(

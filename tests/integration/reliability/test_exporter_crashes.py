@@ -4,7 +4,7 @@ completes, with exactly one file, equal to the oracle's.
 The exporter reaches the store through the fault proxy, armed to freeze the connection
 that carries one chosen step of the export, so the kill lands exactly there:
 
-* ``reading``: the first read of the workspace's aggregates (request record written);
+* ``reading``: the first read of the workspace's tables (request record written);
 * ``uploading``: the PUT of the CSV file (file not yet visible);
 * ``settling``: the request record's update with the outcome (file whole, not recorded);
 * ``answered``: the completion was published, its offset not committed. Made certain: a
@@ -74,7 +74,9 @@ def trigger_pattern(point: str, settings: Settings) -> re.Pattern[bytes]:
     aggregates = re.escape(settings.aggregates_bucket.encode())
     exports = re.escape(settings.exports_bucket.encode())
     if point == "reading":
-        return re.compile(rb"GET /" + aggregates + rb"[/?]")
+        # A read of one workspace's tables (a GET under v2/workspaces/{org}/, or a LIST of
+        # it), not the format check at start, which lists v1/orgs/ and v2/workspaces/.
+        return re.compile(rb"GET /" + aggregates + rb"[/?]\S*v2(/|%2F)workspaces(/|%2F)[A-Za-z0-9]")
     if point == "uploading":
         return re.compile(rb"PUT /" + exports + rb"/[a-z-]+-usage/")
     if point == "settling":

@@ -34,6 +34,11 @@ from tests.integration.reliability.streams import (
 from tests.integration.reliability.waiting import wait_committed_while_alive
 from tests.integration.test_ingest import assert_aggregates_match
 
+#: What a worker logs when a table refused its commit (``FencedOut``: another writer
+#: committed since its snapshot, or its position would not advance) before it reloads the
+#: tables and drops what they hold (``services.ingest.workspace_writer``).
+FENCED_OUT = "and committing the rest"
+
 
 @dataclass(frozen=True)
 class Size:
@@ -48,7 +53,7 @@ class Size:
 SHORT = Size(
     events=15_000,
     orgs=12,
-    duration_s=40.0,
+    duration_s=60.0,
     days=30.0,
     session_timeout_ms=3_000,
     export_types=("users", "api_keys"),
@@ -196,16 +201,17 @@ async def test_group_survives_kill_join_and_zombie(
         row.details |= {
             "partitions_owned_twice": sorted(twice),
             "assignments": sum(p.log_count('"msg":"assigned') for p in logs),
-            "write_races_lost": sum(p.log_count("lost a write race") for p in logs),
+            "table_commits_refused": sum(p.log_count(FENCED_OUT) for p in logs),
             "commits_refused": sum(p.log_count("offset commit failed") for p in logs),
-            "zombie_write_races_lost": zombie.log_count("lost a write race"),
+            "zombie_table_commits_refused": zombie.log_count(FENCED_OUT),
             "zombie_commits_refused": zombie.log_count("offset commit failed"),
         }
-        # The zombie did write for partitions it no longer owned, and was fenced.
-        assert row.details["zombie_write_races_lost"] > 0, zombie.log_tail()
+        # The zombie did try to commit for partitions it no longer owned, and was fenced.
+        assert row.details["zombie_table_commits_refused"] > 0, zombie.log_tail()
 
-    if size is not SHORT:  # an aggregate-level cross-check, beside the exports'
-        await assert_aggregates_match(settings, dataset.records)
+    # The stored facts and dimension versions equal a recomputation from the raw events;
+    # no event_id is stored twice (a zombie's commit that got through would double them).
+    await assert_aggregates_match(settings, dataset.records)
     async with exporter_in_process(settings) as client:
         tally = await verify_exports(
             client,

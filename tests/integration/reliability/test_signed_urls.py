@@ -112,8 +112,8 @@ async def test_only_an_intact_unexpired_signature_reads_a_file(
     exports, aggregates = settings.exports_bucket, settings.aggregates_bucket
     signature_at = url.index("X-Amz-Signature=") + len("X-Amz-Signature=")
     flipped = "0" if url[signature_at] != "0" else "1"
-    some_head = next(
-        key for key in await bucket_keys(settings, aggregates) if key.endswith("head.json")
+    some_commit = next(
+        key for key in await bucket_keys(settings, aggregates) if "/_delta_log/" in key
     )
     async with ObjectStore(settings, exports) as store:
         short_lived = await store.presign_download(mine.data.filePath, SHORT_LIVED_S)
@@ -135,7 +135,7 @@ async def test_only_an_intact_unexpired_signature_reads_a_file(
         Attempt("anonymous list of exports", "GET", f"{base}/{exports}?list-type=2"),
         Attempt("anonymous list (v1) of exports", "GET", f"{base}/{exports}/"),
         Attempt("anonymous list of aggregates", "GET", f"{base}/{aggregates}?list-type=2"),
-        Attempt("anonymous read of aggregates", "GET", f"{base}/{aggregates}/{some_head}"),
+        Attempt("anonymous read of aggregates", "GET", f"{base}/{aggregates}/{some_commit}"),
         Attempt("anonymous list of buckets", "GET", f"{base}/"),
         Attempt("anonymous write", "PUT", f"{base}/{exports}/{ALPHA}/planted.csv"),
         Attempt("anonymous delete", "DELETE", f"{base}/{exports}/{mine.data.filePath}"),
