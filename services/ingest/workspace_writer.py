@@ -51,6 +51,10 @@ _EPOCH: Final = date(1970, 1, 1)
 _ALL_DAYS: Final = (date(1970, 1, 1), date(9999, 12, 31))
 #: Days whose stored ids are kept after a confirmation (duplicates come in bursts).
 _CONFIRMED_DAYS: Final = 8
+#: Ids this writer stored recently are kept exactly, in two generations of at most this
+#: many: a producer's retry or a redelivery is nearly always of a recent event, and is then
+#: confirmed without reading the store.
+_RECENT_IDS: Final = 50_000
 #: Rows per Arrow batch when the index is built (bounds the transient memory).
 _INDEX_BATCH: Final = 65_536
 
@@ -89,6 +93,8 @@ class WorkspaceWriter:
         self._pending_ids: set[str] = set()
         self._dimensions: list[tuple[TopicPartition, int, DimensionVersion]] = []
         self._confirmed: OrderedDict[int, set[str]] = OrderedDict()
+        self._recent: set[str] = set()
+        self._older: set[str] = set()
         self.sources: set[TopicPartition] = set()
 
     @classmethod
@@ -111,6 +117,8 @@ class WorkspaceWriter:
             index.add(batch.column(0).to_pylist(), days)
         self._index = index
         self._confirmed.clear()
+        self._recent.clear()
+        self._older.clear()
         dimensions = await read_dimensions(self._tables.store, self.org_id)
         self._dimension_ids = set(dimensions.column("event_id").to_pylist())
 
@@ -123,7 +131,8 @@ class WorkspaceWriter:
     def nbytes(self) -> int:
         """Memory held: the index, the pending rows and their ids (estimated)."""
         rows = int(sum(chunk.rows.nbytes + chunk.offsets.nbytes for chunk in self._facts))
-        ids = 100 * (len(self._pending_ids) + len(self._dimension_ids))
+        held = (self._pending_ids, self._dimension_ids, self._recent, self._older)
+        ids = 100 * sum(len(found) for found in held)
         return self._index.nbytes + rows + ids + 400 * len(self._dimensions)
 
     def watch(self, source: TopicPartition) -> None:
@@ -162,8 +171,13 @@ class WorkspaceWriter:
         if not candidates:
             return first
         stored: set[int] = set()
+        recent, older = self._recent, self._older
         for where, candidate_days in candidates.items():
             event_id = ids[first[where]]
+            if event_id in recent or event_id in older:
+                stored.add(where)
+                pending.discard(event_id)
+                continue
             for day in candidate_days:
                 if event_id in await self._stored_ids(day):
                     stored.add(where)
@@ -231,6 +245,9 @@ class WorkspaceWriter:
             days = pc.cast(facts.column("day"), pa.int32()).to_numpy()
             ids = facts.column("event_id").to_pylist()
             self._index.add(ids, days)
+            if len(self._recent) + len(ids) > _RECENT_IDS:
+                self._older, self._recent = self._recent, set()
+            self._recent.update(ids)
             # The cached stored ids of a day must include what was just stored there, or a
             # later duplicate of it would pass for a hash collision and count twice.
             for event_id, day in zip(ids, days.tolist(), strict=True):

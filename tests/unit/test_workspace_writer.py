@@ -23,6 +23,13 @@ def payg(event_id: str, day: date, hour: int = 1) -> tuple[object, ...]:
     return (PAYG, event_id, ms, "u1", 1_000)
 
 
+def forget_recent(writer: WorkspaceWriter) -> None:
+    """As if the ids stored so far had aged out of the writer's recent-ids sets, so that
+    duplicates are confirmed against the stored days."""
+    writer._recent.clear()
+    writer._older.clear()
+
+
 async def offer(writer: WorkspaceWriter, at: int, *facts: tuple[object, ...]) -> int:
     rows = facts_table(ORG, list(facts))  # type: ignore[arg-type]
     offsets = np.arange(at, at + rows.num_rows, dtype=np.int64)
@@ -34,14 +41,17 @@ async def test_ids_stored_since_a_day_was_cached_are_still_duplicates(tmp_path: 
     writer = await WorkspaceWriter.open(store, ORG, [P0])
     assert await offer(writer, 0, payg("e0", D1)) == 1
     await writer.commit({P0: 1})
+    forget_recent(writer)
     # e0 again, re-stamped: a candidate, confirmed by reading D1's ids (now cached).
     assert await offer(writer, 1, payg("e0", D2, hour=5)) == 0
     assert await offer(writer, 2, payg("e1", D1), payg("e2", D2)) == 2
     await writer.commit({P0: 4})
+    forget_recent(writer)
     # e1 went to the cached day D1, e2 to D2 (not cached, read from the snapshot).
     assert await offer(writer, 4, payg("e1", D2), payg("e2", D1), payg("e3", D1)) == 1
     await writer.commit({P0: 7})
 
+    assert await offer(writer, 7, payg("e3", D2)) == 0  # from the recent ids
     stored = await read_facts(store, ORG, D1, D2, ["event_id", "day"])
     assert sorted(zip(*stored.to_pydict().values(), strict=True)) == [
         ("e0", D1),
