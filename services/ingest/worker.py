@@ -137,7 +137,7 @@ class IngestWorker:
             if flush_due(
                 settings,
                 elapsed_s=time.monotonic() - self._last_flush,
-                backlog=fetched >= settings.ingest_batch_max_records,
+                backlog=fetched >= settings.ingest_batch_max_records or self._behind(),
                 pending_facts=self.writers.pending,
                 over_bounds=self.writers.over_bounds(),
             ):
@@ -206,6 +206,16 @@ class IngestWorker:
             self._metrics.events_applied.inc(applied)
             self._metrics.events_duplicated.inc(offered - applied)
             self._report_lag(batch)
+
+    def _behind(self) -> bool:
+        """Whether a backlog is waiting: the partitions read lag their high watermarks by
+        a full batch or more (a fetch may come back short of a batch even then)."""
+        lag = 0
+        for tp, position in self._positions.items():
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None:
+                lag += highwater - position
+        return lag >= self._settings.ingest_batch_max_records
 
     async def _open(self, orgs: list[str], sources: list[Source]) -> None:
         await self.writers.ensure(orgs, sources)

@@ -43,10 +43,16 @@ Fact = tuple[Any, ...]
 
 
 def to_nano(amount: float) -> int:
-    """Exact nano-dollars of a JSON number (via its shortest decimal representation)."""
+    """Exact nano-dollars of a JSON number (via its shortest decimal representation,
+    half to even past the ninth decimal)."""
     if amount == 0:
         return 0
-    return int(Decimal(repr(amount)).scaleb(9).to_integral_value())
+    text = repr(amount)
+    whole, _, fraction = text.partition(".")
+    if len(fraction) <= 9 and "e" not in text and "n" not in text:
+        # The common case, exactly and without Decimal: shift the point by nine digits.
+        return int(whole + fraction.ljust(9, "0"))
+    return int(Decimal(text).scaleb(9).to_integral_value())
 
 
 def nano_to_decimal(value: int) -> Decimal:
