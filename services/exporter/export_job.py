@@ -176,7 +176,7 @@ class Exporter:
         started = time.monotonic()
         org_id, window = request.org_id, request.window
         dimensions = await _reading(read_dimensions(self._tables, org_id))
-        options = await asyncio.to_thread(_options, dimensions)
+        options = await asyncio.to_thread(settings_of, dimensions)
         rejected = check_workspace_options(request, options)
         if rejected is not None:
             return Outcome(rejected.status, rejected.message)
@@ -186,7 +186,7 @@ class Exporter:
         )
         read_at = time.monotonic()
         # DuckDB and the Arrow kernels release the GIL: the loop goes on meanwhile.
-        export = await asyncio.to_thread(_query, request, facts, dimensions, options)
+        export = await asyncio.to_thread(query_export, request, facts, dimensions, options)
         fact_rows = facts.num_rows
         del facts, dimensions
         queried_at = time.monotonic()
@@ -263,7 +263,7 @@ async def _reading(read: Awaitable[pa.Table]) -> pa.Table:
         raise StoreUnavailable(f"reading the workspace's tables failed: {exc}") from exc
 
 
-def _options(dimensions: pa.Table) -> WorkspaceOptions:
+def settings_of(dimensions: pa.Table) -> WorkspaceOptions:
     """The workspace's latest settings (``workspace_options``), before any facts are read."""
     con = connect(FACTS.empty_table(), dimensions)
     try:
@@ -272,10 +272,11 @@ def _options(dimensions: pa.Table) -> WorkspaceOptions:
         con.close()
 
 
-def _query(
+def query_export(
     request: ValidRequest, facts: pa.Table, dimensions: pa.Table, options: WorkspaceOptions
 ) -> QueryExport:
-    """The export's CSV, computed by its query (blocking: run in a worker thread)."""
+    """The export's CSV, computed by its type's query over ``facts`` (at least the
+    columns ``FACTS_COLUMNS`` names for the type) and ``dimensions`` (blocking)."""
     window = request.window
     con = connect(facts, dimensions)
     try:

@@ -27,7 +27,6 @@ from shared.domain.aggregate import (
     U_TOTAL,
     Aggregate,
 )
-from shared.domain.aggregate_absorb import absorb
 from shared.domain.facts import API_REQUEST, MESSAGE, NANO, PAYG, Fact
 
 # Names as they come: ASCII, and text that is not (astral characters, combining marks,
@@ -278,20 +277,8 @@ def test_message_counts_land_in_the_right_buckets() -> None:
 
 
 def decoded(items: list[Fact]) -> Aggregate:
-    """A stored document as the exporter gets it: folded, encoded, decoded."""
+    """A stored document as a reader gets it: folded, encoded, decoded."""
     return Aggregate.from_json(codec.loads(codec.dumps(fold(items).to_json())))
-
-
-@settings(max_examples=150, deadline=None)
-@given(facts, facts, facts)
-def test_absorbing_decoded_documents_equals_folding_everything(
-    x: list[Fact], y: list[Fact], z: list[Fact]
-) -> None:
-    into = decoded(x)  # adopted, as the exporter adopts the first document
-    absorb(into, decoded(y))
-    absorb(into, decoded(z))
-    absorb(into, Aggregate())
-    assert canonical(into) == canonical(fold(x + y + z))
 
 
 @settings(max_examples=100, deadline=None)

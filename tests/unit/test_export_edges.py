@@ -5,9 +5,10 @@ midnight, Chatham's +12:45/+13:45, Lord Howe's 30-minute DST, …) the windows o
 ``tests.unit.window_edges`` — every local day around each offset change of the last 12
 months, the 12-month edge, an ordinary day, a window ending in another zone — get events
 at bound - 1 ms and at bound at both ends (and around each change). Production's
-in-process path (ingest's validation and facts, the fold, the row builders) must equal
-the oracle cell by cell, and the users listed must be exactly those whose message lies in
-the window as the standard library resolves it.
+in-process path (ingest's decoder into facts and dimension tables, the exporter's query
+of each type) must equal the oracle cell by cell and byte for byte, and the users listed
+must be exactly those whose message lies in the window as the standard library resolves
+it.
 
 "Now" is read once from the one clock, so the windows follow the date the suite runs on.
 """
@@ -25,9 +26,10 @@ from tests.reference import build_log, reference_export
 from tests.unit.test_export_reference import (
     TYPES_AND_GROUPS,
     Stream,
+    Workspace,
     compare,
     ingest_in_memory,
-    our_rows,
+    our_export,
 )
 from tests.unit.window_edges import (
     DST_ZONES,
@@ -105,8 +107,8 @@ def test_exactly_the_users_inside_the_bounds_are_listed(zone: str, why: str) -> 
         validated = validate_request(readable, now=NOW)
         assert isinstance(validated, ValidRequest), context
         assert (validated.window.start_ms, validated.window.end_ms) == (start, end), context
-        status, header, rows = our_rows(case.stream, validated)
-        listed = active_users(header, rows)
+        ours = our_export(case.stream.orgs.get(case.org_id) or Workspace.empty(), validated)
+        listed = active_users(ours.header, ours.rows)
         expected = users_inside(case.events, start, end)
         # Bound - 1 ms is outside, bound inside at the start; the other way at the end.
         on_start = {event.user_id for event in case.events if event.ms == start}
@@ -116,7 +118,7 @@ def test_exactly_the_users_inside_the_bounds_are_listed(zone: str, why: str) -> 
         assert on_start <= expected, context
         assert not on_end & expected, context
         assert listed == expected, context
-        assert status == 200, context
+        assert ours.status == 200, context
         theirs = reference_export(
             case.stream.log,
             org_id=case.org_id,

@@ -1,67 +1,90 @@
-"""The row builders against the independent oracle, without broker or store.
+"""The exports (each type's query, as the exporter runs it) against the independent
+oracle, without broker or store.
 
-Simulated raw events go through ingest's own validation and fact/dimension extraction
-into memory; the export's aggregate is folded from the facts inside the window. Every
-cell must equal what ``tests.reference`` computes from the raw events.
+Simulated raw events go through ingest's own decoder (``decode_batch``: the FACTS rows
+and dimension versions of storage format 2), deduplicated by ``event_id`` as ingest's
+writer does, into in-memory Arrow tables; the exporter's own functions then answer
+(``settings_of``, ``check_workspace_options``, ``query_export`` over the facts columns
+the exporter reads). Every cell, and the file's bytes, must equal what
+``tests.reference`` computes from the raw events.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import csv
+import io
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
+from services.exporter.export_job import query_export, settings_of
 from services.exporter.request_validation import (
     ReadableRequest,
     ValidRequest,
     check_workspace_options,
     validate_request,
 )
-from services.ingest.validation import AcceptedRange, Rejected, to_fact, validate_record
-from shared.domain.aggregate import Aggregate
-from shared.domain.dimensions import DimensionHistory, dimension_update, occurred_ms
-from shared.domain.export.cells import guard
-from shared.domain.export.context import ExportInputs, WorkspaceOptions
-from shared.domain.export.table import build_table
-from shared.domain.facts import EVENT_ID, TS, Fact
+from services.ingest.decode import decode_batch
+from services.ingest.validation import AcceptedRange
+from shared.columnar.queries.engine import FACTS_COLUMNS
+from shared.columnar.schema import DIMENSIONS, FACTS, DimensionVersion, dimensions_table
 from shared.simulation import SimConfig, simulate
-from tests.reference import EventLog, RequestRejected, build_log, reference_export
+from tests.reference import (
+    EventLog,
+    RequestRejected,
+    build_log,
+    reference_csv_bytes,
+    reference_export,
+)
 
 NOW = datetime(2026, 11, 20, 12, 7, 31, tzinfo=UTC)
 
 
-@dataclass
-class OrgState:
-    facts: list[Fact] = field(default_factory=list)
-    dims: dict[str, DimensionHistory] = field(default_factory=dict)
+@dataclass(frozen=True)
+class Workspace:
+    """One workspace's state as ingest stores it: one row per accepted event."""
+
+    facts: pa.Table  # FACTS
+    dimensions: pa.Table  # DIMENSIONS
+
+    @classmethod
+    def empty(cls) -> Workspace:
+        return cls(FACTS.empty_table(), DIMENSIONS.empty_table())
 
 
 @dataclass
 class Stream:
-    orgs: dict[str, OrgState]
+    orgs: dict[str, Workspace]
     log: EventLog
 
 
-def ingest_in_memory(values: list[bytes], *, now: datetime = NOW) -> dict[str, OrgState]:
-    accepted = AcceptedRange.at(now)
-    orgs: dict[str, OrgState] = {}
-    seen: set[tuple[str, str]] = set()
-    for value in values:
-        event = validate_record(value, accepted, max_bytes=1024 * 1024)
-        if isinstance(event, Rejected):
-            continue
-        org = orgs.setdefault(event.org_id, OrgState())
-        fact = to_fact(event)
-        if fact is None:
-            kind, entity, attributes = dimension_update(event)  # type: ignore[arg-type]
-            history = org.dims.setdefault(kind, DimensionHistory())
-            history.add(entity, occurred_ms(event), event.event_id, attributes)  # type: ignore[arg-type]
-        elif (event.org_id, fact[EVENT_ID]) not in seen:
-            seen.add((event.org_id, fact[EVENT_ID]))
-            org.facts.append(fact)
-    return orgs
+def ingest_in_memory(values: list[bytes], *, now: datetime = NOW) -> dict[str, Workspace]:
+    """Decode as ingest does; keep the first fact and the first dimension version of each
+    ``event_id`` per workspace (ingest dedups facts and dimensions each by their own ids)."""
+    batch = decode_batch(values, AcceptedRange.at(now), max_bytes=1024 * 1024)
+    seen: set[tuple[str, str, str]] = set()
+    keep: list[bool] = []
+    orgs = batch.facts.column("org_id").to_pylist()
+    for org_id, event_id in zip(orgs, batch.facts.column("event_id").to_pylist(), strict=True):
+        key = ("facts", org_id, event_id)
+        keep.append(key not in seen)
+        seen.add(key)
+    facts = batch.facts.filter(pa.array(keep, pa.bool_()))
+    versions: dict[str, list[DimensionVersion]] = {}
+    for _, org_id, version in batch.dimensions:
+        key = ("dimensions", org_id, version[3])
+        if key not in seen:
+            seen.add(key)
+            versions.setdefault(org_id, []).append(version)
+    workspaces = {}
+    for org_id in sorted(set(orgs) | set(versions)):
+        mine = facts.filter(pc.equal(facts.column("org_id"), org_id))
+        workspaces[org_id] = Workspace(mine, dimensions_table(org_id, versions.get(org_id, [])))
+    return workspaces
 
 
 @pytest.fixture(scope="module")
@@ -78,37 +101,41 @@ def stream() -> Stream:
     return Stream(orgs=ingest_in_memory(values), log=build_log(values, valid_at=NOW))
 
 
-def our_rows(stream: Stream, request: ValidRequest) -> tuple[int, list[str], list[list[str]]]:
-    org = stream.orgs.get(request.org_id, OrgState())
-    settings = org.dims.get("settings") or DimensionHistory()
-    options = WorkspaceOptions.latest(settings)
+@dataclass(frozen=True)
+class Ours:
+    """What the exporter answers: a status, and for a 200 the file (header and rows)."""
+
+    status: int
+    data: bytes = b""
+
+    @property
+    def header(self) -> list[str]:
+        return self.cells()[0] if self.data else []
+
+    @property
+    def rows(self) -> list[list[str]]:
+        return self.cells()[1:] if self.data else []
+
+    def cells(self) -> list[list[str]]:
+        return list(csv.reader(io.StringIO(self.data.decode("utf-8"), newline="")))
+
+
+def our_export(workspace: Workspace, request: ValidRequest) -> Ours:
+    """The exporter's answer from the workspace's tables (as ``Exporter._export``)."""
+    options = settings_of(workspace.dimensions)
     rejected = check_workspace_options(request, options)
     if rejected is not None:
-        return rejected.status, [], []
-    aggregate = Aggregate()
-    for fact in org.facts:
-        if request.window.contains(fact[TS]):
-            aggregate.add(fact)
-    inputs = ExportInputs(
-        org_id=request.org_id,
-        data_type=request.data_type,
-        group_by=request.group_by,
-        period_start=request.window.period_start().isoformat(),
-        period_end=request.window.period_end().isoformat(),
-        end_ms=request.window.end_ms,
-        aggregate=aggregate,
-        options=options,
-        dims=org.dims,
-    )
-    table = build_table(inputs)
-    rows = [[guard(cell) for cell in row] for row in table.rows()]
-    return (200 if rows else 404), table.header, rows
+        return Ours(rejected.status)
+    facts = workspace.facts.select(list(FACTS_COLUMNS[request.data_type]))
+    export = query_export(request, facts, workspace.dimensions, options)
+    return Ours(200, export.data) if export.rows else Ours(404)
 
 
 def compare(stream: Stream, payload: dict[str, Any], *, now: datetime = NOW) -> int:
     """Assert our export equals the oracle's; returns the status both agree on."""
     readable = ReadableRequest(request_id="r-1", org_id=payload["org_id"], payload=payload)
     validated = validate_request(readable, now=now)
+    workspace = stream.orgs.get(payload["org_id"]) or Workspace.empty()
     try:
         expected = reference_export(
             stream.log,
@@ -129,21 +156,25 @@ def compare(stream: Stream, payload: dict[str, Any], *, now: datetime = NOW) -> 
         status = (
             validated.status
             if not isinstance(validated, ValidRequest)
-            else our_rows(stream, validated)[0]
+            else our_export(workspace, validated).status
         )
         assert status == rejected_status == 400
         return 400
     assert isinstance(validated, ValidRequest), validated
     assert validated.window.date_range() == expected.date_range
-    status, header, rows = our_rows(stream, validated)
-    assert status == expected.status
+    ours = our_export(workspace, validated)
+    assert ours.status == expected.status
+    if ours.status != 200:
+        return ours.status
+    header, rows = ours.header, ours.rows
     assert header == expected.header
     assert len(rows) == len(expected.rows)
     for index, (mine, theirs) in enumerate(zip(rows, expected.rows, strict=True)):
         assert dict(zip(header, mine, strict=True)) == dict(zip(header, theirs, strict=True)), (
             f"row {index}"
         )
-    return status
+    assert ours.data == reference_csv_bytes(expected)
+    return ours.status
 
 
 def request(

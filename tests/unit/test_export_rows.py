@@ -1,14 +1,15 @@
-"""Row building from a merged aggregate and dimension histories (contract §5 rules)."""
+"""The export queries on hand-made workspaces: each contract §5 rule, row by row."""
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
+from shared.columnar.queries.engine import connect, export_csv
+from shared.columnar.schema import DimensionVersion, dimensions_table, facts_table
 from shared.contracts.requests import DataType
-from shared.domain.aggregate import Aggregate
-from shared.domain.dimensions import DimensionHistory
-from shared.domain.export.context import ExportInputs, WorkspaceOptions
-from shared.domain.export.table import build_table
+from shared.domain.export.context import WorkspaceOptions
 from shared.domain.facts import API_REQUEST, MESSAGE, NANO, PAYG, Fact
 
 END = 1_000_000  # the window's end (exclusive), in ms
@@ -88,11 +89,15 @@ def payg(user: str, amount: float) -> Fact:
     return (PAYG, f"e{next(_ids)}", 500, user, round(amount * NANO))
 
 
-def history(*versions: tuple[str, int, dict[str, Any]]) -> DimensionHistory:
-    dims = DimensionHistory()
-    for entity, at, attributes in versions:
-        dims.add(entity, at, f"v{next(_ids)}", {"deleted": False} | attributes)
-    return dims
+#: An entity's versions: (entity_id, occurred_ms, event_id, attributes).
+Versions = list[tuple[str, int, str, dict[str, Any]]]
+
+
+def history(*versions: tuple[str, int, dict[str, Any]]) -> Versions:
+    return [
+        (entity, at, f"v{next(_ids)}", {"deleted": False} | attributes)
+        for entity, at, attributes in versions
+    ]
 
 
 def export(
@@ -102,37 +107,31 @@ def export(
     group_by: str | None = None,
     byok: bool = True,
     private: bool = False,
-    **dims: DimensionHistory,
+    **dims: Versions,
 ) -> list[dict[str, str]]:
-    aggregate = Aggregate()
-    for fact in facts:
-        aggregate.add(fact)
-    return rows_of(data_type, aggregate, group_by=group_by, byok=byok, private=private, **dims)
-
-
-def rows_of(
-    data_type: DataType,
-    aggregate: Aggregate,
-    *,
-    group_by: str | None = None,
-    byok: bool = True,
-    private: bool = False,
-    **dims: DimensionHistory,
-) -> list[dict[str, str]]:
-    table = build_table(
-        ExportInputs(
+    """The rows of the export of [0, END) by the type's query, as the CSV has them."""
+    versions: list[DimensionVersion] = [
+        (kind, *version) for kind, kind_versions in dims.items() for version in kind_versions
+    ]
+    con = connect(facts_table("ws-1", facts), dimensions_table("ws-1", versions))
+    try:
+        result = export_csv(
+            con,
+            data_type,
             org_id="ws-1",
-            data_type=data_type,
             group_by=group_by,
+            start_ms=0,
+            end_ms=END,
             period_start="2026-01-01",
             period_end="2026-01-31",
-            end_ms=END,
-            aggregate=aggregate,
             options=WorkspaceOptions(byok=byok, user_level_data=not private),
-            dims=dims,
         )
-    )
-    return [dict(zip(table.header, row, strict=True)) for row in table.rows()]
+    finally:
+        con.close()
+    lines = list(csv.reader(io.StringIO(result.data.decode("utf-8"), newline="")))
+    assert lines[0] == result.header
+    assert len(lines) == result.rows + 1
+    return [dict(zip(result.header, line, strict=True)) for line in lines[1:]]
 
 
 USERS = history(
@@ -234,7 +233,7 @@ def test_agents_active_users_conversations_and_empty_statistics() -> None:
     rows = export(DataType.ASSISTANTS, facts, agents=AGENTS, users=USERS_WITH_DELETION)
     active, dormant = rows
     assert active["assistant_id"] == "a1"
-    assert active["assistant_name"] == "=Formula agent"  # the writer guards it, not the rows
+    assert active["assistant_name"] == "'=Formula agent"  # guarded against spreadsheets
     assert (active["messages"], active["unique_users"], active["active_users"]) == ("4", "3", "2")
     assert active["conversations"] == "2"
     assert active["messages_per_user"] == "2.00"

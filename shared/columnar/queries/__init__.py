@@ -1,7 +1,8 @@
 """Exports as queries (storage format 2): each export type is one DuckDB query over Arrow
 tables of the window's facts and the workspace's dimension versions, and its CSV is byte
-for byte what the Python engine (``shared.domain.export``) and the exporter's CSV writer
-produce today. Not yet wired into the exporter.
+for byte what the oracle (``tests/reference``) computes from the raw events
+(``tests/unit/test_export_queries.py``). The exporter runs them
+(``services/exporter/export_job.py``).
 
 * ``cells.sql``: the cell formats and "as of the window's end" as SQL macros.
 * ``users.sql``, ``agents.sql``, ``api_keys.sql``, ``projects.sql``, ``models.sql``: one

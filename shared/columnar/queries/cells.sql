@@ -1,5 +1,5 @@
 -- Macros shared by the export queries: contract §5's cell formats
--- (shared/domain/export/cells.py, byte for byte) and "as of the window's end"
+-- (tests/unit/test_export_cells.py) and "as of the window's end"
 -- (shared/domain/dimensions.py::as_of). Money is integer nano-dollars and every figure an
 -- exact integer (sums are HUGEINT): rounding happens once, here, half-even.
 

@@ -17,6 +17,7 @@ UTF-8 without BOM, and a ``'`` before every cell a spreadsheet would run as a fo
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -26,6 +27,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shared.columnar.schema import DIMENSIONS, FACTS
 from shared.contracts.requests import DataType
 from shared.domain.export.columns import header as export_header
 from shared.domain.export.context import WorkspaceOptions
@@ -82,18 +84,36 @@ def query_text(data_type: DataType) -> str:
     return (_HERE / _QUERY_FILES[data_type]).read_text(encoding="utf-8")
 
 
-@cache
-def _macros() -> str:
-    return (_HERE / "cells.sql").read_text(encoding="utf-8")
+_base: duckdb.DuckDBPyConnection | None = None
+_base_lock: Final = threading.Lock()
+
+
+def _database() -> duckdb.DuckDBPyConnection:
+    """The process's in-memory DuckDB database, with the macros of ``cells.sql`` defined
+    once (a definition binds its table macros, so placeholders stand in for the tables)."""
+    global _base
+    with _base_lock:
+        if _base is None:
+            base = duckdb.connect()
+            base.register("facts", FACTS.empty_table())
+            base.register("dimensions", DIMENSIONS.empty_table())
+            base.execute((_HERE / "cells.sql").read_text(encoding="utf-8"))
+            _base = base
+        return _base
 
 
 def connect(facts: pa.Table, dimensions: pa.Table) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with ``facts`` and ``dimensions`` registered and the macros
-    of ``cells.sql`` defined (its table macros bind to the registered tables)."""
-    con = duckdb.connect()
+    """A DuckDB connection with ``facts`` and ``dimensions`` registered, where the macros
+    of ``cells.sql`` bind to them. Each connection sees only its own two tables (they are
+    views of the connection), so concurrent exports each use their own; close it after.
+
+    Connections are cursors of one database: the macros are defined once per process,
+    which saves ~25 ms per export."""
+    base = _database()
+    with _base_lock:
+        con = base.cursor()
     con.register("facts", facts)
     con.register("dimensions", dimensions)
-    con.execute(_macros())
     return con
 
 
