@@ -3,13 +3,18 @@
 For every workspace in the aggregates bucket, one pass:
 
 - **Retention.** Facts of days older than the retention (12 months +
-  ``retention_margin_days``) are deleted: one Delta commit that removes whole day
-  partitions (no file is rewritten). Nothing the exporter may still be asked for goes.
+  ``retention_margin_days``) are deleted: one Delta commit that removes those days'
+  files (no file is rewritten). Nothing the exporter may still be asked for goes.
 - **Compaction.** A day's many small files (one per flush that touched the day) are
-  rewritten into one (``optimize.compact``, a commit that changes no content), so a
-  read of a day opens one file. Only days with at least ``COMPACT_MIN_FILES`` files are
-  compacted; a compaction racing an ingest commit is harmless (appends and compactions
-  do not conflict in Delta; a lost race is retried next pass).
+  rewritten into one (its rows read from the snapshot and written back in place of the
+  day: a commit that changes no content), so a read of a day opens one file. Only days
+  with at least ``COMPACT_MIN_FILES`` files are compacted.
+
+Both commits are ``shared.columnar.rewrite.replace_days``, which records the writers'
+shared app id (``WRITER_APP_ID``): of two racing janitors, or a janitor and an ingest
+commit, one is refused — the janitor's waits for the next pass, ingest's refreshes and
+retries. (delta-rs's own ``optimize.compact`` records no app id, and two of them from
+one snapshot both commit, doubling the day: measured, so it is not used.)
 - **Vacuum.** Data files no commit references any more (replaced by compaction or a
   retention delete, or orphaned by a fenced writer) are deleted once older than Delta's
   retention (7 days: longer than any read in flight or write being committed).
@@ -33,7 +38,10 @@ from deltalake import DeltaTable
 
 from shared.adapters.s3 import ObjectStore
 from shared.clock import Clock, system_clock
-from shared.columnar.tables import FACTS_TABLE, ROOT, STORE_ERRORS, TableStore
+from shared.columnar.rewrite import replace_days
+from shared.columnar.schema import FACTS
+from shared.columnar.tables import FACTS_TABLE, ROOT, STORE_ERRORS, TableStore, facts_of
+from shared.errors import FencedOut
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -107,12 +115,16 @@ class Janitor:
         files = pa.table(table.get_add_actions(flatten=True))
         files_per_day: Counter[date] = Counter(files.column("partition.day").to_pylist())
         expired = [day for day in files_per_day if day < cutoff]
-        if expired:
-            table.delete(f"day < '{cutoff.isoformat()}'")
         compacted = 0
-        for day, files in sorted(files_per_day.items()):
-            if day >= cutoff and files >= COMPACT_MIN_FILES:
-                table.optimize.compact(partition_filters=[("day", "=", day.isoformat())])
-                compacted += 1
+        try:
+            if expired:
+                replace_days(table, min(expired), cutoff - timedelta(days=1), FACTS.empty_table())
+            for day, files in sorted(files_per_day.items()):
+                if day >= cutoff and files >= COMPACT_MIN_FILES:
+                    rows = facts_of(table, day, day, None)
+                    replace_days(table, day, day, rows)
+                    compacted += 1
+        except FencedOut as exc:  # a writer (or another janitor) committed: next pass
+            log.info("janitor: %s; the rest of %s waits for the next pass", exc, org)
         vacuumed = table.vacuum(dry_run=False)
         return Sweep(1, len(expired), compacted, len(vacuumed))

@@ -224,11 +224,15 @@ class WorkspaceWriter:
         while self.pending:
             sources = {chunk.source for chunk in self._facts}
             sources |= {source for source, _, _ in self._dimensions}
-            facts = pa.concat_tables([chunk.rows for chunk in self._facts], promote_options="none")
+            facts = (
+                pa.concat_tables([chunk.rows for chunk in self._facts])
+                if self._facts
+                else FACTS.empty_table()
+            )
             versions = [version for _, _, version in self._dimensions]
             try:
                 await self._tables.append(
-                    facts if self._facts else FACTS.empty_table(),
+                    facts,
                     dimensions_table(self.org_id, versions),
                     {source: positions[source] for source in sources},
                 )

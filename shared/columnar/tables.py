@@ -195,7 +195,7 @@ class WorkspaceTables:
     ) -> pa.Table:
         """Like :func:`read_facts`, as of this object's snapshot (no log read)."""
         table = self._tables[FACTS_TABLE]
-        return await asyncio.to_thread(_facts_of, table, first_day, last_day, columns)
+        return await asyncio.to_thread(facts_of, table, first_day, last_day, columns)
 
     def positions(self, sources: Iterable[TopicPartition]) -> Positions:
         """What the snapshot records as durable for each of ``sources`` (per table).
@@ -292,13 +292,14 @@ async def read_facts(
     (the data folder is never listed, so orphans of failed writes are never seen).
     """
     return await asyncio.to_thread(
-        _facts_of, _open_for_reading(store, org_id, FACTS_TABLE), first_day, last_day, columns
+        facts_of, _open_for_reading(store, org_id, FACTS_TABLE), first_day, last_day, columns
     )
 
 
-def _facts_of(
+def facts_of(
     table: DeltaTable | None, first_day: date, last_day: date, columns: Sequence[str] | None
 ) -> pa.Table:
+    """The facts of the days ``first_day..last_day`` in ``table``'s snapshot (blocking)."""
     wanted = list(columns) if columns is not None else FACTS.names
     unknown = set(wanted) - set(FACTS.names)
     if unknown:

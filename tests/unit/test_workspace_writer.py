@@ -10,7 +10,7 @@ import numpy as np
 
 from services.ingest.workspace_writer import WorkspaceWriter
 from shared.columnar.schema import facts_table
-from shared.columnar.tables import TableStore, read_facts
+from shared.columnar.tables import TableStore, read_dimensions, read_facts
 from shared.domain.facts import PAYG
 
 ORG = "ws-1"
@@ -71,3 +71,14 @@ async def test_a_reopened_writer_knows_every_stored_id(tmp_path: Path) -> None:
     rows = facts_table(ORG, [payg("b", D1), payg("a", D2), payg("c", D2)])  # type: ignore[list-item]
     applied = await other.add_facts(("usage.events", 1), np.arange(3, dtype=np.int64), rows)
     assert (applied.applied, applied.duplicates) == (1, 2)
+
+
+async def test_a_flush_of_dimension_versions_alone_commits(tmp_path: Path) -> None:
+    store = TableStore.local(str(tmp_path))
+    writer = await WorkspaceWriter.open(store, ORG, [P0])
+    version = ("users", "u1", 1_000, "d1", {"name": "Ada", "deleted": False})
+    assert writer.add_dimensions(P0, [(0, version), (1, version)]).applied == 1
+    assert await writer.commit({P0: 2}) == 0
+    assert writer.pending == 0
+    stored = await read_dimensions(store, ORG)
+    assert stored.column("event_id").to_pylist() == ["d1"]
