@@ -1,0 +1,79 @@
+-- The agents export over aggregated rows (``agg``, see shape.sql): agents.sql of the parent
+-- folder with count(*) as sum(n), min/max of the groups' min/max, and conversations
+-- counted over the "conversation" groups. Parameters: $start_ms, $end_ms, $group_by.
+WITH
+messages AS (
+    SELECT *, CASE WHEN $group_by = 'model' THEN model ELSE '' END AS subgroup
+    FROM agg
+    WHERE shape = 'message' AND assistant_id IS NOT NULL
+),
+conversations AS (
+    SELECT assistant_id, CASE WHEN $group_by = 'model' THEN model ELSE '' END AS subgroup,
+           count(DISTINCT conversation_id) AS conversations
+    FROM agg
+    WHERE shape = 'conversation'
+    GROUP BY ALL
+),
+agents_at_end AS (SELECT * FROM as_of('agents', $end_ms)),
+users_at_end AS (SELECT * FROM as_of('users', $end_ms)),
+agent_ids AS (
+    SELECT entity_id AS assistant_id FROM agents_at_end WHERE deleted_at_end = false
+    UNION SELECT assistant_id FROM messages
+),
+stats AS (
+    SELECT
+        assistant_id,
+        subgroup,
+        sum(n) AS messages,
+        count(DISTINCT messages.user_id) AS unique_users,
+        count(DISTINCT messages.user_id) FILTER (WHERE u.deleted_at_end IS DISTINCT FROM true)
+            AS active_users,
+        sum(prompt_tokens) AS prompt,
+        min(min_prompt_tokens) AS min_prompt,
+        max(max_prompt_tokens) AS max_prompt,
+        sum(completion_tokens) AS completion,
+        min(min_completion_tokens) AS min_completion,
+        max(max_completion_tokens) AS max_completion,
+        sum(cached_tokens) AS cached,
+        sum(creation_tokens) AS creation
+    FROM messages LEFT JOIN users_at_end AS u ON u.entity_id = messages.user_id
+    GROUP BY assistant_id, subgroup
+),
+rows AS (
+    SELECT
+        assistant_id,
+        coalesce(stats.subgroup, '') AS subgroup,
+        coalesce(messages, 0) AS messages,
+        coalesce(active_users, 0) AS active_users,
+        conversations.conversations,
+        stats.* EXCLUDE (assistant_id, subgroup, messages, active_users)
+    FROM agent_ids
+    LEFT JOIN stats USING (assistant_id)
+    LEFT JOIN conversations USING (assistant_id, subgroup)
+)
+SELECT
+    rows.assistant_id,
+    rows.subgroup,
+    text_attribute(a.attributes, 'name') AS assistant_name,
+    text_attribute(a.attributes, 'description') AS assistant_description,
+    text_attribute(a.attributes, 'url') AS assistant_url,
+    text_attribute(a.attributes, 'owner_id') AS assistant_owner_id,
+    text_attribute(a.attributes, 'owner_email') AS assistant_owner_email,
+    CAST(messages AS VARCHAR) AS messages,
+    CAST(coalesce(unique_users, 0) AS VARCHAR) AS unique_users,
+    CAST(active_users AS VARCHAR) AS active_users,
+    CAST(coalesce(conversations, 0) AS VARCHAR) AS conversations,
+    ratio(messages, active_users, 1) AS messages_per_user,
+    CAST(coalesce(prompt, 0) AS VARCHAR) AS sum_prompt_tokens,
+    ratio(coalesce(prompt, 0), messages, 1) AS avg_prompt_tokens,
+    CAST(min_prompt AS VARCHAR) AS min_prompt_tokens,
+    CAST(max_prompt AS VARCHAR) AS max_prompt_tokens,
+    CAST(coalesce(completion, 0) AS VARCHAR) AS sum_completion_tokens,
+    ratio(coalesce(completion, 0), messages, 1) AS avg_completion_tokens,
+    CAST(min_completion AS VARCHAR) AS min_completion_tokens,
+    CAST(max_completion AS VARCHAR) AS max_completion_tokens,
+    CAST(coalesce(cached, 0) AS VARCHAR) AS sum_cached_prompt_tokens,
+    CAST(coalesce(creation, 0) AS VARCHAR) AS sum_cache_creation_tokens,
+    CAST(coalesce(prompt - cached - creation, 0) AS VARCHAR) AS sum_no_cache_tokens
+FROM rows LEFT JOIN agents_at_end AS a ON a.entity_id = rows.assistant_id
+ORDER BY rows.messages DESC, rows.assistant_id, rows.subgroup

@@ -1,0 +1,47 @@
+-- The API keys export over aggregated rows (``agg``, see shape.sql): api_keys.sql of the
+-- parent folder over the "api_key" groups. Parameters: $start_ms, $end_ms, $group_by.
+WITH
+requests AS (
+    SELECT *, CASE WHEN $group_by = 'model' THEN model ELSE '' END AS subgroup
+    FROM agg
+    WHERE shape = 'api_key'
+),
+keys_at_end AS (SELECT * FROM as_of('api_keys', $end_ms)),
+key_ids AS (
+    SELECT entity_id AS api_key_id FROM keys_at_end WHERE deleted_at_end = false
+    UNION SELECT api_key_id FROM requests
+),
+stats AS (
+    SELECT
+        api_key_id,
+        subgroup,
+        sum(requests) AS requests,
+        sum(cost_nano) AS cost,
+        sum(prompt_tokens) AS prompt,
+        sum(completion_tokens) AS completion,
+        sum(cached_tokens) AS cached,
+        sum(creation_tokens) AS creation
+    FROM requests
+    GROUP BY api_key_id, subgroup
+),
+rows AS (
+    SELECT
+        api_key_id,
+        coalesce(stats.subgroup, '') AS subgroup,
+        coalesce(stats.requests, 0) AS requests,
+        stats.* EXCLUDE (api_key_id, subgroup, requests)
+    FROM key_ids LEFT JOIN stats USING (api_key_id)
+)
+SELECT
+    rows.api_key_id,
+    rows.subgroup,
+    text_attribute(k.attributes, 'name') AS api_key_name,
+    CAST(rows.requests AS VARCHAR) AS requests,
+    money(coalesce(cost, 0)) AS total_cost_usd,
+    CAST(coalesce(prompt, 0) AS VARCHAR) AS sum_prompt_tokens,
+    CAST(coalesce(completion, 0) AS VARCHAR) AS sum_completion_tokens,
+    CAST(coalesce(cached, 0) AS VARCHAR) AS cached_prompt_tokens,
+    CAST(coalesce(creation, 0) AS VARCHAR) AS cache_creation_tokens,
+    CAST(coalesce(prompt - cached - creation, 0) AS VARCHAR) AS no_cache_tokens
+FROM rows LEFT JOIN keys_at_end AS k ON k.entity_id = rows.api_key_id
+ORDER BY rows.requests DESC, rows.api_key_id, rows.subgroup

@@ -1,0 +1,125 @@
+-- The users export over aggregated rows (``agg``, see shape.sql): users.sql of the parent
+-- folder with count(*) as sum(n). Parameters: $start_ms, $end_ms (the window; only the
+-- dimensions' "as of" reads them: ``agg`` holds the window's rows only), $group_by.
+WITH
+messages AS (
+    SELECT *, CASE WHEN $group_by = 'model' THEN model ELSE '' END AS subgroup
+    FROM agg
+    WHERE shape = 'message'
+),
+actions AS (
+    SELECT user_id, CASE WHEN $group_by = 'model' THEN model ELSE '' END AS subgroup, action, n
+    FROM agg
+    WHERE shape = 'action'
+),
+payg AS (
+    SELECT user_id, sum(amount_nano) AS consumption
+    FROM agg
+    WHERE shape = 'payg'
+    GROUP BY user_id
+),
+users_at_end AS (SELECT * FROM as_of('users', $end_ms)),
+user_ids AS (
+    SELECT entity_id AS user_id FROM users_at_end WHERE deleted_at_end = false
+    UNION SELECT user_id FROM messages
+    UNION SELECT user_id FROM payg
+),
+stats AS (
+    SELECT
+        user_id,
+        subgroup,
+        sum(n) AS messages_total,
+        sum(n) FILTER (WHERE assistant_id IS NULL AND project_id IS NULL) AS messages_chat,
+        sum(n) FILTER (WHERE assistant_id IS NOT NULL) AS messages_assistants,
+        count(DISTINCT assistant_id) AS assistants_messaged,
+        sum(n) FILTER (WHERE project_id IS NOT NULL) AS messages_projects,
+        count(DISTINCT project_id) AS projects_messaged,
+        sum(with_actions) AS action_messages,
+        sum(prompt_tokens) AS prompt,
+        sum(completion_tokens) AS completion,
+        sum(cached_tokens) AS cached,
+        sum(creation_tokens) AS creation,
+        sum(cost_nano) AS cost
+    FROM messages
+    GROUP BY user_id, subgroup
+),
+by_assistant AS (
+    SELECT user_id, subgroup, json_counts(assistant_id, n) AS assistants_to_messages
+    FROM (SELECT user_id, subgroup, assistant_id, sum(n) AS n
+          FROM messages WHERE assistant_id IS NOT NULL GROUP BY ALL)
+    GROUP BY user_id, subgroup
+),
+by_project AS (
+    SELECT user_id, subgroup, json_counts(project_id, n) AS projects_to_messages
+    FROM (SELECT user_id, subgroup, project_id, sum(n) AS n
+          FROM messages WHERE project_id IS NOT NULL GROUP BY ALL)
+    GROUP BY user_id, subgroup
+),
+by_model AS (
+    SELECT user_id, subgroup, json_counts(model, n) AS model_to_messages_total
+    FROM (SELECT user_id, subgroup, model, sum(n) AS n FROM messages GROUP BY ALL)
+    GROUP BY user_id, subgroup
+),
+by_action AS (
+    SELECT user_id, subgroup, count(*) AS action_messaged,
+           json_counts(action, n) AS action_to_messages
+    FROM (SELECT user_id, subgroup, action, sum(n) AS n FROM actions GROUP BY ALL)
+    GROUP BY user_id, subgroup
+),
+rows AS (
+    SELECT
+        user_id,
+        coalesce(stats.subgroup, '') AS subgroup,
+        coalesce(messages_total, 0) AS messages_total,
+        coalesce(messages_chat, 0) AS messages_chat,
+        coalesce(messages_assistants, 0) AS messages_assistants,
+        coalesce(messages_projects, 0) AS messages_projects,
+        stats.* EXCLUDE (user_id, subgroup, messages_total, messages_chat,
+                         messages_assistants, messages_projects)
+    FROM user_ids LEFT JOIN stats USING (user_id)
+)
+SELECT
+    rows.user_id,
+    rows.subgroup,
+    text_attribute(a.attributes, 'name') AS name,
+    text_attribute(a.attributes, 'email') AS email,
+    text_attribute(a.attributes, 'role') AS role,
+    text_attribute(a.attributes, 'joined_at') AS joined_at,
+    text_attribute(a.attributes, 'department') AS department,
+    text_attribute(a.attributes, 'company_name') AS company_name,
+    text_attribute(a.attributes, 'license_type') AS license_type,
+    money(CAST(json_extract_string(a.attributes, '$.payg_limit') AS HUGEINT)) AS payg_limit_current,
+    money(coalesce(payg.consumption, 0)) AS payg_consumption_in_period,
+    ratio(coalesce(payg.consumption, 0),
+          CAST(json_extract_string(a.attributes, '$.payg_limit') AS HUGEINT),
+          100) AS payg_utilization_pct_current,
+    CAST(messages_total AS VARCHAR) AS messages_total,
+    CAST(rank() OVER (ORDER BY messages_total DESC) AS VARCHAR) AS messages_total_rank,
+    CAST(messages_chat AS VARCHAR) AS messages_chat,
+    CAST(rank() OVER (ORDER BY messages_chat DESC) AS VARCHAR) AS messages_chat_rank,
+    CAST(messages_assistants AS VARCHAR) AS messages_assistants,
+    CAST(rank() OVER (ORDER BY messages_assistants DESC) AS VARCHAR) AS messages_assistants_rank,
+    CAST(coalesce(assistants_messaged, 0) AS VARCHAR) AS assistants_messaged,
+    coalesce(assistants_to_messages, '{}') AS assistants_to_messages,
+    CAST(messages_projects AS VARCHAR) AS messages_projects,
+    CAST(rank() OVER (ORDER BY messages_projects DESC) AS VARCHAR) AS messages_projects_rank,
+    CAST(coalesce(projects_messaged, 0) AS VARCHAR) AS projects_messaged,
+    coalesce(projects_to_messages, '{}') AS projects_to_messages,
+    coalesce(model_to_messages_total, '{}') AS model_to_messages_total,
+    CAST(coalesce(action_messages, 0) AS VARCHAR) AS action_messages,
+    CAST(coalesce(action_messaged, 0) AS VARCHAR) AS action_messaged,
+    coalesce(action_to_messages, '{}') AS action_to_messages,
+    CAST(coalesce(prompt, 0) AS VARCHAR) AS total_input_tokens,
+    CAST(coalesce(completion, 0) AS VARCHAR) AS total_output_tokens,
+    CAST(coalesce(cached, 0) AS VARCHAR) AS cached_prompt_tokens,
+    CAST(coalesce(creation, 0) AS VARCHAR) AS cache_creation_tokens,
+    CAST(coalesce(prompt - cached - creation, 0) AS VARCHAR) AS no_cache_tokens,
+    money(coalesce(cost, 0)) AS total_cost_usd
+FROM rows
+LEFT JOIN users_at_end AS a ON a.entity_id = rows.user_id
+LEFT JOIN payg USING (user_id)
+LEFT JOIN by_assistant USING (user_id, subgroup)
+LEFT JOIN by_project USING (user_id, subgroup)
+LEFT JOIN by_model USING (user_id, subgroup)
+LEFT JOIN by_action USING (user_id, subgroup)
+ORDER BY rows.messages_total DESC, rows.user_id, rows.subgroup
