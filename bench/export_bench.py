@@ -5,11 +5,10 @@ One large workspace (``--users``, 1,000 agents, 300 projects, 100 API keys, 20 m
 smaller/larger ones for the workspace-size series is ingested by the real ingest
 service. The real exporter is started and, once it has joined its group (its log says
 so: no request before), answers one request at a time: first the 12-month users export
-of the large workspace — *the first export after ingest*, a single figure — then (storage
-format 1 only, until ``drop_rollups`` goes) that export ``--export-runs`` times with the
-workspace's month rollups deleted before each run, then each of the five types over 12
-months ``--export-runs`` times, the users export over 1 day / 1 month, and the users
-export of every other workspace size (whose first run is its first export).
+of the large workspace — *the first export after ingest*, a single figure — then each of
+the five types over 12 months ``--export-runs`` times, the users export over 1 day /
+1 month, and the users export of every other workspace size (whose first run is its
+first export).
 
 In the same run, after the exporter has stopped, **the OLAP peer** (:mod:`bench.olap`):
 the large workspace's raw events, landed as Parquet on local disk while the dataset was
@@ -19,7 +18,7 @@ produced, and the same 12-month users export computed by DuckDB from them (dedup
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -31,10 +30,7 @@ from bench.exports import TYPES, RunningExporter, Window, windows
 from bench.replay_bench import replay_and_compare
 from bench.stack import embedded_stack
 from bench.stats import Summary, percentile
-from shared.adapters.s3 import ObjectStore
-from shared.domain import keys
 from shared.domain.window import resolve_window
-from shared.settings import Settings
 
 FIRST = "users 12 months, first after ingest"
 USERS_12 = "users 12 months"
@@ -70,10 +66,8 @@ async def measure(
     runs: int,
     *,
     users: int,
-    before_each: Callable[[], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
-    """``runs`` sequential requests (distinct request ids): latency p50/p95, rows, bytes;
-    ``before_each`` runs (untimed) before every request."""
+    """``runs`` sequential requests (distinct request ids): latency p50/p95, rows, bytes."""
     seconds: list[float] = []
     item: dict[str, Any] = {
         "name": name,
@@ -85,8 +79,6 @@ async def measure(
         "users": users,
     }
     for _ in range(runs):
-        if before_each is not None:
-            await before_each()
         timed = await exporter.export(org_id, data_type, window)
         data = timed.completion.data
         if not timed.completion.success or data is None:
@@ -121,22 +113,6 @@ async def run_exports(
         found.append(first)
         say(_line(first))
 
-        # Storage format 1 only: goes with drop_rollups.
-        async def without_rollups() -> None:
-            await drop_rollups(dataset.settings, main.org_id)
-
-        cold = await measure(
-            exporter,
-            "users 12 months, cold (rollups deleted before each run)",
-            main.org_id,
-            "users",
-            spans["12 months"],
-            config.runs,
-            users=main.users,
-            before_each=without_rollups,
-        )
-        found.append(cold)
-        say(_line(cold))
         plan = [
             (f"{data_type} 12 months", main, data_type, spans["12 months"], config.runs)
             for data_type in TYPES
@@ -233,15 +209,6 @@ async def run(
         "targets": verdicts(measured),
     }
     return section, replayed
-
-
-async def drop_rollups(settings: Settings, org_id: str) -> int:
-    """Delete the workspace's month rollups (the next 12-month export rebuilds them)."""
-    async with ObjectStore(settings, settings.aggregates_bucket) as store:
-        found = await store.list_objects(keys.months_prefix(org_id))
-        for item in found:
-            await store.delete(str(item["Key"]))
-    return len(found)
 
 
 def _exports(measured: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -51,17 +51,15 @@ class Settings(BaseSettings):
     # --- ingest ------------------------------------------------------------------------
     ingest_batch_max_records: int = Field(default=20_000, ge=1)
     ingest_flush_interval_s: float = Field(default=2.0, gt=0)
-    # While catching up a backlog (fetches come back full) freshness is moot and every
-    # flush rewrites each touched day: flush less often, bounded by the pending cap.
+    # While catching up a backlog (full fetches, or a lag of a batch) freshness is moot and
+    # every flush writes a file per touched day: flush less often, bounded by the cap.
     ingest_backlog_flush_interval_s: float = Field(default=10.0, gt=0)
     ingest_max_pending_facts: int = Field(default=200_000, ge=1)
     ingest_flush_concurrency: int = Field(default=32, ge=1)
-    # Working-set bound, in facts (events) known to cached states: ~100-150 bytes each.
-    ingest_cache_max_facts: int = Field(default=1_000_000, ge=1_000)
-    ingest_cache_max_entries: int = Field(default=20_000, ge=1)
-    # And in (estimated) megabytes held by cached states: day aggregates, inline facts,
-    # dedup ids, pending facts. The process, flush buffers and heap fragmentation come
-    # on top of it (BENCHMARKS.md has measured peaks).
+    # Bound of the (estimated) megabytes the workspace writers hold: each workspace's id
+    # index (12 bytes an event of the retention), recent ids and pending rows. Writers with
+    # nothing pending are dropped beyond it, least recently used first; the process and
+    # the commit buffers come on top (BENCHMARKS.md has measured peaks).
     ingest_cache_max_mb: int = Field(default=160, ge=8)
     max_event_bytes: int = Field(default=1024 * 1024, ge=1024)
     future_tolerance_s: int = Field(default=24 * 3600, ge=0)

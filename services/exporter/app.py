@@ -10,7 +10,7 @@ from services.exporter.export_job import Exporter
 from services.exporter.worker import ExporterWorker
 from shared.adapters.kafka import make_consumer, make_producer
 from shared.adapters.s3 import ObjectStore
-from shared.columnar.migration import check_storage_format
+from shared.columnar.migration import wait_for_storage_format
 from shared.columnar.tables import TableStore
 from shared.observability import ExporterMetrics, ObservabilityServer, new_registry, service_checks
 from shared.settings import Settings
@@ -35,7 +35,7 @@ async def run_exporter(
     servers: list[ObservabilityServer] = []
     try:
         await aggregates.start()
-        await check_storage_format(aggregates)  # format 1 only: refuse, naming replay
+        await wait_for_storage_format(aggregates, settings)  # format 1 only: refuse
         await exports.start()
         await producer.start()
         worker = ExporterWorker(

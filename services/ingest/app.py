@@ -10,7 +10,7 @@ from services.ingest.janitor import Janitor
 from services.ingest.worker import IngestWorker
 from shared.adapters.kafka import make_consumer, make_producer
 from shared.adapters.s3 import ObjectStore
-from shared.columnar.migration import check_storage_format
+from shared.columnar.migration import wait_for_storage_format
 from shared.columnar.tables import TableStore
 from shared.observability import (
     IngestMetrics,
@@ -39,7 +39,7 @@ async def run_ingest(
     store = ObjectStore(settings, settings.aggregates_bucket)
     await store.start()
     try:
-        await check_storage_format(store)
+        await wait_for_storage_format(store, settings)
     except BaseException:
         await store.stop()
         raise

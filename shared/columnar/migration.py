@@ -1,20 +1,27 @@
 """Storage format 1 -> 2: there is no in-place migration, the topic is the source.
 
-Format 1 (``shared.domain.keys``: JSON day heads under ``v1/orgs/{org}/``) is not read by
-format-2 code. A workspace that has format-1 state and no format-2 tables would look empty
-to it, so :func:`check_storage_format` refuses to start on such a store and says how to
-rebuild: ``usage-export replay`` folds the events still in the topic into the new tables.
+Format 1 (JSON day heads, fact segments and dimension histories under ``v1/orgs/{org}/``;
+its code is gone) is not read by format-2 code. A workspace that has format-1 state and
+no format-2 tables would look empty to it, so :func:`check_storage_format` refuses to
+start on such a store and says how to rebuild: ``usage-export replay`` folds the events
+still in the topic into the new tables.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Final
 
 from shared.adapters.s3 import ObjectStore
 from shared.columnar.tables import ROOT as V2_ROOT
-from shared.domain.keys import ROOT as V1_ROOT
-from shared.errors import StorageFormatMismatch
+from shared.errors import RetriableError, StorageFormatMismatch
+from shared.settings import Settings
 
+log = logging.getLogger(__name__)
+
+#: Where format 1 kept each workspace's state.
+V1_ROOT: Final = "v1/orgs/"
 _NAMED: Final = 5
 
 
@@ -41,6 +48,20 @@ async def check_storage_format(store: ObjectStore) -> None:
         "`usage-export replay --from DAY --to DAY` (the days still in the topic), then delete "
         f"the {V1_ROOT} prefix; see docs/storage.md, 'Migration'."
     )
+
+
+async def wait_for_storage_format(store: ObjectStore, settings: Settings) -> None:
+    """:func:`check_storage_format`, waiting out a store that is unavailable (as every
+    store call of the services does), with the store's retry backoff."""
+    delay = settings.s3_retry_base_s
+    while True:
+        try:
+            await check_storage_format(store)
+            return
+        except RetriableError as exc:
+            log.warning("cannot check the storage format yet (%s); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, settings.s3_retry_max_s)
 
 
 def _last_segment(prefix: str) -> str:

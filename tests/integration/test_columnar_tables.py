@@ -27,7 +27,6 @@ from shared.columnar.tables import (
     read_facts,
     storage_options,
 )
-from shared.domain import keys
 from shared.errors import FencedOut, StorageFormatMismatch
 from shared.settings import Settings
 from tests.integration.columnar_seed import activity, rows, seed_days, versions
@@ -242,8 +241,8 @@ async def test_a_workspace_held_only_in_format_1_is_refused_naming_replay(
     days = seed_days(1)
     async with ObjectStore(fresh_settings, fresh_settings.aggregates_bucket) as store:
         await check_storage_format(store)  # an empty store is format 2 from the start
-        await store.put(keys.day_head_key(ORG, days[0]), b"{}")
-        await store.put(keys.dims_key("ws-0002", "users"), b"{}")
+        await store.put(f"v1/orgs/{ORG}/days/{days[0].isoformat()}/head.json", b"{}")
+        await store.put("v1/orgs/ws-0002/dims/users.json", b"{}")
 
         with pytest.raises(StorageFormatMismatch, match="usage-export replay") as refused:
             await check_storage_format(store)
@@ -259,5 +258,5 @@ async def test_a_workspace_held_only_in_format_1_is_refused_naming_replay(
         assert "ws-0002" in str(refused.value)
         assert ORG not in str(refused.value)
 
-        await store.delete(keys.dims_key("ws-0002", "users"))
+        await store.delete("v1/orgs/ws-0002/dims/users.json")
         await check_storage_format(store)

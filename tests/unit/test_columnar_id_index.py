@@ -43,7 +43,9 @@ def test_added_ids_are_found_with_their_days_before_and_after_the_tail_is_merged
     everything = old + batches[0] + batches[-1]
     found = index.candidates(everything)
     assert sorted(found) == list(range(len(everything)))
-    assert found[0] == {100} and found[len(old)] == {0} and found[len(everything) - 1] == {11}
+    assert found[0] == {100}
+    assert found[len(old)] == {0}
+    assert found[len(everything) - 1] == {11}
     assert index.candidates(["never-seen", "", "old-10000"]) == {}
 
 

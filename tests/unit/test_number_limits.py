@@ -13,24 +13,26 @@ bounds in validation and nano-dollars (docs/decisions.md, "Upper bounds").
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any, cast
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 
-from services.ingest.validation import AcceptedRange, Rejected, to_fact, validate_record
-from shared.adapters.s3 import ObjectStore
-from shared.contracts.events import MAX_REQUESTS, MAX_TOKENS, MAX_USD, UsageEvent
-from shared.domain.dimensions import DimensionEvent, dimension_update, occurred_ms
-from shared.domain.facts import NANO, TS
-from shared.domain.window import utc_day_of
-from shared.storage.days import DayState, load_day, read_day_facts, write_day
-from shared.storage.dims import DimsState, read_dims, write_dims
-from tests.unit.memory_store import MemoryStore
+from services.ingest.decode import decode_batch
+from services.ingest.validation import AcceptedRange, Rejected, validate_record
+from services.ingest.workspace_writer import WorkspaceWriter
+from shared.columnar.queries.engine import connect, export_csv
+from shared.columnar.tables import TableStore, read_dimensions, read_facts
+from shared.contracts.events import MAX_REQUESTS, MAX_TOKENS, MAX_USD
+from shared.contracts.requests import DataType
+from shared.domain.facts import NANO
 
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 HEAD = {"org_id": "ws-1", "occurred_at": "2026-11-20T10:00:00Z"}
 CALL = {"model": "m", "provider": "p"}
+SOURCE = ("usage.events", 0)
 
 
 #: (an event with the number at ``X``, where the contract puts it, its upper bound and type)
@@ -100,51 +102,40 @@ def test_numbers_over_the_bound_are_refused_naming_field_and_bound(
 
 
 @pytest.mark.parametrize(("fields", "path", "bound", "kind"), BOUNDED)
-async def test_events_at_the_bound_are_accepted_and_made_durable(
-    fields: dict[str, Any], path: str, bound: int, kind: type[float]
+async def test_events_at_the_bound_are_accepted_made_durable_and_exported(
+    fields: dict[str, Any], path: str, bound: int, kind: type[float], tmp_path: Path
 ) -> None:
-    """Two such events of one user and day (a day's sums must be storable too): they are
-    written, and read back exactly as they were held in memory."""
+    """Two such events of one user and day (their sums too must be computable): ingest's
+    decoder accepts them, a writer commits them, they read back exactly, and every export
+    type runs over them."""
     number = kind(bound)  # the largest accepted
-    accepted = [_validate(number, fields, f"e{n}") for n in (1, 2)]
-    assert not any(isinstance(event, Rejected) for event in accepted), accepted
-    store = MemoryStore()
-    typed = cast(ObjectStore, store)
-    days, dims = await store_events(typed, accepted)
-    assert len(days) + len(dims) == 1, "one user and day: one state"
-    for (org_id, day), state in days.items():
-        facts = [fact for fact in map(to_fact, accepted) if fact is not None]
-        assert len(facts) == 2
-        assert sorted(await read_day_facts(typed, org_id, day) or []) == sorted(facts)
-        stored = (await load_day(typed, org_id, day)).aggregate.to_json()
-        assert stored == state.aggregate.to_json()
-        assert orjson.loads(orjson.dumps(stored)) == stored  # and it is plain JSON
-    for (org_id, kind), dims_state in dims.items():
-        assert (await read_dims(typed, org_id, kind)).versions == dims_state.history.versions
-        ((version_1, version_2),) = dims_state.history.versions.values()
-        assert version_1[2]["payg_limit"] == version_2[2]["payg_limit"] == bound * NANO
+    values = [orjson.dumps({"event_id": f"e{n}", **HEAD, **_with(fields, number)}) for n in (1, 2)]
+    decoded = decode_batch(values, AcceptedRange.at(NOW), max_bytes=1 << 20)
+    assert not decoded.rejected, decoded.rejected
+    store = TableStore.local(str(tmp_path))
+    writer = await WorkspaceWriter.open(store, "ws-1", [SOURCE])
+    if decoded.fact_records:
+        offsets = np.array(decoded.fact_records, dtype=np.int64)
+        assert (await writer.add_facts(SOURCE, offsets, decoded.facts)).applied == 2
+    versions = [(index, version) for index, _, version in decoded.dimensions]
+    assert writer.add_dimensions(SOURCE, versions).applied == len(versions)
+    await writer.commit({SOURCE: 2})
 
-
-async def store_events(
-    store: ObjectStore, events: list[UsageEvent]
-) -> tuple[dict[tuple[str, date], DayState], dict[tuple[str, str], DimsState]]:
-    """Fold the events into day and dimension states and write them as ingest does;
-    returns the states as they were in memory."""
-    days: dict[tuple[str, date], DayState] = {}
-    dims: dict[tuple[str, str], DimsState] = {}
-    for event in events:
-        fact = to_fact(event)
-        if fact is not None:
-            day = utc_day_of(fact[TS])
-            key = (event.org_id, day)
-            days.setdefault(key, DayState(org_id=event.org_id, day=day)).apply(fact)
-            continue
-        dimension = cast(DimensionEvent, event)
-        kind, entity, attributes = dimension_update(dimension)
-        state = dims.setdefault((event.org_id, kind), DimsState(org_id=event.org_id, kind=kind))
-        state.apply((entity, occurred_ms(dimension), event.event_id, attributes))
-    for day_state in days.values():
-        await write_day(store, day_state)
-    for dims_state in dims.values():
-        await write_dims(store, dims_state)
-    return days, dims
+    facts = await read_facts(store, "ws-1", date(2026, 11, 20), date(2026, 11, 20))
+    dimensions = await read_dimensions(store, "ws-1")
+    assert facts.sort_by("event_id").equals(decoded.facts.sort_by("event_id"))
+    for row in dimensions.to_pylist():
+        assert orjson.loads(row["attributes"])["payg_limit"] == bound * NANO
+    con = connect(facts, dimensions)
+    for data_type in DataType:
+        export = export_csv(
+            con,
+            data_type,
+            org_id="ws-1",
+            group_by=None,
+            start_ms=0,
+            end_ms=2**62,
+            period_start="2026-01-01",
+            period_end="2026-12-31",
+        )
+        assert export.data.startswith(b"period_start,")
