@@ -12,6 +12,7 @@ from shared.adapters.kafka import make_consumer, make_producer
 from shared.adapters.s3 import ObjectStore
 from shared.columnar.migration import wait_for_storage_format
 from shared.columnar.tables import TableStore
+from shared.errors import StorageFormatMismatch
 from shared.observability import ExporterMetrics, ObservabilityServer, new_registry, service_checks
 from shared.settings import Settings
 
@@ -33,9 +34,12 @@ async def run_exporter(
     aggregates = ObjectStore(settings, settings.aggregates_bucket)
     exports = ObjectStore(settings, settings.exports_bucket)
     servers: list[ObservabilityServer] = []
+    format_check: asyncio.Task[None] | None = None
     try:
         await aggregates.start()
-        await wait_for_storage_format(aggregates, settings)  # format 1 only: refuse
+        # In the background: a store that is down at start must still get its requests
+        # answered (503 past the deadline), and a format-1 store stops the exporter.
+        format_check = asyncio.create_task(_refuse_format_1(aggregates, settings, stop))
         await exports.start()
         await producer.start()
         worker = ExporterWorker(
@@ -69,10 +73,26 @@ async def run_exporter(
         )
         await worker.run(stop)
         log.info("exporter stopped: %s", worker.stats)
+        failure = format_check.exception() if format_check.done() else None
+        if failure is not None:
+            raise failure
     finally:
+        if format_check is not None and not format_check.done():
+            format_check.cancel()
+            await asyncio.gather(format_check, return_exceptions=True)
         await consumer.stop()
         for started in servers:
             await started.stop()
         await producer.stop()
         await exports.stop()
         await aggregates.stop()
+
+
+async def _refuse_format_1(store: ObjectStore, settings: Settings, stop: asyncio.Event) -> None:
+    """Stop the exporter if the store holds storage format 1 only (then raise it)."""
+    try:
+        await wait_for_storage_format(store, settings)
+    except StorageFormatMismatch:
+        log.error("the aggregates bucket holds storage format 1 only: stopping")
+        stop.set()
+        raise

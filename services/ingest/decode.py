@@ -243,7 +243,9 @@ def decode_batch(
                 else:
                     dimensions.append((index, event.org_id, _version(event, ts)))
                 continue
-            except (msgspec.DecodeError, _Fallback):  # ValidationError is a DecodeError
+            except (msgspec.DecodeError, _Fallback, RecursionError):
+                # ValidationError is a DecodeError; msgspec raises RecursionError on JSON
+                # nested too deeply, which the models reject as invalid JSON.
                 pass
         by_models += 1
         result = read_record(value, accepted, max_bytes=max_bytes)

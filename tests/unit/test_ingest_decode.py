@@ -372,6 +372,15 @@ def test_empty_oversized_and_not_objects_are_read_records_rejections() -> None:
     ]
 
 
+def test_json_nested_too_deeply_is_rejected_not_raised() -> None:
+    """msgspec raises RecursionError past its depth limit (found by the fault suite: it
+    stopped ingest); such a record goes to the models, which call it invalid JSON."""
+    arrays = b'{"type":' + b"[" * 20_000 + b"1" + b"]" * 20_000 + b',"org_id":"ws-1"}'
+    objects = b'{"type":' + b'{"a":' * 20_000 + b"1" + b"}" * 20_000 + b"}"
+    batch = assert_equivalent([arrays, objects], max_bytes=1 << 20)
+    assert [rejected.reason for _, rejected in batch.rejected] == ["invalid_json"] * 2
+
+
 def test_offsets_with_and_without_a_colon() -> None:
     event = {"event_id": "e-1", "type": "payg_consumption", "org_id": "ws-1", "amount": 2}
     event["user_id"] = "u-1"
