@@ -20,6 +20,7 @@ from the tables, drops what the winner holds, and commits the rest.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from shared.columnar.id_index import IdIndex
 from shared.columnar.schema import FACTS, DimensionVersion, dimensions_table
@@ -48,7 +50,6 @@ from shared.errors import FencedOut
 log = logging.getLogger(__name__)
 
 _EPOCH: Final = date(1970, 1, 1)
-_ALL_DAYS: Final = (date(1970, 1, 1), date(9999, 12, 31))
 #: Days whose stored ids are kept after a confirmation (duplicates come in bursts).
 _CONFIRMED_DAYS: Final = 8
 #: Ids this writer stored recently are kept exactly, in two generations of at most this
@@ -77,6 +78,15 @@ class Applied:
 
     applied: int
     duplicates: int
+
+
+def _index_of(facts: ds.Dataset) -> IdIndex:
+    """The index of every stored id, read in batches (memory: one batch of ids)."""
+    index = IdIndex()
+    for batch in facts.to_batches(columns=["event_id", "day"], batch_size=_INDEX_BATCH):
+        days = pc.cast(batch.column(1), pa.int32()).to_numpy(zero_copy_only=False)
+        index.add(batch.column(0).to_pylist(), days)
+    return index
 
 
 class WorkspaceWriter:
@@ -110,12 +120,7 @@ class WorkspaceWriter:
         """Positions and ids as of the tables' latest commit."""
         await self._tables.refresh()
         self._positions = self._tables.positions(self.sources)
-        stored = await self._tables.facts(*_ALL_DAYS, columns=["event_id", "day"])
-        index = IdIndex()
-        for batch in stored.to_batches(max_chunksize=_INDEX_BATCH):
-            days = pc.cast(batch.column(1), pa.int32()).to_numpy(zero_copy_only=False)
-            index.add(batch.column(0).to_pylist(), days)
-        self._index = index
+        self._index = await asyncio.to_thread(_index_of, self._tables.facts_dataset())
         self._confirmed.clear()
         self._recent.clear()
         self._older.clear()

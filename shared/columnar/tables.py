@@ -44,6 +44,7 @@ from typing import Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
@@ -196,6 +197,11 @@ class WorkspaceTables:
         """Like :func:`read_facts`, as of this object's snapshot (no log read)."""
         table = self._tables[FACTS_TABLE]
         return await asyncio.to_thread(facts_of, table, first_day, last_day, columns)
+
+    def facts_dataset(self) -> ds.Dataset:
+        """Every committed facts file of this snapshot, as a pyarrow dataset (to stream
+        columns in batches; blocking to read)."""
+        return self._tables[FACTS_TABLE].to_pyarrow_dataset()
 
     def positions(self, sources: Iterable[TopicPartition]) -> Positions:
         """What the snapshot records as durable for each of ``sources`` (per table).
