@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from services.ingest.workspace_writer import WorkspaceWriter
+from services.ingest.writers import Writers
 from shared.columnar.schema import facts_table
 from shared.columnar.tables import TableStore, read_dimensions, read_facts
 from shared.domain.facts import PAYG
@@ -82,3 +83,18 @@ async def test_a_flush_of_dimension_versions_alone_commits(tmp_path: Path) -> No
     assert writer.pending == 0
     stored = await read_dimensions(store, ORG)
     assert stored.column("event_id").to_pylist() == ["d1"]
+
+
+async def test_facts_spanning_too_many_days_ask_for_an_early_commit(tmp_path: Path) -> None:
+    """A backfill's batch may touch a year of days; a commit holds a file writer per day,
+    so past ``max_days`` the writers are over their bounds until committed."""
+    store = TableStore.local(str(tmp_path))
+    writers = Writers(store, max_bytes=1 << 30, max_days=2, concurrency=2)
+    await writers.ensure([ORG], [P0])
+    writer = writers[ORG]
+    await offer(writer, 0, payg("a", D1), payg("b", D2))
+    assert (writer.pending_days, writers.over_bounds()) == (2, False)
+    await offer(writer, 2, payg("c", D1, hour=9), payg("d", date(2026, 5, 20)))
+    assert (writer.pending_days, writers.over_bounds()) == (3, True)
+    await writers.flush({P0: 4})
+    assert (writer.pending_days, writers.over_bounds()) == (0, False)
