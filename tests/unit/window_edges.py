@@ -228,11 +228,13 @@ def edge_events(org_id: str, instants: list[int], *, now: datetime) -> list[Edge
     each with its own user and API key, plus settings and names before them all."""
     events: list[EdgeEvent] = []
     now_ms = ms_of(now)
-    distinct = sorted({ms for ms in instants if ms < now_ms - 60_000})
-    # Settings and names come first, but not before the oldest instant ingest accepts
-    # (the UTC day 12 months and one day back), or they would be dropped.
+    # Ingest accepts events from the UTC day 12 months and one day back: an instant before
+    # it (the start of the refused "12m-1" window, in a zone east of UTC for most of the
+    # UTC day) would be a dead letter, not an edge case. Settings and names come first.
     oldest = datetime.combine(one_year_before(now.astimezone(UTC).date()), time(), UTC)
-    first = max(min(distinct) - 3_600_000, ms_of(oldest - timedelta(days=1)))
+    oldest_ms = ms_of(oldest - timedelta(days=1))
+    distinct = sorted({ms for ms in instants if oldest_ms <= ms < now_ms - 60_000})
+    first = max(min(distinct) - 3_600_000, oldest_ms)
     tag = uuid.uuid4().hex[:8]
 
     def at(ms: int) -> str:
