@@ -20,13 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench import machine, olap, targets
 from bench.dataset import Dataset, WorkspaceSpec, build_dataset
-from bench.exports import TYPES, RunningExporter, Window, windows
+from bench.exports import TYPES, RunningExporter, windows
 from bench.replay_bench import replay_and_compare
 from bench.stack import embedded_stack
 from bench.stats import Summary, percentile
@@ -62,23 +62,27 @@ async def measure(
     name: str,
     org_id: str,
     data_type: str,
-    window: Window,
+    label: str,
     runs: int,
     *,
     users: int,
 ) -> dict[str, Any]:
-    """``runs`` sequential requests (distinct request ids): latency p50/p95, rows, bytes."""
+    """``runs`` sequential requests (distinct request ids): latency p50/p95, rows, bytes.
+
+    The window is resolved from the UTC date of each request, as the exporter resolves it
+    with its own clock: a run that crosses UTC midnight asks for the 12 months before the
+    new day (a window fixed at the start would then be 12 months and a day, refused)."""
     seconds: list[float] = []
     item: dict[str, Any] = {
         "name": name,
         "type": data_type,
-        "window": window.label,
-        "from": window.first.isoformat(),
-        "to": window.last.isoformat(),
+        "window": label,
         "org_id": org_id,
         "users": users,
     }
     for _ in range(runs):
+        window = windows(datetime.now(UTC).date())[label]
+        item.update({"from": window.first.isoformat(), "to": window.last.isoformat()})
         timed = await exporter.export(org_id, data_type, window)
         data = timed.completion.data
         if not timed.completion.success or data is None:
@@ -96,11 +100,9 @@ async def measure(
 async def run_exports(
     dataset: Dataset,
     config: ExportConfig,
-    today: date,
     say: Callable[[str], None],
 ) -> dict[str, Any]:
     """Every export of the benchmark against an ingested dataset."""
-    spans = windows(today)
     main, *others = config.workspaces()
     found: list[dict[str, Any]] = []
     log_path = config.work_dir / f"exporter-{dataset.settings.exporter_group}.log"
@@ -108,22 +110,21 @@ async def run_exports(
         joined_s = await exporter.joined()
         say(f"exporter joined its group {joined_s:.1f} s after its start (no request yet)")
         first = await measure(
-            exporter, FIRST, main.org_id, "users", spans["12 months"], 1, users=main.users
+            exporter, FIRST, main.org_id, "users", "12 months", 1, users=main.users
         )
         found.append(first)
         say(_line(first))
 
         plan = [
-            (f"{data_type} 12 months", main, data_type, spans["12 months"], config.runs)
+            (f"{data_type} 12 months", main, data_type, "12 months", config.runs)
             for data_type in TYPES
         ]
         plan += [
-            (f"users {label}", main, "users", spans[label], config.runs)
-            for label in ("1 month", "1 day")
+            (f"users {label}", main, "users", label, config.runs) for label in ("1 month", "1 day")
         ]
         plan += [
             (f"users 12 months, {spec.users:,}-user workspace", spec, "users",
-             spans["12 months"], config.runs)
+             "12 months", config.runs)
             for spec in others
         ]  # fmt: skip
         for name, spec, data_type, window, runs in plan:
@@ -140,12 +141,14 @@ async def run_exports(
 
 
 async def run_peer(
-    landing: olap.Landing, config: ExportConfig, now: datetime, say: Callable[[str], None]
+    landing: olap.Landing, config: ExportConfig, say: Callable[[str], None]
 ) -> dict[str, Any]:
-    """The OLAP peer's 12-month users export of the large workspace, as ours is asked."""
+    """The OLAP peer's 12-month users export of the large workspace, as ours is asked
+    (its window resolved when it runs, as ours are)."""
+    now = datetime.now(UTC)
     twelve = windows(now.date())["12 months"]
     window = resolve_window(
-        twelve.first.isoformat(), "UTC", twelve.last.isoformat(), "UTC", now=datetime.now(UTC)
+        twelve.first.isoformat(), "UTC", twelve.last.isoformat(), "UTC", now=now
     )
     peer = await olap.measure(landing, window.start_ms, window.end_ms, config.runs, name=PEER)
     peer.update(window=twelve.label, users=config.users, org_id=landing.org_id)
@@ -173,11 +176,11 @@ async def run(
             f"landed {landing.rows:,} raw events of {main.org_id} in {landing.files} Parquet "
             f"files ({landing.bytes / 1e6:.1f} MB, {landing.seconds:.0f} s)"
         )
-        measured = await run_exports(dataset, config, now.date(), say)
-        measured["olap_peer"] = await run_peer(landing, config, now, say)
+        measured = await run_exports(dataset, config, say)
+        measured["olap_peer"] = await run_peer(landing, config, say)
         if with_replay:
             replayed = await replay_and_compare(
-                dataset, main.org_id, now.date(), config.work_dir, say
+                dataset, main.org_id, datetime.now(UTC).date(), config.work_dir, say
             )
             replayed = {
                 "config": {"dataset": "the export benchmark's", "end": now.isoformat()},
