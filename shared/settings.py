@@ -110,6 +110,18 @@ class Settings(BaseSettings):
     # The /json variant returns rows inline up to these bounds, else 413 (use the file).
     api_json_max_rows: int = Field(default=10_000, ge=1)
     api_json_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # Server-side secret of the API keys' HMAC hashes; empty: derived from the S3 secret
+    # key (services/api/keys.py::pepper_of). Set it in production.
+    api_key_pepper: SecretStr = SecretStr("")
+    # Failed key checks (unknown key, wrong secret) allowed per key id and per client
+    # address a minute, as a burst; beyond them 429 before any store read or hash.
+    api_auth_failures_per_key_per_min: int = Field(default=10, ge=1)
+    api_auth_failures_per_client_per_min: int = Field(default=30, ge=1)
+    # Key checks (store read and hash) running at once; more wait their turn.
+    api_max_key_checks: int = Field(default=8, ge=1)
+    # Export requests of one workspace waiting for their completion at once, per replica;
+    # beyond it 429 with Retry-After.
+    api_max_exports_per_workspace: int = Field(default=4, ge=1)
 
     @model_validator(mode="after")
     def _retention_covers_ingest_acceptance(self) -> Settings:

@@ -11,9 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
-from services.api.auth import KeyVerifier
+from services.api.auth import key_verifier
 from services.api.handlers import ExportApi
-from services.api.keys import KeyStore
 from services.api.rate_limit import RateLimiter
 from services.api.waiter import CompletionWaiter
 from shared.adapters.kafka import make_producer
@@ -78,7 +77,7 @@ async def run_api(
         await waiter.start()
         api = ExportApi(
             settings,
-            verifier=KeyVerifier(KeyStore(aggregates), ttl_s=settings.api_key_cache_ttl_s),
+            verifier=key_verifier(settings, aggregates),
             limiter=RateLimiter(settings.api_rate_limit_per_min),
             waiter=waiter,
             producer=producer,

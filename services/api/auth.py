@@ -1,9 +1,16 @@
 """Who is calling: the ``Authorization: Bearer`` key → its workspace, or why not.
 
-Checking a key costs a store read and a scrypt hash, so outcomes — accepted *and*
-refused — are remembered for ``api_key_cache_ttl_s``: a revoke takes effect within that
-time, and a client retrying a wrong key does not cost a hash each time. The cache is
-keyed by a SHA-256 of the presented key, never the key itself, and bounded.
+Checking a key costs a store read and an HMAC (microseconds; ``keys.py`` says why not
+scrypt), so outcomes — accepted *and* refused — are remembered for
+``api_key_cache_ttl_s``: a revoke takes effect within that time. The cache is keyed by a
+SHA-256 of the presented key, never the key itself, and bounded.
+
+A check that is not in the cache first passes the :class:`AuthThrottle`: a key id or a
+client address with too many failed checks is answered 429 before any store read or
+hash, and only so many checks run at once; the same key presented by concurrent
+requests is checked once for all of them. A key whose secret was proven right before
+(remembered by digest, bounded) skips the failure limits, so an attacker who knows a key
+id and sends it wrong secrets cannot lock out the client that holds the real one.
 """
 
 from __future__ import annotations
@@ -15,8 +22,21 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Protocol
 
-from services.api.keys import USAGE_EXPORT_SCOPE, KeyStore, parse_key, secret_matches
+from services.api.auth_throttle import AuthThrottle, Throttled
+from services.api.keys import (
+    USAGE_EXPORT_SCOPE,
+    ApiKeyRecord,
+    KeyStore,
+    ParsedKey,
+    parse_key,
+    pepper_of,
+)
+from shared.adapters.s3 import ObjectStore
+from shared.settings import Settings
+
+__all__ = ["AuthFailure", "KeyVerifier", "Principal", "Throttled", "key_verifier"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +61,14 @@ class AuthFailure(Enum):
         return self.name.lower()
 
 
+class Keys(Protocol):
+    """What the verifier needs of :class:`~services.api.keys.KeyStore`."""
+
+    async def get(self, key_id: str) -> ApiKeyRecord | None: ...
+
+    def matches(self, record: ApiKeyRecord, secret: str) -> bool: ...
+
+
 def bearer_token(authorization: str | None) -> str | None:
     """The token of ``Bearer <token>`` (scheme case-insensitive), else None."""
     if not authorization:
@@ -53,23 +81,29 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 class KeyVerifier:
-    """``await verifier.verify(request.headers.get("Authorization"))``."""
+    """``await verifier.verify(request.headers.get("Authorization"), request.remote)``."""
 
     def __init__(
         self,
-        keys: KeyStore,
+        keys: Keys,
         *,
         ttl_s: float,
+        throttle: AuthThrottle,
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._keys = keys
         self._ttl_s = ttl_s
+        self._throttle = throttle
         self._max_entries = max_entries
         self._clock = clock
         self._cache: OrderedDict[bytes, tuple[float, Principal | AuthFailure]] = OrderedDict()
+        self._proven: OrderedDict[bytes, None] = OrderedDict()
+        self._checking: dict[bytes, asyncio.Future[Principal | AuthFailure | Throttled]] = {}
 
-    async def verify(self, authorization: str | None) -> Principal | AuthFailure:
+    async def verify(
+        self, authorization: str | None, client: str | None = None
+    ) -> Principal | AuthFailure | Throttled:
         token = bearer_token(authorization)
         if token is None:
             return AuthFailure.MISSING
@@ -78,8 +112,51 @@ class KeyVerifier:
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now:
             return cached[1]
-        outcome = await self._check(token)
-        self._remember(digest, now + self._ttl_s, outcome)
+        parsed = parse_key(token)
+        if parsed is None:
+            self._remember(digest, now + self._ttl_s, AuthFailure.INVALID)
+            return AuthFailure.INVALID  # no store read, no hash
+        # The same key, presented at once: one check answers all (unless it is cancelled).
+        while (running := self._checking.get(digest)) is not None:
+            await asyncio.wait([running])
+            if not running.cancelled():
+                return running.result()
+        future: asyncio.Future[Principal | AuthFailure | Throttled]
+        future = asyncio.get_running_loop().create_future()
+        self._checking[digest] = future
+        try:
+            outcome = await self._limited_check(parsed, digest, client)
+            if not isinstance(outcome, Throttled):
+                self._remember(digest, now + self._ttl_s, outcome)
+            future.set_result(outcome)
+            return outcome
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning without sharers
+            raise
+        finally:
+            del self._checking[digest]
+
+    async def _limited_check(
+        self, parsed: ParsedKey, digest: bytes, client: str | None
+    ) -> Principal | AuthFailure | Throttled:
+        proven = digest in self._proven
+        if not proven:
+            refused = self._throttle.take(parsed.key_id, client)
+            if refused is not None:
+                return refused
+        async with self._throttle.checking():
+            outcome = await self._check(parsed)
+        if outcome is not AuthFailure.INVALID:  # the secret was right
+            if not proven:
+                self._throttle.refund(parsed.key_id, client)
+            self._proven[digest] = None
+            self._proven.move_to_end(digest)
+            while len(self._proven) > self._max_entries:
+                self._proven.popitem(last=False)
         return outcome
 
     def _remember(self, digest: bytes, until: float, outcome: Principal | AuthFailure) -> None:
@@ -90,18 +167,21 @@ class KeyVerifier:
         while len(self._cache) > self._max_entries:
             self._cache.popitem(last=False)
 
-    async def _check(self, token: str) -> Principal | AuthFailure:
-        parsed = parse_key(token)
-        if parsed is None:
-            return AuthFailure.INVALID
+    async def _check(self, parsed: ParsedKey) -> Principal | AuthFailure:
         record = await self._keys.get(parsed.key_id)
-        if record is None:
-            return AuthFailure.INVALID
-        # scrypt takes tens of milliseconds: off the event loop.
-        if not await asyncio.to_thread(secret_matches, record, parsed.secret):
+        if record is None or not self._keys.matches(record, parsed.secret):
             return AuthFailure.INVALID
         if not record.active:
             return AuthFailure.REVOKED
         if USAGE_EXPORT_SCOPE not in record.scopes:
             return AuthFailure.SCOPE
         return Principal(key_id=record.key_id, org_id=record.org_id)
+
+
+def key_verifier(settings: Settings, aggregates: ObjectStore) -> KeyVerifier:
+    """The API's verifier: keys in ``aggregates``, limits and pepper from ``settings``."""
+    return KeyVerifier(
+        KeyStore(aggregates, pepper=pepper_of(settings)),
+        ttl_s=settings.api_key_cache_ttl_s,
+        throttle=AuthThrottle.from_settings(settings),
+    )

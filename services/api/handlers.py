@@ -23,13 +23,15 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from services.api.auth import AuthFailure, KeyVerifier, Principal
+from services.api.auth import AuthFailure, KeyVerifier, Principal, Throttled
+from services.api.idempotency_keys import IdempotencyKeys
 from services.api.rate_limit import RateLimiter
 from services.api.responses import error_response, export_body, failure_response, json_response
 from services.api.routes import EXPORT_ROUTES, STATUS_PATH, ExportRoute, Variant, status_path
 from services.api.rows import FileMissing, TooLarge, rows_body
 from services.api.schemas import ExportBody, PendingResponse
 from services.api.waiter import CompletionWaiter, RequestKey, TooManyWaiting
+from services.api.workspace_slots import WorkspaceSlots
 from services.exporter.completions import completion_of
 from services.exporter.idempotency import RequestLedger
 from services.exporter.request_validation import ReadableRequest, Rejected, validate_request
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _PENDING_RETRY_AFTER_S = "5"
+_BUSY_WORKSPACE_RETRY_AFTER_S = "5"
 _ACCEPTED_MEMORY = 10_000
 
 
@@ -90,6 +93,8 @@ class ExportApi:
         self._producer = producer
         self._exports = exports
         self._ledger = RequestLedger(exports)
+        self._idempotency_keys = IdempotencyKeys(exports)
+        self._slots = WorkspaceSlots(settings.api_max_exports_per_workspace)
         self._metrics = metrics
         self._accepted: OrderedDict[RequestKey, None] = OrderedDict()
 
@@ -148,7 +153,18 @@ class ExportApi:
 
     async def _authorized(self, request: web.Request) -> Principal:
         """The caller's key, within its rate; else raises :class:`Refused` (401, 429)."""
-        outcome = await self._verifier.verify(request.headers.get("Authorization"))
+        outcome = await self._verifier.verify(request.headers.get("Authorization"), request.remote)
+        if isinstance(outcome, Throttled):
+            if self._metrics is not None:
+                self._metrics.auth_failures.labels(reason="throttled").inc()
+            raise Refused(
+                error_response(
+                    429,
+                    outcome.message,
+                    error="Too Many Requests",
+                    headers={"Retry-After": str(outcome.retry_after_s)},
+                )
+            )
         if isinstance(outcome, AuthFailure):
             if self._metrics is not None:
                 self._metrics.auth_failures.labels(reason=outcome.reason).inc()
@@ -199,12 +215,41 @@ class ExportApi:
         )
         if isinstance(checked, Rejected):
             raise BadRequest(checked.message)
-        # A repeated request id is published again too: the exporter answers it from its
-        # record (same file, a freshly signed URL, re-exported if the file was deleted).
-        completion = await self._publish_and_wait((principal.org_id, request_id), payload)
+        if not self._slots.enter(principal.org_id):
+            raise Refused(
+                error_response(
+                    429,
+                    f"This workspace already has {self._slots.limit} export requests in "
+                    f"progress: retry in {_BUSY_WORKSPACE_RETRY_AFTER_S} s",
+                    error="Too Many Requests",
+                    headers={"Retry-After": _BUSY_WORKSPACE_RETRY_AFTER_S},
+                )
+            )
+        try:
+            if idempotency_key is not None:
+                await self._check_first_use(principal.org_id, idempotency_key, payload)
+            # A repeated request id is published again too: the exporter answers it from
+            # its record (same file, a freshly signed URL, re-exported if it was deleted).
+            completion = await self._publish_and_wait((principal.org_id, request_id), payload)
+        finally:
+            self._slots.leave(principal.org_id)
         if completion is None:
             return self._pending(request, request_id)
         return await self._answer(completion, route.variant)
+
+    async def _check_first_use(
+        self, org_id: str, idempotency_key: str, payload: dict[str, Any]
+    ) -> None:
+        """Raises :class:`Refused` (409) when the key was first used for another request."""
+        earlier = await self._idempotency_keys.claim(org_id, idempotency_key, payload)
+        if earlier is not None:
+            raise Refused(
+                error_response(
+                    409,
+                    f"Idempotency-Key {idempotency_key} was already used for a different "
+                    f"request ({earlier}); send a new Idempotency-Key for a new request",
+                )
+            )
 
     async def _read_body(self, request: web.Request) -> ExportBody:
         raw = await request.read()

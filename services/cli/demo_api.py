@@ -13,7 +13,7 @@ import aiohttp
 from rich.console import Console
 
 from services.api.app import serving_api
-from services.api.keys import KeyStore
+from services.api.keys import KeyStore, pepper_of
 from shared.adapters.s3 import ObjectStore
 from shared.settings import Settings
 
@@ -26,7 +26,8 @@ async def api_round_trip(
     async with serving_api(local) as serving:
         url = f"{serving.api_url}/export/users"
         async with ObjectStore(local, local.aggregates_bucket) as store:
-            key, record = await KeyStore(store).create(org_id, name="usage-export demo")
+            keys = KeyStore(store, pepper=pepper_of(local))
+            key, record = await keys.create(org_id, name="usage-export demo")
         body = {
             "from": {"date": start.isoformat(), "timezone": "UTC"},
             "to": {"date": end.isoformat(), "timezone": "UTC"},

@@ -11,7 +11,16 @@ import asyncio
 import sys
 from typing import Any
 
-from services.api.keys import USAGE_EXPORT_SCOPE, ApiKeyError, ApiKeyRecord, KeyStore
+from services.api.keys import (
+    HASH_SCHEME,
+    KEY_ID_RULE,
+    USAGE_EXPORT_SCOPE,
+    ApiKeyError,
+    ApiKeyRecord,
+    KeyStore,
+    is_key_id,
+    pepper_of,
+)
 from shared.adapters.s3 import ObjectStore
 from shared.settings import Settings, load_settings
 
@@ -20,9 +29,11 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "keys",
         help="create, list and revoke API keys of the HTTP API",
-        description="API keys are scoped to one workspace and stored as salted scrypt "
-        "hashes under api-keys/ in the aggregates bucket. A revoked key is refused within "
-        "USAGE_API_KEY_CACHE_TTL_S seconds (default 30).",
+        description="API keys are scoped to one workspace and stored as HMAC-SHA-256 hashes "
+        "(keyed by USAGE_API_KEY_PEPPER, or one derived from USAGE_S3_SECRET_KEY when it is "
+        "unset: create keys with the API's settings) under api-keys/ in the aggregates "
+        "bucket. A revoked key is refused within USAGE_API_KEY_CACHE_TTL_S seconds "
+        "(default 30).",
     )
     actions = parser.add_subparsers(dest="keys_action", metavar="ACTION", required=True)
     create = actions.add_parser("create", help="create a key; prints it alone on the last line")
@@ -47,11 +58,13 @@ def register(subparsers: Any) -> None:
 
 async def _with_keys(settings: Settings, action: Any) -> Any:
     async with ObjectStore(settings, settings.aggregates_bucket) as store:
-        return await action(KeyStore(store))
+        return await action(KeyStore(store, pepper=pepper_of(settings)))
 
 
 def _describe(record: ApiKeyRecord) -> str:
     state = f"revoked {record.revoked_at}" if record.revoked_at else "active"
+    if record.scheme != HASH_SCHEME:
+        state += f" (retired {record.scheme} hash: authenticates nobody, create a new key)"
     scopes = ",".join(record.scopes)
     return f"{record.key_id}  {state}  created {record.created_at}  scopes {scopes}  {record.name}"
 
@@ -86,6 +99,13 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
+    if not is_key_id(args.key_id):
+        print(
+            f"usage-export keys: {args.key_id!r} is not a key id: a key id is {KEY_ID_RULE}",
+            file=sys.stderr,
+        )
+        return 2
+
     async def action(keys: KeyStore) -> ApiKeyRecord:
         return await keys.revoke(args.org, args.key_id)
 

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 
 from services.api.app import ApiServing, serving_api
-from services.api.keys import KeyStore
+from services.api.keys import KeyStore, pepper_of
 from shared import codec
 from shared.adapters.s3 import ObjectStore
 from shared.settings import Settings
@@ -27,7 +27,7 @@ async def running_api(settings: Settings) -> AsyncIterator[ApiServing]:
 
 async def create_key(settings: Settings, org_id: str, **options: Any) -> str:
     async with ObjectStore(settings, settings.aggregates_bucket) as store:
-        key, _ = await KeyStore(store).create(org_id, **options)
+        key, _ = await KeyStore(store, pepper=pepper_of(settings)).create(org_id, **options)
         return key
 
 

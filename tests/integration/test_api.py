@@ -24,7 +24,7 @@ import pytest
 import pytest_asyncio
 
 from services.api import app as app_module
-from services.api.keys import USAGE_EXPORT_SCOPE, KeyStore
+from services.api.keys import USAGE_EXPORT_SCOPE, KeyStore, pepper_of
 from services.api.rate_limit import RateLimiter
 from services.api.routes import EXPORT_ROUTES
 from shared import codec
@@ -51,8 +51,14 @@ class Api:
 
 @pytest_asyncio.fixture(scope="module")
 async def api(stack: InfraStack) -> AsyncIterator[Api]:
+    # Every route at once from one workspace: more than the default exports in flight.
     base = stack.settings.model_copy(
-        update={"ingest_metrics_port": 0, "exporter_metrics_port": 0, "api_timeout_s": 60.0}
+        update={
+            "ingest_metrics_port": 0,
+            "exporter_metrics_port": 0,
+            "api_timeout_s": 60.0,
+            "api_max_exports_per_workspace": 64,
+        }
     )
     settings = isolated_settings(base, "api" + uuid.uuid4().hex[:10])
     await ensure_infrastructure(settings)
@@ -185,7 +191,7 @@ async def test_group_by_of_another_type_and_no_data(api: Api) -> None:
 
 async def test_every_kind_of_bad_key_is_401(api: Api) -> None:
     async with ObjectStore(api.settings, api.settings.aggregates_bucket) as store:
-        keys = KeyStore(store)
+        keys = KeyStore(store, pepper=pepper_of(api.settings))
         revoked, record = await keys.create(EDGE_ORG)
         await keys.revoke(EDGE_ORG, record.key_id)
         other_scope, _ = await keys.create(EDGE_ORG, scopes=("chat",))
