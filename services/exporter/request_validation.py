@@ -10,8 +10,11 @@ Two stages, because they fail differently:
 
 Decisions where the contract is silent:
 
-* A missing ``timezone`` means ``UTC``; a timezone must be a name known to
-  ``zoneinfo.available_timezones()`` (so ``posix/…`` aliases and file paths are refused).
+* A missing ``timezone`` means ``UTC``; a timezone must be an IANA name of a place
+  (``shared.domain.timezones``: ``zoneinfo.available_timezones()`` less ``localtime``,
+  ``Factory``, ``posix/…`` and ``right/…``; file paths are refused).
+* A ``date`` is ``YYYY-MM-DD`` or ``YYYY-MM-DDThh:mm[:ss[.fff]]`` with an optional ``Z``
+  or ``±hh:mm`` that is ignored (``shared.domain.window.parse_wall_time``).
 * ``to`` before ``from`` and ``from`` in the future are judged on the instants as given,
   before quarter-hour rounding; the 12-month rule compares local dates (``from``'s date
   must not precede today, in ``from``'s zone, minus 12 calendar months).
@@ -25,14 +28,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
 from shared import codec
 from shared.contracts.ids import ID_RULE, is_valid_id
 from shared.contracts.requests import GROUP_BY_ALLOWED, DataType
 from shared.domain.export.context import WorkspaceOptions
+from shared.domain.timezones import is_accepted_zone
 from shared.domain.window import (
     Window,
     WindowError,
@@ -131,16 +134,11 @@ def read_request(value: bytes | None, *, max_bytes: int) -> ReadableRequest | Un
     )
 
 
-@lru_cache(maxsize=1)
-def _known_zones() -> frozenset[str]:
-    return frozenset(available_timezones())
-
-
 def _zone(name: str, bound: dict[str, Any]) -> ZoneInfo:
     value = bound.get("timezone")
     if value is None:
         return ZoneInfo("UTC")
-    if not isinstance(value, str) or value not in _known_zones():
+    if not isinstance(value, str) or not is_accepted_zone(value):
         raise WindowError(
             f"'{name}.timezone' {value!r} is not an IANA timezone name "
             f"(e.g. Europe/Berlin, Asia/Kolkata, UTC)"
@@ -155,8 +153,7 @@ def _bound(name: str, payload: dict[str, Any]) -> tuple[str, ZoneInfo]:
     text = bound.get("date")
     if not isinstance(text, str):
         raise WindowError(
-            f"'{name}.date' must be a string: YYYY-MM-DD or an ISO 8601 "
-            f"date-time such as 2026-01-31T18:00:00"
+            f"'{name}.date' must be a string: YYYY-MM-DD or a date-time such as 2026-01-31T18:00:00"
         )
     zone = _zone(name, bound)
     try:

@@ -15,9 +15,11 @@ authority on what is valid and why not. So a rejection here is always ``read_rec
 reason and text. What the structs cannot say is checked after decoding, or left to the
 models:
 
-- ``occurred_at`` must be the plain RFC 3339 form (``T``, ``Z`` or ``±HH:MM``, at most six
-  fraction digits) that ``datetime.fromisoformat`` reads as the models do; any other
-  spelling (``+0530``, a space, lower case) goes to the models, which accept or reject it;
+- ``occurred_at`` must be the plain RFC 3339 form (``T``, ``Z`` or ``±HH:MM`` with HH ≤ 23
+  and MM ≤ 59, at most six fraction digits) that ``datetime.fromisoformat`` reads as the
+  models do (it would also read ``+00:60``, which the models refuse); any other spelling
+  (lower case ``t``/``z``, more fraction digits) goes to the models, which accept it, and
+  what RFC 3339 forbids (``+0530``, ``+05``, a space for ``T``) goes there to be refused;
 - ``cached_prompt_tokens + cache_creation_tokens <= prompt_tokens``, and the accepted
   range of ``occurred_at`` (``AcceptedRange``), are checked after decoding;
 - ``joined_at`` is taken only as a plain ``YYYY-MM-DD`` date.
@@ -62,7 +64,7 @@ from shared.domain.facts import API_REQUEST, MESSAGE, PAYG, Fact, to_nano
 # Unicode digit).
 _TIMESTAMP: Final = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
-    r"(?:Z|[+-][0-9]{2}:[0-9]{2})\Z"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])\Z"
 )
 # joined_at: a plain date, or a plain timestamp whose local date it means
 _DATE: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:\Z|T)"

@@ -7,6 +7,7 @@ a bug we want to see in the dead-letter topic, not silently coerced.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 
@@ -35,10 +36,23 @@ Requests = Annotated[int, Field(strict=True, ge=1, le=MAX_REQUESTS)]
 Amount = Annotated[float, Field(strict=True, ge=0, le=MAX_USD, allow_inf_nan=False)]
 
 
+# RFC 3339 §5.6 date-time in ASCII: "T" and "Z" in either case (§5.6's note), seconds
+# required, a fraction of any length, an offset Z or ±hh:mm (hh ≤ 23, mm ≤ 59). Pydantic's
+# own parser also reads +0530, a space for "T", hh:mm without seconds, a decimal comma and
+# a Unix time in a string: the contract refuses those, so they are refused before it.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+)
+
+
 def _rfc3339_text(value: object) -> object:
     # Only text: a bare number would otherwise be read as a Unix time.
-    if not isinstance(value, str):
-        raise ValueError("must be an RFC 3339 date-time string with an offset")
+    if not isinstance(value, str) or _RFC3339.fullmatch(value) is None:
+        raise ValueError(
+            "must be an RFC 3339 date-time string with an offset, "
+            "like 2026-01-15T09:30:00+01:00 or 2026-01-15T08:30:00Z"
+        )
     return value
 
 

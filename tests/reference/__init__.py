@@ -65,8 +65,9 @@ Decisions where the contract is silent (numbered; the code cites them):
    are the local dates of ``floor15(from)`` and ``end - 1 ms``.
 10. Rejected (400): ``to`` before ``from`` (as given), ``from`` after ``now`` (the clamped
     ``to`` would precede it), an unknown data type or group_by, an invalid ``org_id``,
-    a zone not in ``zoneinfo.available_timezones()``, a date ``datetime.fromisoformat``
-    cannot read.
+    a zone not in ``zoneinfo.available_timezones()`` or not a place (``localtime``,
+    ``Factory``, ``posix/…``, ``right/…``), a date that is neither ``YYYY-MM-DD`` nor
+    ``YYYY-MM-DDThh:mm[:ss[.fff]]`` with an optional ``Z``/``±hh:mm`` (ignored).
 11. *From more than 12 months before now* compares local dates: ``from``'s date is
     refused when it is before today (in ``from``'s zone) minus 12 calendar months, so a
     date picked exactly one year back is accepted all day long.

@@ -149,6 +149,9 @@ def parse_timestamp(value: object) -> datetime:
     if match is None:
         raise Invalid("occurred_at must be an RFC 3339 date-time with offset")
     day, clock, fraction, offset = match.groups()
+    if offset not in ("Z", "z") and (int(offset[1:3]) > 23 or int(offset[4:]) > 59):
+        # RFC 3339's time-numoffset: hours 00-23, minutes 00-59 (fromisoformat reads +00:60)
+        raise Invalid("occurred_at has an offset out of range")
     micros = (fraction or "")[:6].ljust(6, "0")
     offset = "+00:00" if offset in ("Z", "z") else offset
     try:

@@ -14,6 +14,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _QUARTER_US = 15 * 60 * 1_000_000
 _MS = timedelta(milliseconds=1)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_WALL = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?"
+    r"(?:[Zz]|([+-])(\d{2}):(\d{2}))?",
+    re.ASCII,
+)
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}", re.ASCII)
 
 DATA_TYPES = {
@@ -52,13 +57,23 @@ class Window:
     date_range: dict[str, str]
 
 
+#: In ``available_timezones()`` but not places (contract §3): the host's own zone, IANA's
+#: "unspecified" zone, and the tz database's copies with another meaning.
+NOT_ZONES = frozenset({"localtime", "Factory", "posixrules"})
+_COPIES = frozenset({"posix", "right"})
+
+
 @lru_cache(maxsize=1)
-def _zones() -> frozenset[str]:
-    return frozenset(available_timezones())
+def accepted_zones() -> frozenset[str]:
+    return frozenset(
+        name
+        for name in available_timezones()
+        if name not in NOT_ZONES and name.split("/", 1)[0] not in _COPIES
+    )
 
 
 def zone(name: str) -> ZoneInfo:
-    if not isinstance(name, str) or name not in _zones():
+    if not isinstance(name, str) or name not in accepted_zones():
         raise RequestRejected(400, f"unknown timezone {name!r}")
     return ZoneInfo(name)
 
@@ -70,14 +85,23 @@ def check_id(name: str, value: object) -> str:
 
 
 def wall_time(text: str) -> date | datetime:
-    """A bare date as such, or the naive local wall time a date-time names (offsets are
-    ignored)."""
+    """A bare date as such, or the naive local wall time a date-time names: date, "T" (or
+    "t"), hours and minutes, optional seconds and fraction, optional ``Z`` or ``±hh:mm``
+    (which is ignored)."""
     if not isinstance(text, str):
         raise RequestRejected(400, "date must be a string")
     try:
         if _DATE.fullmatch(text):
             return date.fromisoformat(text)
-        return datetime.fromisoformat(text).replace(tzinfo=None)
+        match = _WALL.fullmatch(text)
+        if match is None:
+            raise ValueError(text)
+        year, month, day, hour, minute, second, fraction, sign, off_h, off_m = match.groups()
+        if sign is not None and (int(off_h) > 23 or int(off_m) > 59):
+            raise ValueError(text)
+        micros = int((fraction or "")[:6].ljust(6, "0"))
+        clock = (int(hour), int(minute), int(second or "0"), micros)
+        return datetime(int(year), int(month), int(day), *clock)
     except ValueError:
         raise RequestRejected(400, f"invalid date {text!r}") from None
 

@@ -209,3 +209,46 @@ def test_deployment_subgroups_need_a_byok_workspace() -> None:
     assert refused is not None
     assert "only available for BYOK workspaces" in refused.message
     assert check_workspace_options(result, WorkspaceOptions(byok=True)) is None
+
+
+@pytest.mark.parametrize("zone", ["localtime", "Factory", "posixrules", "right/UTC"])
+def test_zone_files_that_are_not_places_are_refused(zone: str) -> None:
+    """``localtime`` would mean the exporter host's own zone and ``Factory`` is IANA's
+    "unspecified" (-00): both are in ``available_timezones()``, neither is a place."""
+    message = rejection(request(**{"to": {"date": "2026-01-31", "timezone": zone}}))
+    assert f"'to.timezone' {zone!r} is not an IANA timezone name" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "wall"),
+    [
+        ("2026-01-05T10:07", "2026-01-05T10:00:00.000+01:00"),  # a browser's datetime-local
+        ("2026-01-05t10:07:00z", "2026-01-05T10:00:00.000+01:00"),
+        ("2026-01-05T10:07:00.123456789-03:30", "2026-01-05T10:00:00.000+01:00"),
+    ],
+)
+def test_date_times_rfc3339_allows_are_wall_times(text: str, wall: str) -> None:
+    result = validate(request(**{"from": {"date": text, "timezone": "Europe/Berlin"}}))
+    assert isinstance(result, ValidRequest)
+    assert result.window.date_range()["from"] == wall
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-01-05T10:07:00+0530",  # an offset needs its colon
+        "2026-01-05T10:07:00+05",
+        "2026-01-05T10:07:00+00:60",
+        "2026-01-05 10:07:00",  # a space is not "T"
+        "2026-01-05X10:07:00",
+        "2026-01-05T10",
+        "2026-01-05T10:07:00,5",
+        "20260105T100700",
+        "2026-W02-1T10:07:00",
+        " 2026-01-05",
+        "2026-01-05\n",
+    ],
+)
+def test_date_times_outside_the_contract_are_refused(text: str) -> None:
+    message = rejection(request(**{"from": {"date": text, "timezone": "UTC"}}))
+    assert message.startswith("'from.date': date ")

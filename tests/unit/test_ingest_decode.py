@@ -179,6 +179,16 @@ TIME_EDGES = [
     (NOW + timedelta(hours=24)).isoformat(),  # the newest accepted instant
     (NOW + timedelta(hours=24, milliseconds=1)).isoformat(),
     1_700_000_000,
+    "1793527200",
+    "2026-11-01T10:00:00+05",
+    "2026-11-01T10:00:00+00:60",
+    "2026-11-01T10:00:00+23:59",
+    "2026-11-01T10:00:00-23:59",
+    "2026-11-01T10:00:00,5Z",
+    "2026-11-01t10:00:00Z",
+    "2026-11-01T10:00:00z",
+    "2026-11-01X10:00:00Z",
+    "2026-11-01T10:00:00.123456789+05:30",
 ]
 ID_EDGES = ["u-1", "a", "u..1", "-u", "u/1", "x" * 128, "x" * 129, "ｕ", "u 1", "u-1\n", "u:1.2_3"]
 NUMBER_EDGES = [
@@ -250,17 +260,32 @@ USAGES = st.fixed_dictionaries(
 
 
 @st.composite
+def timestamp_shapes(draw: st.DrawFn) -> str:
+    """An instant of the accepted range spelled as RFC 3339 allows it, or almost: each
+    part drawn from spellings the contract accepts (T/t, Z/z, ±hh:mm, fractions) and ones
+    RFC 3339 forbids (a space, +0530, +05, +00:60, no seconds, a decimal comma)."""
+    moment = draw(st.datetimes(min_value=datetime(2025, 11, 21), max_value=datetime(2026, 11, 23)))
+    day, clock = moment.strftime("%Y-%m-%d"), moment.strftime("%H:%M")
+    seconds = draw(st.sampled_from(["", moment.strftime(":%S")] + [moment.strftime(":%S")] * 3))
+    fraction = draw(st.sampled_from(["", "", ".5", ".123", ".123456", ".1234567", ",5", "."]))
+    separator = draw(st.sampled_from(["T", "T", "t", " ", "_"]))
+    allowed = ["Z", "z", "+05:30", "-03:30", "+00:00", "-00:00", "+23:59", "+14:00"]
+    forbidden = ["+0530", "+05", "+00:60", "+24:00", "+5:30", "", " Z", "Z\n"]
+    offset = draw(st.sampled_from([*allowed, *forbidden]))
+    return f"{day}{separator}{clock}{seconds}{fraction if seconds else ''}{offset}"
+
+
+@st.composite
 def mutated_events(draw: st.DrawFn) -> dict[str, Any]:
     kind = draw(st.sampled_from(sorted(BASES)))
+    plain = st.datetimes(min_value=datetime(2025, 11, 21), max_value=datetime(2026, 11, 23)).map(
+        lambda moment: moment.replace(tzinfo=UTC).isoformat()
+    )
     event: dict[str, Any] = {
         "event_id": draw(st.from_regex(r"[A-Za-z0-9._:-]{1,12}", fullmatch=True)),
         "type": kind,
         "org_id": draw(st.sampled_from(["ws-1", "ws-2"])),
-        "occurred_at": draw(
-            st.datetimes(min_value=datetime(2025, 11, 21), max_value=datetime(2026, 11, 23)).map(
-                lambda moment: moment.replace(tzinfo=UTC).isoformat()
-            )
-        ),
+        "occurred_at": draw(plain | timestamp_shapes()),
     } | BASES[kind]
     own = sorted(event)  # mostly the event's own fields: another type's is an unknown one
     for _ in range(draw(st.integers(0, 3))):
@@ -381,16 +406,28 @@ def test_json_nested_too_deeply_is_rejected_not_raised() -> None:
     assert [rejected.reason for _, rejected in batch.rejected] == ["invalid_json"] * 2
 
 
-def test_offsets_with_and_without_a_colon() -> None:
+def test_offsets_need_their_colon_and_stay_in_range() -> None:
+    """RFC 3339 (contract §2): ``+05:30`` is read by the structs, lower case ``t``/``z``
+    by the models; ``+0530``, ``+05``, a space for ``T`` and ``+00:60`` (which
+    ``fromisoformat`` would read as +01:00) are refused by both, with the models' text."""
     event = {"event_id": "e-1", "type": "payg_consumption", "org_id": "ws-1", "amount": 2}
     event["user_id"] = "u-1"
-    colon = encode(event | {"occurred_at": "2026-11-01T10:00:00+05:30"}, 0)
-    bare = encode(event | {"occurred_at": "2026-11-01T10:00:00+0530"}, 0)
-    batch = assert_equivalent([colon, bare])
-    # the plain form is the struct's; the other is the models' (which accept it)
-    assert batch.by_models == 1
+    accepted = ["2026-11-01T10:00:00+05:30", "2026-11-01t04:30:00z"]
+    refused = [
+        "2026-11-01T10:00:00+0530",
+        "2026-11-01T10:00:00+05",
+        "2026-11-01 10:00:00+05:30",
+        "2026-11-01T05:30:00+00:60",
+    ]
+    values: list[bytes | None] = [encode(event | {"occurred_at": at}, 0) for at in accepted]
+    values += [encode(event | {"occurred_at": at}, 0) for at in refused]
+    batch = assert_equivalent(values)
+    assert batch.by_models == 1 + len(refused)  # the structs take only the plain form
     instant = datetime(2026, 11, 1, 4, 30, tzinfo=UTC).timestamp() * 1000
     assert batch.facts.column("occurred_ms").to_pylist() == [instant] * 2
+    assert [index for index, _ in batch.rejected] == [2, 3, 4, 5]
+    assert {rejected.reason for _, rejected in batch.rejected} == {"invalid_event"}
+    assert all("RFC 3339" in rejected.detail for _, rejected in batch.rejected)
 
 
 def test_unknown_fields_are_accepted_through_the_models() -> None:

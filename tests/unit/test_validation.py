@@ -10,6 +10,7 @@ import pytest
 from services.ingest.validation import AcceptedRange, Rejected, validate_record
 from shared.contracts.events import MessageEvent
 from shared.domain.facts import NANO, fact_from_message, to_nano
+from tests.reference.parsing import Invalid, parse_timestamp
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 RANGE = AcceptedRange.at(NOW)
@@ -121,3 +122,42 @@ def test_flush_cadence_follows_freshness_when_caught_up_and_batches_in_a_backlog
     assert flush_due(settings, elapsed_s=10.0, backlog=True, **common)
     assert flush_due(settings, elapsed_s=0.1, backlog=True, pending_facts=1000, over_bounds=False)
     assert flush_due(settings, elapsed_s=0.1, backlog=True, pending_facts=0, over_bounds=True)
+
+
+# RFC 3339 §5.6 (contract §2): the shapes a producer might send for occurred_at.
+RFC3339_SHAPES = {
+    "2026-11-01T10:00:00+05:30": datetime(2026, 11, 1, 4, 30, tzinfo=UTC),
+    "2026-11-01t10:00:00z": datetime(2026, 11, 1, 10, tzinfo=UTC),  # §5.6: either case
+    "2026-11-01T10:00:00-00:00": datetime(2026, 11, 1, 10, tzinfo=UTC),
+    "2026-11-01T10:00:00.1234567+23:59": datetime(2026, 10, 31, 10, 1, 0, 123456, tzinfo=UTC),
+}
+NOT_RFC3339 = [
+    "2026-11-01T10:00:00+0530",  # the colon is required
+    "2026-11-01T10:00:00+05",  # minutes are required
+    "2026-11-01 10:00:00Z",  # a space is not "T"
+    "2026-11-01T10:00Z",  # seconds are required
+    "2026-11-01T10:00:00,5Z",  # a decimal comma
+    "2026-11-01T10:00:00+00:60",  # offset minutes 00-59
+    "2026-11-01T10:00:00+24:00",
+    "1793527200",  # a Unix time in a string
+    "20261101T100000Z",
+]
+
+
+@pytest.mark.parametrize(("text", "instant"), sorted(RFC3339_SHAPES.items()))
+def test_rfc3339_timestamps_are_read_in_every_form_it_allows(text: str, instant: datetime) -> None:
+    event = validate_record(message(occurred_at=text), RANGE, max_bytes=1 << 20)
+    assert isinstance(event, MessageEvent)
+    assert event.occurred_at == instant
+    assert parse_timestamp(text) == instant  # the oracle reads it the same
+
+
+@pytest.mark.parametrize("text", NOT_RFC3339)
+def test_timestamps_rfc3339_forbids_are_rejected(text: str) -> None:
+    rejected = validate_record(message(occurred_at=text), RANGE, max_bytes=1 << 20)
+    assert isinstance(rejected, Rejected)
+    assert rejected.reason == "invalid_event"
+    assert "occurred_at" in rejected.detail
+    assert "RFC 3339" in rejected.detail
+    with pytest.raises(Invalid):
+        parse_timestamp(text)

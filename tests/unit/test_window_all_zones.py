@@ -2,7 +2,8 @@
 the last 12 months and on the 12-month edge: production (``shared.domain.window``)
 against the oracle (``tests.reference.window``) and against a brute-force definition.
 
-A deterministic sweep: ``zoneinfo.available_timezones()``, each zone's offset changes
+A deterministic sweep: every accepted zone (``zoneinfo.available_timezones()`` less the
+names that are not places: ``localtime``, ``Factory``), each zone's offset changes
 found by scanning its offsets from 12 months back to now (``tests.unit.window_edges``),
 the local day before, of and after each change (single-day windows and the span), and
 the first allowed local day 12 months back, the day before it and a window from it to
@@ -25,9 +26,10 @@ from datetime import date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
+from shared.domain.timezones import accepted_zone_names
 from shared.domain.window import Window, WindowError, resolve_window
 from tests.clock import NOW
-from tests.reference.window import RequestRejected
+from tests.reference.window import NOT_ZONES, RequestRejected, accepted_zones
 from tests.reference.window import resolve_window as reference_window
 from tests.unit.window_edges import (
     LAST_MS_OF_DAY,
@@ -86,7 +88,7 @@ def days_around(changes: list[int], zone: ZoneInfo) -> Iterator[date]:
 def sweep() -> Sweep:
     cases: list[Case] = []
     all_changes: dict[str, list[int]] = {}
-    for name in sorted(available_timezones()):
+    for name in sorted(accepted_zones()):
         zone = ZoneInfo(name)
         today = NOW.astimezone(zone).date()
         earliest = one_year_before(today)
@@ -122,12 +124,31 @@ def describe(case: Case) -> str:
 
 def test_the_sweep_covers_every_zone_and_its_changes() -> None:
     result = sweep()
-    assert {case.zone for case in result.cases} == set(available_timezones())
+    assert {case.zone for case in result.cases} == accepted_zones() == accepted_zone_names()
+    assert accepted_zones() == available_timezones() - NOT_ZONES
     # Zones that change their offset twice a year: one or both changes fall in the
     # scanned span (12 months less two days at each end), whatever the date.
     for name in ("Europe/Berlin", "Australia/Sydney", "Pacific/Chatham", "Australia/Lord_Howe"):
         assert len(result.changes[name]) in (1, 2), name
     assert sum(map(len, result.changes.values())) > 100
+
+
+def test_names_that_are_not_places_are_refused_by_both() -> None:
+    """``localtime`` (the exporter host's own zone on Debian) and ``Factory`` (IANA's
+    "unspecified", abbreviation -00) are in ``available_timezones()`` but not zones a
+    request may name; nor are the tz database's copies and file paths."""
+    day = str(NOW.date())
+    refused = sorted(available_timezones() - accepted_zones())
+    assert set(refused) <= {"localtime", "Factory", "posixrules"}
+    assert "Factory" in refused
+    others = ["posix/Europe/Berlin", "right/UTC", "posixrules", "/etc/localtime", "Mars/Base"]
+    for name in [*refused, "localtime", "Factory", *others]:
+        assert ours(Case(name, day, day, "not a place")) is None, name
+        try:
+            reference_window(from_date=day, from_tz=name, to_date=day, to_tz=name, now=NOW)
+        except RequestRejected:
+            continue
+        raise AssertionError(f"the oracle accepts {name!r}")
 
 
 def test_production_equals_the_oracle_in_every_zone() -> None:
