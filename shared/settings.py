@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     topic_export_requests_dlq: str = "usage.export-requests.dlq"
     topic_export_completions: str = "usage.export-completions"
     signed_url_ttl_s: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    # Keys of a read-only identity that signs the download URLs (unset: the keys above).
+    # `usage-export up` creates one that may only read the exports bucket.
+    s3_presign_access_key: SecretStr | None = None
+    s3_presign_secret_key: SecretStr | None = None
 
     # --- Kafka -------------------------------------------------------------------------
     # Idempotent producers need InitProducerId; real Kafka has it, the embedded Tansu
@@ -124,6 +128,14 @@ class Settings(BaseSettings):
     api_max_exports_per_workspace: int = Field(default=4, ge=1)
 
     @model_validator(mode="after")
+    def _presign_keys_come_in_pairs(self) -> Settings:
+        if (self.s3_presign_access_key is None) != (self.s3_presign_secret_key is None):
+            raise ValueError(
+                "set both USAGE_S3_PRESIGN_ACCESS_KEY and USAGE_S3_PRESIGN_SECRET_KEY, or neither"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _retention_covers_ingest_acceptance(self) -> Settings:
         kept = self.retention_days + self.retention_margin_days
         if kept < INGEST_ACCEPTANCE_DAYS:
@@ -147,6 +159,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The ``USAGE_*`` environment that reproduces ``settings`` in another process."""
     env: dict[str, str] = {}
     for name, value in settings.model_dump().items():
+        if value is None:  # unset optional: absent, not the string "None"
+            continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
         if isinstance(value, bool):

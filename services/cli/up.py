@@ -3,8 +3,13 @@
 The zero-set-up way to run everything on one machine (contract §7): servers come from
 pip-installed wheels, run as children that die with this process, and stop cleanly on
 Ctrl-C or SIGTERM. The HTTP API listens on ``--api-port`` (default 8080) and
-``USAGE_API_URL`` in ``usage.env`` names it. ``--infra-only`` leaves the services to
+``USAGE_API_URL`` in ``usage.env`` names it. The services' metrics ports are the settings'
+(9464-9466) when free, else any free port, or what ``--*-metrics-port`` says (0: any free
+port); ``usage.env`` names the ones chosen. ``--infra-only`` leaves the services to
 separate processes, which reach the servers through ``DATA_DIR/usage.env``.
+
+It is for one user's machine: every listener is on loopback, the data dir is the
+owner's alone, and the banner names the env file instead of printing its secret keys.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from rich.table import Table
 
 from services.cli.runtime import setup_logging
 from shared.embedded import EmbeddedStack, write_env_file
-from shared.embedded.ports import require_free_port
+from shared.embedded.ports import choose_ports, require_free_port
 from shared.errors import EmbeddedStackError
 from shared.settings import Settings
 
@@ -44,6 +49,12 @@ SERVICES: tuple[tuple[str, str, str], ...] = (
 SERVICE_DRAIN_S = 60.0  # services flush and commit after stop is set; then we cancel
 ENV_FILE_NAME = "usage.env"
 DEFAULT_API_PORT = 8080
+#: (service, setting) of each /metrics and /health listener ``up`` runs.
+METRICS_PORTS = (
+    ("ingest", "ingest_metrics_port"),
+    ("exporter", "exporter_metrics_port"),
+    ("api", "api_metrics_port"),
+)
 
 
 def _port(text: str) -> int:
@@ -51,6 +62,10 @@ def _port(text: str) -> int:
     if not 0 < port < 65536:
         raise argparse.ArgumentTypeError(f"{port} is not a TCP port")
     return port
+
+
+def _port_or_any(text: str) -> int:
+    return 0 if int(text) == 0 else _port(text)
 
 
 def _positive(text: str) -> int:
@@ -88,6 +103,15 @@ def register(subparsers: Any) -> None:
         default=DEFAULT_API_PORT,
         help=f"HTTP API port on 127.0.0.1 (default: {DEFAULT_API_PORT})",
     )
+    for service, setting in METRICS_PORTS:
+        parser.add_argument(
+            f"--{service}-metrics-port",
+            type=_port_or_any,
+            default=None,
+            help=f"/metrics and /health of {service} on 127.0.0.1 (default: "
+            f"USAGE_{setting.upper()} or {Settings.model_fields[setting].default} when free, "
+            f"else any free port; 0: any free port)",
+        )
     parser.add_argument(
         "--events-partitions",
         type=_positive,
@@ -124,6 +148,9 @@ async def _up(args: argparse.Namespace, console: Console) -> int:
         base = base.model_copy(update={"events_partitions": args.events_partitions})
     if not args.infra_only:
         require_free_port(args.api_port, "HTTP API")
+        for service, _ in METRICS_PORTS:
+            if port := getattr(args, f"{service}_metrics_port"):
+                require_free_port(port, f"{service} metrics")
     stack = EmbeddedStack(
         args.data_dir, kafka_port=args.kafka_port, s3_port=args.s3_port, settings=base
     )
@@ -135,16 +162,35 @@ async def _up(args: argparse.Namespace, console: Console) -> int:
     env_path = stack.data_dir / ENV_FILE_NAME
     try:
         env = stack.env()
+        settings = stack.settings
         if not args.infra_only:
+            # Chosen once the servers listen, so no server can take a port chosen here.
+            settings = settings.model_copy(update=_metrics_ports(args, settings))
             env["USAGE_API_URL"] = f"http://127.0.0.1:{args.api_port}"
+            for _, setting in METRICS_PORTS:
+                env[f"USAGE_{setting.upper()}"] = str(getattr(settings, setting))
         write_env_file(env_path, env)
         _print_ready(console, stack, env_path, env)
         services = [] if args.infra_only else _load_services(console)
-        return await _run_until_stopped(services, stack, stop, console)
+        return await _run_until_stopped(services, stack, settings, stop, console)
     finally:
         env_path.unlink(missing_ok=True)  # its addresses die with the servers
         await stack.stop()
         console.print("Stopped: broker, object store and services.")
+
+
+def _metrics_ports(args: argparse.Namespace, settings: Settings) -> dict[str, int]:
+    """setting -> port: the flag's (checked free before start-up), else the setting's when
+    free, else any free one (0 asks for that)."""
+    wanted = {
+        setting: (
+            flag
+            if (flag := getattr(args, f"{service}_metrics_port")) is not None
+            else int(getattr(settings, setting))
+        )
+        for service, setting in METRICS_PORTS
+    }
+    return choose_ports(wanted)
 
 
 def _install_signal_handlers(stop: asyncio.Event, console: Console) -> None:
@@ -204,11 +250,11 @@ def _load_services(console: Console) -> list[tuple[str, ServiceMain]]:
 async def _run_until_stopped(
     services: list[tuple[str, ServiceMain]],
     stack: EmbeddedStack,
+    settings: Settings,
     stop: asyncio.Event,
     console: Console,
 ) -> int:
     """Run the services until ``stop``; a service or server that ends on its own stops all."""
-    settings = stack.settings
     tasks: set[asyncio.Task[object]] = {
         asyncio.create_task(main(settings, stop=stop), name=name) for name, main in services
     }
@@ -268,9 +314,11 @@ def _print_ready(
     table.add_row("Logs", escape(str(stack.log_dir)))
     if "USAGE_API_URL" in env:
         table.add_row("HTTP API", f"{env['USAGE_API_URL']} (keys: usage-export keys create)")
-    table.add_row("Environment", escape(str(env_path)))
+        metrics = ", ".join(
+            f"{service} {env[f'USAGE_{setting.upper()}']}" for service, setting in METRICS_PORTS
+        )
+        table.add_row("Metrics ports", f"{metrics} (/metrics, /health/ready)")
+    table.add_row("Environment", f"{escape(str(env_path))} (addresses and keys; owner only)")
     console.print(table)
     console.print("Reach them from another shell with:")
     console.print(f"  set -a; . {escape(str(env_path))}; set +a", highlight=False, soft_wrap=True)
-    for name, value in env.items():
-        console.print(f"  {name}={escape(value)}", highlight=False, soft_wrap=True)

@@ -73,6 +73,8 @@ class ObjectStore:
         self._client_cm: Any = None
         self._client: Any = None
         self._lean: LeanS3 | None = None
+        self._presign_cm: Any = None
+        self._presigner: Any = None
 
     # ---- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
@@ -99,6 +101,17 @@ class ObjectStore:
             config=config,
         )
         self._client = await self._client_cm.__aenter__()
+        if s.s3_presign_access_key is not None and s.s3_presign_secret_key is not None:
+            # Download URLs carry the read-only identity's signature, never the main one's.
+            self._presign_cm = self._session.client(
+                "s3",
+                endpoint_url=s.s3_endpoint,
+                aws_access_key_id=s.s3_presign_access_key.get_secret_value(),
+                aws_secret_access_key=s.s3_presign_secret_key.get_secret_value(),
+                region_name=s.s3_region,
+                config=config,
+            )
+            self._presigner = await self._presign_cm.__aenter__()
         if s.s3_lean_client:
             self._lean = LeanS3(
                 endpoint=s.s3_endpoint,
@@ -115,6 +128,9 @@ class ObjectStore:
             await self._lean.start()
 
     async def stop(self) -> None:
+        if self._presign_cm is not None:
+            presign_cm, self._presign_cm, self._presigner = self._presign_cm, None, None
+            await presign_cm.__aexit__(None, None, None)
         if self._lean is not None:
             lean, self._lean = self._lean, None
             await lean.stop()
@@ -268,7 +284,8 @@ class ObjectStore:
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if filename:
             params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
-        url: str = await self.client.generate_presigned_url(
+        signer = self._presigner if self._presigner is not None else self.client
+        url: str = await signer.generate_presigned_url(
             "get_object", Params=params, ExpiresIn=expires_s
         )
         return url

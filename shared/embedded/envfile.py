@@ -19,6 +19,8 @@ STACK_FIELDS = (
     "s3_endpoint",
     "s3_access_key",
     "s3_secret_key",
+    "s3_presign_access_key",
+    "s3_presign_secret_key",
     "s3_region",
     "aggregates_bucket",
     "exports_bucket",
@@ -37,9 +39,11 @@ STACK_FIELDS = (
 
 
 def stack_env(settings: Settings) -> dict[str, str]:
-    """``USAGE_NAME -> value`` for :data:`STACK_FIELDS`, formatted as Settings reads them."""
+    """``USAGE_NAME -> value`` for :data:`STACK_FIELDS` that are set, formatted as
+    Settings reads them."""
     everything = settings_env(settings)
-    return {key: everything[key] for key in (f"USAGE_{name.upper()}" for name in STACK_FIELDS)}
+    names = (f"USAGE_{name.upper()}" for name in STACK_FIELDS)
+    return {key: everything[key] for key in names if key in everything}
 
 
 def render_env_file(env: Mapping[str, str]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+from collections.abc import Mapping
 
 from shared.errors import EmbeddedStackError
 
@@ -50,3 +51,16 @@ def require_free_port(port: int, what: str, host: str = LOOPBACK) -> None:
             f"{what} port {host}:{port} is already in use (another broker or store, or an "
             f"earlier 'usage-export up' still running?)"
         )
+
+
+def choose_ports(wanted: Mapping[str, int], host: str = LOOPBACK) -> dict[str, int]:
+    """A distinct free port for each name: the wanted one when it is free, else (or when
+    0 is wanted) any free one. For defaults that may be taken (``up``'s metrics ports);
+    a port the user asked for explicitly is checked first with :func:`require_free_port`.
+    """
+    chosen: dict[str, int] = {}
+    for name, port in wanted.items():
+        if port and port not in chosen.values() and port_is_free(port, host):
+            chosen[name] = port
+    spare = iter(port for port in free_ports(len(wanted), host) if port not in chosen.values())
+    return {name: chosen[name] if name in chosen else next(spare) for name in wanted}

@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import hashlib
+import hmac
 import os
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from pydantic import SecretStr
+
 from shared.embedded.binaries import locate_tansu, locate_weed
 from shared.embedded.broker import TansuBroker
 from shared.embedded.envfile import stack_env
 from shared.embedded.ports import free_ports, require_free_port
 from shared.embedded.provision import DEFAULT_TOPIC_PLAN, TopicPlan, ensure_infrastructure
-from shared.embedded.store import SeaweedStore, WeedPorts
+from shared.embedded.store import ReadOnlyIdentity, SeaweedStore, WeedPorts
 from shared.errors import EmbeddedStackError
 from shared.settings import Settings
 
@@ -31,6 +35,23 @@ EMBEDDED_KAFKA_OVERRIDES: dict[str, object] = {
     "kafka_session_timeout_ms": 6_000,
     "kafka_heartbeat_interval_ms": 1_000,
 }
+
+PRESIGN_ACCESS_KEY = "usage-export-presign"
+
+
+def presign_identity(settings: Settings) -> ReadOnlyIdentity:
+    """The read-only identity that signs download URLs: the settings' presign keys, or
+    ``usage-export-presign`` with a secret derived from the main secret key (HMAC-SHA-256:
+    stable across restarts, so URLs signed before one keep working, and it reveals nothing
+    of the main key)."""
+    if settings.s3_presign_access_key is not None and settings.s3_presign_secret_key is not None:
+        access_key = settings.s3_presign_access_key.get_secret_value()
+        secret_key = settings.s3_presign_secret_key.get_secret_value()
+    else:
+        main = settings.s3_secret_key.get_secret_value().encode()
+        access_key = PRESIGN_ACCESS_KEY
+        secret_key = hmac.new(main, b"usage-export presign v1", hashlib.sha256).hexdigest()
+    return ReadOnlyIdentity(access_key, secret_key, settings.exports_bucket)
 
 
 class EmbeddedStack:
@@ -155,12 +176,14 @@ class EmbeddedStack:
 
         self._broker = TansuBroker(tansu, port=kafka_port, log_path=self.log_dir / "tansu.log")
         secrets = self._base.s3_access_key, self._base.s3_secret_key
+        presign = presign_identity(self._base)
         self._store = SeaweedStore(
             weed,
             root=self.data_dir / "seaweedfs",
             ports=weed_ports,
             access_key=secrets[0].get_secret_value(),
             secret_key=secrets[1].get_secret_value(),
+            read_only=presign,
             log_path=self.log_dir / "seaweedfs.log",
             grace_s=self._store_grace_s,
         )
@@ -171,6 +194,8 @@ class EmbeddedStack:
             update={
                 "kafka_bootstrap": self._broker.bootstrap,
                 "s3_endpoint": self._store.endpoint,
+                "s3_presign_access_key": SecretStr(presign.access_key),
+                "s3_presign_secret_key": SecretStr(presign.secret_key),
                 **EMBEDDED_KAFKA_OVERRIDES,
             }
         )
@@ -189,8 +214,13 @@ class EmbeddedStack:
         return max(1.0, deadline - time.monotonic())
 
     def _lock_data_dir(self) -> None:
-        """One stack per data dir: two SeaweedFS servers on one directory corrupt it."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """One stack per data dir: two SeaweedFS servers on one directory corrupt it.
+
+        The data dir is the owner's alone (0700): it holds the store's data and keys,
+        usage.env and the logs.
+        """
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)
         descriptor = os.open(self.data_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -10,7 +10,16 @@ corrected here on purpose:
   second bucket cannot be written: we grow one volume per bucket, size volumes at
   ``VOLUME_SIZE_LIMIT_MB`` and let ``-volume.max=0`` derive the slots from free disk;
 * an identities file with one admin identity (the settings' keys) makes the store refuse
-  anonymous requests, as a real bucket policy would;
+  anonymous requests, as a real bucket policy would; a second, read-only identity (the
+  presign keys) may only read the exports bucket, and signs the download URLs;
+* only the S3 port answers without a token (issue 13): the filer's HTTP API is off
+  (``-filer.disableHttp``; S3 reaches the filer over gRPC), so is the master's
+  (``-disableHttp``: no assign, lookup, grow or collection delete; its read-only status
+  page remains), and the volume server accepts reads and writes only with a JWT signed
+  by keys made fresh at every start and passed in the environment (``WEED_JWT_*``), so
+  they are never on disk; ``security.toml`` in the working directory shadows any in
+  ``$HOME/.seaweedfs`` or ``/etc/seaweedfs``. The gRPC ports stay unauthenticated
+  (SeaweedFS secures them only with mTLS): loopback, for this user's machine only;
 * ``-volume.preStopSeconds=0``: no 10 s pause before the volume server stops.
 
 On SIGTERM ``weed`` starts a graceful gRPC stop that waits for its own internal streams
@@ -21,7 +30,9 @@ data: volumes and the filer's LevelDB are written through to the OS as they chan
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+import secrets
+from collections.abc import Iterator, Mapping
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
@@ -32,6 +43,24 @@ from shared.settings import Settings
 
 VOLUME_SIZE_LIMIT_MB = 128
 IDENTITY_ACTIONS = ("Admin", "Read", "Write", "List", "Tagging")
+
+#: The volume server's write and read JWT keys, the filer's (its HTTP API is off: kept
+#: in case a SeaweedFS release turns some of it back on).
+JWT_KEY_VARIABLES = (
+    "WEED_JWT_SIGNING_KEY",
+    "WEED_JWT_SIGNING_READ_KEY",
+    "WEED_JWT_FILER_SIGNING_KEY",
+    "WEED_JWT_FILER_SIGNING_READ_KEY",
+)
+
+# Read by ``weed`` from its working directory, before $HOME/.seaweedfs and /etc/seaweedfs.
+SECURITY_TOML = """\
+# Written by usage-export. The JWT signing keys are not here: they come from the
+# environment (WEED_JWT_*), fresh at every start. This file shadows any security.toml
+# in $HOME/.seaweedfs or /etc/seaweedfs.
+[access]
+ui = false
+"""
 
 # Read by ``weed`` from its working directory.
 MASTER_TOML = """\
@@ -61,17 +90,57 @@ class WeedPorts:
         return iter(astuple(self))
 
 
-def identities_document(access_key: str, secret_key: str) -> dict[str, object]:
-    """The ``-s3.config`` file: one identity allowed everything, nobody else anything."""
-    return {
-        "identities": [
+@dataclass(frozen=True, slots=True)
+class ReadOnlyIdentity:
+    """Keys that may only read objects of buckets whose names start with ``bucket``
+    (``usage-exports`` and the tests' ``usage-exports-<tag>``): they sign download URLs."""
+
+    access_key: str
+    secret_key: str
+    bucket: str
+
+
+def identities_document(
+    access_key: str, secret_key: str, read_only: ReadOnlyIdentity | None = None
+) -> dict[str, object]:
+    """The ``-s3.config`` file: one identity allowed everything, optionally one allowed
+    to read one bucket (prefix), nobody else anything."""
+    identities: list[dict[str, object]] = [
+        {
+            "name": "usage-export",
+            "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+            "actions": list(IDENTITY_ACTIONS),
+        }
+    ]
+    if read_only is not None:
+        identities.append(
             {
-                "name": "usage-export",
-                "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
-                "actions": list(IDENTITY_ACTIONS),
+                "name": "usage-export-presign",
+                "credentials": [
+                    {"accessKey": read_only.access_key, "secretKey": read_only.secret_key}
+                ],
+                "actions": [f"Read:{read_only.bucket}*"],
             }
-        ]
-    }
+        )
+    return {"identities": identities}
+
+
+def weed_environment(
+    jwt_keys: Mapping[str, str], inherited: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """``inherited`` (default: ours) without any ``WEED_*`` variable, plus the JWT keys.
+
+    A ``WEED_JWT_SIGNING_KEY=`` left in the user's shell would otherwise switch the
+    volume server's tokens off: a set variable wins over security.toml.
+    """
+    source = os.environ if inherited is None else inherited
+    kept = {name: value for name, value in source.items() if not name.startswith("WEED_")}
+    return kept | dict(jwt_keys)
+
+
+def fresh_jwt_keys() -> dict[str, str]:
+    """A random key for each of :data:`JWT_KEY_VARIABLES` (256 bits each)."""
+    return {name: secrets.token_urlsafe(32) for name in JWT_KEY_VARIABLES}
 
 
 def weed_server_argv(
@@ -92,7 +161,9 @@ def weed_server_argv(
         f"-volume.port.grpc={ports.volume_grpc}",
         "-volume.max=0",
         "-volume.preStopSeconds=0",
+        "-disableHttp",  # the master's HTTP API: assign, lookup, grow, delete
         "-filer",
+        "-filer.disableHttp",  # S3 talks to the filer over gRPC
         f"-filer.port={ports.filer}",
         f"-filer.port.grpc={ports.filer_grpc}",
         "-s3",
@@ -133,6 +204,7 @@ class SeaweedStore:
         access_key: str,
         secret_key: str,
         log_path: Path,
+        read_only: ReadOnlyIdentity | None = None,
         grace_s: float = 2.0,
         host: str = LOOPBACK,
     ) -> None:
@@ -141,6 +213,7 @@ class SeaweedStore:
         self.host = host
         self._access_key = access_key
         self._secret_key = secret_key
+        self._read_only = read_only
         self.process = ServerProcess(
             "weed",
             weed_server_argv(
@@ -152,6 +225,7 @@ class SeaweedStore:
             ),
             log_path=log_path,
             cwd=root,
+            env=weed_environment(fresh_jwt_keys()),
             grace_s=grace_s,
         )
 
@@ -160,16 +234,20 @@ class SeaweedStore:
         return f"http://{self.host}:{self.ports.s3}"
 
     def start(self) -> None:
-        """Write the config files (fresh each start: keys may change), then spawn."""
-        (self.root / "data").mkdir(parents=True, exist_ok=True)
+        """Write the config files (fresh each start: keys may change), then spawn.
+
+        The root is the owner's alone (0700): it holds the identities and the data.
+        """
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.root.chmod(0o700)
+        (self.root / "data").mkdir(mode=0o700, exist_ok=True)
         (self.root / "master.toml").write_text(MASTER_TOML, encoding="utf-8")
+        (self.root / "security.toml").write_text(SECURITY_TOML, encoding="utf-8")
         identities = self.root / "identities.json"
         identities.touch(mode=0o600)
-        identities.chmod(0o600)  # it holds the secret key
-        identities.write_text(
-            json.dumps(identities_document(self._access_key, self._secret_key), indent=2),
-            encoding="utf-8",
-        )
+        identities.chmod(0o600)  # it holds the secret keys
+        document = identities_document(self._access_key, self._secret_key, self._read_only)
+        identities.write_text(json.dumps(document, indent=2), encoding="utf-8")
         self._remove_unix_sockets()
         self.process.start()
 

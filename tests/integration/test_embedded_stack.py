@@ -233,7 +233,7 @@ class UpProcess:
 
 @asynccontextmanager
 async def running_up(
-    tmp_path: Path, *extra: str, infra_only: bool = True
+    tmp_path: Path, *extra: str, infra_only: bool = True, env: dict[str, str] | None = None
 ) -> AsyncIterator[UpProcess]:
     """``usage-export up`` (``--infra-only`` unless told) on free ports; killed at the end
     whatever happens."""
@@ -259,7 +259,7 @@ async def running_up(
             stderr=asyncio.subprocess.STDOUT,
             stdin=asyncio.subprocess.DEVNULL,
             cwd=REPO_ROOT,
-            env=os.environ | {"PYTHONUNBUFFERED": "1"},
+            env=os.environ | {"PYTHONUNBUFFERED": "1"} | (env or {}),
         )
     up = UpProcess(process, data_dir, output, kafka_port, s3_port)
     try:
@@ -287,6 +287,11 @@ async def test_up_infra_only_serves_writes_env_and_stops_on_sigterm(tmp_path: Pa
         assert env["USAGE_S3_ENDPOINT"] == f"http://127.0.0.1:{up.s3_port}"
         assert env["USAGE_KAFKA_IDEMPOTENCE"] == "false"
         assert up.env_file.stat().st_mode & 0o077 == 0, "usage.env holds the secret key"
+        assert up.data_dir.stat().st_mode & 0o077 == 0, "the data dir is the owner's alone"
+        banner = up.output.read_text()
+        assert str(up.env_file) in banner
+        secrets = [env["USAGE_S3_SECRET_KEY"], env["USAGE_S3_PRESIGN_SECRET_KEY"]]
+        assert [secret for secret in secrets if secret in banner] == []
 
         settings = Settings(_env_file=up.env_file)
         assert settings.kafka_idempotence is False
@@ -360,3 +365,35 @@ async def test_up_reports_a_busy_port_without_traceback(tmp_path: Path) -> None:
     assert status == 1, text
     assert f"127.0.0.1:{busy} is already in use" in text
     assert "Traceback" not in text
+
+
+def _health(port: int) -> int | None:
+    try:
+        return _http_get(f"http://127.0.0.1:{port}/health/live")[0]
+    except OSError:
+        return None
+
+
+async def test_up_takes_free_metrics_ports_when_the_defaults_are_busy(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        busy = str(blocker.getsockname()[1])
+        (api_port,) = free_ports(1)
+        settings_env = {"USAGE_INGEST_METRICS_PORT": busy, "USAGE_EXPORTER_METRICS_PORT": busy}
+        flags = ("--api-port", str(api_port), "--api-metrics-port", "0")
+        async with running_up(tmp_path, *flags, infra_only=False, env=settings_env) as up:
+            env = await up.wait_ready()
+            names = [f"USAGE_{name}_METRICS_PORT" for name in ("INGEST", "EXPORTER", "API")]
+            ports = [int(env[name]) for name in names]
+            assert int(busy) not in ports
+            assert len(set(ports)) == 3
+            assert 0 not in ports
+            deadline = time.monotonic() + UP_READY_TIMEOUT_S
+            while [await asyncio.to_thread(_health, port) for port in ports] != [200] * 3:
+                assert up.process.returncode is None, up.output_tail()
+                assert time.monotonic() < deadline, up.output_tail()
+                await asyncio.sleep(0.5)
+            up.process.send_signal(signal.SIGTERM)
+            assert await up.wait_exit(90) == 0, up.output_tail()
+    assert "Traceback" not in up.output.read_text()

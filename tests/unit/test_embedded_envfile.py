@@ -16,15 +16,26 @@ from shared.settings import Settings
 
 def test_stack_env_reaches_broker_and_store_and_nothing_else() -> None:
     settings = Settings(
-        kafka_bootstrap="127.0.0.1:1234", s3_secret_key=SecretStr("s3cr3t")
+        kafka_bootstrap="127.0.0.1:1234",
+        s3_secret_key=SecretStr("s3cr3t"),
+        s3_presign_access_key=SecretStr("reader"),
+        s3_presign_secret_key=SecretStr("r3ad"),
     ).model_copy(update=EMBEDDED_KAFKA_OVERRIDES)
     env = stack_env(settings)
     assert list(env) == [f"USAGE_{name.upper()}" for name in STACK_FIELDS]
     assert env["USAGE_KAFKA_BOOTSTRAP"] == "127.0.0.1:1234"
     assert env["USAGE_S3_SECRET_KEY"] == "s3cr3t"
+    assert env["USAGE_S3_PRESIGN_ACCESS_KEY"] == "reader"
+    assert env["USAGE_S3_PRESIGN_SECRET_KEY"] == "r3ad"
     assert env["USAGE_KAFKA_IDEMPOTENCE"] == "false"
     assert env["USAGE_KAFKA_SESSION_TIMEOUT_MS"] == "6000"
     assert "USAGE_INGEST_BATCH_MAX_RECORDS" not in env
+
+
+def test_unset_presign_keys_are_left_out_not_written_as_none() -> None:
+    env = stack_env(Settings())
+    assert "USAGE_S3_PRESIGN_ACCESS_KEY" not in env
+    assert "None" not in env.values()
 
 
 def test_values_are_quoted_only_when_a_shell_needs_it() -> None:

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from shared.embedded.ports import free_ports, port_is_free, require_free_port
+from shared.embedded.ports import choose_ports, free_ports, port_is_free, require_free_port
 from shared.errors import EmbeddedStackError
 
 
@@ -30,3 +30,16 @@ def test_a_listening_port_is_busy_and_reported_clearly() -> None:
 def test_invalid_port_numbers_are_refused(port: int) -> None:
     with pytest.raises(EmbeddedStackError, match="not a valid TCP port"):
         require_free_port(port, "S3 store")
+
+
+def test_chosen_ports_keep_free_defaults_and_replace_busy_ones_and_zeros() -> None:
+    kept = free_ports(1)[0]
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        chosen = choose_ports({"ingest": taken, "exporter": kept, "api": 0, "again": kept})
+    assert chosen["exporter"] == kept
+    assert chosen["ingest"] != taken
+    assert len(set(chosen.values())) == 4  # a port wanted twice is given once
+    assert all(port > 0 for port in chosen.values())

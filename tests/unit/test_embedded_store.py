@@ -6,10 +6,15 @@ import re
 from pathlib import Path
 
 from shared.embedded.store import (
+    JWT_KEY_VARIABLES,
     MASTER_TOML,
+    SECURITY_TOML,
+    ReadOnlyIdentity,
     WeedPorts,
+    fresh_jwt_keys,
     identities_document,
     unix_socket_paths,
+    weed_environment,
     weed_server_argv,
 )
 
@@ -58,3 +63,27 @@ def test_unix_sockets_are_named_by_our_ports() -> None:
     assert "seaweedfs-master-grpc-40003.sock" in names
     assert "seaweedfs-s3-8333.sock" in names
     assert len(names) == 6
+
+
+def test_only_the_s3_port_answers_http_without_a_token() -> None:
+    argv = _argv()
+    assert "-filer.disableHttp" in argv  # the filer took anonymous PUTs (issue 13)
+    assert "-disableHttp" in argv  # the master's assign/lookup/grow/delete
+    assert "ui = false" in SECURITY_TOML
+    assert "[jwt" not in SECURITY_TOML  # the keys come from the environment, never disk
+
+
+def test_volume_tokens_are_fresh_and_the_users_weed_variables_are_dropped() -> None:
+    first, second = fresh_jwt_keys(), fresh_jwt_keys()
+    assert set(first) == set(JWT_KEY_VARIABLES)
+    assert len(set(first.values()) | set(second.values())) == 2 * len(JWT_KEY_VARIABLES)
+    env = weed_environment(first, {"PATH": "/bin", "WEED_JWT_SIGNING_KEY": "", "WEED_X": "1"})
+    assert env == {"PATH": "/bin", **first}
+
+
+def test_the_presign_identity_may_only_read_the_exports_buckets() -> None:
+    document = identities_document("ak", "sk", ReadOnlyIdentity("pk", "ps", "usage-exports"))
+    admin, reader = document["identities"]  # type: ignore[misc]
+    assert admin["credentials"] == [{"accessKey": "ak", "secretKey": "sk"}]
+    assert reader["credentials"] == [{"accessKey": "pk", "secretKey": "ps"}]
+    assert reader["actions"] == ["Read:usage-exports*"]

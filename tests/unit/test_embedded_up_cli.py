@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import io
+import socket
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from services.cli import up
+from shared.settings import Settings
 
 
 def _parse(*argv: str) -> argparse.Namespace:
@@ -57,3 +59,25 @@ def test_a_service_with_a_broken_import_is_an_error(
     monkeypatch.setattr(up, "SERVICES", (("broken", "brokensvc.app", "run"),))
     with pytest.raises(ModuleNotFoundError, match="no_such_dependency_xyz"):
         up._load_services(Console(file=io.StringIO()))
+
+
+def test_metrics_ports_default_to_the_settings_and_accept_zero() -> None:
+    args = _parse("--ingest-metrics-port", "0", "--api-metrics-port", "9999")
+    assert (args.ingest_metrics_port, args.exporter_metrics_port) == (0, None)
+    assert args.api_metrics_port == 9999
+    with pytest.raises(SystemExit):
+        _parse("--exporter-metrics-port", "-1")
+
+
+def test_a_busy_default_metrics_port_moves_and_a_given_one_stays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        settings = Settings(ingest_metrics_port=taken, exporter_metrics_port=0)
+        chosen = up._metrics_ports(_parse("--api-metrics-port", "0"), settings)
+    assert set(chosen) == {"ingest_metrics_port", "exporter_metrics_port", "api_metrics_port"}
+    assert taken not in chosen.values()
+    assert 0 not in chosen.values()
