@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
+from services.ingest.checkpoint import Checkpoint
 from services.ingest.decode import decode_batch
 from services.ingest.validation import AcceptedRange, Rejected
 from services.ingest.writers import Writers
@@ -52,7 +53,6 @@ class IngestStats:
     duplicates: int = 0
     dead_lettered: Counter[str] = field(default_factory=Counter)
     flushes: int = 0
-    committed: dict[TopicPartition, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -115,7 +115,7 @@ class IngestWorker:
         )
         self.stats = IngestStats()
         self._metrics = metrics
-        self._positions: dict[TopicPartition, int] = {}
+        self.checkpoint = Checkpoint()
         self._dead_letters: list[_DeadLetter] = []
         self._flush_lock = asyncio.Lock()
         self._last_flush = time.monotonic()
@@ -201,7 +201,7 @@ class IngestWorker:
             self.stats.applied += applied
             self.stats.duplicates += offered - applied
             # Only now may a commit cover these records.
-            self._positions.update(positions)
+            self.checkpoint.advance(positions)
         if self._metrics is not None:
             self._metrics.events_consumed.inc(sum(len(records) for records in batch.values()))
             self._metrics.events_applied.inc(applied)
@@ -211,11 +211,7 @@ class IngestWorker:
     def _behind(self) -> bool:
         """Whether a backlog is waiting: the partitions read lag their high watermarks by
         a full batch or more (a fetch may come back short of a batch even then)."""
-        lag = 0
-        for tp, position in self._positions.items():
-            highwater = self._consumer.highwater(tp)
-            if highwater is not None:
-                lag += highwater - position
+        lag = self.checkpoint.lag(self._consumer.highwater)
         return lag >= self._settings.ingest_batch_max_records
 
     async def _open(self, orgs: list[str], sources: list[Source]) -> None:
@@ -235,10 +231,11 @@ class IngestWorker:
 
     def _report_lag(self, batch: dict[TopicPartition, list[Any]]) -> None:
         assert self._metrics is not None
+        positions = self.checkpoint.next_offsets()
         for tp in batch:
             highwater = self._consumer.highwater(tp)
-            if highwater is not None:
-                self._metrics.set_lag(tp.topic, tp.partition, highwater - self._positions[tp])
+            if highwater is not None and tp in positions:
+                self._metrics.set_lag(tp.topic, tp.partition, highwater - positions[tp])
 
     async def _dead_letter(self, tp: TopicPartition, record: Any, rejected: Rejected) -> None:
         self.stats.dead_lettered[rejected.reason] += 1
@@ -295,7 +292,7 @@ class IngestWorker:
 
     async def _make_durable(self, stop: asyncio.Event | None, *, final: bool) -> None:
         delay = self._settings.s3_retry_base_s
-        positions = {(tp.topic, tp.partition): offset for tp, offset in self._positions.items()}
+        positions = self.checkpoint.positions()
         while True:
             try:
                 await self._dead_letters_acknowledged()
@@ -332,12 +329,7 @@ class IngestWorker:
                 delay = min(delay * 2, self._settings.s3_retry_max_s)
 
     async def _commit(self) -> None:
-        assigned = self._consumer.assignment()
-        offsets = {
-            tp: offset
-            for tp, offset in self._positions.items()
-            if tp in assigned and self.stats.committed.get(tp) != offset
-        }
+        offsets = self.checkpoint.committable(self._consumer.assignment())
         if not offsets:
             return
         try:
@@ -349,14 +341,13 @@ class IngestWorker:
             if self._metrics is not None:
                 self._metrics.commit_failures.inc()
             return
-        self.stats.committed.update(offsets)
+        self.checkpoint.committed(offsets)
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         log.info("revoking %s", sorted((tp.topic, tp.partition) for tp in revoked))
         await self.flush_and_commit()
+        self.checkpoint.forget(revoked)
         for tp in revoked:
-            self._positions.pop(tp, None)
-            self.stats.committed.pop(tp, None)
             if self._metrics is not None:
                 self._metrics.forget_partition(tp.topic, tp.partition)
 

@@ -102,7 +102,8 @@ async def test_a_rebalance_while_a_batch_loads_commits_only_what_was_applied(
     assert consumer.commits == [{TP: 5}], "the callback committed the batch once applied"
     stored = await read_facts(TableStore.local(str(tmp_path)), "ws-1", DAY, DAY, ["event_id"])
     assert sorted(stored.column("event_id").to_pylist()) == [f"e{n}" for n in range(5)]
-    assert worker._positions == {TP: 5}
+    assert worker.checkpoint.next_offsets() == {TP: 5}
+    assert worker.checkpoint.last_committed() == {TP: 5}
 
 
 async def test_redelivered_records_are_skipped_by_position_and_by_id(tmp_path: Path) -> None:
