@@ -114,6 +114,14 @@ class Settings(BaseSettings):
     # The /json variant returns rows inline up to these bounds, else 413 (use the file).
     api_json_max_rows: int = Field(default=10_000, ge=1)
     api_json_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # Slow clients (services/api/server.py): a connection must send a whole request head
+    # within api_header_timeout_s of opening or of its previous answer, else it is closed
+    # (idle keep-alive connections too: keep a proxy's upstream keep-alive below it); a
+    # body must arrive whole within api_body_timeout_s, else 408; beyond
+    # api_max_connections open at once a new connection is answered 503 and closed.
+    api_header_timeout_s: float = Field(default=15.0, gt=0, le=3600)
+    api_body_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    api_max_connections: int = Field(default=256, ge=1)
     # Server-side secret of the API keys' HMAC hashes; empty: derived from the S3 secret
     # key (services/api/keys.py::pepper_of). Set it in production.
     api_key_pepper: SecretStr = SecretStr("")

@@ -12,8 +12,10 @@ from typing import Any
 from aiohttp import web
 
 from services.api.auth import key_verifier
+from services.api.body_reading import body_reader
 from services.api.handlers import ExportApi
 from services.api.rate_limit import RateLimiter
+from services.api.server import ApiRunner
 from services.api.waiter import CompletionWaiter
 from shared.adapters.kafka import make_producer
 from shared.adapters.s3 import ObjectStore
@@ -56,7 +58,7 @@ async def run_api(
     exports = ObjectStore(settings, settings.exports_bucket, max_attempts=2)
     producer = make_producer(settings)
     waiter = CompletionWaiter(settings, max_waiting=settings.api_max_waiting)
-    runner: web.AppRunner | None = None
+    runner: ApiRunner | None = None
     server = ObservabilityServer(
         registry,
         host=settings.metrics_host,
@@ -84,7 +86,10 @@ async def run_api(
             exports=exports,
             metrics=metrics,
         )
-        runner = web.AppRunner(api.application(), access_log=None, handle_signals=False)
+        application = api.application()
+        # Innermost: the body is read (bounded, decoded) before the handler asks for it.
+        application.middlewares.append(body_reader(settings.api_body_timeout_s))
+        runner = ApiRunner(application, settings)
         await runner.setup()
         site = web.TCPSite(runner, settings.api_host, settings.api_port)
         await site.start()
