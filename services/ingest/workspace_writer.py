@@ -186,30 +186,43 @@ class WorkspaceWriter:
             return first
         stored: set[int] = set()
         recent, older = self._recent, self._older
+        unconfirmed: list[tuple[int, set[int]]] = []
         for where, candidate_days in candidates.items():
             event_id = ids[first[where]]
             if event_id in recent or event_id in older:
                 stored.add(where)
                 pending.discard(event_id)
-                continue
-            for day in candidate_days:
-                if event_id in await self._stored_ids(day):
+            else:
+                unconfirmed.append((where, candidate_days))
+        if unconfirmed:
+            by_day = await self._stored_ids({day for _, days in unconfirmed for day in days})
+            for where, candidate_days in unconfirmed:
+                event_id = ids[first[where]]
+                if any(event_id in by_day[day] for day in candidate_days):
                     stored.add(where)
                     pending.discard(event_id)
-                    break
         return [position for where, position in enumerate(first) if where not in stored]
 
-    async def _stored_ids(self, day_number: int) -> set[str]:
-        found = self._confirmed.get(day_number)
-        if found is None:
-            day = _EPOCH + timedelta(days=day_number)
-            ids = await self._tables.facts(day, day, ["event_id"])
-            found = set(ids.column("event_id").to_pylist())
-            self._confirmed[day_number] = found
+    async def _stored_ids(self, day_numbers: set[int]) -> dict[int, set[str]]:
+        """The stored ids of each of these UTC days: the cached ones, and the others read
+        in one pass (a batch's candidates of a backfill span many days)."""
+        found = {day: ids for day in day_numbers if (ids := self._confirmed.get(day)) is not None}
+        for day in found:
+            self._confirmed.move_to_end(day)
+        missing = day_numbers - found.keys()
+        if missing:
+            read = await self._tables.facts_on(
+                [_EPOCH + timedelta(days=day) for day in missing], ["event_id"]
+            )
+            for day in missing:
+                found[day] = set()
+            days = pc.cast(read.column("day"), pa.int32()).to_pylist()
+            for day, event_id in zip(days, read.column("event_id").to_pylist(), strict=True):
+                found[day].add(event_id)
+            for day in sorted(missing):
+                self._confirmed[day] = found[day]
             while len(self._confirmed) > _CONFIRMED_DAYS:
                 self._confirmed.popitem(last=False)
-        else:
-            self._confirmed.move_to_end(day_number)
         return found
 
     def add_dimensions(

@@ -98,3 +98,24 @@ async def test_facts_spanning_too_many_days_ask_for_an_early_commit(tmp_path: Pa
     assert (writer.pending_days, writers.over_bounds()) == (3, True)
     await writers.flush({P0: 4})
     assert (writer.pending_days, writers.over_bounds()) == (0, False)
+
+
+async def test_one_batch_confirms_candidates_of_more_days_than_are_cached(
+    tmp_path: Path,
+) -> None:
+    """A backfill's batch names candidates of many days: they are read in one pass, and
+    every one is confirmed, although more days are read than the cache keeps."""
+    store = TableStore.local(str(tmp_path))
+    writer = await WorkspaceWriter.open(store, ORG, [P0])
+    days = [date(2026, 3, day) for day in range(1, 13)]
+    assert await offer(writer, 0, *(payg(f"old-{n}", day) for n, day in enumerate(days))) == 12
+    await writer.commit({P0: 12})
+    forget_recent(writer)
+    again = [payg(f"old-{n}", D2, hour=9) for n in range(12)]
+    fresh = [payg(f"new-{n}", day) for n, day in enumerate(days)]
+    assert await offer(writer, 12, *again, *fresh) == 12
+    await writer.commit({P0: 36})
+    stored = await read_facts(store, ORG, days[0], D2, ["event_id"])
+    assert sorted(stored.column("event_id").to_pylist()) == sorted(
+        [f"old-{n}" for n in range(12)] + [f"new-{n}" for n in range(12)]
+    )
