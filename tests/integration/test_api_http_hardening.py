@@ -17,7 +17,7 @@ import logging
 import secrets
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -62,7 +62,9 @@ class Served:
     def leaks(self, text: str | bytes) -> bool:
         """Whether ``text`` holds any of the key's secret (its first 12 characters)."""
         part = self.secret[:12]
-        return (part.encode() if isinstance(text, bytes) else part) in text
+        if isinstance(text, bytes):
+            return part.encode() in text
+        return part in text
 
     def log_records(self) -> list[dict[str, Any]]:
         return [codec.loads(line) for line in self.log.getvalue().splitlines()]
@@ -247,7 +249,12 @@ async def test_bodies_that_do_not_decode_are_400(api: Served, coding: str, with_
 @pytest.mark.parametrize("coding", ["gzip", "deflate", "identity"])
 async def test_accepted_encodings_are_decoded(api: Served, coding: str) -> None:
     """The body decodes and reaches the handler's check: JSON, but not an object."""
-    encode = {"gzip": gzip.compress, "deflate": zlib.compress, "identity": bytes}[coding]
+    encoders: dict[str, Callable[[bytes], bytes]] = {
+        "gzip": gzip.compress,
+        "deflate": zlib.compress,
+        "identity": bytes,
+    }
+    encode = encoders[coding]
     request = request_bytes(
         "/export/users", api.key, encode(b"[]"), Content_Encoding=coding, Connection="close"
     )

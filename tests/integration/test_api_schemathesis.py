@@ -24,6 +24,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.core.result import Err
 
 from services.exporter.app import run_exporter
 from shared.settings import Settings
@@ -45,6 +46,8 @@ def _check_every_operation(base_url: str, key: str) -> list[str]:
     schema = schemathesis.openapi.from_dict(json.loads(COMMITTED.read_text()))
     tested = []
     for result in schema.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()
         operation = result.ok()
 
         @hypothesis_settings(

@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -80,7 +81,7 @@ async def test_group_commit_is_seen_by_the_next_member(fresh_settings: Settings)
     )
     await first.start()
     try:
-        records = []
+        records: list[Any] = []
         while len(records) < 3:
             batch = await asyncio.wait_for(first.getmany(timeout_ms=1000), 60)
             records += [record for part in batch.values() for record in part]

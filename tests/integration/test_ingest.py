@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -38,7 +39,7 @@ _DIMENSION_KINDS = {
 }
 
 
-def simulated(seed: int, events: int, **overrides: object) -> list[SimRecord]:
+def simulated(seed: int, events: int, **overrides: Any) -> list[SimRecord]:
     config = SimConfig(
         seed=seed,
         orgs=3,
@@ -47,7 +48,7 @@ def simulated(seed: int, events: int, **overrides: object) -> list[SimRecord]:
         late_rate=0.05,
         end=system_clock(),
         **overrides,
-    )  # type: ignore[arg-type]
+    )
     return list(simulate(config))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from shared.embedded.store import (
     JWT_KEY_VARIABLES,
@@ -49,6 +50,7 @@ def test_everything_binds_loopback_and_phones_nowhere() -> None:
 
 def test_identities_grant_one_key_everything() -> None:
     document = identities_document("ak", "sk")
+    identity: dict[str, Any]
     (identity,) = document["identities"]  # type: ignore[misc]
     assert identity["credentials"] == [{"accessKey": "ak", "secretKey": "sk"}]
     assert set(identity["actions"]) == {"Admin", "Read", "Write", "List", "Tagging"}
@@ -83,6 +85,8 @@ def test_volume_tokens_are_fresh_and_the_users_weed_variables_are_dropped() -> N
 
 def test_the_presign_identity_may_only_read_the_exports_buckets() -> None:
     document = identities_document("ak", "sk", ReadOnlyIdentity("pk", "ps", "usage-exports"))
+    admin: dict[str, Any]
+    reader: dict[str, Any]
     admin, reader = document["identities"]  # type: ignore[misc]
     assert admin["credentials"] == [{"accessKey": "ak", "secretKey": "sk"}]
     assert reader["credentials"] == [{"accessKey": "pk", "secretKey": "ps"}]

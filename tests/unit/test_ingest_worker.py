@@ -70,7 +70,7 @@ def message(number: int) -> bytes:
 def local_worker(tmp_path: Path, consumer: FakeConsumer, producer: Any = None) -> IngestWorker:
     return IngestWorker(
         Settings(),
-        consumer=consumer,  # type: ignore[arg-type]
+        consumer=consumer,
         producer=producer,
         tables=TableStore.local(str(tmp_path)),
         clock=lambda: datetime(2026, 11, 22, tzinfo=UTC),

@@ -115,11 +115,16 @@ def test_flush_cadence_follows_freshness_when_caught_up_and_batches_in_a_backlog
     settings = Settings(
         ingest_flush_interval_s=2, ingest_backlog_flush_interval_s=10, ingest_max_pending_facts=1000
     )
-    common = {"pending_facts": 10, "over_bounds": False}
-    assert not flush_due(settings, elapsed_s=1.9, backlog=False, **common)
-    assert flush_due(settings, elapsed_s=2.0, backlog=False, **common)
-    assert not flush_due(settings, elapsed_s=9.9, backlog=True, **common)
-    assert flush_due(settings, elapsed_s=10.0, backlog=True, **common)
+
+    def due(elapsed_s: float, backlog: bool) -> bool:
+        return flush_due(
+            settings, elapsed_s=elapsed_s, backlog=backlog, pending_facts=10, over_bounds=False
+        )
+
+    assert not due(1.9, backlog=False)
+    assert due(2.0, backlog=False)
+    assert not due(9.9, backlog=True)
+    assert due(10.0, backlog=True)
     assert flush_due(settings, elapsed_s=0.1, backlog=True, pending_facts=1000, over_bounds=False)
     assert flush_due(settings, elapsed_s=0.1, backlog=True, pending_facts=0, over_bounds=True)
 

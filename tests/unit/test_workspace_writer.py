@@ -32,7 +32,7 @@ def forget_recent(writer: WorkspaceWriter) -> None:
 
 
 async def offer(writer: WorkspaceWriter, at: int, *facts: tuple[object, ...]) -> int:
-    rows = facts_table(ORG, list(facts))  # type: ignore[arg-type]
+    rows = facts_table(ORG, list(facts))
     offsets = np.arange(at, at + rows.num_rows, dtype=np.int64)
     return (await writer.add_facts(P0, offsets, rows)).applied
 
@@ -69,7 +69,7 @@ async def test_a_reopened_writer_knows_every_stored_id(tmp_path: Path) -> None:
     await first.commit({P0: 2})
     # Another process (another partition, no recorded position) sees both ids.
     other = await WorkspaceWriter.open(store, ORG, [("usage.events", 1)])
-    rows = facts_table(ORG, [payg("b", D1), payg("a", D2), payg("c", D2)])  # type: ignore[list-item]
+    rows = facts_table(ORG, [payg("b", D1), payg("a", D2), payg("c", D2)])
     applied = await other.add_facts(("usage.events", 1), np.arange(3, dtype=np.int64), rows)
     assert (applied.applied, applied.duplicates) == (1, 2)
 
