@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -34,6 +33,7 @@ from services.api.keys import (
     pepper_of,
 )
 from shared.adapters.s3 import ObjectStore
+from shared.lru import LruMap
 from shared.settings import Settings
 
 __all__ = ["AuthFailure", "KeyVerifier", "Principal", "Throttled", "key_verifier"]
@@ -95,10 +95,9 @@ class KeyVerifier:
         self._keys = keys
         self._ttl_s = ttl_s
         self._throttle = throttle
-        self._max_entries = max_entries
         self._clock = clock
-        self._cache: OrderedDict[bytes, tuple[float, Principal | AuthFailure]] = OrderedDict()
-        self._proven: OrderedDict[bytes, None] = OrderedDict()
+        self._cache: LruMap[bytes, tuple[float, Principal | AuthFailure]] = LruMap(max_entries)
+        self._proven: LruMap[bytes, None] = LruMap(max_entries)
         self._checking: dict[bytes, asyncio.Future[Principal | AuthFailure | Throttled]] = {}
 
     async def verify(
@@ -153,19 +152,13 @@ class KeyVerifier:
         if outcome is not AuthFailure.INVALID:  # the secret was right
             if not proven:
                 self._throttle.refund(parsed.key_id, client)
-            self._proven[digest] = None
-            self._proven.move_to_end(digest)
-            while len(self._proven) > self._max_entries:
-                self._proven.popitem(last=False)
+            self._proven.put(digest, None)
         return outcome
 
     def _remember(self, digest: bytes, until: float, outcome: Principal | AuthFailure) -> None:
         if self._ttl_s <= 0:
             return
-        self._cache[digest] = (until, outcome)
-        self._cache.move_to_end(digest)
-        while len(self._cache) > self._max_entries:
-            self._cache.popitem(last=False)
+        self._cache.put(digest, (until, outcome))
 
     async def _check(self, parsed: ParsedKey) -> Principal | AuthFailure:
         record = await self._keys.get(parsed.key_id)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable
+
+from shared.lru import LruMap
 
 
 class _Buckets:
@@ -21,9 +22,9 @@ class _Buckets:
     def __init__(self, per_minute: int, *, max_keys: int, clock: Callable[[], float]) -> None:
         self.capacity = float(per_minute)
         self.per_second = per_minute / 60.0
-        self._max_keys = max_keys
         self._clock = clock
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, at
+        # Least recently stored dropped first: a full bucket by now, most likely.
+        self._buckets: LruMap[str, tuple[float, float]] = LruMap(max_keys)  # tokens, at
 
     def tokens(self, key: str) -> tuple[float, float]:
         """The bucket's tokens now, and now."""
@@ -32,10 +33,7 @@ class _Buckets:
         return min(self.capacity, tokens + (now - at) * self.per_second), now
 
     def store(self, key: str, tokens: float, now: float) -> None:
-        self._buckets[key] = (tokens, now)
-        self._buckets.move_to_end(key)
-        while len(self._buckets) > self._max_keys:
-            self._buckets.popitem(last=False)  # a full bucket by now, most likely
+        self._buckets.put(key, (tokens, now))
 
     def wait_s(self, tokens: float) -> int:
         """Seconds until ``tokens`` grows to one (≥ 1)."""

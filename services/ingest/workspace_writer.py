@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -46,6 +45,7 @@ from shared.columnar.tables import (
     read_dimensions,
 )
 from shared.errors import FencedOut
+from shared.lru import LruMap
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class WorkspaceWriter:
         self._facts: list[_Facts] = []
         self._pending_ids: set[str] = set()
         self._dimensions: list[tuple[TopicPartition, int, DimensionVersion]] = []
-        self._confirmed: OrderedDict[int, set[str]] = OrderedDict()
+        self._confirmed: LruMap[int, set[str]] = LruMap(_CONFIRMED_DAYS)
         self._recent: set[str] = set()
         self._older: set[str] = set()
         self._pending_days: set[int] = set()
@@ -208,7 +208,7 @@ class WorkspaceWriter:
         in one pass (a batch's candidates of a backfill span many days)."""
         found = {day: ids for day in day_numbers if (ids := self._confirmed.get(day)) is not None}
         for day in found:
-            self._confirmed.move_to_end(day)
+            self._confirmed.touch(day)
         missing = day_numbers - found.keys()
         if missing:
             read = await self._tables.facts_on(
@@ -220,9 +220,7 @@ class WorkspaceWriter:
             for day, event_id in zip(days, read.column("event_id").to_pylist(), strict=True):
                 found[day].add(event_id)
             for day in sorted(missing):
-                self._confirmed[day] = found[day]
-            while len(self._confirmed) > _CONFIRMED_DAYS:
-                self._confirmed.popitem(last=False)
+                self._confirmed.put(day, found[day])
         return found
 
     def add_dimensions(
