@@ -36,6 +36,7 @@ from services.exporter.offsets import OffsetTracker
 from services.exporter.request_validation import ReadableRequest, Unreadable, read_request
 from shared import codec
 from shared.adapters.dead_letters import dead_letter_headers, send_dead_letter
+from shared.adapters.rebalance import RevokeListener
 from shared.contracts.completions import ExportCompletion
 from shared.observability import ExporterMetrics
 from shared.settings import Settings
@@ -83,17 +84,6 @@ class KeyedLocks:
         return len(self._locks)
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, worker: ExporterWorker) -> None:
-        self._worker = worker
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._worker.on_revoked(revoked)
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        log.info("assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))
-
-
 class ExporterWorker:
     """One exporter process. ``await run(stop)`` until ``stop`` is set, then drain."""
 
@@ -121,7 +111,7 @@ class ExporterWorker:
 
     @property
     def listener(self) -> ConsumerRebalanceListener:
-        return _Rebalance(self)
+        return RevokeListener(self.on_revoked, log)
 
     # ---- main loop --------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:

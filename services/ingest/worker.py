@@ -33,6 +33,7 @@ from services.ingest.decode import decode_batch
 from services.ingest.validation import AcceptedRange, Rejected
 from services.ingest.writers import Writers
 from shared.adapters.dead_letters import dead_letter_headers, send_dead_letter
+from shared.adapters.rebalance import RevokeListener
 from shared.clock import Clock, system_clock
 from shared.columnar.schema import DimensionVersion
 from shared.columnar.tables import STORE_ERRORS, TableStore
@@ -79,17 +80,6 @@ def flush_due(
     return elapsed_s >= interval
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, worker: IngestWorker) -> None:
-        self._worker = worker
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._worker.on_revoked(revoked)
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        log.info("assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))
-
-
 class IngestWorker:
     """One ingest process. ``await run()`` until ``stop`` is set (SIGTERM), then drain."""
 
@@ -122,7 +112,7 @@ class IngestWorker:
 
     @property
     def listener(self) -> ConsumerRebalanceListener:
-        return _Rebalance(self)
+        return RevokeListener(self.on_revoked, log)
 
     # ---- main loop ----------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
