@@ -1,4 +1,5 @@
-"""One error root. Each error says whether retrying can help; workers decide from that alone."""
+"""One error root. Each error says whether retrying can help (``retriable``); callers decide
+from that (``shared.retry.is_retriable``), as aiokafka's coordinator does from its errors'."""
 
 from __future__ import annotations
 
@@ -13,12 +14,6 @@ class RetriableError(UsageExportError):
     """A transient failure (store or broker unavailable, throttled, timed out): try again."""
 
     retriable = True
-
-
-class PoisonError(UsageExportError):
-    """Bad input that will never succeed: dead-letter it, do not retry."""
-
-    retriable = False
 
 
 class StoreUnavailable(RetriableError):

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = Field(default=30_000, ge=1_000)
     kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
     kafka_max_poll_interval_ms: int = Field(default=300_000, ge=1_000)
+    # Backoff of the services' own retries of broker sends (the store has s3_retry_*).
+    kafka_retry_base_s: float = Field(default=0.2, gt=0)
+    kafka_retry_max_s: float = Field(default=5.0, gt=0)
     events_partitions: int = Field(default=12, ge=1)
     requests_partitions: int = Field(default=3, ge=1)
     ingest_group: str = "usage-ingest"

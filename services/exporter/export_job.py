@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import random
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -57,7 +56,8 @@ from shared.contracts.completions import ExportCompletion
 from shared.domain.export.context import WorkspaceOptions
 from shared.domain.export.paths import export_file_path
 from shared.domain.window import utc_day_of
-from shared.errors import PreconditionFailed, RetriableError, StoreUnavailable
+from shared.errors import PreconditionFailed, StoreUnavailable
+from shared.retry import Backoff, Failure, is_retriable, retry
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 UNEXPECTED_ATTEMPTS = 3
 _RETRY_BASE_S = 0.5
+#: Backoff between tries of a whole answer (each store call has retried on the store's
+#: policy already); the deadline, not a number of tries, bounds it.
 _RETRY_MAX_S = 10.0
 _RETRY_LATER = "retry later with the same request_id"
 
@@ -127,26 +129,40 @@ class Exporter:
         )
 
     async def _with_retries(self, request: ReadableRequest, attempts: _Attempts) -> Outcome:
-        delay = _RETRY_BASE_S
         unexpected = 0
-        while True:
-            try:
-                return await self._answer_once(request)
-            except (RetriableError, PreconditionFailed) as exc:
-                attempts.last_error = exc
-                log.warning("export %s: %s; retrying", request.request_id, exc)
-            except Exception as exc:
-                attempts.last_error = exc
-                unexpected += 1
-                log.exception("export %s failed (attempt %s)", request.request_id, unexpected)
-                if unexpected >= UNEXPECTED_ATTEMPTS:
-                    return Outcome(
-                        500,
-                        f"the export failed with an internal error "
-                        f"({type(exc).__name__}); {_RETRY_LATER}",
-                    )
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, _RETRY_MAX_S)
+
+        def worth_retrying(exc: Exception) -> bool:
+            nonlocal unexpected
+            attempts.last_error = exc
+            if _transient(exc):
+                return True
+            unexpected += 1
+            return unexpected < UNEXPECTED_ATTEMPTS
+
+        def report(failure: Failure) -> None:
+            if _transient(failure.error):
+                log.warning("export %s: %s; retrying", request.request_id, failure.error)
+            else:
+                log.error(
+                    "export %s failed (attempt %s)",
+                    request.request_id,
+                    unexpected,
+                    exc_info=failure.error,
+                )
+
+        try:
+            return await retry(
+                lambda: self._answer_once(request),
+                Backoff(_RETRY_BASE_S, _RETRY_MAX_S, jitter=True),
+                retriable=worth_retrying,
+                on_retry=report,
+            )
+        except Exception as exc:
+            log.error("export %s failed (attempt %s)", request.request_id, unexpected, exc_info=exc)
+            return Outcome(
+                500,
+                f"the export failed with an internal error ({type(exc).__name__}); {_RETRY_LATER}",
+            )
 
     async def _answer_once(self, request: ReadableRequest) -> Outcome:
         if request.org_id is None:  # no record can be keyed by an invalid org id
@@ -293,3 +309,9 @@ def query_export(
         )
     finally:
         con.close()
+
+
+def _transient(exc: Exception) -> bool:
+    """Worth another try of the whole answer: the error says retrying can help (the store
+    unavailable), or a record write lost a race (the next try reads the records again)."""
+    return is_retriable(exc) or isinstance(exc, PreconditionFailed)

@@ -39,13 +39,13 @@ from shared.adapters.dead_letters import dead_letter_headers, send_dead_letter
 from shared.adapters.rebalance import RevokeListener
 from shared.contracts.completions import ExportCompletion
 from shared.observability import ExporterMetrics
+from shared.retry import Failure, broker_backoff, retry
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("usage_export.audit")
 
 _POLL_MS = 200
-_PUBLISH_RETRY_MAX_S = 5.0
 _DRAIN_MARGIN_S = 15.0
 
 
@@ -234,17 +234,20 @@ class ExporterWorker:
         self.stats.completions[status] += 1
 
     async def _until_sent(self, send: Callable[[], Awaitable[None]], what: str) -> None:
-        delay = self._settings.s3_retry_base_s
-        while True:
-            try:
-                await send()
-                return
-            except KafkaError as exc:
-                if self._stopping and delay >= _PUBLISH_RETRY_MAX_S:
-                    raise
-                log.warning("%s not sent yet (%s); retrying in %.1fs", what, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _PUBLISH_RETRY_MAX_S)
+        """``send()``, again while the broker cannot take it; once stopping, only until the
+        backoff is longest (the drain's own deadline bounds the rest)."""
+
+        def warn(failure: Failure) -> None:
+            log.warning(
+                "%s not sent yet (%s); retrying in %.1fs", what, failure.error, failure.delay_s
+            )
+
+        await retry(
+            send,
+            broker_backoff(self._settings),
+            on_retry=warn,
+            give_up=lambda failure: self._stopping and failure.at_max,
+        )
 
     # ---- offsets -----------------------------------------------------------------------
     async def _commit(self, partitions: set[TopicPartition] | None = None) -> None:

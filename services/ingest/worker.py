@@ -39,6 +39,7 @@ from shared.columnar.schema import DimensionVersion
 from shared.columnar.tables import STORE_ERRORS, TableStore
 from shared.columnar.tables import TopicPartition as Source
 from shared.observability import IngestMetrics
+from shared.retry import Failure, broker_backoff, retry, store_backoff
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -210,14 +211,16 @@ class IngestWorker:
     async def _retrying(self, what: str, action: Callable[..., Awaitable[T]], *args: Any) -> T:
         """``action(*args)``; while the store is down, wait and retry (the batch is held,
         nothing is committed, fetching pauses)."""
-        delay = self._settings.s3_retry_base_s
-        while True:
-            try:
-                return await action(*args)
-            except STORE_ERRORS as exc:
-                log.warning("cannot %s (%s); retrying in %.1fs", what, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._settings.s3_retry_max_s)
+
+        def warn(failure: Failure) -> None:
+            log.warning("cannot %s (%s); retrying in %.1fs", what, failure.error, failure.delay_s)
+
+        return await retry(
+            lambda: action(*args),
+            store_backoff(self._settings),
+            retriable=_store_unavailable,
+            on_retry=warn,
+        )
 
     def _report_lag(self, batch: dict[TopicPartition, list[Any]]) -> None:
         assert self._metrics is not None
@@ -281,42 +284,55 @@ class IngestWorker:
                 self._metrics.set_cache(entries=len(self.writers.open), facts=self.writers.pending)
 
     async def _make_durable(self, stop: asyncio.Event | None, *, final: bool) -> None:
-        delay = self._settings.s3_retry_base_s
+        """Every dead letter acknowledged, then the pending rows committed to the tables.
+        While the broker or the store is down, hold everything (nothing is committed) and
+        keep trying, each on its own backoff; fetching waits meanwhile, so memory stays
+        bounded. Only the final drain after a stop gives up, once the backoff is longest."""
         positions = self.checkpoint.positions()
-        while True:
-            try:
-                await self._dead_letters_acknowledged()
-                if self.writers.pending:
-                    report = await self.writers.flush(positions)
-                    self.stats.flushes += 1
-                    if self._metrics is not None:
-                        self._metrics.observe_flush(
-                            report.seconds,
-                            facts=report.rows,
-                            states=report.workspaces,
-                            conflicts=report.conflicts,
-                        )
-                    log.debug(
-                        "committed %s rows of %s workspaces in %.3fs (%s conflicts)",
-                        report.rows,
-                        report.workspaces,
-                        report.seconds,
-                        report.conflicts,
-                    )
+
+        async def flush() -> None:
+            if not self.writers.pending:
                 return
-            except (*STORE_ERRORS, KafkaError) as exc:
-                # The store or broker is down: hold everything (nothing is committed) and
-                # keep trying; fetching waits meanwhile, so memory stays bounded.
-                log.warning("cannot make state durable yet (%s); retrying in %.1fs", exc, delay)
-                if (
-                    final
-                    and stop is not None
-                    and stop.is_set()
-                    and delay >= self._settings.s3_retry_max_s
-                ):
-                    raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._settings.s3_retry_max_s)
+            report = await self.writers.flush(positions)
+            self.stats.flushes += 1
+            if self._metrics is not None:
+                self._metrics.observe_flush(
+                    report.seconds,
+                    facts=report.rows,
+                    states=report.workspaces,
+                    conflicts=report.conflicts,
+                )
+            log.debug(
+                "committed %s rows of %s workspaces in %.3fs (%s conflicts)",
+                report.rows,
+                report.workspaces,
+                report.seconds,
+                report.conflicts,
+            )
+
+        def warn(failure: Failure) -> None:
+            log.warning(
+                "cannot make state durable yet (%s); retrying in %.1fs",
+                failure.error,
+                failure.delay_s,
+            )
+
+        def gone_for_good(failure: Failure) -> bool:
+            return final and stop is not None and stop.is_set() and failure.at_max
+
+        await retry(
+            self._dead_letters_acknowledged,
+            broker_backoff(self._settings),
+            on_retry=warn,
+            give_up=gone_for_good,
+        )
+        await retry(
+            flush,
+            store_backoff(self._settings),
+            retriable=_store_unavailable,
+            on_retry=warn,
+            give_up=gone_for_good,
+        )
 
     async def _commit(self) -> None:
         offsets = self.checkpoint.committable(self._consumer.assignment())
@@ -340,6 +356,12 @@ class IngestWorker:
         for tp in revoked:
             if self._metrics is not None:
                 self._metrics.forget_partition(tp.topic, tp.partition)
+
+
+def _store_unavailable(exc: Exception) -> bool:
+    """What the tables raise while the object store is down (delta-rs' errors carry no
+    ``retriable``): worth waiting out."""
+    return isinstance(exc, STORE_ERRORS)
 
 
 def by_workspace(facts: pa.Table) -> Iterator[tuple[str, pa.Array]]:

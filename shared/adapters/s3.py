@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Self, TypeVar
 
 import aioboto3
@@ -24,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.adapters.s3_lean import LeanS3, SigV4Signer, TransientStatus
 from shared.errors import PreconditionFailed, StoreUnavailable
+from shared.retry import Failure, retry, store_backoff
 from shared.settings import Settings
 
 T = TypeVar("T")
@@ -153,26 +153,18 @@ class ObjectStore:
 
     # ---- retry ------------------------------------------------------------------------
     async def _retry(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
-        delay = self._settings.s3_retry_base_s
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                return await operation()
-            except (
-                TimeoutError,
-                ClientError,
-                BotoCoreError,
-                OSError,
-                TransientStatus,
-                aiohttp.ClientError,
-            ) as exc:
-                if not _is_transient(exc):
-                    raise
-                if attempt == self._max_attempts:
-                    raise StoreUnavailable(f"{what}: {exc}") from exc
-                log.info("%s failed (attempt %s/%s): %s", what, attempt, self._max_attempts, exc)
-                await asyncio.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, self._settings.s3_retry_max_s)
-        raise AssertionError("unreachable")  # pragma: no cover
+        backoff = replace(store_backoff(self._settings), jitter=True, attempts=self._max_attempts)
+
+        def inform(failure: Failure) -> None:
+            tries = f"{failure.attempt}/{backoff.attempts}"
+            log.info("%s failed (attempt %s): %s", what, tries, failure.error)
+
+        try:
+            return await retry(operation, backoff, retriable=_is_transient, on_retry=inform)
+        except Exception as exc:
+            if _is_transient(exc):  # the last try failed too
+                raise StoreUnavailable(f"{what}: {exc}") from exc
+            raise
 
     # ---- objects ----------------------------------------------------------------------
     async def get(self, key: str) -> StoredObject | None:

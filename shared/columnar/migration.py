@@ -9,13 +9,13 @@ still in the topic into the new tables.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Final
 
 from shared.adapters.s3 import ObjectStore
 from shared.columnar.tables import ROOT as V2_ROOT
-from shared.errors import RetriableError, StorageFormatMismatch
+from shared.errors import StorageFormatMismatch
+from shared.retry import Failure, retry, store_backoff
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,15 +53,15 @@ async def check_storage_format(store: ObjectStore) -> None:
 async def wait_for_storage_format(store: ObjectStore, settings: Settings) -> None:
     """:func:`check_storage_format`, waiting out a store that is unavailable (as every
     store call of the services does), with the store's retry backoff."""
-    delay = settings.s3_retry_base_s
-    while True:
-        try:
-            await check_storage_format(store)
-            return
-        except RetriableError as exc:
-            log.warning("cannot check the storage format yet (%s); retrying in %.1fs", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, settings.s3_retry_max_s)
+
+    def warn(failure: Failure) -> None:
+        log.warning(
+            "cannot check the storage format yet (%s); retrying in %.1fs",
+            failure.error,
+            failure.delay_s,
+        )
+
+    await retry(lambda: check_storage_format(store), store_backoff(settings), on_retry=warn)
 
 
 def _last_segment(prefix: str) -> str:
