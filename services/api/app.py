@@ -19,6 +19,7 @@ from services.api.server import ApiRunner
 from services.api.waiter import CompletionWaiter
 from shared.adapters.kafka import make_producer
 from shared.adapters.s3 import ObjectStore
+from shared.lifecycle import started
 from shared.observability import (
     ApiMetrics,
     ObservabilityServer,
@@ -52,31 +53,33 @@ async def run_api(
     """Serve the API until ``stop`` is set; then stop taking requests and return."""
     registry = new_registry("api")
     metrics = ApiMetrics(registry)
-    # Few attempts: a request waits on the store in its path, so an absent store must
-    # become a 503 in seconds, not after the services' long retry budget.
-    aggregates = ObjectStore(settings, settings.aggregates_bucket, max_attempts=2)
-    exports = ObjectStore(settings, settings.exports_bucket, max_attempts=2)
-    producer = make_producer(settings)
-    waiter = CompletionWaiter(settings, max_waiting=settings.api_max_waiting)
-    runner: ApiRunner | None = None
-    server = ObservabilityServer(
-        registry,
-        host=settings.metrics_host,
-        port=settings.api_metrics_port,
-        checks=service_checks(
+    async with contextlib.AsyncExitStack() as stack:
+        # Few attempts: a request waits on the store in its path, so an absent store must
+        # become a 503 in seconds, not after the services' long retry budget.
+        aggregates = await started(
+            stack, ObjectStore(settings, settings.aggregates_bucket, max_attempts=2)
+        )
+        exports = await started(
+            stack, ObjectStore(settings, settings.exports_bucket, max_attempts=2)
+        )
+        producer = await started(stack, make_producer(settings))
+        waiter = await started(
+            stack, CompletionWaiter(settings, max_waiting=settings.api_max_waiting)
+        )
+        checks = service_checks(
             settings.kafka_bootstrap,
             {"aggregates store": aggregates, "exports store": exports},
             stop,
-        ),
-    )
-    server.add_check(
-        "completions reader", flag_check(lambda: waiter.running, "not reading completions")
-    )
-    try:
-        await aggregates.start()
-        await exports.start()
-        await producer.start()
-        await waiter.start()
+        )
+        checks["completions reader"] = flag_check(lambda: waiter.running, "not reading completions")
+        # Started before the API so that it stops after it: /health/ready answers
+        # "draining" while the requests in flight finish.
+        server = await started(
+            stack,
+            ObservabilityServer(
+                registry, host=settings.metrics_host, port=settings.api_metrics_port, checks=checks
+            ),
+        )
         api = ExportApi(
             settings,
             verifier=key_verifier(settings, aggregates),
@@ -90,10 +93,10 @@ async def run_api(
         # Innermost: the body is read (bounded, decoded) before the handler asks for it.
         application.middlewares.append(body_reader(settings.api_body_timeout_s))
         runner = ApiRunner(application, settings)
+        # Stops listening, lets requests in flight finish; then the stack stops the rest.
+        stack.push_async_callback(runner.cleanup)
         await runner.setup()
-        site = web.TCPSite(runner, settings.api_host, settings.api_port)
-        await site.start()
-        await server.start()
+        await web.TCPSite(runner, settings.api_host, settings.api_port).start()
         serving = ApiServing(
             api_url=_url(settings.api_host, int(runner.addresses[0][1])),
             metrics_url=server.url,
@@ -102,14 +105,6 @@ async def run_api(
         if on_serving is not None:
             on_serving(serving)
         await stop.wait()
-    finally:
-        if runner is not None:
-            await runner.cleanup()  # stops listening, lets requests in flight finish
-        await server.stop()
-        await waiter.stop()
-        await producer.stop()
-        await exports.stop()
-        await aggregates.stop()
 
 
 @contextlib.asynccontextmanager

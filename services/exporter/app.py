@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -13,6 +14,7 @@ from shared.adapters.s3 import ObjectStore
 from shared.columnar.migration import wait_for_storage_format
 from shared.columnar.tables import TableStore
 from shared.errors import StorageFormatMismatch
+from shared.lifecycle import in_background, started
 from shared.observability import ExporterMetrics, ObservabilityServer, new_registry, service_checks
 from shared.settings import Settings
 
@@ -28,20 +30,17 @@ async def run_exporter(
     """Answer export requests until ``stop`` is set; then finish those in flight and return."""
     registry = new_registry("exporter")
     metrics = ExporterMetrics(registry)
-    # Requests are few and latency counts: do not let an empty fetch wait 500 ms.
-    consumer = make_consumer(settings, group_id=settings.exporter_group, fetch_max_wait_ms=50)
-    producer = make_producer(settings)
-    aggregates = ObjectStore(settings, settings.aggregates_bucket)
-    exports = ObjectStore(settings, settings.exports_bucket)
-    servers: list[ObservabilityServer] = []
-    format_check: asyncio.Task[None] | None = None
-    try:
-        await aggregates.start()
+    async with contextlib.AsyncExitStack() as stack:
+        aggregates = await started(stack, ObjectStore(settings, settings.aggregates_bucket))
         # In the background: a store that is down at start must still get its requests
         # answered (503 past the deadline), and a format-1 store stops the exporter.
-        format_check = asyncio.create_task(_refuse_format_1(aggregates, settings, stop))
-        await exports.start()
-        await producer.start()
+        format_check = in_background(
+            stack, _refuse_format_1(aggregates, settings, stop), name="exporter-format-check"
+        )
+        exports = await started(stack, ObjectStore(settings, settings.exports_bucket))
+        producer = await started(stack, make_producer(settings))
+        # Requests are few and latency counts: do not let an empty fetch wait 500 ms.
+        consumer = make_consumer(settings, group_id=settings.exporter_group, fetch_max_wait_ms=50)
         worker = ExporterWorker(
             settings,
             consumer=consumer,
@@ -49,22 +48,23 @@ async def run_exporter(
             exporter=Exporter(settings, tables=TableStore.of(settings), exports=exports),
             metrics=metrics,
         )
-        server = ObservabilityServer(
-            registry,
-            host=settings.metrics_host,
-            port=settings.exporter_metrics_port,
-            checks=service_checks(
-                settings.kafka_bootstrap,
-                {"aggregates store": aggregates, "exports store": exports},
-                stop,
+        server = await started(
+            stack,
+            ObservabilityServer(
+                registry,
+                host=settings.metrics_host,
+                port=settings.exporter_metrics_port,
+                checks=service_checks(
+                    settings.kafka_bootstrap,
+                    {"aggregates store": aggregates, "exports store": exports},
+                    stop,
+                ),
             ),
         )
-        await server.start()
-        servers.append(server)
         if on_serving is not None:
             on_serving(server.url)  # where /metrics and /health answer (tests, tools)
         consumer.subscribe([settings.topic_export_requests], listener=worker.listener)
-        await consumer.start()
+        await started(stack, consumer)
         log.info(
             "exporter consuming %s as group %s; metrics and health on %s",
             settings.topic_export_requests,
@@ -76,16 +76,6 @@ async def run_exporter(
         failure = format_check.exception() if format_check.done() else None
         if failure is not None:
             raise failure
-    finally:
-        if format_check is not None and not format_check.done():
-            format_check.cancel()
-            await asyncio.gather(format_check, return_exceptions=True)
-        await consumer.stop()
-        for started in servers:
-            await started.stop()
-        await producer.stop()
-        await exports.stop()
-        await aggregates.stop()
 
 
 async def _refuse_format_1(store: ObjectStore, settings: Settings, stop: asyncio.Event) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -12,6 +13,7 @@ from shared.adapters.kafka import make_consumer, make_producer
 from shared.adapters.s3 import ObjectStore
 from shared.columnar.migration import wait_for_storage_format
 from shared.columnar.tables import TableStore
+from shared.lifecycle import in_background, started
 from shared.observability import (
     IngestMetrics,
     ObservabilityServer,
@@ -34,51 +36,41 @@ async def run_ingest(
     """Run until ``stop`` is set; then flush, commit and return the worker (for its stats)."""
     registry = new_registry("ingest")
     metrics = IngestMetrics(registry)
-    consumer = make_consumer(settings, group_id=settings.ingest_group)
-    producer = make_producer(settings)
     store = ObjectStore(settings, settings.aggregates_bucket)
-    await store.start()
-    try:
-        await wait_for_storage_format(store, settings)
-    except BaseException:
-        await store.stop()
-        raise
-    await producer.start()
     tables = TableStore.of(settings)
-    worker = IngestWorker(
-        settings, consumer=consumer, producer=producer, tables=tables, metrics=metrics
-    )
-    server = ObservabilityServer(
-        registry,
-        host=settings.metrics_host,
-        port=settings.ingest_metrics_port,
-        checks={
-            "broker": broker_check(settings.kafka_bootstrap),
-            "store": store_check(store),
-            "not draining": flag_check(lambda: not stop.is_set(), "draining before exit"),
-        },
-    )
-    await server.start()
-    if on_serving is not None:
-        on_serving(server.url)  # where /metrics and /health answer (tests, tools)
-    consumer.subscribe([settings.topic_events], listener=worker.listener)
-    await consumer.start()
-    janitor = Janitor(settings, store, tables)
-    janitor_task = asyncio.create_task(janitor.run(stop), name="ingest-janitor")
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        await started(stack, store)
+        await wait_for_storage_format(store, settings)
+        server = await started(
+            stack,
+            ObservabilityServer(
+                registry,
+                host=settings.metrics_host,
+                port=settings.ingest_metrics_port,
+                checks={
+                    "broker": broker_check(settings.kafka_bootstrap),
+                    "store": store_check(store),
+                    "not draining": flag_check(lambda: not stop.is_set(), "draining before exit"),
+                },
+            ),
+        )
+        if on_serving is not None:
+            on_serving(server.url)  # where /metrics and /health answer (tests, tools)
+        producer = await started(stack, make_producer(settings))
+        # Built where it starts: an aiokafka client is closed only by its stop.
+        consumer = make_consumer(settings, group_id=settings.ingest_group)
+        worker = IngestWorker(
+            settings, consumer=consumer, producer=producer, tables=tables, metrics=metrics
+        )
+        consumer.subscribe([settings.topic_events], listener=worker.listener)
+        await started(stack, consumer)
+        in_background(stack, Janitor(settings, store, tables).run(stop), name="ingest-janitor")
         log.info(
             "ingest consuming %s as group %s; metrics and health on %s",
             settings.topic_events,
             settings.ingest_group,
             server.url,
         )
-        await worker.run(stop)
-    finally:
-        janitor_task.cancel()
-        await asyncio.gather(janitor_task, return_exceptions=True)
-        await consumer.stop()
-        await producer.stop()
-        await server.stop()
-        await store.stop()
+        await worker.run(stop)  # its last step is the final flush and commit
     log.info("ingest stopped: %s", worker.stats)
     return worker

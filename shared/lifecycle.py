@@ -1,0 +1,56 @@
+"""One way for a service to start and stop its resources: an ``AsyncExitStack``.
+
+A service enters every resource into one stack, in the order it starts them (as
+quixstreams' ``Application.run`` does with an ``ExitStack``); the stack stops them in
+the reverse order when the service returns, raises or is cancelled, and a failure at
+any start step stops what was started before it. Nothing is started outside the stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+from typing import Any, Protocol, TypeVar
+
+
+class Startable(Protocol):
+    """A resource with ``async start()`` and ``async stop()`` (aiokafka's shape)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Startable)
+T = TypeVar("T")
+
+
+async def started(stack: contextlib.AsyncExitStack, resource: S) -> S:
+    """Start ``resource``; the stack stops it when it unwinds.
+
+    Its stop is pushed before its start: a start that fails half-way (a client opened, a
+    connection not) is undone by its stop. Every ``stop`` used here tolerates a resource
+    that never started, and does nothing the second time.
+    """
+    stack.push_async_callback(resource.stop)
+    await resource.start()
+    return resource
+
+
+def in_background(
+    stack: contextlib.AsyncExitStack, coroutine: Coroutine[Any, Any, T], *, name: str
+) -> asyncio.Task[T]:
+    """Run ``coroutine`` as a task that the stack cancels (and awaits) when it unwinds.
+
+    The task's own exception is not raised by the unwinding: a caller that cares reads
+    it from the task before the stack closes.
+    """
+    task = asyncio.create_task(coroutine, name=name)
+    stack.push_async_callback(_cancel_and_wait, task)
+    return task
+
+
+async def _cancel_and_wait(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
