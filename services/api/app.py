@@ -44,6 +44,7 @@ def _url(host: str, port: int) -> str:
     return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
 
 
+# Every service runner has this signature (deliberately alike): the CLI and `up` call them as one.
 async def run_api(
     settings: Settings,
     *,

@@ -21,6 +21,7 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 
+# Every service runner has this signature (deliberately alike): the CLI and `up` call them as one.
 async def run_exporter(
     settings: Settings,
     *,
