@@ -2,7 +2,7 @@
 
 One source of truth: the paths are :data:`EXPORT_ROUTES` and the status route, the
 schemas are the pydantic models the handlers use, and the group_by choices per type are
-the contract's :data:`GROUP_BY_ALLOWED`. ``usage-export contracts write`` commits the
+each type's spec's ``group_by``. ``usage-export contracts write`` commits the
 result as ``docs/contracts/openapi.json``; a unit test fails when it is stale. The
 prefixed copies of every path (``/api/public``) are a second server, as in the reference.
 """
@@ -23,8 +23,8 @@ from services.api.schemas import (
     PendingResponse,
     RowsResponse,
 )
+from shared.contracts.export_types import DataType, spec
 from shared.contracts.ids import ID_RULE
-from shared.contracts.requests import GROUP_BY_ALLOWED, DataType
 from shared.settings import Settings
 
 _REF = "#/components/schemas/{model}"
@@ -70,7 +70,7 @@ def _typed_body(generic: dict[str, Any], data_type: DataType) -> dict[str, Any]:
     """The request body of one type: group_by limited to that type's subgroups."""
     body = copy.deepcopy(generic)
     body["title"] = _body_name(data_type)
-    allowed = sorted(GROUP_BY_ALLOWED[data_type])
+    allowed = sorted(spec(data_type).group_by)
     group_by = body["properties"]["group_by"]
     group_by.pop("anyOf", None)
     group_by["enum"] = [*allowed, None]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from shared.contracts.requests import DataType
+from shared.contracts.export_types import EXPORT_SPECS, DataType
 
 
 class Variant(StrEnum):
@@ -31,22 +31,18 @@ class ExportRoute:
         return f"post_{name}"
 
 
-# URL segment → data type; `agents` is the reference's alias of assistants.
-_SEGMENTS: tuple[tuple[str, DataType, str], ...] = (
-    ("users", DataType.USERS, "user"),
-    ("assistants", DataType.ASSISTANTS, "agent"),
-    ("agents", DataType.ASSISTANTS, "agent"),
-    ("api-keys", DataType.API_KEYS, "API key"),
-    ("projects", DataType.PROJECTS, "project"),
-    ("models", DataType.MODELS, "model"),
-)
-
 STATUS_PATH = "/export/requests/{request_id}"
 
 
 def _routes() -> tuple[ExportRoute, ...]:
     routes = []
-    for segment, data_type, noun in _SEGMENTS:
+    # Each type's URL segments (`agents` is the reference's alias of assistants).
+    segments = [
+        (segment, data_type, export.noun)
+        for data_type, export in EXPORT_SPECS.items()
+        for segment in export.url_segments
+    ]
+    for segment, data_type, noun in segments:
         routes.append(
             ExportRoute(f"/export/{segment}", data_type, Variant.FILE, f"Export {noun} usage data")
         )

@@ -44,7 +44,6 @@ from services.exporter.upload import StreamingUpload
 from shared.adapters.s3 import ObjectStore
 from shared.clock import Clock, system_clock
 from shared.columnar.queries.engine import (
-    FACTS_COLUMNS,
     QueryExport,
     connect,
     export_csv,
@@ -53,6 +52,7 @@ from shared.columnar.queries.engine import (
 from shared.columnar.schema import FACTS
 from shared.columnar.tables import TableStore, read_dimensions, read_facts
 from shared.contracts.completions import ExportCompletion
+from shared.contracts.export_types import spec
 from shared.domain.export.context import WorkspaceOptions
 from shared.domain.export.paths import export_file_path
 from shared.domain.window import utc_day_of
@@ -197,9 +197,8 @@ class Exporter:
         if rejected is not None:
             return Outcome(rejected.status, rejected.message)
         first_day, last_day = utc_day_of(window.start_ms), utc_day_of(window.last_ms)
-        facts = await _reading(
-            read_facts(self._tables, org_id, first_day, last_day, FACTS_COLUMNS[request.data_type])
-        )
+        columns = spec(request.data_type).facts_columns
+        facts = await _reading(read_facts(self._tables, org_id, first_day, last_day, columns))
         read_at = time.monotonic()
         # DuckDB and the Arrow kernels release the GIL: the loop goes on meanwhile.
         export = await asyncio.to_thread(query_export, request, facts, dimensions, options)
@@ -292,7 +291,7 @@ def query_export(
     request: ValidRequest, facts: pa.Table, dimensions: pa.Table, options: WorkspaceOptions
 ) -> QueryExport:
     """The export's CSV, computed by its type's query over ``facts`` (at least the
-    columns ``FACTS_COLUMNS`` names for the type) and ``dimensions`` (blocking)."""
+    columns its spec's ``facts_columns`` names) and ``dimensions`` (blocking)."""
     window = request.window
     con = connect(facts, dimensions)
     try:

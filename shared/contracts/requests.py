@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 from pydantic import (
@@ -14,44 +13,13 @@ from pydantic import (
     field_validator,
 )
 
+from shared.contracts.export_types import EXPORT_SPECS, accepted_names
+from shared.contracts.export_types import DataType as DataType
 from shared.contracts.ids import EntityId
 
-
-class DataType(StrEnum):
-    USERS = "users"
-    ASSISTANTS = "assistants"
-    API_KEYS = "api_keys"
-    PROJECTS = "projects"
-    MODELS = "models"
-
-    @property
-    def kind(self) -> str:
-        """The file-name kind of contract §4 (``agents`` for assistants)."""
-        return _KINDS[self]
-
-    @classmethod
-    def parse(cls, value: str) -> DataType:
-        """Accepts the contract's names and the ``agents`` alias (also ``api-keys``)."""
-        normalized = _ALIASES.get(value, value)
-        return cls(normalized)
-
-
-_KINDS = {
-    DataType.USERS: "users",
-    DataType.ASSISTANTS: "agents",
-    DataType.API_KEYS: "api-keys",
-    DataType.PROJECTS: "projects",
-    DataType.MODELS: "models",
-}
-_ALIASES = {"agents": "assistants", "api-keys": "api_keys"}
-
-#: Subgroup dimensions each type allows (contract §3); `deployment` needs a BYOK workspace.
+# Each type's subgroups, as its spec says (request validation reads them from here).
 GROUP_BY_ALLOWED: dict[DataType, frozenset[str]] = {
-    DataType.USERS: frozenset({"model"}),
-    DataType.ASSISTANTS: frozenset({"model"}),
-    DataType.API_KEYS: frozenset({"model"}),
-    DataType.PROJECTS: frozenset(),
-    DataType.MODELS: frozenset({"source", "deployment"}),
+    data_type: export.group_by for data_type, export in EXPORT_SPECS.items()
 }
 
 
@@ -76,15 +44,7 @@ class ExportRequest(BaseModel):
         WithJsonSchema(
             {
                 "type": "string",
-                "enum": [
-                    "users",
-                    "assistants",
-                    "agents",
-                    "api_keys",
-                    "api-keys",
-                    "projects",
-                    "models",
-                ],
+                "enum": accepted_names(),
                 "description": "agents = assistants; api-keys = api_keys",
             }
         ),

@@ -9,7 +9,7 @@ import pytest
 from services.api.handlers import ExportApi
 from services.api.openapi import openapi_document
 from services.api.routes import STATUS_PATH
-from shared.contracts.requests import GROUP_BY_ALLOWED
+from shared.contracts.export_types import EXPORT_SPECS
 from shared.settings import Settings
 
 
@@ -65,6 +65,6 @@ def test_bodies_and_responses_follow_the_reference(document: dict[str, Any]) -> 
 
 def test_group_by_choices_are_the_contracts_per_type(document: dict[str, Any]) -> None:
     schemas = document["components"]["schemas"]
-    for data_type, allowed in GROUP_BY_ALLOWED.items():
+    for data_type, spec in EXPORT_SPECS.items():
         name = "".join(part.title() for part in data_type.value.split("_")) + "ExportRequest"
-        assert schemas[name]["properties"]["group_by"]["enum"] == [*sorted(allowed), None]
+        assert schemas[name]["properties"]["group_by"]["enum"] == [*sorted(spec.group_by), None]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from shared.contracts.requests import DataType
+from shared.contracts.export_types import EXPORT_SPECS
 from shared.domain.export import columns
 
 CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "contract.md"
@@ -35,8 +35,10 @@ def test_the_parser_reads_a_marked_table() -> None:
 
 
 def test_the_contracts_column_tables_are_productions() -> None:
-    expected = {(kind.value, "base"): list(columns.BASE[kind]) for kind in DataType}
-    expected |= {(kind.value, "byok"): list(columns.BYOK[kind]) for kind in DataType}
+    expected = {(kind.value, "base"): list(spec.columns) for kind, spec in EXPORT_SPECS.items()}
+    expected |= {
+        (kind.value, "byok"): list(spec.byok_columns) for kind, spec in EXPORT_SPECS.items()
+    }
     expected = {key: value for key, value in expected.items() if value}
     assert contract_tables(CONTRACT.read_text(encoding="utf-8")) == expected
 

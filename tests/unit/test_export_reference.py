@@ -30,8 +30,8 @@ from services.exporter.request_validation import (
 )
 from services.ingest.decode import decode_batch
 from services.ingest.validation import AcceptedRange
-from shared.columnar.queries.engine import FACTS_COLUMNS
 from shared.columnar.schema import DIMENSIONS, FACTS, DimensionVersion, dimensions_table
+from shared.contracts.export_types import spec
 from shared.simulation import SimConfig, simulate
 from tests.reference import (
     EventLog,
@@ -126,7 +126,7 @@ def our_export(workspace: Workspace, request: ValidRequest) -> Ours:
     rejected = check_workspace_options(request, options)
     if rejected is not None:
         return Ours(rejected.status)
-    facts = workspace.facts.select(list(FACTS_COLUMNS[request.data_type]))
+    facts = workspace.facts.select(list(spec(request.data_type).facts_columns))
     export = query_export(request, facts, workspace.dimensions, options)
     return Ours(200, export.data) if export.rows else Ours(404)
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from shared import codec
-from shared.contracts.requests import DataType
+from shared.contracts.export_types import DataType, spec
 from shared.domain.export import columns as production_columns
 from tests.reference import (
     ReferenceResult,
@@ -173,7 +173,7 @@ def test_the_oracles_columns_are_those_of_the_reference_tables() -> None:
 def test_productions_columns_are_those_of_the_reference_tables() -> None:
     ours = {
         (kind, byok): list(
-            (production_columns.BYOK if byok else production_columns.BASE)[DataType(kind)]
+            spec(DataType(kind)).byok_columns if byok else spec(DataType(kind)).columns
         )
         for kind, byok in SEED_TABLES.values()
     }

@@ -28,40 +28,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shared.columnar.schema import DIMENSIONS, FACTS
-from shared.contracts.requests import DataType
+from shared.contracts.export_types import DataType, spec
 from shared.domain.export.columns import header as export_header
 from shared.domain.export.context import WorkspaceOptions
 
 _HERE: Final = Path(__file__).parent
-_QUERY_FILES: Final = {
-    DataType.USERS: "users.sql",
-    DataType.ASSISTANTS: "agents.sql",
-    DataType.API_KEYS: "api_keys.sql",
-    DataType.PROJECTS: "projects.sql",
-    DataType.MODELS: "models.sql",
-}
-#: The facts columns each type's query reads (the exporter reads no others).
-FACTS_COLUMNS: Final[dict[DataType, tuple[str, ...]]] = {
-    DataType.USERS: (
-        "kind", "occurred_ms", "user_id", "assistant_id", "project_id", "model", "actions",
-        "prompt_tokens", "completion_tokens", "cached_tokens", "creation_tokens",
-        "cost_nano", "amount_nano",
-    ),
-    DataType.ASSISTANTS: (
-        "kind", "occurred_ms", "user_id", "assistant_id", "conversation_id", "model",
-        "prompt_tokens", "completion_tokens", "cached_tokens", "creation_tokens",
-    ),
-    DataType.API_KEYS: (
-        "kind", "occurred_ms", "api_key_id", "model", "requests", "prompt_tokens",
-        "completion_tokens", "cached_tokens", "creation_tokens", "cost_nano",
-    ),
-    DataType.PROJECTS: ("kind", "occurred_ms", "project_id"),
-    DataType.MODELS: (
-        "kind", "occurred_ms", "model", "provider", "byok", "source", "deployment",
-        "requests", "prompt_tokens", "completion_tokens", "cached_tokens",
-        "creation_tokens", "cost_nano",
-    ),
-}  # fmt: skip
 #: What a spreadsheet would run as a formula: such a cell gets a ``'`` prefix.
 _FORMULA_START: Final = r"^([=+\-@\t\r])"
 #: What the ``csv`` module's excel dialect quotes (QUOTE_MINIMAL).
@@ -81,7 +52,7 @@ LIMIT 1
 @cache
 def query_text(data_type: DataType) -> str:
     """The SQL of one export type (a file of this package)."""
-    return (_HERE / _QUERY_FILES[data_type]).read_text(encoding="utf-8")
+    return (_HERE / spec(data_type).query_file).read_text(encoding="utf-8")
 
 
 _base: duckdb.DuckDBPyConnection | None = None
