@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from services.api.keys import (
     HASH_SCHEME,
@@ -22,7 +23,9 @@ from services.api.keys import (
     pepper_of,
 )
 from shared.adapters.s3 import ObjectStore
-from shared.settings import Settings, load_settings
+from shared.settings import load_settings
+
+T = TypeVar("T")
 
 
 def register(subparsers: Any) -> None:
@@ -56,9 +59,20 @@ def register(subparsers: Any) -> None:
     revoke.set_defaults(func=_revoke)
 
 
-async def _with_keys(settings: Settings, action: Any) -> Any:
-    async with ObjectStore(settings, settings.aggregates_bucket) as store:
-        return await action(KeyStore(store, pepper=pepper_of(settings)))
+def _with_keys(call: Callable[[KeyStore], Awaitable[T]]) -> T:
+    """``call``'s result, given the key store the API's settings name."""
+    settings = load_settings()
+
+    async def run() -> T:
+        async with ObjectStore(settings, settings.aggregates_bucket) as store:
+            return await call(KeyStore(store, pepper=pepper_of(settings)))
+
+    return asyncio.run(run())
+
+
+def _refused(exc: ApiKeyError) -> int:
+    print(f"usage-export keys: {exc}", file=sys.stderr)
+    return 1
 
 
 def _describe(record: ApiKeyRecord) -> str:
@@ -71,15 +85,10 @@ def _describe(record: ApiKeyRecord) -> str:
 
 def _create(args: argparse.Namespace) -> int:
     scopes = tuple(args.scopes or (USAGE_EXPORT_SCOPE,))
-
-    async def action(keys: KeyStore) -> tuple[str, ApiKeyRecord]:
-        return await keys.create(args.org, scopes=scopes, name=args.name)
-
     try:
-        key, record = asyncio.run(_with_keys(load_settings(), action))
+        key, record = _with_keys(lambda keys: keys.create(args.org, scopes=scopes, name=args.name))
     except ApiKeyError as exc:
-        print(f"usage-export keys: {exc}", file=sys.stderr)
-        return 1
+        return _refused(exc)
     print(f"created key {record.key_id} for workspace {record.org_id} (scopes {','.join(scopes)})")
     print("store it now: it is not shown again")
     print(key)
@@ -87,10 +96,7 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    async def action(keys: KeyStore) -> list[ApiKeyRecord]:
-        return await keys.list_for(args.org)
-
-    records: list[ApiKeyRecord] = asyncio.run(_with_keys(load_settings(), action))
+    records = _with_keys(lambda keys: keys.list_for(args.org))
     if not records:
         print(f"workspace {args.org} has no API keys")
     for record in records:
@@ -105,14 +111,9 @@ def _revoke(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-
-    async def action(keys: KeyStore) -> ApiKeyRecord:
-        return await keys.revoke(args.org, args.key_id)
-
     try:
-        record = asyncio.run(_with_keys(load_settings(), action))
+        record = _with_keys(lambda keys: keys.revoke(args.org, args.key_id))
     except ApiKeyError as exc:
-        print(f"usage-export keys: {exc}", file=sys.stderr)
-        return 1
+        return _refused(exc)
     print(f"revoked: {_describe(record)}")
     return 0
