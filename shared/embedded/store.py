@@ -18,8 +18,12 @@ corrected here on purpose:
   page remains), and the volume server accepts reads and writes only with a JWT signed
   by keys made fresh at every start and passed in the environment (``WEED_JWT_*``), so
   they are never on disk; ``security.toml`` in the working directory shadows any in
-  ``$HOME/.seaweedfs`` or ``/etc/seaweedfs``. The gRPC ports stay unauthenticated
-  (SeaweedFS secures them only with mTLS): loopback, for this user's machine only;
+  ``$HOME/.seaweedfs`` or ``/etc/seaweedfs``;
+* the gRPC ports (master, volume, filer, S3, and their Unix sockets in /tmp) want mutual
+  TLS: a CA and one certificate per component, made fresh at every start in the 0700
+  ``grpc-tls/`` folder (the CA's private key is never written; see
+  :mod:`shared.embedded.certificates`). Without it any local process could call the
+  filer's CreateEntry and forge or alter stored objects;
 * ``-volume.preStopSeconds=0``: no 10 s pause before the volume server stops.
 
 On SIGTERM ``weed`` starts a graceful gRPC stop that waits for its own internal streams
@@ -36,6 +40,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
+from shared.clock import Clock, system_clock
+from shared.embedded.certificates import write_grpc_certificates
 from shared.embedded.ports import LOOPBACK
 from shared.embedded.processes import ServerProcess, wait_ready
 from shared.embedded.s3client import open_s3_client
@@ -55,9 +61,10 @@ JWT_KEY_VARIABLES = (
 
 # Read by ``weed`` from its working directory, before $HOME/.seaweedfs and /etc/seaweedfs.
 SECURITY_TOML = """\
-# Written by usage-export. The JWT signing keys are not here: they come from the
-# environment (WEED_JWT_*), fresh at every start. This file shadows any security.toml
-# in $HOME/.seaweedfs or /etc/seaweedfs.
+# Written by usage-export at every start. The JWT signing keys are not here: they come
+# from the environment (WEED_JWT_*), fresh at every start; the [grpc] sections (mutual
+# TLS, certificates in grpc-tls/) follow. This file shadows any security.toml in
+# $HOME/.seaweedfs or /etc/seaweedfs.
 [access]
 ui = false
 """
@@ -207,6 +214,7 @@ class SeaweedStore:
         read_only: ReadOnlyIdentity | None = None,
         grace_s: float = 2.0,
         host: str = LOOPBACK,
+        clock: Clock = system_clock,
     ) -> None:
         self.root = root
         self.ports = ports
@@ -214,6 +222,7 @@ class SeaweedStore:
         self._access_key = access_key
         self._secret_key = secret_key
         self._read_only = read_only
+        self._clock = clock
         self.process = ServerProcess(
             "weed",
             weed_server_argv(
@@ -236,13 +245,16 @@ class SeaweedStore:
     def start(self) -> None:
         """Write the config files (fresh each start: keys may change), then spawn.
 
-        The root is the owner's alone (0700): it holds the identities and the data.
+        The root is the owner's alone (0700): it holds the identities, the gRPC
+        certificates and keys, and the data.
         """
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.root.chmod(0o700)
         (self.root / "data").mkdir(mode=0o700, exist_ok=True)
         (self.root / "master.toml").write_text(MASTER_TOML, encoding="utf-8")
-        (self.root / "security.toml").write_text(SECURITY_TOML, encoding="utf-8")
+        grpc_tls = write_grpc_certificates(self.root / "grpc-tls", clock=self._clock)
+        security = f"{SECURITY_TOML}\n{grpc_tls.security_toml()}"
+        (self.root / "security.toml").write_text(security, encoding="utf-8")
         identities = self.root / "identities.json"
         identities.touch(mode=0o600)
         identities.chmod(0o600)  # it holds the secret keys

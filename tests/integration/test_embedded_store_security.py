@@ -4,24 +4,37 @@ An anonymous ``PUT /buckets/usage-aggregates/api-keys/<id>.json`` on the filer's
 port used to create a key record the API then accepted. Here every non-S3 HTTP port of
 the real ``weed server`` is asked, without credentials, to write, read and delete, and
 must refuse; S3 with the stack's keys must keep working (the whole suite relies on it).
+
+Its gRPC ports (master, volume, filer, S3) answered anyone on loopback too: a plain
+HTTP/2 connection got the server's SETTINGS, so any local process could call the filer's
+CreateEntry and forge or alter objects. Now each wants mutual TLS with a certificate of
+the CA made at this start: plain-text and certificate-less TLS clients are refused, and
+only the stack's own client certificate gets an HTTP/2 answer (the control).
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
+import ssl
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from botocore.exceptions import ClientError
 
 from shared.embedded import EmbeddedStack
+from shared.embedded.certificates import write_grpc_certificates
 from shared.embedded.s3client import open_s3_client
-from shared.embedded.store import WeedPorts
+from shared.embedded.store import WeedPorts, unix_socket_paths
 from shared.settings import Settings
 
 from .conftest import InfraStack
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3.type_defs import CompletedPartTypeDef
 
 FORM_BOUNDARY = "usage-export-test"
 FORM_BODY = (
@@ -33,6 +46,9 @@ FORM_BODY = (
 FORM_HEADERS = {"Content-Type": f"multipart/form-data; boundary={FORM_BOUNDARY}"}
 #: A file id on volume 1 (every bucket of the stack has written a volume by now).
 SOME_FILE_ID = "1,0a12345678"
+#: What a gRPC client sends first: the HTTP/2 connection preface and an empty SETTINGS.
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000")
+HTTP2_SETTINGS_FRAME_TYPE = 0x04
 
 
 @pytest.fixture
@@ -47,7 +63,7 @@ def _weed_ports(stack: EmbeddedStack) -> WeedPorts:
     pid = stack.server_pids()["weed"]
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
     flags = dict(arg.lstrip("-").split("=", 1) for arg in argv if "=" in arg)
-    names = ("s3.port", "s3.port.grpc", "master.port", "master.port.grpc")
+    names: tuple[str, ...] = ("s3.port", "s3.port.grpc", "master.port", "master.port.grpc")
     names += ("volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc")
     return WeedPorts(*(int(flags[name]) for name in names))
 
@@ -141,7 +157,7 @@ async def _can_write(settings: Settings, bucket: str) -> bool:
     async with open_s3_client(settings, timeout_s=30.0) as client:
         await client.put_object(Bucket=bucket, Key="probe/small", Body=b"small")
         upload = await client.create_multipart_upload(Bucket=bucket, Key="probe/large")
-        parts = []
+        parts: list[CompletedPartTypeDef] = []
         for number, body in ((1, b"a" * (5 * 1024 * 1024)), (2, b"b" * 10)):
             part = await client.upload_part(
                 Bucket=bucket,
@@ -172,3 +188,107 @@ async def _can_write(settings: Settings, bucket: str) -> bool:
 def test_data_directory_is_private_to_its_owner(embedded: EmbeddedStack) -> None:
     for directory in (embedded.data_dir, embedded.data_dir / "seaweedfs"):
         assert directory.stat().st_mode & 0o077 == 0, directory
+
+
+# ---- gRPC: mutual TLS ---------------------------------------------------------------------
+
+
+def _grpc_ports(stack: EmbeddedStack) -> dict[str, int]:
+    ports = _weed_ports(stack)
+    return {
+        "master": ports.master_grpc,
+        "volume": ports.volume_grpc,
+        "filer": ports.filer_grpc,
+        "s3": ports.s3_grpc,
+    }
+
+
+def _grpc_sockets(stack: EmbeddedStack) -> list[Path]:
+    """The Unix sockets ``weed`` serves gRPC on beside its TCP ports (``/tmp``)."""
+    return [path for path in unix_socket_paths(_weed_ports(stack)) if "-grpc-" in path.name]
+
+
+def _http2_answered(answer: bytes) -> bool:
+    """Whether ``answer`` starts with an HTTP/2 SETTINGS frame: a gRPC server talking."""
+    return len(answer) >= 9 and answer[3] == HTTP2_SETTINGS_FRAME_TYPE
+
+
+def _plain_http2(address: tuple[str, int] | str) -> bytes:
+    """The first bytes a server answers to a plain-text HTTP/2 preface (b"" if it hangs up)."""
+    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as connection:
+        connection.settimeout(5)
+        connection.connect(address)
+        connection.sendall(HTTP2_PREFACE)
+        try:
+            return connection.recv(64)
+        except (TimeoutError, ConnectionError):
+            return b""
+
+
+def _tls_http2(port: int, ca: Path, client: tuple[Path, Path] | None) -> bytes | str:
+    """HTTP/2 over TLS 1.3, the server's certificate checked against ``ca``, presenting
+    ``client`` (certificate, key) or nothing. The answer's first bytes, or the TLS error.
+
+    With TLS 1.3 the client's side of the handshake ends before the server has checked
+    the client's certificate: a server that wants one answers the first read with an
+    alert (certificate required, bad certificate, unknown CA).
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.load_verify_locations(cafile=ca)
+    context.set_alpn_protocols(["h2"])
+    if client is not None:
+        context.load_cert_chain(*client)
+    # The handshake itself must succeed: the server is a TLS server with the stack's CA.
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as connection,
+    ):
+        try:
+            connection.sendall(HTTP2_PREFACE)
+            return connection.recv(64)
+        except ssl.SSLError as error:
+            return error.reason or type(error).__name__
+        except (TimeoutError, ConnectionError) as error:
+            return type(error).__name__
+
+
+async def test_grpc_ports_refuse_plain_text_connections(embedded: EmbeddedStack) -> None:
+    """Before: every gRPC port answered a plain HTTP/2 preface with its SETTINGS."""
+    targets: dict[str, tuple[str, int] | str] = {
+        f"{name} :{port}": ("127.0.0.1", port) for name, port in _grpc_ports(embedded).items()
+    }
+    targets |= {path.name: str(path) for path in _grpc_sockets(embedded) if path.exists()}
+    assert len(targets) >= 4
+    answers = {what: await asyncio.to_thread(_plain_http2, to) for what, to in targets.items()}
+    assert {what: answer for what, answer in answers.items() if _http2_answered(answer)} == {}
+
+
+async def test_grpc_ports_refuse_tls_clients_without_the_stacks_certificate(
+    embedded: EmbeddedStack, tmp_path: Path
+) -> None:
+    """No client certificate, or one of another CA: refused. The stack's own client
+    certificate: an HTTP/2 answer (so the refusals are about the certificate)."""
+    tls = embedded.data_dir / "seaweedfs" / "grpc-tls"
+    own = (tls / "client.crt", tls / "client.key")
+    stranger = write_grpc_certificates(tmp_path / "stranger")
+    foreign = (stranger.certs["client"], stranger.keys["client"])
+    refused: dict[str, bytes | str] = {}
+    for name, port in _grpc_ports(embedded).items():
+        for who, client in (("no certificate", None), ("another CA's", foreign)):
+            answer = await asyncio.to_thread(_tls_http2, port, tls / "ca.crt", client)
+            if not isinstance(answer, str) and _http2_answered(answer):
+                refused[f"{name} with {who}"] = answer
+        answer = await asyncio.to_thread(_tls_http2, port, tls / "ca.crt", own)
+        assert isinstance(answer, bytes), (name, answer)
+        assert _http2_answered(answer), (name, answer)
+    assert refused == {}
+
+
+def test_grpc_keys_are_private_and_the_ca_key_is_not_kept(embedded: EmbeddedStack) -> None:
+    tls = embedded.data_dir / "seaweedfs" / "grpc-tls"
+    assert tls.stat().st_mode & 0o077 == 0
+    assert all(path.stat().st_mode & 0o077 == 0 for path in tls.iterdir())
+    keys = sorted(path.name for path in tls.glob("*.key"))
+    assert keys == ["client.key", "filer.key", "master.key", "s3.key", "volume.key"]
