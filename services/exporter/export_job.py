@@ -64,9 +64,9 @@ log = logging.getLogger(__name__)
 
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 UNEXPECTED_ATTEMPTS = 3
-_RETRY_BASE_S = 0.5
 #: Backoff between tries of a whole answer (each store call has retried on the store's
 #: policy already); the deadline, not a number of tries, bounds it.
+_RETRY_BASE_S = 0.5
 _RETRY_MAX_S = 10.0
 _RETRY_LATER = "retry later with the same request_id"
 
