@@ -17,8 +17,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from bench.consumers import EXPORTER_LOGGER, assigned_at
 from bench.procs import Measured
 from bench.stack import child_env
-from services.exporter.client import export_request
 from shared import codec
+from shared.adapters.export_client import export_request
 from shared.adapters.kafka import make_producer
 from shared.contracts.completions import ExportCompletion
 from shared.domain.window import months_before
@@ -51,7 +51,7 @@ def windows(today: date) -> dict[str, Window]:
 class CompletionClient:
     """Publishes one request at a time and reads its completion.
 
-    Like :class:`services.exporter.client.ExportClient` (completions read without a
+    Like :class:`shared.adapters.export_client.ExportClient` (completions read without a
     group, from the end as it was before publishing) but fetching with a 20 ms wait: the
     embedded broker answers a fetch that finds nothing new only after
     ``fetch.max.wait.ms`` (aiokafka's default 500 ms) even when a record arrives in the

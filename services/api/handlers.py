@@ -32,14 +32,14 @@ from services.api.rows import FileMissing, TooLarge, rows_body
 from services.api.schemas import ExportBody, PendingResponse
 from services.api.waiter import CompletionWaiter, RequestKey, TooManyWaiting
 from services.api.workspace_slots import WorkspaceSlots
-from services.exporter.completions import completion_of
-from services.exporter.idempotency import RequestLedger
-from services.exporter.request_validation import ReadableRequest, Rejected, validate_request
 from shared import codec
+from shared.adapters.request_ledger import RequestLedger
 from shared.adapters.s3 import ObjectStore
+from shared.adapters.signed_completions import completion_of
 from shared.clock import Clock, system_clock
 from shared.contracts.completions import ExportCompletion
 from shared.contracts.ids import ID_RULE, is_valid_id
+from shared.domain.export.request_validation import ReadableRequest, Rejected, validate_request
 from shared.errors import RetriableError
 from shared.observability import ApiMetrics
 from shared.settings import Settings

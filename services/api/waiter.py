@@ -1,9 +1,8 @@
-"""Completions for the requests this API process is waiting on: one consumer, one map.
+"""Completions for the requests this API process is waiting on: one reader, one map.
 
-The consumer has no group: it is assigned every partition of the completions topic and
-starts at its end (the fetched high watermark, because the embedded broker answers
-ListOffsets(latest) short), so it never replays history. Each completion resolves the
-future of its ``(org_id, request_id)`` — the workspace is part of the key, so a
+The completions are read by ``shared.adapters.completions_reader`` (no consumer group,
+every partition, from the end, so history is never replayed). Each completion resolves
+the future of its ``(org_id, request_id)`` — the workspace is part of the key, so a
 completion of one tenant never answers another's request — and is remembered in a
 bounded most-recent map for the status route and idempotent retries.
 """
@@ -16,11 +15,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 
-from aiokafka import AIOKafkaConsumer
-from pydantic import ValidationError
-
-from shared import codec
-from shared.adapters.kafka_offsets import end_offsets, wait_assigned
+from shared.adapters.completions_reader import CompletionsReader, parse_completion
 from shared.contracts.completions import ExportCompletion
 from shared.settings import Settings
 
@@ -42,14 +37,7 @@ class CompletionWaiter:
     """``async with waiter.waiting(org, rid) as future:`` publish, then await ``future``."""
 
     def __init__(self, settings: Settings, *, max_waiting: int, recent_size: int = 10_000) -> None:
-        self._topic = settings.topic_export_completions
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="latest",
-            fetch_max_wait_ms=100,
-        )
+        self._completions = CompletionsReader(settings, fetch_max_wait_ms=100)
         self._max_waiting = max_waiting
         self._recent_size = recent_size
         self._waiting: dict[RequestKey, tuple[asyncio.Future[ExportCompletion], int]] = {}
@@ -59,10 +47,7 @@ class CompletionWaiter:
     async def start(self) -> None:
         if self._reader is not None:
             return
-        await self._consumer.start()
-        partitions = await wait_assigned(self._consumer, self._topic)
-        for tp, offset in (await end_offsets(self._consumer, partitions)).items():
-            self._consumer.seek(tp, offset)
+        await self._completions.start()
         self._reader = asyncio.create_task(self._read(), name="api-completions-reader")
         self._reader.add_done_callback(_log_reader_end)
 
@@ -73,7 +58,7 @@ class CompletionWaiter:
             # A reader that died of an error has logged it: stopping must still go on.
             with contextlib.suppress(BaseException):
                 await reader
-        await self._consumer.stop()
+        await self._completions.stop()
         for future, _ in self._waiting.values():
             future.cancel()
         self._waiting.clear()
@@ -118,20 +103,17 @@ class CompletionWaiter:
 
     async def _read(self) -> None:
         while True:
-            batch = await self._consumer.getmany(timeout_ms=500)
-            for records in batch.values():
-                for record in records:
-                    self.accept(record.value)
+            for completion in await self._completions.read():
+                self.resolve(completion)
 
     def accept(self, value: bytes | None) -> None:
         """One record value of the completions topic: remember it, wake its waiters."""
-        if value is None:
-            return
-        try:
-            completion = ExportCompletion.model_validate(codec.loads(value))
-        except (ValueError, ValidationError):
-            log.warning("ignoring an unreadable completion (%d bytes)", len(value))
-            return
+        completion = parse_completion(value)
+        if completion is not None:
+            self.resolve(completion)
+
+    def resolve(self, completion: ExportCompletion) -> None:
+        """Remember ``completion`` and wake the requests waiting on it."""
         if completion.org_id is None:
             return  # answers a request that could not be read: no caller of ours sent it
         key = (completion.org_id, completion.request_id)

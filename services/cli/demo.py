@@ -22,14 +22,14 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from rich.console import Console
 from rich.table import Table
 
 from services.cli.demo_api import api_round_trip
 from services.cli.runtime import setup_logging
-from services.exporter.client import ExportClient, download, export_request
-from shared.adapters.kafka import make_producer
+from shared.adapters.export_client import ExportClient, download, export_request
+from shared.adapters.kafka import make_consumer, make_producer
 from shared.clock import Clock, system_clock
 from shared.contracts.completions import ExportCompletion
 from shared.settings import Settings
@@ -225,11 +225,7 @@ async def produce_simulation(settings: Settings, config: SimConfig) -> dict[int,
 async def wait_until_committed(settings: Settings, ends: dict[int, int]) -> None:
     """Until the ingest group's committed offsets reach ``ends`` (contract: then an export
     sees every event)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=settings.ingest_group,
-        enable_auto_commit=False,
-    )
+    consumer = make_consumer(settings, group_id=settings.ingest_group)  # never subscribes
     await consumer.start()
     try:
         async with asyncio.timeout(_COMMIT_WAIT_S):

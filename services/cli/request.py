@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from services.exporter.client import ExportClient, download, export_request
+from shared.adapters.export_client import ExportClient, download, export_request
 from shared.contracts.completions import ExportCompletion
 from shared.settings import Settings, load_settings
 

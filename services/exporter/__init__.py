@@ -1,10 +1,13 @@
 """The exporter service: export requests in, CSV files and completion events out.
 
-Modules: ``request_validation`` (bytes → a validated request or a 400), ``upload``
-(streaming multipart upload), ``idempotency`` (per-request records), ``export_job`` (one
-request → one outcome: the window's facts read from the workspace's tables and its
-type's query, with retries and a deadline), ``completions`` (outcomes → completion
-events), ``offsets`` (what may be committed), ``worker`` (the consumer loop), ``app``
-(wiring) and ``client`` (publish a request, await its completion: for the command line,
-the demo and tests).
+Modules: ``upload`` (streaming multipart upload), ``export_job`` (one request → one
+outcome: the window's facts read from the workspace's tables and its type's query, with
+retries and a deadline), ``offsets`` (what may be committed), ``worker`` (the consumer
+loop) and ``app`` (wiring). What the HTTP API shares with it lives in ``shared/``:
+request validation (``shared.domain.export.request_validation``), outcomes
+(``shared.domain.export.outcomes``), the request ledger
+(``shared.adapters.request_ledger``), outcomes → completion events
+(``shared.adapters.signed_completions``); the client that publishes a request and awaits
+its completion (for the command line, the demo and tests) is
+``shared.adapters.export_client``.
 """

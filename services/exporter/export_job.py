@@ -14,10 +14,10 @@ seconds, is a store call, so a deadline reached with no failure seen means a sto
 hung), else 500 (the last failure was an
 unexpected error or a lost race). An unexpected error is retried a few times, then 500.
 
-The request's record (``idempotency``) pins the instant the request was first seen, so
-every delivery resolves the same window; a request with a recorded outcome is answered
-from it (only its signed URL is new). Should its file have been deleted since, the
-export is written again, to the same key, for the same window.
+The request's record (``shared.adapters.request_ledger``) pins the instant the request
+was first seen, so every delivery resolves the same window; a request with a recorded
+outcome is answered from it (only its signed URL is new). Should its file have been
+deleted since, the export is written again, to the same key, for the same window.
 """
 
 from __future__ import annotations
@@ -31,17 +31,10 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from services.exporter.completions import completion_of
-from services.exporter.idempotency import ExportFile, Outcome, RequestLedger
-from services.exporter.request_validation import (
-    ReadableRequest,
-    Rejected,
-    ValidRequest,
-    check_workspace_options,
-    validate_request,
-)
 from services.exporter.upload import StreamingUpload
+from shared.adapters.request_ledger import RequestLedger
 from shared.adapters.s3 import ObjectStore
+from shared.adapters.signed_completions import completion_of
 from shared.clock import Clock, system_clock
 from shared.columnar.queries.engine import (
     QueryExport,
@@ -54,7 +47,15 @@ from shared.columnar.tables import TableStore, read_dimensions, read_facts
 from shared.contracts.completions import ExportCompletion
 from shared.contracts.export_types import spec
 from shared.domain.export.context import WorkspaceOptions
+from shared.domain.export.outcomes import ExportFile, Outcome
 from shared.domain.export.paths import export_file_path
+from shared.domain.export.request_validation import (
+    ReadableRequest,
+    Rejected,
+    ValidRequest,
+    check_workspace_options,
+    validate_request,
+)
 from shared.domain.window import utc_day_of
 from shared.errors import PreconditionFailed, StoreUnavailable
 from shared.retry import Backoff, Failure, is_retriable, retry

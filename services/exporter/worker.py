@@ -33,11 +33,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from services.exporter.offsets import OffsetTracker
-from services.exporter.request_validation import ReadableRequest, Unreadable, read_request
 from shared import codec
 from shared.adapters.dead_letters import dead_letter_headers, send_dead_letter
 from shared.adapters.rebalance import RevokeListener
 from shared.contracts.completions import ExportCompletion
+from shared.domain.export.request_validation import ReadableRequest, Unreadable, read_request
 from shared.observability import ExporterMetrics
 from shared.retry import Failure, broker_backoff, retry
 from shared.settings import Settings

@@ -51,6 +51,7 @@ from services.ingest.decode import decode_batch
 from services.ingest.validation import AcceptedRange
 from services.ingest.worker import by_workspace
 from shared import codec
+from shared.adapters.kafka import make_consumer
 from shared.adapters.kafka_offsets import end_offsets, offset_for_time, wait_assigned
 from shared.adapters.s3 import ObjectStore
 from shared.clock import Clock, system_clock
@@ -167,12 +168,7 @@ class Replay:
             checkpoint["read_done"] = True
             self._save_checkpoint(checkpoint)
             return
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.kafka_bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-        )
+        consumer = make_consumer(self._settings, group_id=None)
         await consumer.start()
         try:
             partitions = await wait_assigned(consumer, self._settings.topic_events)

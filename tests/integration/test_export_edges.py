@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import pytest_asyncio
 
-from services.exporter.client import ExportClient, export_request
+from shared.adapters.export_client import ExportClient, export_request
 from shared.embedded import ensure_infrastructure, isolated_settings
 from tests.clock import NOW
 from tests.integration.conftest import InfraStack

@@ -28,8 +28,8 @@ import pytest
 import pytest_asyncio
 
 from services.exporter.app import run_exporter
-from services.exporter.client import ExportClient, export_request
 from services.ingest.app import run_ingest
+from shared.adapters.export_client import ExportClient, export_request
 from shared.clock import system_clock
 from shared.contracts.completions import ExportCompletion
 from shared.embedded import ensure_infrastructure, isolated_settings

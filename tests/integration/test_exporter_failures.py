@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 
 from services.exporter.app import run_exporter
-from services.exporter.client import ExportClient, export_request
+from shared.adapters.export_client import ExportClient, export_request
 from shared.adapters.s3 import ObjectStore
 from shared.clock import system_clock
 from shared.contracts.completions import ExportCompletion

@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 from services.exporter.app import run_exporter
-from services.exporter.client import ExportClient, export_request
 from services.ingest.app import run_ingest
+from shared.adapters.export_client import ExportClient, export_request
 from shared.settings import Settings
 from shared.simulation import SimConfig, simulate
 from tests.integration.kafka_tools import produce, wait_until_committed

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from services.exporter.request_validation import ReadableRequest, ValidRequest, validate_request
+from shared.domain.export.request_validation import ReadableRequest, ValidRequest, validate_request
 from tests.clock import NOW
 from tests.reference import build_log, reference_export
 from tests.unit.test_export_reference import (

@@ -19,11 +19,11 @@ import pytest
 
 from services.exporter import export_job
 from services.exporter.export_job import Exporter
-from services.exporter.request_validation import ReadableRequest, read_request
 from shared.adapters.s3 import ObjectStore, StoredObject
 from shared.columnar.schema import DimensionVersion, dimensions_table, facts_table
 from shared.columnar.tables import TableStore, WorkspaceTables
 from shared.domain.dimensions import SETTINGS_ENTITY
+from shared.domain.export.request_validation import ReadableRequest, read_request
 from shared.domain.facts import MESSAGE, NANO, Fact
 from shared.domain.window import day_start_ms
 from shared.errors import StoreUnavailable

@@ -22,16 +22,16 @@ import pyarrow.compute as pc
 import pytest
 
 from services.exporter.export_job import query_export, settings_of
-from services.exporter.request_validation import (
+from services.ingest.decode import decode_batch
+from services.ingest.validation import AcceptedRange
+from shared.columnar.schema import DIMENSIONS, FACTS, DimensionVersion, dimensions_table
+from shared.contracts.export_types import spec
+from shared.domain.export.request_validation import (
     ReadableRequest,
     ValidRequest,
     check_workspace_options,
     validate_request,
 )
-from services.ingest.decode import decode_batch
-from services.ingest.validation import AcceptedRange
-from shared.columnar.schema import DIMENSIONS, FACTS, DimensionVersion, dimensions_table
-from shared.contracts.export_types import spec
 from shared.simulation import SimConfig, simulate
 from tests.reference import (
     EventLog,

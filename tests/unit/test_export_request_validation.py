@@ -8,7 +8,9 @@ from typing import Any
 import orjson
 import pytest
 
-from services.exporter.request_validation import (
+from shared.contracts.requests import DataType
+from shared.domain.export.context import WorkspaceOptions
+from shared.domain.export.request_validation import (
     ReadableRequest,
     Rejected,
     Unreadable,
@@ -17,8 +19,6 @@ from services.exporter.request_validation import (
     read_request,
     validate_request,
 )
-from shared.contracts.requests import DataType
-from shared.domain.export.context import WorkspaceOptions
 
 NOW = datetime(2026, 11, 22, 19, 3, 12, 345_000, tzinfo=UTC)
 

@@ -12,9 +12,9 @@ from typing import Any, cast
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from services.exporter.request_validation import ReadableRequest
 from services.exporter.worker import ExporterWorker
 from shared.contracts.completions import ExportCompletion
+from shared.domain.export.request_validation import ReadableRequest
 from shared.settings import Settings
 
 TP = TopicPartition("usage.export-requests", 0)

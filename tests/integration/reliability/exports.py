@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.exporter.app import run_exporter
-from services.exporter.client import ExportClient, export_request
+from shared.adapters.export_client import ExportClient, export_request
 from shared.adapters.s3 import ObjectStore
 from shared.clock import system_clock
 from shared.contracts.completions import ExportCompletion

@@ -26,8 +26,8 @@ import pytest_asyncio
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from services.exporter.client import ExportClient, export_request
 from shared import codec
+from shared.adapters.export_client import ExportClient, export_request
 from shared.contracts.completions import ExportCompletion
 from shared.settings import Settings
 from tests.integration.conftest import FreshSettingsFactory

@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-from services.exporter.client import ExportClient, export_request
 from shared import codec
+from shared.adapters.export_client import ExportClient, export_request
 from shared.adapters.s3 import ObjectStore
 from shared.domain.export.paths import request_record_key
 from shared.settings import Settings

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from services.exporter.client import ExportClient, export_request
+from shared.adapters.export_client import ExportClient, export_request
 from shared.contracts.completions import ExportCompletion
 from shared.settings import Settings
 from tests.integration.conftest import FreshSettingsFactory

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import aioboto3
 from aiobotocore.config import AioConfig
 
-from services.exporter.client import export_request
+from shared.adapters.export_client import export_request
 from shared.adapters.s3 import ObjectStore
 from shared.clock import system_clock
 from shared.settings import Settings

@@ -21,7 +21,7 @@ from typing import Literal
 
 import pytest
 
-from services.exporter.client import ExportClient
+from shared.adapters.export_client import ExportClient
 from shared.adapters.s3 import ObjectStore
 from tests.integration.conftest import FreshSettingsFactory
 from tests.integration.kafka_tools import committed

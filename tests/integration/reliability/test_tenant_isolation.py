@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import orjson
 
-from services.exporter.client import export_request
+from shared.adapters.export_client import export_request
 from shared.clock import system_clock
 from shared.contracts.ids import is_valid_id
 from tests.integration.conftest import FreshSettingsFactory

@@ -1,4 +1,4 @@
-"""Outcomes → completion events (contract §4).
+"""Outcomes → completion events (contract §4), for the exporter and the HTTP API alike.
 
 A successful outcome gets a fresh presigned URL each time it is published (a redelivered
 request gets a working link even when the first one expired); ``expiresAt`` is when that
@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from services.exporter.idempotency import Outcome
 from shared.adapters.s3 import ObjectStore
 from shared.contracts.completions import CompletionData, ExportCompletion
+from shared.domain.export.outcomes import Outcome
 from shared.domain.window import format_instant, to_ms
 
 _UTC = ZoneInfo("UTC")

@@ -1,4 +1,5 @@
-"""Per-request records that make a request id answer the same way every time it is seen.
+"""The request ledger: per-request records that make a request id answer the same way
+every time it is seen, for the exporter and the HTTP API alike.
 
 ``requests/{org_id}/{request_id}.json`` in the exports bucket is created, with
 ``If-None-Match: *``, the first time a request is seen. It pins the instant the request
@@ -26,79 +27,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from shared import codec
 from shared.adapters.s3 import ObjectStore
+from shared.domain.export.outcomes import Outcome
 from shared.domain.export.paths import file_owner_key, request_record_key
 from shared.domain.window import to_ms
 from shared.errors import PreconditionFailed
 
 RECORD_SCHEMA = 1
-FINAL_STATUSES = frozenset({200, 400, 404, 409})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class ExportFile:
-    """The file a successful export wrote (what the completion's ``data`` reports)."""
-
-    file_path: str
-    data_type: str
-    record_count: int
-    size: int
-    sha256: str
-    date_range: dict[str, str]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "filePath": self.file_path,
-            "dataType": self.data_type,
-            "recordCount": self.record_count,
-            "bytes": self.size,
-            "sha256": self.sha256,
-            "dateRange": self.date_range,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ExportFile:
-        return cls(
-            file_path=data["filePath"],
-            data_type=data["dataType"],
-            record_count=data["recordCount"],
-            size=data["bytes"],
-            sha256=data["sha256"],
-            date_range=dict(data["dateRange"]),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How a request was answered: a file (200) or a status with a message."""
-
-    status: int
-    message: str = ""
-    file: ExportFile | None = None
-
-    @property
-    def final(self) -> bool:
-        return self.status in FINAL_STATUSES
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "message": self.message,
-            "file": self.file.to_json() if self.file is not None else None,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Outcome:
-        file = data.get("file")
-        return cls(
-            status=int(data["status"]),
-            message=str(data.get("message") or ""),
-            file=ExportFile.from_json(file) if file else None,
-        )
 
 
 @dataclass(slots=True)

@@ -1,10 +1,9 @@
 """A client of the exporter: publish export requests, wait for their completions.
 
 Used by ``usage-export request``, ``usage-export demo`` and the integration tests. The
-completions topic is read without a consumer group (assign + seek), starting from its
-end as it was *before* the request was published: the broker's ListOffsets(latest) may
-answer an offset somewhat before the true end, which only means a few older
-completions are read and skipped, never that ours is missed.
+completions are read by ``shared.adapters.completions_reader`` (the reader the HTTP API's
+waiter uses too), from the end of the topic as it was *before* the request was
+published, so ours is never missed.
 """
 
 from __future__ import annotations
@@ -14,12 +13,10 @@ import contextlib
 import urllib.request
 import uuid
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from shared import codec
+from shared.adapters.completions_reader import CompletionsReader
 from shared.adapters.kafka import make_producer
 from shared.contracts.completions import ExportCompletion
 from shared.settings import Settings
@@ -57,12 +54,7 @@ class ExportClient:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._producer = make_producer(settings)
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
+        self._completions = CompletionsReader(settings)
         self._seen: dict[str, list[ExportCompletion]] = {}
         self._arrived = asyncio.Condition()
         self._reader: asyncio.Task[None] | None = None
@@ -70,25 +62,14 @@ class ExportClient:
     async def __aenter__(self) -> Self:
         try:
             await self._producer.start()
-            await self._consumer.start()
-            topic = self._settings.topic_export_completions
-            partitions = await self._partitions(topic)
-            self._consumer.assign(partitions)
-            await self._consumer.seek_to_end(*partitions)
-            for tp in partitions:  # resolve the positions now, before anything is published
-                await self._consumer.position(tp)
+            await self._completions.start()  # before anything is published
         except BaseException:
             await self.close()
             raise
         self._reader = asyncio.create_task(self._read(), name="export-completions-reader")
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     async def close(self) -> None:
@@ -97,28 +78,16 @@ class ExportClient:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
             self._reader = None
-        await self._consumer.stop()
+        await self._completions.stop()
         await self._producer.stop()
-
-    async def _partitions(self, topic: str) -> list[TopicPartition]:
-        for _ in range(50):
-            await self._consumer.topics()  # refreshes metadata
-            found = self._consumer.partitions_for_topic(topic)
-            if found:
-                return [TopicPartition(topic, partition) for partition in sorted(found)]
-            await asyncio.sleep(0.2)
-        raise RuntimeError(f"topic {topic!r} does not exist")
 
     async def _read(self) -> None:
         while True:
-            batch = await self._consumer.getmany(timeout_ms=500)
-            if not batch:
+            completions = await self._completions.read()
+            if not completions:
                 continue
-            for records in batch.values():
-                for record in records:
-                    with contextlib.suppress(ValueError):
-                        completion = ExportCompletion.model_validate(codec.loads(record.value))
-                        self._seen.setdefault(completion.request_id, []).append(completion)
+            for completion in completions:
+                self._seen.setdefault(completion.request_id, []).append(completion)
             async with self._arrived:
                 self._arrived.notify_all()
 
