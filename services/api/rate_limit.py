@@ -60,6 +60,7 @@ class RateLimiter:
         return None if allowed else self._buckets.wait_s(tokens)
 
 
+# Same constructor as RateLimiter on purpose: the two are configured side by side.
 class FailureLimiter:
     """``limiter.take(name)`` before an attempt that may fail, ``limiter.refund(name)``
     when it did not: only failures use up the bucket, and attempts running at once can

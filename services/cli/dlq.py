@@ -45,6 +45,7 @@ _REPLAY_SAFETY = (
 
 
 def register(subparsers: Any) -> None:
+    # One add_argument per option, spelled out: the shapes repeat across commands by design.
     parser = subparsers.add_parser(
         "dlq",
         help="show dead letters grouped by reason, or replay them to their source topic",

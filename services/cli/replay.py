@@ -26,6 +26,7 @@ from shared.settings import load_settings
 
 
 def register(subparsers: Any) -> None:
+    # One add_argument per option, spelled out: the shapes repeat across commands by design.
     parser = subparsers.add_parser(
         "replay",
         help="rebuild the stored events of some days from the events in usage.events",

@@ -76,6 +76,7 @@ def _positive(text: str) -> int:
 
 
 def register(subparsers: Any) -> None:
+    # One add_argument per option, spelled out: the shapes repeat across commands by design.
     parser = subparsers.add_parser(
         "up",
         help="run a local broker, object store, ingest, exporter and HTTP API (embedded)",

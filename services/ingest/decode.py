@@ -386,6 +386,8 @@ def _fact_row(org_id: str, fact: Fact) -> Row:
 def _version(event: Any, ts: int) -> DimensionVersion:
     """``(kind, entity, occurred_ms, event_id, attributes)`` as ``dimension_update`` says."""
     deleted = getattr(event, "deleted", None) or False
+    # One explicit attribute map per kind (same shape, different fields): hot path, and each
+    # reads against its event model and its query's text_attribute() names.
     if isinstance(event, UserUpserted):
         _ids(event.user_id)
         joined = event.joined_at

@@ -136,6 +136,7 @@ class _Upsert(_EventBase):
     deleted: Annotated[bool, Field(strict=True)] = False
 
 
+# The upserts repeat a shape (id, name, owner) on purpose: each is its own wire format.
 class UserUpserted(_Upsert):
     type: Literal["user_upserted"]
     user_id: EntityId

@@ -58,6 +58,7 @@ class ExportSpec:
     subgroup_after: str | None = None
 
 
+# One literal per type, every field spelled out (the shapes repeat: that is the table).
 EXPORT_SPECS: Final[dict[DataType, ExportSpec]] = {
     DataType.USERS: ExportSpec(
         kind="users",

@@ -59,6 +59,7 @@ def nano_to_decimal(value: int) -> Decimal:
     return Decimal(value).scaleb(-9)
 
 
+# One converter per kind, each tuple spelled out in FACTS column order (they look alike).
 def fact_from_message(event: MessageEvent) -> Fact:
     usage = event.usage
     actions = sorted(set(event.actions))

@@ -52,6 +52,8 @@ def new_registry(service: str) -> CollectorRegistry:
     return registry
 
 
+# Every metric is declared in full (name, help, labels, buckets), though the shapes repeat:
+# each class reads as its service's metric catalogue, as docs/operations.md lists it.
 class IngestMetrics:
     """What ingest reports: throughput, dedup, dead letters, lag, flushes, working set."""
 

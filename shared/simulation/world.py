@@ -197,6 +197,7 @@ def build_world(config: SimConfig) -> list[Workspace]:
         style = index % 3  # vary id shapes across workspaces; all match the id pattern
         user_format = ("user-{:05d}", "u.{}", "usr:{:x}")[style]
         sends, byok_since, private_since = _settings_plan(rng, config, index)
+        # One _table call per entity with its own tuning, spelled out so each reads alone.
         users = _table(
             rng,
             config,

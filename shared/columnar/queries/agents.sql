@@ -4,6 +4,8 @@
 -- messages. Parameters: $start_ms, $end_ms (the window), $group_by ('' or 'model').
 -- active_users: senders whose user is not deleted at the end (a sender without any
 -- upsert before the end counts as active).
+-- Shaped like the other export queries on purpose: one file per type, read beside its
+-- column table; what they share is in the macros of cells.sql.
 WITH
 messages AS (
     SELECT *, CASE WHEN $group_by = 'model' THEN model ELSE '' END AS subgroup

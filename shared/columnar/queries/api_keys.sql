@@ -2,6 +2,8 @@
 -- the window's end or made requests in it; with $group_by = 'model' one row per (key,
 -- model) requested, and one row with an empty model for a key without requests.
 -- Parameters: $start_ms, $end_ms (the window), $group_by ('' or 'model').
+-- Shaped like the other export queries on purpose: one file per type, read beside its
+-- column table; what they share is in the macros of cells.sql.
 WITH
 requests AS (
     SELECT *, CASE WHEN $group_by = 'model' THEN model ELSE '' END AS subgroup

@@ -3,6 +3,8 @@
 -- one row per (user, model) the user messaged, and one row with an empty model for a
 -- user without messages. Columns are named as in the contract; "subgroup" is the
 -- group_by column. Parameters: $start_ms, $end_ms (the window), $group_by ('' or 'model').
+-- Shaped like the other export queries on purpose: one file per type, read beside its
+-- column table; what they share is in the macros of cells.sql.
 WITH
 messages AS (
     SELECT *, CASE WHEN $group_by = 'model' THEN model ELSE '' END AS subgroup
