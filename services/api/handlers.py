@@ -20,7 +20,6 @@ from typing import Any
 
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from services.api.auth import AuthFailure, KeyVerifier, Principal, Throttled
@@ -42,6 +41,7 @@ from shared.contracts.ids import ID_RULE, is_valid_id
 from shared.domain.export.request_validation import ReadableRequest, Rejected, validate_request
 from shared.errors import RetriableError
 from shared.observability import ApiMetrics
+from shared.retry import is_retriable
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -140,14 +140,14 @@ class ExportApi:
             return error_response(400, str(exc))
         except web.HTTPException as exc:  # aiohttp's own refusals, e.g. a body over 64 KiB
             return error_response(exc.status, exc.reason)
-        except (RetriableError, KafkaError) as exc:
-            log.warning("%s %s: dependency unavailable: %s", request.method, request.path, exc)
-            return error_response(
-                503,
-                "The export service is unavailable right now; retry later",
-                headers={"Retry-After": "10"},
-            )
-        except Exception:
+        except Exception as exc:
+            if is_retriable(exc):  # the store or broker is away, or too many are waiting
+                log.warning("%s %s: dependency unavailable: %s", request.method, request.path, exc)
+                return error_response(
+                    503,
+                    "The export service is unavailable right now; retry later",
+                    headers={"Retry-After": "10"},
+                )
             log.exception("%s %s failed", request.method, request.path)
             return error_response(500, "Internal error while answering the request")
 
