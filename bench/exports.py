@@ -12,12 +12,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from bench.consumers import EXPORTER_LOGGER, assigned_at
 from bench.procs import Measured
 from bench.stack import child_env
 from shared import codec
+from shared.adapters.completions_reader import CompletionsReader
 from shared.adapters.export_client import export_request
 from shared.adapters.kafka import make_producer
 from shared.contracts.completions import ExportCompletion
@@ -62,37 +61,15 @@ class CompletionClient:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._producer = make_producer(settings)
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=20,
-        )
+        self._reader = CompletionsReader(settings, fetch_max_wait_ms=20, poll_ms=200)
 
     async def start(self) -> None:
         await self._producer.start()
-        await self._consumer.start()
-        topic = self._settings.topic_export_completions
-        partitions = [
-            TopicPartition(topic, partition) for partition in sorted(await self._partitions(topic))
-        ]
-        self._consumer.assign(partitions)
-        await self._consumer.seek_to_end(*partitions)
-        for tp in partitions:
-            await self._consumer.position(tp)
+        await self._reader.start()
 
     async def stop(self) -> None:
-        await self._consumer.stop()
+        await self._reader.stop()
         await self._producer.stop()
-
-    async def _partitions(self, topic: str) -> set[int]:
-        for _ in range(50):
-            await self._consumer.topics()
-            found: set[int] | None = self._consumer.partitions_for_topic(topic)
-            if found:
-                return found
-            await asyncio.sleep(0.2)
-        raise RuntimeError(f"topic {topic!r} does not exist")
 
     async def request(self, message: dict[str, Any], *, within_s: float) -> ExportCompletion:
         request_id = str(message["request_id"])
@@ -103,12 +80,9 @@ class CompletionClient:
         )
         async with asyncio.timeout(within_s):
             while True:
-                batch = await self._consumer.getmany(timeout_ms=200)
-                for records in batch.values():
-                    for record in records:
-                        completion = ExportCompletion.model_validate(codec.loads(record.value))
-                        if completion.request_id == request_id:
-                            return completion
+                for completion in await self._reader.read():
+                    if completion.request_id == request_id:
+                        return completion
 
 
 @dataclass(frozen=True, slots=True)
