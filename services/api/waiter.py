@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 
 from shared.adapters.completions_reader import CompletionsReader, parse_completion
 from shared.contracts.completions import ExportCompletion
+from shared.lru import LruMap
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,9 +39,8 @@ class CompletionWaiter:
     def __init__(self, settings: Settings, *, max_waiting: int, recent_size: int = 10_000) -> None:
         self._completions = CompletionsReader(settings, fetch_max_wait_ms=100)
         self._max_waiting = max_waiting
-        self._recent_size = recent_size
         self._waiting: dict[RequestKey, tuple[asyncio.Future[ExportCompletion], int]] = {}
-        self._recent: OrderedDict[RequestKey, ExportCompletion] = OrderedDict()
+        self._recent: LruMap[RequestKey, ExportCompletion] = LruMap(recent_size)
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -117,10 +116,7 @@ class CompletionWaiter:
         if completion.org_id is None:
             return  # answers a request that could not be read: no caller of ours sent it
         key = (completion.org_id, completion.request_id)
-        self._recent[key] = completion
-        self._recent.move_to_end(key)
-        while len(self._recent) > self._recent_size:
-            self._recent.popitem(last=False)
+        self._recent.put(key, completion)
         entry = self._waiting.get(key)
         if entry is not None and not entry[0].done():
             entry[0].set_result(completion)

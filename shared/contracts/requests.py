@@ -13,14 +13,9 @@ from pydantic import (
     field_validator,
 )
 
-from shared.contracts.export_types import EXPORT_SPECS, accepted_names
 from shared.contracts.export_types import DataType as DataType
+from shared.contracts.export_types import accepted_names
 from shared.contracts.ids import EntityId
-
-# Each type's subgroups, as its spec says (request validation reads them from here).
-GROUP_BY_ALLOWED: dict[DataType, frozenset[str]] = {
-    data_type: export.group_by for data_type, export in EXPORT_SPECS.items()
-}
 
 
 class Bound(BaseModel):

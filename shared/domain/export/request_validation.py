@@ -32,8 +32,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared import codec
+from shared.contracts.export_types import DataType, spec
 from shared.contracts.ids import ID_RULE, is_valid_id
-from shared.contracts.requests import GROUP_BY_ALLOWED, DataType
 from shared.domain.export.context import WorkspaceOptions
 from shared.domain.timezones import is_accepted_zone
 from shared.domain.window import (
@@ -177,7 +177,7 @@ def _group_by(payload: dict[str, Any], data_type: DataType) -> str | None:
     value = payload.get("group_by")
     if value is None:
         return None
-    allowed = sorted(GROUP_BY_ALLOWED[data_type])
+    allowed = sorted(spec(data_type).group_by)
     if not allowed:
         raise _Invalid(
             f"group_by {value!r} is not available for {data_type.value}: "
