@@ -14,7 +14,6 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -40,6 +39,7 @@ from shared.contracts.completions import ExportCompletion
 from shared.contracts.ids import ID_RULE, is_valid_id
 from shared.domain.export.request_validation import ReadableRequest, Rejected, validate_request
 from shared.errors import RetriableError
+from shared.lru import LruMap
 from shared.observability import ApiMetrics
 from shared.retry import is_retriable
 from shared.settings import Settings
@@ -96,7 +96,7 @@ class ExportApi:
         self._idempotency_keys = IdempotencyKeys(exports)
         self._slots = WorkspaceSlots(settings.api_max_exports_per_workspace)
         self._metrics = metrics
-        self._accepted: OrderedDict[RequestKey, None] = OrderedDict()
+        self._accepted: LruMap[RequestKey, None] = LruMap(_ACCEPTED_MEMORY)
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self._guard], client_max_size=64 * 1024)
@@ -306,10 +306,7 @@ class ExportApi:
             raise RetriableError(str(exc)) from exc
 
     def _remember_accepted(self, key: RequestKey) -> None:
-        self._accepted[key] = None
-        self._accepted.move_to_end(key)
-        while len(self._accepted) > _ACCEPTED_MEMORY:
-            self._accepted.popitem(last=False)
+        self._accepted.put(key, None)
 
     def _pending(self, request: web.Request, request_id: str) -> web.Response:
         prefix = self._settings.api_path_prefix
