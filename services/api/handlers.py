@@ -129,8 +129,12 @@ class ExportApi:
             )
         matched = request.match_info.http_exception
         if matched is not None:
+            # RFC 9110 §15.5.6: a 405 names the methods the resource allows.
+            allowed = getattr(matched, "allowed_methods", None)
             return error_response(
-                matched.status, f"{request.method} {request.path}: {matched.reason}"
+                matched.status,
+                f"{request.method} {request.path}: {matched.reason}",
+                headers={"Allow": ", ".join(sorted(allowed))} if allowed else None,
             )
         try:
             return await handler(request)

@@ -238,6 +238,10 @@ async def test_unknown_routes_and_methods_answer_the_error_body(api: Api) -> Non
     assert (missing.status, missing.body["error"]) == (404, "Not Found")
     wrong_method = await call(f"{api.url}/export/users", method="GET", key=api.key)
     assert (wrong_method.status, wrong_method.body["error"]) == (405, "Method Not Allowed")
+    assert wrong_method.headers["Allow"] == "POST", "RFC 9110: a 405 names what is allowed"
+    status_path = await call(f"{api.url}/export/requests/r-1", method="DELETE", key=api.key)
+    assert status_path.status == 405
+    assert status_path.headers["Allow"] in ("GET", "GET, HEAD")
 
 
 async def test_rate_limit_answers_429_with_retry_after(
