@@ -20,6 +20,20 @@ class StoreUnavailable(RetriableError):
     """The object store did not answer or answered 5xx after our retries."""
 
 
+class StoreRefused(UsageExportError):
+    """The object store refused a request for good (403, 400, ...): retrying cannot help.
+    ``status`` is the HTTP status (0 when the request never left), ``code`` the store's."""
+
+    def __init__(self, message: str, *, status: int = 0, code: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class UploadNotFound(StoreRefused):
+    """A multipart upload is gone: completed by an earlier attempt, or aborted."""
+
+
 class PreconditionFailed(UsageExportError):
     """A conditional write lost a race: someone else wrote the object since we read it."""
 

@@ -93,9 +93,6 @@ class Settings(BaseSettings):
     s3_retry_max_s: float = Field(default=5.0, gt=0)
     s3_connect_timeout_s: float = Field(default=5.0, gt=0)
     s3_read_timeout_s: float = Field(default=30.0, gt=0)
-    # Single-object GET/PUT/DELETE over a lean SigV4 client instead of botocore (ingest's
-    # hot path); off only to rule it out when a store behaves oddly.
-    s3_lean_client: bool = True
 
     # --- exporter ------------------------------------------------------------------------
     export_concurrency: int = Field(default=4, ge=1)

@@ -18,7 +18,7 @@ from services.api.rate_limit import RateLimiter
 from services.api.server import ApiRunner
 from services.api.waiter import CompletionWaiter
 from shared.adapters.kafka import make_producer
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.s3 import S3ObjectStore
 from shared.lifecycle import started
 from shared.observability import (
     ApiMetrics,
@@ -58,10 +58,10 @@ async def run_api(
         # Few attempts: a request waits on the store in its path, so an absent store must
         # become a 503 in seconds, not after the services' long retry budget.
         aggregates = await started(
-            stack, ObjectStore(settings, settings.aggregates_bucket, max_attempts=2)
+            stack, S3ObjectStore(settings, settings.aggregates_bucket, max_attempts=2)
         )
         exports = await started(
-            stack, ObjectStore(settings, settings.exports_bucket, max_attempts=2)
+            stack, S3ObjectStore(settings, settings.exports_bucket, max_attempts=2)
         )
         producer = await started(stack, make_producer(settings))
         waiter = await started(

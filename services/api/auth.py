@@ -32,7 +32,7 @@ from services.api.keys import (
     parse_key,
     pepper_of,
 )
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.object_store import ObjectStore
 from shared.lru import LruMap
 from shared.settings import Settings
 

@@ -31,8 +31,8 @@ from services.api.schemas import ExportBody, PendingResponse
 from services.api.waiter import CompletionWaiter, RequestKey, TooManyWaiting
 from services.api.workspace_slots import WorkspaceSlots
 from shared import codec
+from shared.adapters.object_store import ObjectStore
 from shared.adapters.request_ledger import RequestLedger
-from shared.adapters.s3 import ObjectStore
 from shared.adapters.signed_completions import completion_of
 from shared.clock import Clock, system_clock
 from shared.contracts.completions import ExportCompletion

@@ -17,7 +17,7 @@ import uuid
 from typing import Any
 
 from shared import codec
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.object_store import ObjectStore
 from shared.contracts.ids import is_valid_id
 from shared.errors import PreconditionFailed
 

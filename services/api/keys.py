@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared import codec
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.object_store import ObjectStore
 from shared.clock import Clock, system_clock
 from shared.contracts.ids import is_valid_id
 from shared.errors import PreconditionFailed, UsageExportError
@@ -285,7 +285,7 @@ class KeyStore:
         """Every key of ``org_id``, oldest first (revoked ones included)."""
         found = []
         for item in await self._store.list_objects(KEYS_PREFIX):
-            key_id = str(item["Key"]).removeprefix(KEYS_PREFIX).removesuffix(".json")
+            key_id = item.key.removeprefix(KEYS_PREFIX).removesuffix(".json")
             record = await self.get(key_id)
             if record is not None and record.org_id == org_id:
                 found.append(record)

@@ -12,7 +12,7 @@ import io
 
 from services.api.responses import summary_fields
 from services.api.schemas import RowsData, RowsResponse
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.object_store import ObjectStore
 from shared.contracts.completions import CompletionData
 
 

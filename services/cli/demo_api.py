@@ -14,7 +14,7 @@ from rich.console import Console
 
 from services.api.app import serving_api
 from services.api.keys import KeyStore, pepper_of
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.s3 import S3ObjectStore
 from shared.settings import Settings
 
 
@@ -25,7 +25,7 @@ async def api_round_trip(
     local = settings.model_copy(update={"api_port": 0, "api_metrics_port": 0})
     async with serving_api(local) as serving:
         url = f"{serving.api_url}/export/users"
-        async with ObjectStore(local, local.aggregates_bucket) as store:
+        async with S3ObjectStore(local, local.aggregates_bucket) as store:
             keys = KeyStore(store, pepper=pepper_of(local))
             key, record = await keys.create(org_id, name="usage-export demo")
         body = {

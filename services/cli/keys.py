@@ -22,7 +22,7 @@ from services.api.keys import (
     is_key_id,
     pepper_of,
 )
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.s3 import S3ObjectStore
 from shared.settings import load_settings
 
 T = TypeVar("T")
@@ -64,7 +64,7 @@ def _with_keys(call: Callable[[KeyStore], Awaitable[T]]) -> T:
     settings = load_settings()
 
     async def run() -> T:
-        async with ObjectStore(settings, settings.aggregates_bucket) as store:
+        async with S3ObjectStore(settings, settings.aggregates_bucket) as store:
             return await call(KeyStore(store, pepper=pepper_of(settings)))
 
     return asyncio.run(run())

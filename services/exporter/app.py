@@ -10,7 +10,8 @@ from collections.abc import Callable
 from services.exporter.export_job import Exporter
 from services.exporter.worker import ExporterWorker
 from shared.adapters.kafka import make_consumer, make_producer
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.object_store import ObjectStore
+from shared.adapters.s3 import S3ObjectStore
 from shared.columnar.migration import wait_for_storage_format
 from shared.columnar.tables import TableStore
 from shared.errors import StorageFormatMismatch
@@ -32,13 +33,13 @@ async def run_exporter(
     registry = new_registry("exporter")
     metrics = ExporterMetrics(registry)
     async with contextlib.AsyncExitStack() as stack:
-        aggregates = await started(stack, ObjectStore(settings, settings.aggregates_bucket))
+        aggregates = await started(stack, S3ObjectStore(settings, settings.aggregates_bucket))
         # In the background: a store that is down at start must still get its requests
         # answered (503 past the deadline), and a format-1 store stops the exporter.
         format_check = in_background(
             stack, _refuse_format_1(aggregates, settings, stop), name="exporter-format-check"
         )
-        exports = await started(stack, ObjectStore(settings, settings.exports_bucket))
+        exports = await started(stack, S3ObjectStore(settings, settings.exports_bucket))
         producer = await started(stack, make_producer(settings))
         # Requests are few and latency counts: do not let an empty fetch wait 500 ms.
         consumer = make_consumer(settings, group_id=settings.exporter_group, fetch_max_wait_ms=50)

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from services.exporter.upload import StreamingUpload
+from shared.adapters.object_store import ObjectStore
 from shared.adapters.request_ledger import RequestLedger
-from shared.adapters.s3 import ObjectStore
 from shared.adapters.signed_completions import completion_of
 from shared.clock import Clock, system_clock
 from shared.columnar.queries.engine import (

@@ -18,10 +18,8 @@ import uuid
 from types import TracebackType
 from typing import Self
 
-from botocore.exceptions import ClientError
-
-from shared.adapters.s3 import ObjectStore
-from shared.errors import UsageExportError
+from shared.adapters.object_store import ObjectStore
+from shared.errors import UploadNotFound, UsageExportError
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +100,7 @@ class StreamingUpload:
                 await self._upload_part(bytes(self._buffer))
             try:
                 await self._store.complete_multipart_upload(self.key, self._upload_id, self._parts)
-            except ClientError:
+            except UploadNotFound:
                 # A retried complete whose first attempt succeeded finds no upload.
                 if not await self._is_mine():
                     raise
@@ -111,7 +109,7 @@ class StreamingUpload:
 
     async def _is_mine(self) -> bool:
         head = await self._store.head(self.key)
-        return head is not None and head.get("Metadata", {}).get(NONCE_METADATA) == self._nonce
+        return head is not None and head.metadata.get(NONCE_METADATA) == self._nonce
 
     async def abort(self) -> None:
         """Drop the unfinished upload; best effort, bounded in time (never raises)."""
@@ -119,7 +117,7 @@ class StreamingUpload:
         if self._upload_id is None or self._completed:
             return
         upload_id, self._upload_id = self._upload_id, None
-        with contextlib.suppress(UsageExportError, ClientError, TimeoutError):
+        with contextlib.suppress(UsageExportError, TimeoutError):
             await asyncio.wait_for(
                 self._store.abort_multipart_upload(self.key, upload_id), _ABORT_TIMEOUT_S
             )

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from services.ingest.janitor import Janitor
 from services.ingest.worker import IngestWorker
 from shared.adapters.kafka import make_consumer, make_producer
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.s3 import S3ObjectStore
 from shared.columnar.migration import wait_for_storage_format
 from shared.columnar.tables import TableStore
 from shared.lifecycle import in_background, started
@@ -37,7 +37,7 @@ async def run_ingest(
     """Run until ``stop`` is set; then flush, commit and return the worker (for its stats)."""
     registry = new_registry("ingest")
     metrics = IngestMetrics(registry)
-    store = ObjectStore(settings, settings.aggregates_bucket)
+    store = S3ObjectStore(settings, settings.aggregates_bucket)
     tables = TableStore.of(settings)
     async with contextlib.AsyncExitStack() as stack:
         await started(stack, store)

@@ -36,7 +36,7 @@ from typing import Final
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.object_store import ObjectStore
 from shared.clock import Clock, system_clock
 from shared.columnar.rewrite import replace_days
 from shared.columnar.schema import FACTS

@@ -53,7 +53,7 @@ from services.ingest.worker import by_workspace
 from shared import codec
 from shared.adapters.kafka import make_consumer
 from shared.adapters.kafka_offsets import end_offsets, offset_for_time, wait_assigned
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.s3 import S3ObjectStore
 from shared.clock import Clock, system_clock
 from shared.columnar.rewrite import append_rows, replace_days
 from shared.columnar.schema import DIMENSIONS, FACTS, DimensionVersion, dimensions_table
@@ -311,7 +311,7 @@ class Replay:
         """Workspaces with format-2 state in the bucket (those chosen with --org)."""
         if self.orgs:
             return set(self.orgs)
-        async with ObjectStore(self._settings, self._settings.aggregates_bucket) as store:
+        async with S3ObjectStore(self._settings, self._settings.aggregates_bucket) as store:
             prefixes = await store.list_prefixes(ROOT)
         return {prefix.rstrip("/").rsplit("/", 1)[-1] for prefix in prefixes}
 

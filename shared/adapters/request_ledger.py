@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from shared import codec
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.object_store import ObjectStore
 from shared.domain.export.outcomes import Outcome
 from shared.domain.export.paths import file_owner_key, request_record_key
 from shared.domain.window import to_ms

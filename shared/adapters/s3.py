@@ -1,30 +1,41 @@
-"""Object store adapter (aioboto3), with retries, backoff and conditional writes.
+"""The object store on aioboto3: :class:`S3ObjectStore`, the implementation of
+:class:`~shared.adapters.object_store.ObjectStore`, with retries and conditional writes.
 
 Every call is retried on transient failures (connection errors, timeouts, 5xx, throttling)
 with jittered exponential backoff; after ``s3_max_attempts`` it raises
 :class:`StoreUnavailable` (retriable) so the caller decides whether to wait longer.
 Conditional writes (``If-Match`` / ``If-None-Match: *``) fence concurrent writers: a lost
-race raises :class:`PreconditionFailed`.
+race raises :class:`PreconditionFailed`. Any other refusal (403, 400, ...) raises
+:class:`StoreRefused` at once, with the status and the store's error code: no botocore or
+aiohttp exception leaves this module.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
-from typing import Any, Self, TypeVar
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import aioboto3
 import aiohttp
 from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared.adapters.s3_lean import LeanS3, SigV4Signer, TransientStatus
-from shared.errors import PreconditionFailed, StoreUnavailable
+from shared.adapters.object_store import ListedObject, ObjectHead, StoredObject
+from shared.errors import (
+    PreconditionFailed,
+    StoreRefused,
+    StoreUnavailable,
+    UploadNotFound,
+    UsageExportError,
+)
 from shared.retry import Failure, retry, store_backoff
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_s3.type_defs import PutObjectRequestTypeDef
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -32,12 +43,13 @@ log = logging.getLogger(__name__)
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
 _PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 _TRANSIENT_STATUS = {500, 502, 503, 504, 429}
-
-
-@dataclass(frozen=True, slots=True)
-class StoredObject:
-    body: bytes
-    etag: str
+_TRANSIENT_CODES = {
+    "SlowDown",
+    "InternalError",
+    "ServiceUnavailable",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+}
 
 
 def _error_code(exc: ClientError) -> str:
@@ -49,46 +61,51 @@ def _status(exc: ClientError) -> int:
 
 
 def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, TransientStatus | aiohttp.ClientError):
-        return True
     if isinstance(exc, ClientError):
-        return _status(exc) in _TRANSIENT_STATUS or _error_code(exc) in {
-            "SlowDown",
-            "InternalError",
-            "ServiceUnavailable",
-            "RequestTimeout",
-            "RequestTimeTooSkewed",
-        }
-    return isinstance(exc, BotoCoreError | OSError | asyncio.TimeoutError)
+        return _status(exc) in _TRANSIENT_STATUS or _error_code(exc) in _TRANSIENT_CODES
+    return isinstance(exc, BotoCoreError | aiohttp.ClientError | OSError | TimeoutError)
 
 
-class ObjectStore:
-    """One bucket of the S3-compatible store. ``async with ObjectStore(...)`` or start/stop."""
+def _is_not_found(exc: ClientError) -> bool:
+    return _error_code(exc) in _NOT_FOUND or _status(exc) == 404
+
+
+def _refused(exc: ClientError, what: str) -> StoreRefused:
+    message = str(exc.response.get("Error", {}).get("Message", ""))
+    status, code = _status(exc), _error_code(exc)
+    detail = f"{what}: HTTP {status} {code} {message}".rstrip()
+    return StoreRefused(detail, status=status, code=code)
+
+
+class S3ObjectStore:
+    """One bucket of the S3-compatible store. ``async with S3ObjectStore(...)`` or start/stop."""
 
     def __init__(self, settings: Settings, bucket: str, *, max_attempts: int | None = None) -> None:
         self._settings = settings
-        self.bucket = bucket
+        self._bucket = bucket
         self._max_attempts = max_attempts or settings.s3_max_attempts
         self._session = aioboto3.Session()
         self._client_cm: Any = None
-        self._client: Any = None
-        self._lean: LeanS3 | None = None
+        self._client: S3Client | None = None
         self._presign_cm: Any = None
-        self._presigner: Any = None
+        self._presigner: S3Client | None = None
+
+    @property
+    def bucket(self) -> str:
+        return self._bucket
 
     # ---- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
         if self._client is not None:
             return
         s = self._settings
-        pool = max(32, s.ingest_flush_concurrency * 2)
         config = AioConfig(
             retries={"max_attempts": 1, "mode": "standard"},
             connect_timeout=s.s3_connect_timeout_s,
             read_timeout=s.s3_read_timeout_s,
             s3={"addressing_style": "path"},
             signature_version="s3v4",
-            max_pool_connections=pool,
+            max_pool_connections=max(32, s.ingest_flush_concurrency * 2),
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
@@ -112,28 +129,11 @@ class ObjectStore:
                 config=config,
             )
             self._presigner = await self._presign_cm.__aenter__()
-        if s.s3_lean_client:
-            self._lean = LeanS3(
-                endpoint=s.s3_endpoint,
-                bucket=self.bucket,
-                signer=SigV4Signer(
-                    access_key=s.s3_access_key.get_secret_value(),
-                    secret_key=s.s3_secret_key.get_secret_value(),
-                    region=s.s3_region,
-                ),
-                connect_timeout_s=s.s3_connect_timeout_s,
-                read_timeout_s=s.s3_read_timeout_s,
-                max_connections=pool,
-            )
-            await self._lean.start()
 
     async def stop(self) -> None:
         if self._presign_cm is not None:
             presign_cm, self._presign_cm, self._presigner = self._presign_cm, None, None
             await presign_cm.__aexit__(None, None, None)
-        if self._lean is not None:
-            lean, self._lean = self._lean, None
-            await lean.stop()
         if self._client_cm is not None:
             client_cm, self._client_cm, self._client = self._client_cm, None, None
             await client_cm.__aexit__(None, None, None)
@@ -146,14 +146,20 @@ class ObjectStore:
         await self.stop()
 
     @property
-    def client(self) -> Any:
+    def client(self) -> S3Client:
+        """The started aioboto3 client (tests and tools; the services use the methods)."""
         if self._client is None:
-            raise RuntimeError("ObjectStore is not started")
+            raise RuntimeError("S3ObjectStore is not started")
         return self._client
 
-    # ---- retry ------------------------------------------------------------------------
-    async def _retry(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
-        backoff = replace(store_backoff(self._settings), jitter=True, attempts=self._max_attempts)
+    # ---- retry and errors -------------------------------------------------------------
+    async def _retry(
+        self, operation: Callable[[], Awaitable[T]], what: str, *, attempts: int | None = None
+    ) -> T:
+        """``operation`` with the store's retries; whatever fails leaves as a project error."""
+        backoff = replace(
+            store_backoff(self._settings), jitter=True, attempts=attempts or self._max_attempts
+        )
 
         def inform(failure: Failure) -> None:
             tries = f"{failure.attempt}/{backoff.attempts}"
@@ -161,25 +167,22 @@ class ObjectStore:
 
         try:
             return await retry(operation, backoff, retriable=_is_transient, on_retry=inform)
-        except Exception as exc:
+        except UsageExportError:
+            raise  # already the project's (not found, lost race) from the operation
+        except ClientError as exc:
             if _is_transient(exc):  # the last try failed too
                 raise StoreUnavailable(f"{what}: {exc}") from exc
-            raise
+            raise _refused(exc, what) from exc
+        except (BotoCoreError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"{what}: {exc}") from exc
 
     # ---- objects ----------------------------------------------------------------------
     async def get(self, key: str) -> StoredObject | None:
-        """The object's bytes and ETag, or None when it does not exist."""
-
-        lean = self._lean
-
         async def operation() -> StoredObject | None:
-            if lean is not None:
-                found = await lean.get(key)
-                return None if found is None else StoredObject(body=found[0], etag=found[1])
             try:
-                response = await self.client.get_object(Bucket=self.bucket, Key=key)
+                response = await self.client.get_object(Bucket=self._bucket, Key=key)
             except ClientError as exc:
-                if _error_code(exc) in _NOT_FOUND:
+                if _error_code(exc) in _NOT_FOUND:  # a missing bucket is not a missing key
                     return None
                 raise
             async with response["Body"] as stream:
@@ -187,6 +190,23 @@ class ObjectStore:
             return StoredObject(body=body, etag=response["ETag"])
 
         return await self._retry(operation, f"GET {key}")
+
+    async def head(self, key: str) -> ObjectHead | None:
+        async def operation() -> ObjectHead | None:
+            try:
+                response = await self.client.head_object(Bucket=self._bucket, Key=key)
+            except ClientError as exc:
+                if _is_not_found(exc):
+                    return None
+                raise
+            return ObjectHead(
+                size=response.get("ContentLength", 0),
+                etag=response.get("ETag", ""),
+                content_type=response.get("ContentType", ""),
+                metadata=dict(response.get("Metadata", {})),
+            )
+
+        return await self._retry(operation, f"HEAD {key}")
 
     async def put(
         self,
@@ -197,72 +217,79 @@ class ObjectStore:
         if_none_match: bool = False,
         content_type: str = "application/json",
     ) -> str:
-        """Write an object; returns its new ETag. Conditional when asked (fencing)."""
-        extra: dict[str, str] = {}
+        request: PutObjectRequestTypeDef = {
+            "Bucket": self._bucket,
+            "Key": key,
+            "Body": body,
+            "ContentType": content_type,
+        }
         if if_match is not None:
-            extra["IfMatch"] = if_match
+            request["IfMatch"] = if_match
         elif if_none_match:
-            extra["IfNoneMatch"] = "*"
-
-        lean = self._lean
+            request["IfNoneMatch"] = "*"
+        conditional = if_match is not None or if_none_match
 
         async def operation() -> str:
-            if lean is not None:
-                return await lean.put(
-                    key,
-                    body,
-                    content_type=content_type,
-                    if_match=if_match,
-                    if_none_match=if_none_match,
-                )
             try:
-                response = await self.client.put_object(
-                    Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, **extra
-                )
+                response = await self.client.put_object(**request)
             except ClientError as exc:
-                if extra and (_error_code(exc) in _PRECONDITION or _status(exc) in {409, 412}):
+                if conditional and (
+                    _error_code(exc) in _PRECONDITION or _status(exc) in {409, 412}
+                ):
                     raise PreconditionFailed(f"conditional PUT {key} lost a race") from exc
                 raise
             return str(response["ETag"])
 
         return await self._retry(operation, f"PUT {key}")
 
-    async def delete(self, key: str) -> None:
-        lean = self._lean
+    async def put_with_metadata(
+        self, key: str, body: bytes, *, content_type: str, metadata: dict[str, str]
+    ) -> str:
+        async def operation() -> str:
+            response = await self.client.put_object(
+                Bucket=self._bucket,
+                Key=key,
+                Body=body,
+                ContentType=content_type,
+                Metadata=metadata,
+            )
+            return str(response["ETag"])
 
+        return await self._retry(operation, f"PUT {key}")
+
+    async def delete(self, key: str) -> None:
         async def operation() -> None:
-            if lean is not None:
-                return await lean.delete(key)
-            await self.client.delete_object(Bucket=self.bucket, Key=key)
+            await self.client.delete_object(Bucket=self._bucket, Key=key)
 
         await self._retry(operation, f"DELETE {key}")
 
+    # ---- listing ----------------------------------------------------------------------
     async def list_prefixes(self, prefix: str) -> list[str]:
-        """The "directories" directly below ``prefix`` (delimiter ``/``)."""
         found: list[str] = []
         async for page in self._pages(prefix, delimiter="/"):
             found.extend(entry["Prefix"] for entry in page.get("CommonPrefixes", []))
         return found
 
-    async def list_objects(self, prefix: str) -> list[dict[str, Any]]:
-        """Every object below ``prefix`` (Key, Size, ETag, LastModified)."""
-        found: list[dict[str, Any]] = []
+    async def list_objects(self, prefix: str) -> list[ListedObject]:
+        found: list[ListedObject] = []
         async for page in self._pages(prefix, delimiter=None):
-            found.extend(page.get("Contents", []))
+            found.extend(
+                ListedObject(key=entry["Key"], size=entry["Size"], etag=entry.get("ETag", ""))
+                for entry in page.get("Contents", [])
+            )
         return found
 
-    async def _pages(self, prefix: str, delimiter: str | None) -> AsyncIterator[dict[str, Any]]:
+    async def _pages(self, prefix: str, delimiter: str | None) -> AsyncIterator[Any]:
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+            kwargs: dict[str, Any] = {"Bucket": self._bucket, "Prefix": prefix}
             if delimiter:
                 kwargs["Delimiter"] = delimiter
             if token:
                 kwargs["ContinuationToken"] = token
 
-            async def operation(kw: dict[str, Any] = kwargs) -> dict[str, Any]:
-                result: dict[str, Any] = await self.client.list_objects_v2(**kw)
-                return result
+            async def operation(kw: dict[str, Any] = kwargs) -> Any:
+                return await self.client.list_objects_v2(**kw)
 
             page = await self._retry(operation, f"LIST {prefix}")
             yield page
@@ -270,79 +297,40 @@ class ObjectStore:
                 return
             token = page.get("NextContinuationToken")
 
+    # ---- download links ---------------------------------------------------------------
     async def presign_download(
         self, key: str, expires_s: int, *, filename: str | None = None
     ) -> str:
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        params: dict[str, Any] = {"Bucket": self._bucket, "Key": key}
         if filename:
             params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
         signer = self._presigner if self._presigner is not None else self.client
-        url: str = await signer.generate_presigned_url(
-            "get_object", Params=params, ExpiresIn=expires_s
-        )
+        try:  # signed locally: a failure here is a setting, never worth retrying
+            url: str = await signer.generate_presigned_url(
+                "get_object", Params=params, ExpiresIn=expires_s
+            )
+        except ClientError as exc:
+            raise _refused(exc, f"PRESIGN {key}") from exc
+        except BotoCoreError as exc:
+            raise StoreRefused(f"PRESIGN {key}: {exc}") from exc
         return url
 
-    async def ensure_bucket(self) -> None:
-        async def operation() -> None:
-            try:
-                await self.client.head_bucket(Bucket=self.bucket)
-            except ClientError as exc:
-                if _status(exc) != 404 and _error_code(exc) not in {"404", "NoSuchBucket"}:
-                    raise
-                with contextlib.suppress(ClientError):
-                    await self.client.create_bucket(Bucket=self.bucket)
-
-        await self._retry(operation, f"CREATE BUCKET {self.bucket}")
-
-    # ---- metadata and multipart uploads (the exporter's streamed files) ----------------
-    async def head(self, key: str) -> dict[str, Any] | None:
-        """``ContentLength``, ``ETag`` and user ``Metadata`` of an object, or None."""
-
-        async def operation() -> dict[str, Any] | None:
-            try:
-                response: dict[str, Any] = await self.client.head_object(
-                    Bucket=self.bucket, Key=key
-                )
-            except ClientError as exc:
-                if _error_code(exc) in _NOT_FOUND or _status(exc) == 404:
-                    return None
-                raise
-            return response
-
-        return await self._retry(operation, f"HEAD {key}")
-
-    async def put_with_metadata(
-        self, key: str, body: bytes, *, content_type: str, metadata: dict[str, str]
-    ) -> str:
-        """An unconditional PUT that also stores user metadata; returns the ETag."""
-
-        async def operation() -> str:
-            response = await self.client.put_object(
-                Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata
-            )
-            return str(response["ETag"])
-
-        return await self._retry(operation, f"PUT {key}")
-
+    # ---- multipart uploads (the exporter's streamed files) ----------------------------
     async def create_multipart_upload(
         self, key: str, *, content_type: str, metadata: dict[str, str]
     ) -> str:
-        """Start a multipart upload; returns its upload id. Nothing is visible yet."""
-
         async def operation() -> str:
             response = await self.client.create_multipart_upload(
-                Bucket=self.bucket, Key=key, ContentType=content_type, Metadata=metadata
+                Bucket=self._bucket, Key=key, ContentType=content_type, Metadata=metadata
             )
             return str(response["UploadId"])
 
         return await self._retry(operation, f"CREATE MULTIPART {key}")
 
     async def upload_part(self, key: str, upload_id: str, part_number: int, body: bytes) -> str:
-        """Upload one part (re-sending the same part number is idempotent); its ETag."""
-
         async def operation() -> str:
             response = await self.client.upload_part(
-                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=part_number, Body=body
+                Bucket=self._bucket, Key=key, UploadId=upload_id, PartNumber=part_number, Body=body
             )
             return str(response["ETag"])
 
@@ -351,32 +339,42 @@ class ObjectStore:
     async def complete_multipart_upload(
         self, key: str, upload_id: str, parts: list[tuple[int, str]]
     ) -> str:
-        """Make the object visible, whole, under ``key``. Raises ``ClientError``
-        ``NoSuchUpload`` if the upload is gone (completed by an earlier attempt, or aborted)."""
+        what = f"COMPLETE MULTIPART {key}"
 
         async def operation() -> str:
-            response = await self.client.complete_multipart_upload(
-                Bucket=self.bucket,
-                Key=key,
-                UploadId=upload_id,
-                MultipartUpload={
-                    "Parts": [{"PartNumber": number, "ETag": etag} for number, etag in parts]
-                },
-            )
+            try:
+                response = await self.client.complete_multipart_upload(
+                    Bucket=self._bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    MultipartUpload={
+                        "Parts": [{"PartNumber": number, "ETag": etag} for number, etag in parts]
+                    },
+                )
+            except ClientError as exc:
+                if _is_not_found(exc):
+                    gone = f"{what}: upload {upload_id} is gone"
+                    raise UploadNotFound(gone, status=_status(exc), code=_error_code(exc)) from exc
+                raise
             return str(response.get("ETag", ""))
 
-        return await self._retry(operation, f"COMPLETE MULTIPART {key}")
+        return await self._retry(operation, what)
 
     async def abort_multipart_upload(self, key: str, upload_id: str) -> None:
-        """Drop an unfinished upload and its parts (an unknown upload is not an error)."""
-
         async def operation() -> None:
             try:
                 await self.client.abort_multipart_upload(
-                    Bucket=self.bucket, Key=key, UploadId=upload_id
+                    Bucket=self._bucket, Key=key, UploadId=upload_id
                 )
             except ClientError as exc:
                 if _error_code(exc) not in _NOT_FOUND:
                     raise
 
         await self._retry(operation, f"ABORT MULTIPART {key}")
+
+    # ---- readiness --------------------------------------------------------------------
+    async def check_bucket(self) -> None:
+        async def operation() -> None:
+            await self.client.head_bucket(Bucket=self._bucket)
+
+        await self._retry(operation, f"HEAD BUCKET {self._bucket}", attempts=1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.object_store import ObjectStore
 from shared.contracts.completions import CompletionData, ExportCompletion
 from shared.domain.export.outcomes import Outcome
 from shared.domain.window import format_instant, to_ms

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.object_store import ObjectStore
 from shared.columnar.tables import ROOT as V2_ROOT
 from shared.errors import StorageFormatMismatch
 from shared.retry import Failure, retry, store_backoff

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
 
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.object_store import ObjectStore
 from shared.observability.server import ReadinessCheck
 
 
@@ -52,7 +52,7 @@ def store_check(store: ObjectStore) -> ReadinessCheck:
     """Ready when the store answers a HeadBucket for the store's bucket (started store)."""
 
     async def check() -> None:
-        await store.client.head_bucket(Bucket=store.bucket)
+        await store.check_bucket()
 
     return check
 

@@ -12,7 +12,7 @@ import aiohttp
 from services.api.app import ApiServing, serving_api
 from services.api.keys import KeyStore, pepper_of
 from shared import codec
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.s3 import S3ObjectStore
 from shared.settings import Settings
 
 FREE_PORTS = {"api_port": 0, "api_metrics_port": 0}
@@ -26,7 +26,7 @@ async def running_api(settings: Settings) -> AsyncIterator[ApiServing]:
 
 
 async def create_key(settings: Settings, org_id: str, **options: Any) -> str:
-    async with ObjectStore(settings, settings.aggregates_bucket) as store:
+    async with S3ObjectStore(settings, settings.aggregates_bucket) as store:
         key, _ = await KeyStore(store, pepper=pepper_of(settings)).create(org_id, **options)
         return key
 

@@ -28,7 +28,7 @@ from services.api.keys import USAGE_EXPORT_SCOPE, KeyStore, pepper_of
 from services.api.rate_limit import RateLimiter
 from services.api.routes import EXPORT_ROUTES
 from shared import codec
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.s3 import S3ObjectStore
 from shared.embedded import ensure_infrastructure, isolated_settings
 from shared.settings import Settings
 from tests.integration.api_tools import call, create_key, running_api, window
@@ -190,7 +190,7 @@ async def test_group_by_of_another_type_and_no_data(api: Api) -> None:
 
 
 async def test_every_kind_of_bad_key_is_401(api: Api) -> None:
-    async with ObjectStore(api.settings, api.settings.aggregates_bucket) as store:
+    async with S3ObjectStore(api.settings, api.settings.aggregates_bucket) as store:
         keys = KeyStore(store, pepper=pepper_of(api.settings))
         revoked, record = await keys.create(EDGE_ORG)
         await keys.revoke(EDGE_ORG, record.key_id)

@@ -17,7 +17,7 @@ import pytest
 from services.api import keys as keys_module
 from services.api.idempotency_keys import idempotency_key_object
 from services.api.keys import ApiKeyRecord, Pepper
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.s3 import S3ObjectStore
 from shared.settings import Settings
 from tests.integration.api_tools import call, create_key, running_api, window
 from tests.integration.conftest import FreshSettingsFactory
@@ -99,7 +99,7 @@ async def test_an_idempotency_key_reused_for_another_request_is_409(
 
 async def _until_stored(settings: Settings, key: str, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
-    async with ObjectStore(settings, settings.exports_bucket) as store:
+    async with S3ObjectStore(settings, settings.exports_bucket) as store:
         while await store.get(key) is None:
             assert time.monotonic() < deadline, f"{key} never appeared"
             await asyncio.sleep(0.05)

@@ -7,7 +7,7 @@ import os
 import sys
 
 from services.api.keys import KeyStore, parse_key, pepper_of
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.s3 import S3ObjectStore
 from shared.settings import Settings, settings_env
 
 
@@ -49,7 +49,7 @@ async def test_create_prints_the_key_last_list_hides_it_revoke_marks_it(
     assert "has no key" in refused
     status, revoked = await _cli(fresh_settings, "revoke", "--org", "ws-cli", parsed.key_id)
     assert status == 0, revoked
-    async with ObjectStore(fresh_settings, fresh_settings.aggregates_bucket) as store:
+    async with S3ObjectStore(fresh_settings, fresh_settings.aggregates_bucket) as store:
         record = await KeyStore(store, pepper=pepper_of(fresh_settings)).get(parsed.key_id)
     assert record is not None
     assert record.revoked_at is not None

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.s3 import S3ObjectStore
 from shared.columnar.migration import check_storage_format
 from shared.columnar.tables import (
     DIMENSIONS_TABLE,
@@ -49,9 +49,9 @@ def committed_keys(settings: Settings, uri: str) -> set[str]:
 async def parquet_keys(settings: Settings, uri: str) -> set[str]:
     """What a LIST of the table's folder shows (committed or not)."""
     prefix = uri.removeprefix(f"s3://{settings.aggregates_bucket}/") + "/"
-    async with ObjectStore(settings, settings.aggregates_bucket) as store:
+    async with S3ObjectStore(settings, settings.aggregates_bucket) as store:
         listed = await store.list_objects(prefix)
-    return {item["Key"] for item in listed if item["Key"].endswith(".parquet")}
+    return {item.key for item in listed if item.key.endswith(".parquet")}
 
 
 async def test_append_reads_back_exactly_and_records_positions(fresh_settings: Settings) -> None:
@@ -186,7 +186,7 @@ async def test_files_written_but_not_committed_are_invisible(fresh_settings: Set
     # A writer died after uploading its Parquet files, before its commit: valid files of
     # the right schema, where delta-rs puts them, that no log entry references.
     extra, extra_dims = rows(ORG, activity(9, "orphan", 25, days), versions("orphan", 2, days))
-    async with ObjectStore(fresh_settings, fresh_settings.aggregates_bucket) as store:
+    async with S3ObjectStore(fresh_settings, fresh_settings.aggregates_bucket) as store:
         for name, data, folder in (
             (FACTS_TABLE, extra.drop_columns(["day"]), f"day={days[0].isoformat()}/"),
             (DIMENSIONS_TABLE, extra_dims, ""),
@@ -215,7 +215,7 @@ async def test_a_day_range_reads_only_its_partitions(fresh_settings: Settings) -
     uri = tables.uri(FACTS_TABLE)
     broken = {key for key in committed_keys(fresh_settings, uri) if _day_of(key) in outside}
     assert len(broken) >= len(outside)
-    async with ObjectStore(fresh_settings, fresh_settings.aggregates_bucket) as store:
+    async with S3ObjectStore(fresh_settings, fresh_settings.aggregates_bucket) as store:
         for key in broken:
             await store.put(key, b"not parquet")
 
@@ -239,7 +239,7 @@ async def test_a_workspace_held_only_in_format_1_is_refused_naming_replay(
     fresh_settings: Settings,
 ) -> None:
     days = seed_days(1)
-    async with ObjectStore(fresh_settings, fresh_settings.aggregates_bucket) as store:
+    async with S3ObjectStore(fresh_settings, fresh_settings.aggregates_bucket) as store:
         await check_storage_format(store)  # an empty store is format 2 from the start
         await store.put(f"v1/orgs/{ORG}/days/{days[0].isoformat()}/head.json", b"{}")
         await store.put("v1/orgs/ws-0002/dims/users.json", b"{}")

@@ -19,7 +19,7 @@ import pytest_asyncio
 
 from services.exporter.app import run_exporter
 from shared.adapters.export_client import ExportClient, export_request
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.s3 import S3ObjectStore
 from shared.clock import system_clock
 from shared.contracts.completions import ExportCompletion
 from shared.embedded import ensure_infrastructure, isolated_settings
@@ -61,9 +61,9 @@ def edge_request(data_type: str = "users", **changes: Any) -> dict[str, Any]:
 
 
 async def csv_keys(settings: Settings) -> list[str]:
-    async with ObjectStore(settings, settings.exports_bucket) as store:
+    async with S3ObjectStore(settings, settings.exports_bucket) as store:
         return sorted(
-            item["Key"] for item in await store.list_objects("") if item["Key"].endswith(".csv")
+            item.key for item in await store.list_objects("") if item.key.endswith(".csv")
         )
 
 
@@ -193,7 +193,7 @@ async def test_expired_url_is_refused(pipeline: Pipeline) -> None:
     machine's, is past the expiry the URL states."""
     completion = await pipeline.client.request(edge_request("api_keys"))
     assert completion.data is not None
-    async with ObjectStore(pipeline.settings, pipeline.settings.exports_bucket) as store:
+    async with S3ObjectStore(pipeline.settings, pipeline.settings.exports_bucket) as store:
         short = await store.presign_download(completion.data.filePath, 5)
     expires = _expiry(short)
     assert (await download(short)).startswith(b"period_start")

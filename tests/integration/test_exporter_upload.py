@@ -8,7 +8,7 @@ import hashlib
 import pytest
 
 from services.exporter.upload import StreamingUpload
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.s3 import S3ObjectStore
 from shared.settings import Settings
 
 PART = 5 * 1024 * 1024
@@ -16,7 +16,7 @@ CHUNK = bytes(range(256)) * 4096  # 1 MiB
 
 
 async def test_large_file_is_uploaded_in_parts(fresh_settings: Settings) -> None:
-    async with ObjectStore(fresh_settings, fresh_settings.exports_bucket) as store:
+    async with S3ObjectStore(fresh_settings, fresh_settings.exports_bucket) as store:
         upload = StreamingUpload(
             store,
             "big/file.csv",
@@ -35,12 +35,13 @@ async def test_large_file_is_uploaded_in_parts(fresh_settings: Settings) -> None
         assert hashlib.sha256(stored.body).digest() == hashlib.sha256(CHUNK * 11).digest()
         head = await store.head("big/file.csv")
         assert head is not None
-        assert head["Metadata"]["request-id"] == "r-big"
-        assert head["ContentType"].startswith("text/csv")
+        assert head.metadata["request-id"] == "r-big"
+        assert head.content_type.startswith("text/csv")
+        assert head.size == len(CHUNK) * 11
 
 
 async def test_failed_upload_is_aborted(fresh_settings: Settings) -> None:
-    async with ObjectStore(fresh_settings, fresh_settings.exports_bucket) as store:
+    async with S3ObjectStore(fresh_settings, fresh_settings.exports_bucket) as store:
 
         async def fail_half_way() -> None:
             async with StreamingUpload(
@@ -58,7 +59,7 @@ async def test_failed_upload_is_aborted(fresh_settings: Settings) -> None:
 
 
 async def test_small_file_is_a_single_put(fresh_settings: Settings) -> None:
-    async with ObjectStore(fresh_settings, fresh_settings.exports_bucket) as store:
+    async with S3ObjectStore(fresh_settings, fresh_settings.exports_bucket) as store:
         async with StreamingUpload(
             store,
             "small.csv",

@@ -11,7 +11,7 @@ from deltalake import DeltaTable
 
 from services.ingest.janitor import COMPACT_MIN_FILES, Janitor
 from services.ingest.workspace_writer import WorkspaceWriter
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.s3 import S3ObjectStore
 from shared.columnar.schema import facts_table
 from shared.columnar.tables import FACTS_TABLE, TableStore, WorkspaceTables, read_facts
 from shared.settings import Settings
@@ -59,7 +59,7 @@ async def test_janitor_deletes_expired_days_and_compacts_small_files_only(
 ) -> None:
     settings = fresh_settings
     store = TableStore.of(settings)
-    async with ObjectStore(settings, settings.aggregates_bucket) as objects:
+    async with S3ObjectStore(settings, settings.aggregates_bucket) as objects:
         janitor = Janitor(settings, objects, store)
         cutoff = janitor.cutoff(now)
         old, recent = cutoff - timedelta(days=1), seed_days(1)[0]

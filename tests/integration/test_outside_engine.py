@@ -15,7 +15,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.s3 import S3ObjectStore
 from shared.domain.facts import MESSAGE
 from shared.settings import Settings
 from tests.integration.columnar_seed import (
@@ -54,7 +54,7 @@ async def test_polars_reproduces_messages_and_cost_per_user_from_the_docs_alone(
                        "user_id": ["u1"] * 3, "cost_nano": [10**15] * 3})  # fmt: skip
     body = io.BytesIO()
     pq.write_table(orphan, body)
-    async with ObjectStore(fresh_settings, fresh_settings.aggregates_bucket) as store:
+    async with S3ObjectStore(fresh_settings, fresh_settings.aggregates_bucket) as store:
         await store.put(
             f"{prefix}/day={days[2].isoformat()}/part-00009-dead.parquet", body.getvalue()
         )

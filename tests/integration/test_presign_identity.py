@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 from botocore.exceptions import ClientError
 
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.s3 import S3ObjectStore
 from shared.embedded import EmbeddedStack
 from shared.embedded.s3client import open_s3_client
 from shared.settings import Settings
@@ -64,7 +64,7 @@ async def test_download_url_is_signed_by_the_presign_identity_and_works(
     presign_key = settings.s3_presign_access_key.get_secret_value()
     assert presign_key != settings.s3_access_key.get_secret_value()
     key = "users-usage/ws-acme/2026-01.csv"
-    async with ObjectStore(settings, settings.exports_bucket) as store:
+    async with S3ObjectStore(settings, settings.exports_bucket) as store:
         await store.put(key, b"user_id\nu1\n")
         url = await store.presign_download(key, 60, filename="2026-01.csv")
     assert _credential(url) == presign_key

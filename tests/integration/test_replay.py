@@ -13,7 +13,7 @@ from deltalake import DeltaTable
 
 from services.ingest.app import run_ingest
 from services.ingest.replay import Progress, Replay
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.s3 import S3ObjectStore
 from shared.columnar.migration import format1_only_workspaces
 from shared.columnar.tables import FACTS_TABLE, TableStore
 from shared.settings import Settings
@@ -274,7 +274,7 @@ async def test_replay_builds_format_2_from_the_topic_on_a_format_1_store(
     settings = fresh_settings
     records = simulated(seed=35, events=1200)
     await produce(settings, settings.topic_events, pairs(records))
-    async with ObjectStore(settings, settings.aggregates_bucket) as store:
+    async with S3ObjectStore(settings, settings.aggregates_bucket) as store:
         await store.put("v1/orgs/ws-0001/days/2020-01-01/head.json", b"{}")
         assert await format1_only_workspaces(store) == ["ws-0001"]
     days = _days_with_activity(records)
@@ -286,5 +286,5 @@ async def test_replay_builds_format_2_from_the_topic_on_a_format_1_store(
     assert sorted(summary.workspaces) == ORGS
     assert summary.days_rewritten == len(days)
     await assert_aggregates_match(settings, records)
-    async with ObjectStore(settings, settings.aggregates_bucket) as store:
+    async with S3ObjectStore(settings, settings.aggregates_bucket) as store:
         assert await format1_only_workspaces(store) == []

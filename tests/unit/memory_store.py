@@ -1,25 +1,32 @@
-"""An in-memory stand-in for :class:`~shared.adapters.s3.ObjectStore` with real-shaped
-ETags and conditional writes, counting the reads it serves."""
+"""An in-memory :class:`~shared.adapters.object_store.ObjectStore` with real-shaped ETags,
+conditional writes and multipart uploads, counting the reads it serves. mypy checks it
+against the protocol wherever a test passes it to a service."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from shared.adapters.s3 import StoredObject
-from shared.errors import PreconditionFailed
+from shared.adapters.object_store import ListedObject, ObjectHead, ObjectStore, StoredObject
+from shared.errors import PreconditionFailed, UploadNotFound
 
 
 class MemoryStore:
-    """The calls of :class:`ObjectStore` the exporter and storage use, in memory."""
+    """Every call of :class:`ObjectStore`, in memory; ``fail`` makes the data calls raise."""
+
+    bucket = "memory"
 
     def __init__(self) -> None:
         self.objects: dict[str, tuple[bytes, str, dict[str, str]]] = {}
+        # upload id -> (key, parts by number, metadata)
         self.uploads: dict[str, tuple[str, dict[int, bytes], dict[str, str]]] = {}
+        self.aborted: list[str] = []
         self.signed = 0
         self.lists = 0
+        self.bucket_checks = 0
         self.gets: list[str] = []
         self.fail: type[Exception] | None = None
         self._etags = 0
+        self._upload_ids = 0
 
     def _check(self) -> None:
         if self.fail is not None:
@@ -31,11 +38,24 @@ class MemoryStore:
         self.objects[key] = (body, etag, metadata)
         return etag
 
+    def body(self, key: str) -> bytes | None:
+        found = self.objects.get(key)
+        return found[0] if found else None
+
+    def csv_keys(self) -> list[str]:
+        return sorted(key for key in self.objects if key.endswith(".csv"))
+
     async def get(self, key: str) -> StoredObject | None:
         self._check()
         self.gets.append(key)
         found = self.objects.get(key)
         return StoredObject(body=found[0], etag=found[1]) if found else None
+
+    async def head(self, key: str) -> ObjectHead | None:
+        found = self.objects.get(key)
+        if found is None:
+            return None
+        return ObjectHead(size=len(found[0]), etag=found[1], metadata=found[2])
 
     async def put(
         self,
@@ -60,18 +80,14 @@ class MemoryStore:
         self._check()
         return self._store(key, body, metadata)
 
-    async def head(self, key: str) -> dict[str, Any] | None:
-        found = self.objects.get(key)
-        return {"ContentLength": len(found[0]), "Metadata": found[2]} if found else None
-
     async def delete(self, key: str) -> None:
         self.objects.pop(key, None)
 
-    async def list_objects(self, prefix: str) -> list[dict[str, Any]]:
+    async def list_objects(self, prefix: str) -> list[ListedObject]:
         self._check()
         self.lists += 1
         return [
-            {"Key": key, "ETag": found[1], "Size": len(found[0])}
+            ListedObject(key=key, size=len(found[0]), etag=found[1])
             for key, found in sorted(self.objects.items())
             if key.startswith(prefix)
         ]
@@ -92,5 +108,38 @@ class MemoryStore:
         self.signed += 1
         return f"http://127.0.0.1/{key}?signature={self.signed}&expires={expires_s}"
 
-    def csv_keys(self) -> list[str]:
-        return sorted(key for key in self.objects if key.endswith(".csv"))
+    async def create_multipart_upload(
+        self, key: str, *, content_type: str, metadata: dict[str, str]
+    ) -> str:
+        self._check()
+        upload_id = f"up{self._upload_ids}"
+        self._upload_ids += 1
+        self.uploads[upload_id] = (key, {}, metadata)
+        return upload_id
+
+    async def upload_part(self, key: str, upload_id: str, part_number: int, body: bytes) -> str:
+        self._check()
+        self.uploads[upload_id][1][part_number] = body
+        return f'"p{part_number}"'
+
+    async def complete_multipart_upload(
+        self, key: str, upload_id: str, parts: list[tuple[int, str]]
+    ) -> str:
+        self._check()
+        if upload_id not in self.uploads:
+            raise UploadNotFound(f"upload {upload_id} is gone", status=404, code="NoSuchUpload")
+        _, stored, metadata = self.uploads.pop(upload_id)
+        assert [number for number, _ in parts] == sorted(stored)
+        return self._store(key, b"".join(stored[number] for number, _ in parts), metadata)
+
+    async def abort_multipart_upload(self, key: str, upload_id: str) -> None:
+        self.uploads.pop(upload_id, None)
+        self.aborted.append(upload_id)
+
+    async def check_bucket(self) -> None:
+        self._check()
+        self.bucket_checks += 1
+
+
+if TYPE_CHECKING:
+    _KEEPS_THE_CONTRACT: ObjectStore = MemoryStore()  # mypy checks it even where none is passed

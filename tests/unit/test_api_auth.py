@@ -127,7 +127,7 @@ def test_rate_limiter_refuses_past_the_burst_and_refills() -> None:
 
 async def test_a_corrupt_key_record_is_no_key() -> None:
     store = MemoryStore()
-    keys = KeyStore(store, pepper=PEPPER)  # type: ignore[arg-type]
+    keys = KeyStore(store, pepper=PEPPER)
     _, record = await keys.create("ws-a", name="good")
     broken, notjson = "00000000000000aa", "00000000000000bb"
     await store.put(f"api-keys/{broken}.json", b'{"key_id": "%s", "hash": "zz"}' % broken.encode())

@@ -165,7 +165,7 @@ async def test_a_retired_scrypt_record_authenticates_nobody_and_says_so(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     store = MemoryStore()
-    keys = KeyStore(store, pepper=PEPPER)  # type: ignore[arg-type]
+    keys = KeyStore(store, pepper=PEPPER)
     key_id = "0123456789abcdef"
     old = {  # the record shape written before issue 13
         "key_id": key_id,
@@ -195,8 +195,8 @@ async def test_a_retired_scrypt_record_authenticates_nobody_and_says_so(
 
 async def test_a_changed_pepper_is_reported_as_such(caplog: pytest.LogCaptureFixture) -> None:
     store = MemoryStore()
-    key, _ = await KeyStore(store, pepper=PEPPER).create("ws-acme")  # type: ignore[arg-type]
-    other = KeyStore(store, pepper=Pepper(b"rotated"))  # type: ignore[arg-type]
+    key, _ = await KeyStore(store, pepper=PEPPER).create("ws-acme")
+    other = KeyStore(store, pepper=Pepper(b"rotated"))
     clock = Clock()
     verifier = KeyVerifier(other, ttl_s=30, throttle=_throttle(clock), clock=clock)
     with caplog.at_level(logging.WARNING, logger="services.api.keys"):

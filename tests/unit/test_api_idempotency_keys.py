@@ -40,7 +40,7 @@ def test_the_fingerprint_is_what_is_asked_not_who_asks_or_in_which_order() -> No
 
 async def test_a_key_reused_for_a_different_request_is_refused() -> None:
     store = MemoryStore()
-    keys = IdempotencyKeys(store)  # type: ignore[arg-type]
+    keys = IdempotencyKeys(store)
     assert await keys.claim("ws-acme", "client-1", _message()) is None
     assert await keys.claim("ws-acme", "client-1", _message()) is None  # a true repeat
     earlier = await keys.claim("ws-acme", "client-1", _message("models"))
@@ -50,7 +50,7 @@ async def test_a_key_reused_for_a_different_request_is_refused() -> None:
 
 
 async def test_two_first_uses_racing_are_decided_by_the_store() -> None:
-    keys = IdempotencyKeys(MemoryStore())  # type: ignore[arg-type]
+    keys = IdempotencyKeys(MemoryStore())
     answers = await asyncio.gather(
         keys.claim("ws-acme", "race", _message()), keys.claim("ws-acme", "race", _message("models"))
     )

@@ -28,7 +28,7 @@ def test_only_key_ids_become_object_keys(key_id: str) -> None:
 @pytest.mark.parametrize("key_id", BAD_IDS)
 async def test_revoke_refuses_a_bad_key_id_before_reading_the_store(key_id: str) -> None:
     store = MemoryStore()
-    keys = KeyStore(store, pepper=PEPPER)  # type: ignore[arg-type]
+    keys = KeyStore(store, pepper=PEPPER)
     with pytest.raises(ApiKeyError, match="is not a key id"):
         await keys.revoke("ws-acme", key_id)
     assert await keys.get(key_id) is None

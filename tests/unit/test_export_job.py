@@ -12,14 +12,14 @@ import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import orjson
 import pytest
 
 from services.exporter import export_job
 from services.exporter.export_job import Exporter
-from shared.adapters.s3 import ObjectStore, StoredObject
+from shared.adapters.object_store import StoredObject
 from shared.columnar.schema import DimensionVersion, dimensions_table, facts_table
 from shared.columnar.tables import TableStore, WorkspaceTables
 from shared.domain.dimensions import SETTINGS_ENTITY
@@ -122,7 +122,7 @@ def exporter(
     return Exporter(
         Settings(**settings),
         tables=tables,
-        exports=cast(ObjectStore, store),
+        exports=store,
         clock=clock or Clock(),
     )
 

@@ -2,66 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
-
 import pytest
 
 from services.exporter.upload import StreamingUpload
-from shared.adapters.s3 import ObjectStore
+from shared.errors import UploadNotFound
+from tests.unit.memory_store import MemoryStore
 
 PART = 5 * 1024 * 1024
 
 
-class FakeStore:
-    """The upload calls of :class:`ObjectStore`, in memory."""
+class FakeStore(MemoryStore):
+    """The in-memory store, with a connection that breaks at one part number."""
 
     def __init__(self, fail_part: int | None = None) -> None:
-        self.objects: dict[str, bytes] = {}
-        self.metadata: dict[str, dict[str, str]] = {}
-        self.uploads: dict[str, dict[int, bytes]] = {}
-        self.aborted: list[str] = []
+        super().__init__()
         self.fail_part = fail_part
 
-    async def put_with_metadata(
-        self, key: str, body: bytes, *, content_type: str, metadata: dict[str, str]
-    ) -> str:
-        self.objects[key] = body
-        self.metadata[key] = metadata
-        return '"etag"'
-
-    async def create_multipart_upload(
-        self, key: str, *, content_type: str, metadata: dict[str, str]
-    ) -> str:
-        upload_id = f"up{len(self.uploads)}"
-        self.uploads[upload_id] = {}
-        self.metadata[key] = metadata
-        return upload_id
-
-    async def upload_part(self, key: str, upload_id: str, number: int, body: bytes) -> str:
-        if number == self.fail_part:
+    async def upload_part(self, key: str, upload_id: str, part_number: int, body: bytes) -> str:
+        if part_number == self.fail_part:
             raise OSError("connection reset")
-        self.uploads[upload_id][number] = body
-        return f'"p{number}"'
-
-    async def complete_multipart_upload(
-        self, key: str, upload_id: str, parts: list[tuple[int, str]]
-    ) -> str:
-        stored = self.uploads.pop(upload_id)
-        assert [number for number, _ in parts] == sorted(stored)
-        self.objects[key] = b"".join(stored[number] for number, _ in parts)
-        return '"whole"'
-
-    async def abort_multipart_upload(self, key: str, upload_id: str) -> None:
-        self.uploads.pop(upload_id, None)
-        self.aborted.append(upload_id)
-
-    async def head(self, key: str) -> dict[str, Any] | None:
-        return {"Metadata": self.metadata[key]} if key in self.objects else None
+        return await super().upload_part(key, upload_id, part_number, body)
 
 
-def upload(store: FakeStore) -> StreamingUpload:
+def upload(store: MemoryStore) -> StreamingUpload:
     return StreamingUpload(
-        cast(ObjectStore, store),
+        store,
         "k.csv",
         part_size=PART,
         content_type="text/csv",
@@ -75,8 +40,9 @@ async def test_small_file_is_one_put() -> None:
         await streaming.write(b"a,b\r\n")
         await streaming.write(b"1,2\r\n")
         await streaming.complete()
-    assert store.objects == {"k.csv": b"a,b\r\n1,2\r\n"}
-    assert store.metadata["k.csv"]["request-id"] == "r1"
+    assert list(store.objects) == ["k.csv"]
+    assert store.body("k.csv") == b"a,b\r\n1,2\r\n"
+    assert store.objects["k.csv"][2]["request-id"] == "r1"
     assert streaming.parts == 0
 
 
@@ -89,7 +55,7 @@ async def test_large_file_goes_up_in_parts_and_appears_whole() -> None:
             assert "k.csv" not in store.objects  # nothing visible before complete
         await streaming.complete()
     assert streaming.parts == 3  # 5 + 5 + 2 MiB
-    assert store.objects["k.csv"] == chunk * 12
+    assert store.body("k.csv") == chunk * 12
     assert not store.uploads
 
 
@@ -107,3 +73,41 @@ async def test_failure_aborts_and_leaves_nothing_under_the_key() -> None:
     assert "k.csv" not in store.objects
     assert store.aborted == ["up0"]
     assert not store.uploads
+
+
+class LostReply(MemoryStore):
+    """Completes the upload, then answers as a retried complete would after the first
+    answer was lost: the upload is gone."""
+
+    async def complete_multipart_upload(
+        self, key: str, upload_id: str, parts: list[tuple[int, str]]
+    ) -> str:
+        await super().complete_multipart_upload(key, upload_id, parts)
+        raise UploadNotFound(f"upload {upload_id} is gone", status=404, code="NoSuchUpload")
+
+
+async def test_a_complete_whose_reply_was_lost_finds_its_own_object() -> None:
+    store = LostReply()
+    async with upload(store) as streaming:
+        await streaming.write(b"x" * (PART + 1))
+        await streaming.complete()
+    assert store.body("k.csv") == b"x" * (PART + 1)
+
+
+class AbortedMeanwhile(MemoryStore):
+    """An upload aborted by someone else before its complete."""
+
+    async def complete_multipart_upload(
+        self, key: str, upload_id: str, parts: list[tuple[int, str]]
+    ) -> str:
+        raise UploadNotFound(f"upload {upload_id} is gone", status=404, code="NoSuchUpload")
+
+
+async def test_a_gone_upload_that_is_not_ours_is_an_error() -> None:
+    store = AbortedMeanwhile()
+    store.objects["k.csv"] = (b"older", '"9"', {"upload-nonce": "an earlier upload"})
+    async with upload(store) as streaming:
+        await streaming.write(b"x" * (PART + 1))
+        with pytest.raises(UploadNotFound):
+            await streaming.complete()
+    assert store.body("k.csv") == b"older"

@@ -141,7 +141,7 @@ def ingest_faked(fail_at: str | None) -> Iterator[Journal]:
     journal = Journal(fail_at)
     settings = Settings()
     with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(ingest_app, "ObjectStore", fake_store(journal, settings))
+        monkeypatch.setattr(ingest_app, "S3ObjectStore", fake_store(journal, settings))
         monkeypatch.setattr(ingest_app, "ObservabilityServer", fake_server(journal))
         fake_kafka(ingest_app, journal, monkeypatch)
 
@@ -193,7 +193,7 @@ def exporter_faked(fail_at: str | None, *, format_check: Any = never) -> Iterato
     journal = Journal(fail_at)
     settings = Settings()
     with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(exporter_app, "ObjectStore", fake_store(journal, settings))
+        monkeypatch.setattr(exporter_app, "S3ObjectStore", fake_store(journal, settings))
         monkeypatch.setattr(exporter_app, "ObservabilityServer", fake_server(journal))
         fake_kafka(exporter_app, journal, monkeypatch)
         monkeypatch.setattr(exporter_app, "wait_for_storage_format", lambda *_: format_check())
@@ -274,7 +274,7 @@ def api_faked(fail_at: str | None) -> Iterator[Journal]:
             await journal.start("api site")
 
     with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(api_app, "ObjectStore", fake_store(journal, settings))
+        monkeypatch.setattr(api_app, "S3ObjectStore", fake_store(journal, settings))
         monkeypatch.setattr(api_app, "ObservabilityServer", fake_server(journal))
         fake_kafka(api_app, journal, monkeypatch)
         monkeypatch.setattr(

@@ -6,8 +6,7 @@ import asyncio
 import io
 import logging
 from collections.abc import AsyncIterator
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 import orjson
@@ -17,8 +16,8 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.adapters.logging import setup_logging
-from shared.adapters.s3 import ObjectStore
 from shared.contracts.completions import CompletionData, ExportCompletion
+from shared.errors import StoreUnavailable
 from shared.observability import (
     ExporterMetrics,
     IngestMetrics,
@@ -29,6 +28,7 @@ from shared.observability import (
     store_check,
     tcp_reachable,
 )
+from tests.unit.memory_store import MemoryStore
 
 
 class Switch:
@@ -169,16 +169,12 @@ async def test_tcp_check_passes_on_a_listening_port_and_names_the_failure() -> N
 
 
 async def test_store_and_flag_checks() -> None:
-    calls: list[dict[str, Any]] = []
-
-    async def head_bucket(**kwargs: Any) -> None:
-        calls.append(kwargs)
-
-    store = SimpleNamespace(
-        bucket="usage-aggregates", client=SimpleNamespace(head_bucket=head_bucket)
-    )
-    await store_check(cast(ObjectStore, store))()
-    assert calls == [{"Bucket": "usage-aggregates"}]
+    store = MemoryStore()
+    await store_check(store)()
+    assert store.bucket_checks == 1
+    store.fail = StoreUnavailable
+    with pytest.raises(StoreUnavailable):
+        await store_check(store)()
     draining = False
     check = flag_check(lambda: not draining, "draining: SIGTERM received")
     await check()

@@ -23,7 +23,7 @@ from typing import Any
 
 from services.exporter.app import run_exporter
 from shared.adapters.export_client import ExportClient, export_request
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.s3 import S3ObjectStore
 from shared.clock import system_clock
 from shared.contracts.completions import ExportCompletion
 from shared.settings import Settings
@@ -221,8 +221,8 @@ async def verify_exports(
 
 
 async def bucket_keys(settings: Settings, bucket: str, prefix: str = "") -> list[str]:
-    async with ObjectStore(settings, bucket) as store:
-        return sorted(str(item["Key"]) for item in await store.list_objects(prefix))
+    async with S3ObjectStore(settings, bucket) as store:
+        return sorted(item.key for item in await store.list_objects(prefix))
 
 
 async def csv_keys(settings: Settings) -> list[str]:

@@ -28,7 +28,7 @@ import pytest
 
 from shared import codec
 from shared.adapters.export_client import ExportClient, export_request
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.s3 import S3ObjectStore
 from shared.domain.export.paths import request_record_key
 from shared.settings import Settings
 from tests.integration.conftest import FreshSettingsFactory
@@ -89,7 +89,7 @@ async def files_of(settings: Settings, request_id: str) -> list[str]:
 
 
 async def recorded_outcome(settings: Settings, org_id: str, request_id: str) -> dict[str, Any]:
-    async with ObjectStore(settings, settings.exports_bucket) as store:
+    async with S3ObjectStore(settings, settings.exports_bucket) as store:
         stored = await store.get(request_record_key(org_id, request_id))
     assert stored is not None
     outcome: dict[str, Any] = codec.loads(stored.body)["outcome"]

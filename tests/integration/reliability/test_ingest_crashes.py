@@ -44,7 +44,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from shared import codec
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.s3 import S3ObjectStore
 from shared.columnar.tables import TableStore, read_facts
 from shared.settings import Settings
 from tests.integration.conftest import FreshSettingsFactory
@@ -155,21 +155,21 @@ def parse_log_entry(settings: Settings, table_key: str, body: bytes) -> LogEntry
 
 async def log_entry(settings: Settings, table_key: str, version: int) -> LogEntry | None:
     """Commit ``version`` of the table, or None if the store does not hold it."""
-    async with ObjectStore(settings, settings.aggregates_bucket) as store:
+    async with S3ObjectStore(settings, settings.aggregates_bucket) as store:
         stored = await store.get(f"{table_key}/_delta_log/{version:020d}.json")
     return None if stored is None else parse_log_entry(settings, table_key, stored.body)
 
 
 async def log_entries(settings: Settings, table_key: str) -> dict[int, LogEntry]:
     """Every commit of the table (its JSON log entries: never cleaned up here)."""
-    async with ObjectStore(settings, settings.aggregates_bucket) as store:
+    async with S3ObjectStore(settings, settings.aggregates_bucket) as store:
         listed = await store.list_objects(f"{table_key}/_delta_log/")
         entries = {}
         for item in listed:
-            found = _LOG_ENTRY.search(str(item["Key"]))
+            found = _LOG_ENTRY.search(item.key)
             if found is None:
                 continue
-            stored = await store.get(str(item["Key"]))
+            stored = await store.get(item.key)
             assert stored is not None
             entries[int(found.group(1))] = parse_log_entry(settings, table_key, stored.body)
     return entries
@@ -177,15 +177,15 @@ async def log_entries(settings: Settings, table_key: str) -> dict[int, LogEntry]
 
 async def parquet_keys(settings: Settings, table_key: str) -> set[str]:
     """The table's Parquet files as a LIST of its folder shows them (committed or not)."""
-    async with ObjectStore(settings, settings.aggregates_bucket) as store:
+    async with S3ObjectStore(settings, settings.aggregates_bucket) as store:
         listed = await store.list_objects(f"{table_key}/")
-    return {str(item["Key"]) for item in listed if str(item["Key"]).endswith(".parquet")}
+    return {item.key for item in listed if item.key.endswith(".parquet")}
 
 
 async def event_ids_in(settings: Settings, keys: list[str]) -> list[str]:
     """The ``event_id`` of every row of these Parquet files, read as plain files."""
     ids: list[str] = []
-    async with ObjectStore(settings, settings.aggregates_bucket) as store:
+    async with S3ObjectStore(settings, settings.aggregates_bucket) as store:
         for key in keys:
             stored = await store.get(key)
             assert stored is not None, f"{key} is not in the store"

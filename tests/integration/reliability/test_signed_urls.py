@@ -14,7 +14,7 @@ import aioboto3
 from aiobotocore.config import AioConfig
 
 from shared.adapters.export_client import export_request
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.s3 import S3ObjectStore
 from shared.clock import system_clock
 from shared.settings import Settings
 from tests.integration.conftest import FreshSettingsFactory
@@ -115,7 +115,7 @@ async def test_only_an_intact_unexpired_signature_reads_a_file(
     some_commit = next(
         key for key in await bucket_keys(settings, aggregates) if "/_delta_log/" in key
     )
-    async with ObjectStore(settings, exports) as store:
+    async with S3ObjectStore(settings, exports) as store:
         short_lived = await store.presign_download(mine.data.filePath, SHORT_LIVED_S)
     assert (await asyncio.to_thread(fetch, "GET", short_lived))[0] == 200  # valid: it works
     attempts = [

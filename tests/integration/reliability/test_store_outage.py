@@ -22,7 +22,7 @@ from typing import Literal
 import pytest
 
 from shared.adapters.export_client import ExportClient
-from shared.adapters.s3 import ObjectStore
+from shared.adapters.s3 import S3ObjectStore
 from tests.integration.conftest import FreshSettingsFactory
 from tests.integration.kafka_tools import committed
 from tests.integration.reliability.conftest import FiguresRecorder
@@ -229,7 +229,7 @@ async def test_exports_survive_the_store_or_answer_503(
     # Every file is whole: the one its successful completion describes, and only those.
     described = {c.data.filePath: c.data for c in [*answered, *again] if c.data is not None}
     assert sorted(described) == await csv_keys(direct)
-    async with ObjectStore(direct, direct.exports_bucket) as store:
+    async with S3ObjectStore(direct, direct.exports_bucket) as store:
         for path, data in described.items():
             stored = await store.get(path)
             assert stored is not None
