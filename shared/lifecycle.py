@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from abc import ABC, abstractmethod
 from collections.abc import Coroutine
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 
 class Startable(Protocol):
@@ -20,6 +21,24 @@ class Startable(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+class StartStopContext(ABC):
+    """``async with`` for a resource with ``start()`` and ``stop()``: entering starts it,
+    leaving stops it, however the block ends. Its ``start`` undoes itself on failure."""
+
+    @abstractmethod
+    async def start(self) -> None: ...
+
+    @abstractmethod
+    async def stop(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
 
 
 S = TypeVar("S", bound=Startable)

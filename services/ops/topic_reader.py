@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.adapters.kafka import make_consumer
 from shared.errors import RetriableError, UsageExportError
+from shared.lifecycle import StartStopContext
 from shared.settings import Settings
 
 
@@ -31,7 +31,7 @@ class TopicReadTimeout(RetriableError):
     """Some partitions did not reach their end in time (broker slow or unreachable)."""
 
 
-class TopicReader:
+class TopicReader(StartStopContext):
     """``async with TopicReader(settings, topic) as reader: async for batch in reader.batches()``.
 
     Batches are lists of aiokafka ``ConsumerRecord``, in offset order per partition.
@@ -56,7 +56,7 @@ class TopicReader:
         #: partition -> end offset (exclusive), once a fetch has told it.
         self.ends: dict[TopicPartition, int] = {}
 
-    async def __aenter__(self) -> Self:
+    async def start(self) -> None:
         # A short fetch wait: an empty partition answers (with its high watermark) quickly.
         consumer = make_consumer(self._settings, group_id=None, fetch_max_wait_ms=200)
         self._consumer = consumer
@@ -72,19 +72,10 @@ class TopicReader:
             consumer.assign(self.partitions)
             await consumer.seek_to_beginning(*self.partitions)
         except BaseException:
-            await self._stop()
+            await self.stop()
             raise
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self._stop()
-
-    async def _stop(self) -> None:
+    async def stop(self) -> None:
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             # aiokafka: a group-less consumer stopped before its coordinator task first ran

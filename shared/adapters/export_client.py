@@ -13,12 +13,13 @@ import contextlib
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from shared import codec
 from shared.adapters.completions_reader import CompletionsReader
 from shared.adapters.kafka import make_producer
 from shared.contracts.completions import ExportCompletion
+from shared.lifecycle import StartStopContext
 from shared.settings import Settings
 
 _DOWNLOAD_TIMEOUT_S = 60.0
@@ -48,7 +49,7 @@ def export_request(
     }
 
 
-class ExportClient:
+class ExportClient(StartStopContext):
     """``async with ExportClient(settings) as client: await client.request(message)``."""
 
     def __init__(self, settings: Settings) -> None:
@@ -59,20 +60,16 @@ class ExportClient:
         self._arrived = asyncio.Condition()
         self._reader: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> Self:
+    async def start(self) -> None:
         try:
             await self._producer.start()
             await self._completions.start()  # before anything is published
         except BaseException:
-            await self.close()
+            await self.stop()
             raise
         self._reader = asyncio.create_task(self._read(), name="export-completions-reader")
-        return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
+    async def stop(self) -> None:
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -14,8 +14,6 @@ import hmac
 import os
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from pydantic import SecretStr
 
@@ -26,6 +24,7 @@ from shared.embedded.ports import free_ports, require_free_port
 from shared.embedded.provision import DEFAULT_TOPIC_PLAN, TopicPlan, ensure_infrastructure
 from shared.embedded.store import ReadOnlyIdentity, SeaweedStore, WeedPorts
 from shared.errors import EmbeddedStackError
+from shared.lifecycle import StartStopContext
 from shared.settings import Settings
 
 # Tansu holds JoinGroup for about half the session timeout: 6 s keeps joins near 3 s,
@@ -54,7 +53,7 @@ def presign_identity(settings: Settings) -> ReadOnlyIdentity:
     return ReadOnlyIdentity(access_key, secret_key, settings.exports_bucket)
 
 
-class EmbeddedStack:
+class EmbeddedStack(StartStopContext):
     """Tansu + SeaweedFS as child processes, on loopback ports, under ``data_dir``.
 
     ``kafka_port`` / ``s3_port`` of 0 pick free ports (tests); others must be free
@@ -148,18 +147,6 @@ class EmbeddedStack:
             if broker is not None:
                 await broker.stop()
             self._unlock_data_dir()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # ---- internals ----------------------------------------------------------------------
     async def _start(self) -> None:

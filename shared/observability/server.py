@@ -17,20 +17,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from shared import codec
+from shared.lifecycle import StartStopContext
 
 #: A readiness check: returns when the dependency is usable, raises (anything) when not.
 ReadinessCheck = Callable[[], Awaitable[None]]
 
 
-class ObservabilityServer:
+class ObservabilityServer(StartStopContext):
     """``async with ObservabilityServer(registry, port=9464, checks={...}) as server:``.
 
     ``port=0`` binds a free port (tests); :attr:`port` is the bound one.
@@ -92,18 +92,6 @@ class ObservabilityServer:
         if runner is not None:
             await runner.cleanup()
         self._port = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # ---- handlers ---------------------------------------------------------------------------
     async def _metrics(self, request: web.Request) -> web.Response:
