@@ -23,6 +23,7 @@ _COMMANDS: tuple[str, ...] = (
     "services.cli.request",
     "services.cli.demo",
     "services.cli.dlq",
+    "services.cli.status",
     "services.cli.contracts",
 )
 

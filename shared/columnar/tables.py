@@ -334,6 +334,24 @@ def facts_of(
     return dataset.to_table(columns=wanted).cast(schema)
 
 
+async def newest_fact_day(store: TableStore, org_id: str) -> date | None:
+    """The newest UTC day with committed facts in the workspace (None without any), from
+    the Delta log's file list alone: no data file is read."""
+
+    def newest() -> date | None:
+        table = _open_for_reading(store, org_id, FACTS_TABLE)
+        if table is None:
+            return None
+        actions = pa.table(table.get_add_actions(flatten=True))
+        if actions.num_rows == 0:
+            return None
+        days = pc.cast(actions.column("partition.day"), pa.date32())
+        found = pc.max(days).as_py()
+        return found if isinstance(found, date) else None
+
+    return await asyncio.to_thread(newest)
+
+
 async def read_dimensions(store: TableStore, org_id: str) -> pa.Table:
     """Every committed dimension version of the workspace (none without tables)."""
 
