@@ -34,7 +34,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 
 from services.exporter.offsets import OffsetTracker
 from shared import codec
-from shared.adapters.dead_letters import dead_letter_headers, send_dead_letter
+from shared.adapters.dead_letters import headers_for_record, send_dead_letter
 from shared.adapters.rebalance import RevokeListener
 from shared.contracts.completions import ExportCompletion
 from shared.domain.export.request_validation import ReadableRequest, Unreadable, read_request
@@ -197,15 +197,7 @@ class ExporterWorker:
         self.stats.dead_lettered += 1
         if self._metrics is not None:
             self._metrics.dead_lettered.labels(reason=unreadable.reason).inc()
-        size = len(record.value) if record.value is not None else 0
-        headers = dead_letter_headers(
-            reason=unreadable.reason,
-            error=unreadable.header,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            original_size=size,
-        )
+        headers = headers_for_record(record, reason=unreadable.reason, error=unreadable.header)
 
         async def send() -> None:
             future = await send_dead_letter(

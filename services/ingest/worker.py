@@ -32,7 +32,7 @@ from services.ingest.checkpoint import Checkpoint
 from services.ingest.decode import decode_batch
 from services.ingest.validation import AcceptedRange, Rejected
 from services.ingest.writers import Writers
-from shared.adapters.dead_letters import dead_letter_headers, send_dead_letter
+from shared.adapters.dead_letters import headers_for_record, send_dead_letter
 from shared.adapters.rebalance import RevokeListener
 from shared.clock import Clock, system_clock
 from shared.columnar.schema import DimensionVersion
@@ -154,7 +154,7 @@ class IngestWorker:
                 max_bytes=self._settings.max_event_bytes,
             )
             for index, rejected in decoded.rejected:
-                await self._dead_letter(tp, records[index], rejected)
+                await self._dead_letter(records[index], rejected)
             if decoded.fact_records:
                 offsets = np.fromiter(
                     (records[index].offset for index in decoded.fact_records),
@@ -230,19 +230,11 @@ class IngestWorker:
             if highwater is not None and tp in positions:
                 self._metrics.set_lag(tp.topic, tp.partition, highwater - positions[tp])
 
-    async def _dead_letter(self, tp: TopicPartition, record: Any, rejected: Rejected) -> None:
+    async def _dead_letter(self, record: Any, rejected: Rejected) -> None:
         self.stats.dead_lettered[rejected.reason] += 1
         if self._metrics is not None:
             self._metrics.dead_lettered(rejected.reason)
-        size = len(record.value) if record.value is not None else 0
-        headers = dead_letter_headers(
-            reason=rejected.reason,
-            error=rejected.header,
-            topic=tp.topic,
-            partition=tp.partition,
-            offset=record.offset,
-            original_size=size,
-        )
+        headers = headers_for_record(record, reason=rejected.reason, error=rejected.header)
         letter = _DeadLetter(key=record.key, value=record.value, headers=headers)
         letter.future = await self._send_dead_letter(letter)
         self._dead_letters.append(letter)

@@ -27,6 +27,19 @@ def dead_letter_headers(
     return headers
 
 
+def headers_for_record(record: Any, *, reason: str, error: str) -> list[tuple[str, bytes]]:
+    """:func:`dead_letter_headers` for an aiokafka ``ConsumerRecord``, which says where it
+    came from and how large its value was."""
+    return dead_letter_headers(
+        reason=reason,
+        error=error,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        original_size=len(record.value) if record.value is not None else 0,
+    )
+
+
 async def send_dead_letter(
     producer: AIOKafkaProducer,
     dlq_topic: str,

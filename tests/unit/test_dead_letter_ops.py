@@ -20,7 +20,11 @@ from services.ops.dead_letters import (
     Selection,
     plan_replay,
 )
-from shared.adapters.dead_letters import MAX_DEAD_LETTER_VALUE, dead_letter_headers
+from shared.adapters.dead_letters import (
+    MAX_DEAD_LETTER_VALUE,
+    dead_letter_headers,
+    headers_for_record,
+)
 
 DLQ = "usage.events.dlq"
 
@@ -54,6 +58,25 @@ def test_from_record_reads_an_aiokafka_record() -> None:
     parsed = DeadLetter.from_record(record)
     assert (parsed.offset, parsed.reason, parsed.header("empty")) == (7, "too_old", "")
     assert parsed.position == f"{DLQ}:0:7"
+
+
+def test_a_records_headers_say_where_it_came_from_and_its_full_size() -> None:
+    big = SimpleNamespace(
+        topic="usage.events", partition=3, offset=9, value=b"x" * (MAX_DEAD_LETTER_VALUE + 1)
+    )
+    empty = SimpleNamespace(topic="usage.export-requests", partition=1, offset=2, value=None)
+    assert headers_for_record(big, reason="too_large", error="too_large: big") == (
+        dead_letter_headers(
+            reason="too_large", error="too_large: big", topic="usage.events", partition=3,
+            offset=9, original_size=MAX_DEAD_LETTER_VALUE + 1,
+        )
+    )  # fmt: skip
+    assert ("value.truncated", str(MAX_DEAD_LETTER_VALUE + 1).encode()) in headers_for_record(
+        big, reason="too_large", error="e"
+    )
+    assert dict(headers_for_record(empty, reason="invalid_json", error="e"))["source.topic"] == (
+        b"usage.export-requests"
+    )
 
 
 def test_headers_written_by_the_services_are_understood() -> None:

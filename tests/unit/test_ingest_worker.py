@@ -27,6 +27,8 @@ class Record:
     offset: int
     value: bytes
     key: bytes = b"ws-1"
+    topic: str = TP.topic
+    partition: int = TP.partition
 
 
 class FakeConsumer:
