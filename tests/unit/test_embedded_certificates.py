@@ -25,6 +25,9 @@ def test_each_component_has_a_p256_certificate_of_the_fresh_ca(tmp_path: Path) -
     written = write_grpc_certificates(tmp_path / "tls", clock=fixed_clock(now))
     ca = _load(written.ca)
     assert set(written.certs) == set(written.keys) == set(GRPC_COMPONENTS)
+    ca_usage = ca.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert (ca_usage.digital_signature, ca_usage.key_cert_sign, ca_usage.crl_sign) == (True,) * 3
+    assert (ca_usage.key_encipherment, ca_usage.data_encipherment) == (False, False)
     for component in GRPC_COMPONENTS:
         certificate = _load(written.certs[component])
         certificate.verify_directly_issued_by(ca)
@@ -38,6 +41,10 @@ def test_each_component_has_a_p256_certificate_of_the_fresh_ca(tmp_path: Path) -
         assert names.get_values_for_type(x509.DNSName) == ["localhost"]
         usages = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
         assert set(usages) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
+        key_usage = certificate.extensions.get_extension_for_class(x509.KeyUsage)
+        assert key_usage.critical
+        usage = key_usage.value
+        assert (usage.digital_signature, usage.key_cert_sign, usage.crl_sign) == (1, 0, 0)
         # The pair loads as a TLS identity.
         ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(
             written.certs[component], written.keys[component]
