@@ -15,6 +15,7 @@ from services.ops.contract_docs import DEFAULT_DIR, REGENERATE, stale_documents,
 
 
 def register(subparsers: Any) -> None:
+    # One add_argument per option, spelled out: the shapes repeat across commands by design.
     parser = subparsers.add_parser(
         "contracts",
         help="generate the JSON Schemas and AsyncAPI document of every message",

@@ -39,6 +39,7 @@ _COMMIT_WAIT_S = 180.0
 
 
 def register(subparsers: Any) -> None:
+    # One add_argument per option, spelled out: the shapes repeat across commands by design.
     parser = subparsers.add_parser(
         "demo",
         help="run the whole pipeline locally and write sample exports to ./exports",

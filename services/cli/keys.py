@@ -29,6 +29,7 @@ T = TypeVar("T")
 
 
 def register(subparsers: Any) -> None:
+    # One add_argument per option, spelled out: the shapes repeat across commands by design.
     parser = subparsers.add_parser(
         "keys",
         help="create, list and revoke API keys of the HTTP API",

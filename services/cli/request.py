@@ -22,6 +22,7 @@ _TYPES = ("users", "assistants", "agents", "api_keys", "projects", "models")
 
 
 def register(subparsers: Any) -> None:
+    # One add_argument per option, spelled out: the shapes repeat across commands by design.
     parser = subparsers.add_parser(
         "request",
         help="request an export, wait for its completion, print it",

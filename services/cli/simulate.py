@@ -42,6 +42,7 @@ _BATCH = 5_000
 
 
 def register(subparsers: Any) -> None:
+    # One add_argument per option, spelled out: the shapes repeat across commands by design.
     parser = subparsers.add_parser(
         "simulate",
         help="produce simulated usage events (deterministic for a seed and --end)",

@@ -25,6 +25,7 @@ UNREACHABLE = 3
 
 
 def register(subparsers: Any) -> None:
+    # One add_argument per option, spelled out: the shapes repeat across commands by design.
     parser = subparsers.add_parser(
         "status",
         help="can the broker and store be reached; lag, dead letters, newest day written",
