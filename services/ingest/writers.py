@@ -22,6 +22,7 @@ from shared.columnar.tables import TableStore, TopicPartition
 T = TypeVar("T")
 
 
+# Counters of one flush: the janitor's Sweep and replay's summary look alike, count other passes.
 @dataclass
 class FlushReport:
     workspaces: int = 0
