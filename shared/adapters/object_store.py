@@ -58,6 +58,8 @@ class ObjectStore(Protocol):
         """The object's size, ETag and user metadata, or None when it does not exist."""
         ...
 
+    # Each signature here is repeated by S3ObjectStore and the test stores, on purpose:
+    # that is what a Protocol is (mypy checks they agree).
     async def put(
         self,
         key: str,

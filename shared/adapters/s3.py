@@ -12,6 +12,7 @@ aiohttp exception leaves this module.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -21,6 +22,7 @@ import aioboto3
 import aiohttp
 from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import SecretStr
 
 from shared.adapters.object_store import ListedObject, ObjectHead, StoredObject
 from shared.errors import (
@@ -85,9 +87,8 @@ class S3ObjectStore:
         self._bucket = bucket
         self._max_attempts = max_attempts or settings.s3_max_attempts
         self._session = aioboto3.Session()
-        self._client_cm: Any = None
+        self._clients: contextlib.AsyncExitStack | None = None
         self._client: S3Client | None = None
-        self._presign_cm: Any = None
         self._presigner: S3Client | None = None
 
     @property
@@ -96,7 +97,7 @@ class S3ObjectStore:
 
     # ---- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
-        if self._client is not None:
+        if self._clients is not None:
             return
         s = self._settings
         config = AioConfig(
@@ -109,34 +110,40 @@ class S3ObjectStore:
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
-        self._client_cm = self._session.client(
-            "s3",
-            endpoint_url=s.s3_endpoint,
-            aws_access_key_id=s.s3_access_key.get_secret_value(),
-            aws_secret_access_key=s.s3_secret_key.get_secret_value(),
-            region_name=s.s3_region,
-            config=config,
-        )
-        self._client = await self._client_cm.__aenter__()
-        if s.s3_presign_access_key is not None and s.s3_presign_secret_key is not None:
-            # Download URLs carry the read-only identity's signature, never the main one's.
-            self._presign_cm = self._session.client(
-                "s3",
-                endpoint_url=s.s3_endpoint,
-                aws_access_key_id=s.s3_presign_access_key.get_secret_value(),
-                aws_secret_access_key=s.s3_presign_secret_key.get_secret_value(),
-                region_name=s.s3_region,
-                config=config,
+        clients = contextlib.AsyncExitStack()
+
+        async def open_client(access_key: SecretStr, secret_key: SecretStr) -> S3Client:
+            # Not shared.embedded.s3client's: that one probes a booting store (short
+            # timeouts, no pool); this one carries the services' timeouts and pool.
+            return await clients.enter_async_context(
+                self._session.client(
+                    "s3",
+                    endpoint_url=s.s3_endpoint,
+                    aws_access_key_id=access_key.get_secret_value(),
+                    aws_secret_access_key=secret_key.get_secret_value(),
+                    region_name=s.s3_region,
+                    config=config,
+                )
             )
-            self._presigner = await self._presign_cm.__aenter__()
+
+        try:
+            self._client = await open_client(s.s3_access_key, s.s3_secret_key)
+            if s.s3_presign_access_key is not None and s.s3_presign_secret_key is not None:
+                # Download URLs carry the read-only identity's signature, never the main one's.
+                self._presigner = await open_client(
+                    s.s3_presign_access_key, s.s3_presign_secret_key
+                )
+        except BaseException:
+            self._client = self._presigner = None
+            await clients.aclose()
+            raise
+        self._clients = clients
 
     async def stop(self) -> None:
-        if self._presign_cm is not None:
-            presign_cm, self._presign_cm, self._presigner = self._presign_cm, None, None
-            await presign_cm.__aexit__(None, None, None)
-        if self._client_cm is not None:
-            client_cm, self._client_cm, self._client = self._client_cm, None, None
-            await client_cm.__aexit__(None, None, None)
+        if self._clients is not None:
+            clients, self._clients = self._clients, None
+            self._client = self._presigner = None
+            await clients.aclose()  # the presigner first, then the main client
 
     async def __aenter__(self) -> Self:
         await self.start()
