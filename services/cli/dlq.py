@@ -105,6 +105,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# Like up's _positive, with another bound and message: argparse types stay per command.
 def _non_negative(text: str) -> int:
     value = int(text)
     if value < 0:

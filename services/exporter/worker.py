@@ -242,6 +242,8 @@ class ExporterWorker:
         )
 
     # ---- offsets -----------------------------------------------------------------------
+    # Shaped like ingest's _commit on purpose, not shared: a failed commit here means the
+    # requests are answered again from their records; there, records are skipped by position.
     async def _commit(self, partitions: set[TopicPartition] | None = None) -> None:
         scope = self._consumer.assignment() if partitions is None else partitions
         offsets = {tp: offset for tp, offset in self._tracker.committable().items() if tp in scope}

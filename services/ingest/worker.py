@@ -326,6 +326,7 @@ class IngestWorker:
             give_up=gone_for_good,
         )
 
+    # Shaped like the exporter's _commit on purpose (see there): the consequences differ.
     async def _commit(self) -> None:
         offsets = self.checkpoint.committable(self._consumer.assignment())
         if not offsets:
