@@ -289,8 +289,11 @@ async def test_up_infra_only_serves_writes_env_and_stops_on_sigterm(tmp_path: Pa
         assert env["USAGE_KAFKA_IDEMPOTENCE"] == "false"
         assert up.env_file.stat().st_mode & 0o077 == 0, "usage.env holds the secret key"
         assert up.data_dir.stat().st_mode & 0o077 == 0, "the data dir is the owner's alone"
-        banner = up.output.read_text()
-        assert str(up.env_file) in banner
+        # up writes usage.env, then prints its banner: wait for the banner too.
+        deadline = time.monotonic() + 10.0
+        while str(up.env_file) not in (banner := up.output.read_text()):
+            assert time.monotonic() < deadline, f"no banner naming usage.env:\n{banner}"
+            await asyncio.sleep(0.1)
         secrets = [env["USAGE_S3_SECRET_KEY"], env["USAGE_S3_PRESIGN_SECRET_KEY"]]
         assert [secret for secret in secrets if secret in banner] == []
 
