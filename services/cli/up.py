@@ -5,7 +5,8 @@ pip-installed wheels, run as children that die with this process, and stop clean
 Ctrl-C or SIGTERM. The HTTP API listens on ``--api-port`` (default 8080) and
 ``USAGE_API_URL`` in ``usage.env`` names it. The services' metrics ports are the settings'
 (9464-9466) when free, else any free port, or what ``--*-metrics-port`` says (0: any free
-port); ``usage.env`` names the ones chosen. ``--infra-only`` leaves the services to
+port); ``usage.env`` names the ones chosen. ``--kafka-port``, ``--s3-port`` and
+``--api-port`` take 0 for any free port too. ``--infra-only`` leaves the services to
 separate processes, which reach the servers through ``DATA_DIR/usage.env``.
 
 It is for one user's machine: every listener is on loopback, the data dir is the
@@ -31,7 +32,7 @@ from rich.table import Table
 
 from services.cli.runtime import setup_logging
 from shared.embedded import EmbeddedStack, write_env_file
-from shared.embedded.ports import choose_ports, require_free_port
+from shared.embedded.ports import choose_ports, free_ports, require_free_port
 from shared.errors import EmbeddedStackError
 from shared.settings import Settings
 
@@ -93,16 +94,22 @@ def register(subparsers: Any) -> None:
         help="object store data, logs and usage.env (default: ./.usage-export)",
     )
     parser.add_argument(
-        "--kafka-port", type=_port, default=9092, help="broker port on 127.0.0.1 (default: 9092)"
+        "--kafka-port",
+        type=_port_or_any,
+        default=9092,
+        help="broker port on 127.0.0.1 (default: 9092; 0: any free port)",
     )
     parser.add_argument(
-        "--s3-port", type=_port, default=8333, help="S3 port on 127.0.0.1 (default: 8333)"
+        "--s3-port",
+        type=_port_or_any,
+        default=8333,
+        help="S3 port on 127.0.0.1 (default: 8333; 0: any free port)",
     )
     parser.add_argument(
         "--api-port",
-        type=_port,
+        type=_port_or_any,
         default=DEFAULT_API_PORT,
-        help=f"HTTP API port on 127.0.0.1 (default: {DEFAULT_API_PORT})",
+        help=f"HTTP API port on 127.0.0.1 (default: {DEFAULT_API_PORT}; 0: any free port)",
     )
     for service, setting in METRICS_PORTS:
         parser.add_argument(
@@ -144,17 +151,16 @@ def run_up(args: argparse.Namespace) -> int:
 async def _up(args: argparse.Namespace, console: Console) -> int:
     stop = asyncio.Event()
     _install_signal_handlers(stop, console)
-    base = Settings().model_copy(update={"api_port": args.api_port, "api_host": "127.0.0.1"})
+    kafka_port, s3_port, api_port = _listening_ports(args)
+    base = Settings().model_copy(update={"api_port": api_port, "api_host": "127.0.0.1"})
     if args.events_partitions is not None:
         base = base.model_copy(update={"events_partitions": args.events_partitions})
     if not args.infra_only:
-        require_free_port(args.api_port, "HTTP API")
+        require_free_port(api_port, "HTTP API")
         for service, _ in METRICS_PORTS:
             if port := getattr(args, f"{service}_metrics_port"):
                 require_free_port(port, f"{service} metrics")
-    stack = EmbeddedStack(
-        args.data_dir, kafka_port=args.kafka_port, s3_port=args.s3_port, settings=base
-    )
+    stack = EmbeddedStack(args.data_dir, kafka_port=kafka_port, s3_port=s3_port, settings=base)
     console.print(
         f"Starting the embedded broker and object store in {escape(str(stack.data_dir))} …"
     )
@@ -167,7 +173,7 @@ async def _up(args: argparse.Namespace, console: Console) -> int:
         if not args.infra_only:
             # Chosen once the servers listen, so no server can take a port chosen here.
             settings = settings.model_copy(update=_metrics_ports(args, settings))
-            env["USAGE_API_URL"] = f"http://127.0.0.1:{args.api_port}"
+            env["USAGE_API_URL"] = f"http://127.0.0.1:{api_port}"
             for _, setting in METRICS_PORTS:
                 env[f"USAGE_{setting.upper()}"] = str(getattr(settings, setting))
         write_env_file(env_path, env)
@@ -178,6 +184,15 @@ async def _up(args: argparse.Namespace, console: Console) -> int:
         env_path.unlink(missing_ok=True)  # its addresses die with the servers
         await stack.stop()
         console.print("Stopped: broker, object store and services.")
+
+
+def _listening_ports(args: argparse.Namespace) -> tuple[int, int, int]:
+    """The broker's, the store's and the API's ports: as asked, and for each 0 (by
+    convention "any") a free one, distinct from the others; usage.env names them all."""
+    asked = (args.kafka_port, args.s3_port, args.api_port)
+    spare = iter(port for port in free_ports(3) if port not in asked)
+    kafka, s3, api = (port or next(spare) for port in asked)
+    return kafka, s3, api
 
 
 def _metrics_ports(args: argparse.Namespace, settings: Settings) -> dict[str, int]:

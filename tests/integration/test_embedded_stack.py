@@ -314,6 +314,23 @@ async def test_up_infra_only_serves_writes_env_and_stops_on_sigterm(tmp_path: Pa
         assert "Traceback" not in up.output.read_text()
 
 
+async def test_up_takes_any_free_port_for_0_and_names_it_in_usage_env(tmp_path: Path) -> None:
+    async with running_up(tmp_path, "--kafka-port", "0", "--s3-port", "0") as up:
+        env = await up.wait_ready()
+        host, _, kafka_port = env["USAGE_KAFKA_BOOTSTRAP"].rpartition(":")
+        s3_port = env["USAGE_S3_ENDPOINT"].rpartition(":")[2]
+        assert host == "127.0.0.1"
+        assert int(kafka_port) not in (0, up.kafka_port)
+        assert int(s3_port) not in (0, up.s3_port, int(kafka_port))
+        assert await probe_kafka("127.0.0.1", int(kafka_port))
+        settings = Settings(_env_file=up.env_file)
+        async with open_s3_client(settings) as client:
+            buckets = {bucket["Name"] for bucket in (await client.list_buckets())["Buckets"]}
+        assert settings.aggregates_bucket in buckets
+        up.process.send_signal(signal.SIGTERM)
+        assert await up.wait_exit() == 0, up.output_tail()
+
+
 async def test_sigkill_of_up_leaves_no_server_behind(tmp_path: Path) -> None:
     async with running_up(tmp_path) as up:
         await up.wait_ready()

@@ -81,3 +81,12 @@ def test_a_busy_default_metrics_port_moves_and_a_given_one_stays(
     assert set(chosen) == {"ingest_metrics_port", "exporter_metrics_port", "api_metrics_port"}
     assert taken not in chosen.values()
     assert 0 not in chosen.values()
+
+
+def test_port_0_means_any_free_port_for_the_broker_store_and_api() -> None:
+    kafka, s3, api = up._listening_ports(_parse("--kafka-port", "0", "--s3-port", "0"))
+    assert api == 8080
+    assert 0 not in (kafka, s3)
+    assert len({kafka, s3, api}) == 3
+    assert up._listening_ports(_parse("--api-port", "0"))[:2] == (9092, 8333)
+    assert up._listening_ports(_parse("--api-port", "0"))[2] not in (0, 9092, 8333)
