@@ -33,12 +33,19 @@ async def api_round_trip(
             "to": {"date": end.isoformat(), "timezone": "UTC"},
         }
         status, answer = await _post(url, key, body)
-    rows = answer.get("data", {}).get("recordCount") if status == 200 else None
-    console.print(
-        f"HTTP API: POST {url} with key {record.key_id} of {org_id} → {status}"
-        + (f", {rows:,} rows" if rows is not None else f" {answer}")
-    )
+    for line in summary_lines(url, status, answer, key_id=record.key_id, org_id=org_id):
+        console.print(line, soft_wrap=True)
     return status == 200
+
+
+def summary_lines(
+    url: str, status: int, answer: dict[str, Any], *, key_id: str, org_id: str
+) -> list[str]:
+    """The call in short lines that read on an 80-column terminal (a long line wrapped in
+    the middle of the key id): the call and its outcome, then whose key it used."""
+    rows = answer.get("data", {}).get("recordCount") if status == 200 else None
+    outcome = f"{rows:,} rows" if rows is not None else f"{answer}"
+    return [f"HTTP API: POST {url} → {status}, {outcome}", f"  with API key {key_id} of {org_id}"]
 
 
 async def _post(url: str, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
