@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
+import traceback
 from collections.abc import Sequence
+
+from services.cli.unreachable import UNREACHABLE, unreachable_dependency
+from shared.settings import load_settings
 
 # Sub-command modules, in the order `--help` lists them.
 _COMMANDS: tuple[str, ...] = (
@@ -28,6 +33,10 @@ _COMMANDS: tuple[str, ...] = (
 )
 
 
+#: Commands that run a service: they keep aiokafka's own log lines.
+_SERVICES = frozenset({"ingest", "exporter", "api", "up"})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="usage-export",
@@ -43,7 +52,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    status: int = args.func(args)
+    debug = str(getattr(args, "log_level", "")).upper() == "DEBUG"
+    if not debug and args.command not in _SERVICES:
+        # A command's own answer says when the broker is away; aiokafka's log lines
+        # ("Unable connect to ...") would only repeat it. Services keep them.
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    try:
+        status: int = args.func(args)
+    except Exception as exc:
+        line = unreachable_dependency(exc, load_settings())
+        if line is None:
+            raise
+        if debug:
+            traceback.print_exc()
+        print(f"usage-export {args.command}: {line}", file=sys.stderr)
+        return UNREACHABLE
     return status
 
 
