@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     exporter_group: str = "usage-exporter"
 
     # --- ingest ------------------------------------------------------------------------
+    # One Field per setting with its bounds, spelled out: README's settings table mirrors
+    # them, and a repeated shape here is the point (one line a knob).
     ingest_batch_max_records: int = Field(default=20_000, ge=1)
     ingest_flush_interval_s: float = Field(default=2.0, gt=0)
     # While catching up a backlog (full fetches, or a lag of a batch) freshness is moot and

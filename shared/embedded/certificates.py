@@ -83,6 +83,7 @@ def _new_key() -> ec.EllipticCurvePrivateKey:
 
 def _key_usage(*, signs_certificates: bool) -> x509.KeyUsage:
     """Digital signatures, plus certificate and CRL signing for the CA alone."""
+    # x509.KeyUsage takes its nine flags by keyword, all of them, spelled out here.
     return x509.KeyUsage(
         digital_signature=True,
         content_commitment=False,
