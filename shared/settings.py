@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # Backoff of the services' own retries of broker sends (the store has s3_retry_*).
     kafka_retry_base_s: float = Field(default=0.2, gt=0)
     kafka_retry_max_s: float = Field(default=5.0, gt=0)
+    #: How long a service waits at start for the broker and the store to answer (pods start
+    #: before their dependencies are ready); not ready meanwhile, then it exits.
+    startup_wait_s: float = Field(default=300.0, ge=0)
     events_partitions: int = Field(default=12, ge=1)
     requests_partitions: int = Field(default=3, ge=1)
     ingest_group: str = "usage-ingest"

@@ -28,6 +28,7 @@ from shared.observability import (
     service_checks,
 )
 from shared.settings import Settings
+from shared.startup import wait_for_dependencies
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +64,7 @@ async def run_api(
         exports = await started(
             stack, S3ObjectStore(settings, settings.exports_bucket, max_attempts=2)
         )
-        producer = await started(stack, make_producer(settings))
-        waiter = await started(
-            stack, CompletionWaiter(settings, max_waiting=settings.api_max_waiting)
-        )
+        waiter = CompletionWaiter(settings, max_waiting=settings.api_max_waiting)
         checks = service_checks(
             settings.kafka_bootstrap,
             {"aggregates store": aggregates, "exports store": exports},
@@ -81,6 +79,11 @@ async def run_api(
                 registry, host=settings.metrics_host, port=settings.api_metrics_port, checks=checks
             ),
         )
+        # Health first: not ready (and saying why) while the broker is away. Not the stores:
+        # a request met by a store outage is answered 503 at once, at start too.
+        await wait_for_dependencies(settings, [], service="api", stop=stop)
+        producer = await started(stack, make_producer(settings))
+        await started(stack, waiter)
         api = ExportApi(
             settings,
             verifier=key_verifier(settings, aggregates),

@@ -13,6 +13,7 @@ from typing import Any
 
 from shared.adapters import logging as structured_logging
 from shared.settings import load_settings
+from shared.startup import StoppedWhileWaiting
 
 _FORMATS = {"json": True, "text": False, "auto": None}
 
@@ -57,4 +58,7 @@ def _run_service(args: argparse.Namespace, *, runner: str) -> int:
     async def service(stop: asyncio.Event) -> None:
         await run(settings, stop=stop)
 
-    return run_until_signalled(service)
+    try:
+        return run_until_signalled(service)
+    except StoppedWhileWaiting:  # SIGTERM before the broker and the store answered
+        return 0

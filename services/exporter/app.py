@@ -18,6 +18,7 @@ from shared.errors import StorageFormatMismatch
 from shared.lifecycle import in_background, started
 from shared.observability import ExporterMetrics, ObservabilityServer, new_registry, service_checks
 from shared.settings import Settings
+from shared.startup import wait_for_dependencies
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +35,7 @@ async def run_exporter(
     metrics = ExporterMetrics(registry)
     async with contextlib.AsyncExitStack() as stack:
         aggregates = await started(stack, S3ObjectStore(settings, settings.aggregates_bucket))
-        # In the background: a store that is down at start must still get its requests
-        # answered (503 past the deadline), and a format-1 store stops the exporter.
-        format_check = in_background(
-            stack, _refuse_format_1(aggregates, settings, stop), name="exporter-format-check"
-        )
         exports = await started(stack, S3ObjectStore(settings, settings.exports_bucket))
-        producer = await started(stack, make_producer(settings))
-        # Requests are few and latency counts: do not let an empty fetch wait 500 ms.
-        consumer = make_consumer(settings, group_id=settings.exporter_group, fetch_max_wait_ms=50)
-        worker = ExporterWorker(
-            settings,
-            consumer=consumer,
-            producer=producer,
-            exporter=Exporter(settings, tables=TableStore.of(settings), exports=exports),
-            metrics=metrics,
-        )
         server = await started(
             stack,
             ObservabilityServer(
@@ -65,6 +51,24 @@ async def run_exporter(
         )
         if on_serving is not None:
             on_serving(server.url)  # where /metrics and /health answer (tests, tools)
+        # Health first: not ready (and saying why) while the broker is away. Not the stores:
+        # a request met by a store outage is answered 503 past its deadline, at start too.
+        await wait_for_dependencies(settings, [], service="exporter", stop=stop)
+        # In the background: a store that is down must still get its requests answered
+        # (503 past the deadline), and a format-1 store stops the exporter.
+        format_check = in_background(
+            stack, _refuse_format_1(aggregates, settings, stop), name="exporter-format-check"
+        )
+        producer = await started(stack, make_producer(settings))
+        # Requests are few and latency counts: do not let an empty fetch wait 500 ms.
+        consumer = make_consumer(settings, group_id=settings.exporter_group, fetch_max_wait_ms=50)
+        worker = ExporterWorker(
+            settings,
+            consumer=consumer,
+            producer=producer,
+            exporter=Exporter(settings, tables=TableStore.of(settings), exports=exports),
+            metrics=metrics,
+        )
         consumer.subscribe([settings.topic_export_requests], listener=worker.listener)
         await started(stack, consumer)
         log.info(

@@ -23,6 +23,7 @@ from shared.observability import (
     store_check,
 )
 from shared.settings import Settings
+from shared.startup import wait_for_dependencies
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,6 @@ async def run_ingest(
     tables = TableStore.of(settings)
     async with contextlib.AsyncExitStack() as stack:
         await started(stack, store)
-        await wait_for_storage_format(store, settings)
         server = await started(
             stack,
             ObservabilityServer(
@@ -57,6 +57,9 @@ async def run_ingest(
         )
         if on_serving is not None:
             on_serving(server.url)  # where /metrics and /health answer (tests, tools)
+        # Health first: not ready (and saying why) while the broker or the store is away.
+        await wait_for_dependencies(settings, [store], service="ingest", stop=stop)
+        await wait_for_storage_format(store, settings)
         producer = await started(stack, make_producer(settings))
         # Built where it starts: an aiokafka client is closed only by its stop.
         consumer = make_consumer(settings, group_id=settings.ingest_group)

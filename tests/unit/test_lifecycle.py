@@ -90,6 +90,15 @@ def expected(steps: list[Step], fail_at: str | None) -> list[str]:
     ]
 
 
+def fake_dependencies(module: Any, journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wait for the broker and the stores is a start step (it may raise too)."""
+
+    async def wait(*_: Any, **__: Any) -> None:
+        await journal.start("dependencies")
+
+    monkeypatch.setattr(module, "wait_for_dependencies", wait)
+
+
 def steps_to_fail(steps: list[Step]) -> list[str]:
     return [name for name, _ in steps]
 
@@ -128,8 +137,9 @@ def fake_kafka(module: Any, journal: Journal, monkeypatch: pytest.MonkeyPatch) -
 # ---- ingest ---------------------------------------------------------------------------------
 INGEST: list[Step] = [
     ("aggregates store", True),
-    ("storage format", False),
     ("observability server", True),
+    ("dependencies", False),
+    ("storage format", False),
     ("producer", True),
     ("consumer", True),
     ("worker", False),  # its run ends with the final flush and commit
@@ -144,6 +154,7 @@ def ingest_faked(fail_at: str | None) -> Iterator[Journal]:
         monkeypatch.setattr(ingest_app, "S3ObjectStore", fake_store(journal, settings))
         monkeypatch.setattr(ingest_app, "ObservabilityServer", fake_server(journal))
         fake_kafka(ingest_app, journal, monkeypatch)
+        fake_dependencies(ingest_app, journal, monkeypatch)
 
         async def storage_format(*_: Any) -> None:
             await journal.start("storage format")
@@ -181,8 +192,9 @@ async def test_ingest_stops_in_reverse_order_after_its_final_drain() -> None:
 EXPORTER: list[Step] = [
     ("aggregates store", True),
     ("exports store", True),
-    ("producer", True),
     ("observability server", True),
+    ("dependencies", False),
+    ("producer", True),
     ("consumer", True),
     ("worker", False),
 ]
@@ -196,6 +208,7 @@ def exporter_faked(fail_at: str | None, *, format_check: Any = never) -> Iterato
         monkeypatch.setattr(exporter_app, "S3ObjectStore", fake_store(journal, settings))
         monkeypatch.setattr(exporter_app, "ObservabilityServer", fake_server(journal))
         fake_kafka(exporter_app, journal, monkeypatch)
+        fake_dependencies(exporter_app, journal, monkeypatch)
         monkeypatch.setattr(exporter_app, "wait_for_storage_format", lambda *_: format_check())
         monkeypatch.setattr(exporter_app, "TableStore", SimpleNamespace(of=lambda _: None))
         monkeypatch.setattr(exporter_app, "Exporter", lambda *_, **__: None)
@@ -241,9 +254,10 @@ async def test_exporter_background_format_check_stops_it_and_is_raised() -> None
 API: list[Step] = [
     ("aggregates store", True),
     ("exports store", True),
+    ("observability server", True),
+    ("dependencies", False),
     ("producer", True),
     ("completions waiter", True),
-    ("observability server", True),
     ("api runner", True),  # its cleanup stops listening and lets requests in flight finish
     ("api site", False),  # stopped by the runner's cleanup
 ]
@@ -277,6 +291,7 @@ def api_faked(fail_at: str | None) -> Iterator[Journal]:
         monkeypatch.setattr(api_app, "S3ObjectStore", fake_store(journal, settings))
         monkeypatch.setattr(api_app, "ObservabilityServer", fake_server(journal))
         fake_kafka(api_app, journal, monkeypatch)
+        fake_dependencies(api_app, journal, monkeypatch)
         monkeypatch.setattr(
             api_app,
             "CompletionWaiter",
