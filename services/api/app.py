@@ -64,13 +64,17 @@ async def run_api(
         exports = await started(
             stack, S3ObjectStore(settings, settings.exports_bucket, max_attempts=2)
         )
-        waiter = CompletionWaiter(settings, max_waiting=settings.api_max_waiting)
+        # The waiter's consumer is built where it starts (after the wait for the broker), so
+        # that a start-up given up leaves no client unclosed; readiness looks it up then.
+        reading: list[CompletionWaiter] = []
         checks = service_checks(
             settings.kafka_bootstrap,
             {"aggregates store": aggregates, "exports store": exports},
             stop,
         )
-        checks["completions reader"] = flag_check(lambda: waiter.running, "not reading completions")
+        checks["completions reader"] = flag_check(
+            lambda: bool(reading) and reading[0].running, "not reading completions"
+        )
         # Started before the API so that it stops after it: /health/ready answers
         # "draining" while the requests in flight finish.
         server = await started(
@@ -83,7 +87,10 @@ async def run_api(
         # a request met by a store outage is answered 503 at once, at start too.
         await wait_for_dependencies(settings, [], service="api", stop=stop)
         producer = await started(stack, make_producer(settings))
-        await started(stack, waiter)
+        waiter = await started(
+            stack, CompletionWaiter(settings, max_waiting=settings.api_max_waiting)
+        )
+        reading.append(waiter)
         api = ExportApi(
             settings,
             verifier=key_verifier(settings, aggregates),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -68,3 +70,38 @@ def test_the_dependency_is_found_through_causes_and_exception_groups() -> None:
     assert store is not None
     assert "(USAGE_S3_ENDPOINT)" in store
     assert unreachable_dependency(ValueError("a bug"), settings) is None
+
+
+@pytest.mark.parametrize("service", ["ingest", "exporter", "api"])
+def test_a_service_with_nothing_listening_gives_up_in_one_line_after_its_wait(
+    service: str,
+) -> None:
+    """Run as its own process, as a pod would: a log line per attempt while it waits, then
+    one line naming what it tried, exit 3, no traceback and nothing left unclosed."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("USAGE_")}
+    env |= {
+        "USAGE_KAFKA_BOOTSTRAP": NOBODY,
+        "USAGE_S3_ENDPOINT": f"http://{NOBODY}",
+        "USAGE_S3_MAX_ATTEMPTS": "1",
+        "USAGE_STARTUP_WAIT_S": "1",
+        "USAGE_KAFKA_RETRY_MAX_S": "0.3",
+        "USAGE_METRICS_HOST": "127.0.0.1",
+        f"USAGE_{service.upper()}_METRICS_PORT": "0",
+        "USAGE_API_PORT": "0",
+        "USAGE_LOG_FORMAT": "text",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "services", service],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == UNREACHABLE, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"usage-export {service}: cannot reach the broker at {NOBODY}")
+    assert "(USAGE_KAFKA_BOOTSTRAP)" in last
+    assert "waiting for" in done.stderr, "a line per attempt while it waits"
+    assert "Traceback" not in done.stderr
+    assert "Unclosed" not in done.stderr
