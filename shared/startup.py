@@ -64,14 +64,21 @@ async def wait_for_dependencies(
     while away := await _away(settings, stores):
         attempt += 1
         left = deadline - time.monotonic()
+        missing = "; ".join(str(error) for error in away)
         if left <= 0:
+            log.warning(
+                "%s: waiting for %s (attempt %d; USAGE_STARTUP_WAIT_S is over: giving up)",
+                service,
+                missing,
+                attempt,
+            )
             raise away[0]
         delay = min(next(delays), left)
         log.warning(
             "%s: waiting for %s (attempt %d; trying again in %.1fs, %.0fs left of "
             "USAGE_STARTUP_WAIT_S)",
             service,
-            "; ".join(str(error) for error in away),
+            missing,
             attempt,
             delay,
             left,
