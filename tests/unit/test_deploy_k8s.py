@@ -512,3 +512,48 @@ def test_the_api_is_served_on_its_port(example: list[Doc]) -> None:
     assert http in container(example, "api")["ports"]
     (port,) = one(example, "Service", "usage-api")["spec"]["ports"]
     assert port["targetPort"] == "http"
+
+
+@pytest.mark.parametrize("name", ["example", "example provision"])
+def test_the_images_working_directory_is_writable(
+    rendered: dict[str, list[Doc]], name: str
+) -> None:
+    """The root filesystem is read-only; operator commands run in a pod write to the
+    image's WORKDIR (deploy/Dockerfile), so an emptyDir is mounted there."""
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    workdir = re.findall(r"^WORKDIR\s+(\S+)", dockerfile, re.MULTILINE)[-1]
+    for doc in rendered[name]:
+        if doc["kind"] not in ("Deployment", "Job"):
+            continue
+        pod = doc["spec"]["template"]["spec"]
+        (spec,) = pod["containers"]
+        assert spec["securityContext"]["readOnlyRootFilesystem"] is True
+        mounts = {m["mountPath"]: m["name"] for m in spec["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert "emptyDir" in volumes[mounts[workdir]], doc["metadata"]["name"]
+
+
+def test_the_runbook_creates_every_secret_the_render_needs(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    """docs/operations.md's steps create each Secret a pod or KEDA refers to, and apply
+    the folders that exist (its `prod` overlay is a copy of `example`)."""
+    runbook = (ROOT / "docs" / "operations.md").read_text()
+    needed: set[str] = set()
+    for doc in rendered["example"] + rendered["example provision"]:
+        if doc["kind"] in ("Deployment", "Job"):
+            pod = doc["spec"]["template"]["spec"]
+            for spec in pod["containers"]:
+                needed |= {
+                    s["secretRef"]["name"] for s in spec.get("envFrom", []) if "secretRef" in s
+                }
+            needed |= {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+        if doc["kind"] == "TriggerAuthentication":
+            needed |= {ref["name"] for ref in doc["spec"]["secretTargetRef"]}
+    created = set(re.findall(r"create secret generic (\S+)", runbook))
+    assert needed <= created, needed - created
+    applied = re.findall(r"kubectl apply -k (\S+)", runbook)
+    assert applied
+    for path in applied:
+        assert (ROOT / path.replace("overlays/prod", "overlays/example")).is_dir(), path
+    assert "job/usage-export-provision" in runbook
