@@ -52,16 +52,16 @@ def test_dockerfile_builds_a_non_root_image_of_the_cli() -> None:
     by_name: dict[str, list[str]] = {}
     for name, rest in instructions:
         by_name.setdefault(name, []).append(rest.strip())
-    assert all(base.startswith("python:3.11-slim") for base in by_name["FROM"])
+    assert all(base.startswith("python:3.11.") for base in by_name["FROM"])
     (user,) = by_name["USER"]
     assert not user.startswith(("root", "0"))
-    assert by_name["ENTRYPOINT"] == ['["usage-export"]']
+    assert by_name["ENTRYPOINT"] == ['["tini", "--", "usage-export"]']  # test_deploy_image.py
     assert by_name["CMD"][-1] == '["ingest"]'
     exposed = {str(metrics_port(s)) for s in SERVICES} | {str(setting_default("api_port"))}
     assert set(by_name["EXPOSE"][0].split()) == exposed
     assert "/health/ready" in text.split("HEALTHCHECK", 1)[1]
     assert "[embedded]" not in text
-    assert "pip install --no-cache-dir ." in text
+    assert "-r requirements.lock" in text  # layers and lock: tests/unit/test_deploy_image.py
 
 
 # ---- docker-compose -----------------------------------------------------------------------
@@ -70,7 +70,7 @@ def test_compose_services_run_the_image_against_kafka_and_minio(service: str) ->
     compose = yaml.safe_load(COMPOSE.read_text())
     services = compose["services"]
     defined = services[service]
-    assert defined["build"] == {"context": ".", "dockerfile": "deploy/Dockerfile"}
+    assert defined["image"] == "usage-export:dev"  # built once: tests/unit/test_deploy_compose.py
     assert defined["command"] == [service]
     env = defined["environment"]
     assert_usage_variables(env, f"compose {service}")
@@ -84,7 +84,7 @@ def test_compose_services_run_the_image_against_kafka_and_minio(service: str) ->
     assert int(env[f"USAGE_{service.upper()}_METRICS_PORT"]) == port
     assert f"127.0.0.1:{port}:{port}" in defined["ports"]
     assert f"127.0.0.1:{port}/health/ready" in " ".join(defined["healthcheck"]["test"])
-    assert set(defined["depends_on"]) == {"kafka-init", "minio-init"}
+    assert set(defined["depends_on"]) == {"image", "kafka-init", "minio-init"}
     assert defined["profiles"] == ["services"]  # `docker compose up` stays infra-only
 
 
