@@ -24,8 +24,10 @@ class Settings(BaseSettings):
     # --- contract §6 -------------------------------------------------------------------
     kafka_bootstrap: str = "127.0.0.1:9092"
     s3_endpoint: str = "http://127.0.0.1:8333"
-    s3_access_key: SecretStr = SecretStr("usage-dev")
-    s3_secret_key: SecretStr = SecretStr("usage-dev-secret")
+    # Unset (both): the default credential chain (AWS_* variables, web identity such as
+    # IRSA, container or instance profile). `usage-export up` writes its dev keys.
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
     s3_region: str = "us-east-1"
     aggregates_bucket: str = "usage-aggregates"
     exports_bucket: str = "usage-exports"
@@ -39,6 +41,9 @@ class Settings(BaseSettings):
     # `usage-export up` creates one that may only read the exports bucket.
     s3_presign_access_key: SecretStr | None = None
     s3_presign_secret_key: SecretStr | None = None
+    # The endpoint download URLs are signed for, as their users reach the store (SigV4
+    # signs the host: a URL cannot be re-pointed afterwards). Unset: s3_endpoint.
+    s3_presign_endpoint: str | None = None
 
     # --- Kafka -------------------------------------------------------------------------
     # Idempotent producers need InitProducerId; real Kafka has it, the embedded Tansu
@@ -57,6 +62,16 @@ class Settings(BaseSettings):
     requests_partitions: int = Field(default=3, ge=1)
     ingest_group: str = "usage-ingest"
     exporter_group: str = "usage-exporter"
+    # Security of every broker connection (shared/adapters/kafka_connection.py); the
+    # combinations are checked below. OAUTHBEARER is refused: see docs/operations.md.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # PEM files; no CA file: the system's CAs verify the broker.
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
 
     # --- ingest ------------------------------------------------------------------------
     # One Field per setting with its bounds, spelled out: README's settings table mirrors
@@ -149,6 +164,22 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _s3_keys_come_in_pairs(self) -> Settings:
+        if (self.s3_access_key is None) != (self.s3_secret_key is None):
+            raise ValueError(
+                "set both USAGE_S3_ACCESS_KEY and USAGE_S3_SECRET_KEY, or neither "
+                "(neither: the default AWS credential chain)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _kafka_security_is_complete(self) -> Settings:
+        problem = kafka_security_problem(self)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
     def _retention_covers_ingest_acceptance(self) -> Settings:
         kept = self.retention_days + self.retention_margin_days
         if kept < INGEST_ACCEPTANCE_DAYS:
@@ -160,6 +191,44 @@ class Settings(BaseSettings):
                 "again would be counted twice"
             )
         return self
+
+
+#: The SASL mechanisms every client here speaks (aiokafka's, configured by settings alone).
+KAFKA_SASL_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def kafka_security_problem(settings: Settings) -> str | None:
+    """What is wrong with the ``USAGE_KAFKA_SECURITY_PROTOCOL`` / ``SASL_*`` / ``SSL_*``
+    combination, or None. Settings another protocol would ignore are refused, not ignored."""
+    protocol = settings.kafka_security_protocol
+    sasl = {
+        "USAGE_KAFKA_SASL_MECHANISM": settings.kafka_sasl_mechanism,
+        "USAGE_KAFKA_SASL_USERNAME": settings.kafka_sasl_username,
+        "USAGE_KAFKA_SASL_PASSWORD": settings.kafka_sasl_password,
+    }
+    ssl = {
+        "USAGE_KAFKA_SSL_CAFILE": settings.kafka_ssl_cafile,
+        "USAGE_KAFKA_SSL_CERTFILE": settings.kafka_ssl_certfile,
+        "USAGE_KAFKA_SSL_KEYFILE": settings.kafka_ssl_keyfile,
+    }
+    if protocol.startswith("SASL_"):
+        missing = [name for name, value in sasl.items() if not value]
+        if missing:
+            return f"USAGE_KAFKA_SECURITY_PROTOCOL={protocol} needs {', '.join(missing)}"
+        mechanism = settings.kafka_sasl_mechanism
+        if mechanism not in KAFKA_SASL_MECHANISMS:
+            return (
+                f"USAGE_KAFKA_SASL_MECHANISM={mechanism} is not supported: use one of "
+                f"{', '.join(KAFKA_SASL_MECHANISMS)} (OAUTHBEARER and GSSAPI need code-level "
+                "token or Kerberos providers; see docs/operations.md)"
+            )
+    elif stray := [name for name, value in sasl.items() if value]:
+        return f"{', '.join(stray)} set, but USAGE_KAFKA_SECURITY_PROTOCOL={protocol} has no SASL"
+    if not protocol.endswith("SSL") and (stray := [name for name, value in ssl.items() if value]):
+        return f"{', '.join(stray)} set, but USAGE_KAFKA_SECURITY_PROTOCOL={protocol} has no TLS"
+    if settings.kafka_ssl_keyfile and not settings.kafka_ssl_certfile:
+        return "USAGE_KAFKA_SSL_KEYFILE needs USAGE_KAFKA_SSL_CERTFILE (the client certificate)"
+    return None
 
 
 @lru_cache(maxsize=1)

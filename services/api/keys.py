@@ -67,6 +67,10 @@ class Pepper:
         return hmac.new(self.secret, _PEPPER_ID_LABEL, hashlib.sha256).hexdigest()[:16]
 
 
+class PepperUnset(UsageExportError):
+    """Neither ``USAGE_API_KEY_PEPPER`` nor ``USAGE_S3_SECRET_KEY`` is set."""
+
+
 def pepper_of(settings: Settings) -> Pepper:
     """``USAGE_API_KEY_PEPPER``; when empty, one derived from ``USAGE_S3_SECRET_KEY``.
 
@@ -77,6 +81,11 @@ def pepper_of(settings: Settings) -> Pepper:
     explicit = settings.api_key_pepper.get_secret_value()
     if explicit:
         return Pepper(explicit.encode())
+    if settings.s3_secret_key is None:  # the store's default credential chain: no secret
+        raise PepperUnset(
+            "set USAGE_API_KEY_PEPPER: with no USAGE_S3_SECRET_KEY (the default AWS "
+            "credential chain) there is no store secret to derive the API keys' pepper from"
+        )
     store_secret = settings.s3_secret_key.get_secret_value().encode()
     return Pepper(hmac.new(store_secret, _DERIVED_PEPPER_LABEL, hashlib.sha256).digest())
 

@@ -1,4 +1,5 @@
-"""Thin aiokafka wiring: every client is built from :class:`Settings` in one place."""
+"""Thin aiokafka wiring: every client is built from :class:`Settings` in one place, and
+connects as :func:`~shared.adapters.kafka_connection.connection_options` says (TLS, SASL)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from shared.adapters.kafka_connection import connection_options
 from shared.settings import Settings
 
 
@@ -17,7 +19,6 @@ def producer_options(settings: Settings) -> dict[str, Any]:
     deduplicates by id.
     """
     return {
-        "bootstrap_servers": settings.kafka_bootstrap,
         "acks": "all",
         "enable_idempotence": settings.kafka_idempotence,
         "linger_ms": 5,
@@ -27,7 +28,8 @@ def producer_options(settings: Settings) -> dict[str, Any]:
 
 
 def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
-    return AIOKafkaProducer(**(producer_options(settings) | overrides))
+    options = producer_options(settings) | overrides
+    return AIOKafkaProducer(**(connection_options(settings) | options))
 
 
 def make_consumer(
@@ -35,7 +37,6 @@ def make_consumer(
 ) -> AIOKafkaConsumer:
     """A manually-committing consumer (offsets are committed only after durable state)."""
     options: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka_bootstrap,
         "group_id": group_id,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
@@ -46,4 +47,4 @@ def make_consumer(
         "max_partition_fetch_bytes": 8 * 1024 * 1024,
         "isolation_level": "read_uncommitted",
     }
-    return AIOKafkaConsumer(*topics, **(options | overrides))
+    return AIOKafkaConsumer(*topics, **(connection_options(settings) | options | overrides))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 import aioboto3
 import aiohttp
 from aiobotocore.config import AioConfig
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from pydantic import SecretStr
 
 from shared.adapters.object_store import ListedObject, ObjectHead, StoredObject
@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
 _PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+_NO_CREDENTIALS = (
+    "no S3 credentials: set USAGE_S3_ACCESS_KEY and USAGE_S3_SECRET_KEY, or give the process "
+    "an identity of the default AWS chain (AWS_* variables, web identity, instance profile)"
+)
 _TRANSIENT_STATUS = {500, 502, 503, 504, 429}
 _TRANSIENT_CODES = {
     "SlowDown",
@@ -63,6 +67,8 @@ def _status(exc: ClientError) -> int:
 
 
 def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, NoCredentialsError):  # a setting: retrying cannot find keys
+        return False
     if isinstance(exc, ClientError):
         return _status(exc) in _TRANSIENT_STATUS or _error_code(exc) in _TRANSIENT_CODES
     return isinstance(exc, BotoCoreError | aiohttp.ClientError | OSError | TimeoutError)
@@ -70,6 +76,12 @@ def _is_transient(exc: BaseException) -> bool:
 
 def _is_not_found(exc: ClientError) -> bool:
     return _error_code(exc) in _NOT_FOUND or _status(exc) == 404
+
+
+def plain(secret: SecretStr | None) -> str | None:
+    """A key for botocore: None lets it use its default chain (AWS_* variables, web
+    identity such as IRSA, container or instance profile) when the pair is unset."""
+    return None if secret is None else secret.get_secret_value()
 
 
 def _refused(exc: ClientError, what: str) -> StoreRefused:
@@ -112,26 +124,35 @@ class S3ObjectStore:
         )
         clients = contextlib.AsyncExitStack()
 
-        async def open_client(access_key: SecretStr, secret_key: SecretStr) -> S3Client:
+        async def open_client(
+            endpoint: str, access_key: SecretStr | None, secret_key: SecretStr | None
+        ) -> S3Client:
             # Not shared.embedded.s3client's: that one probes a booting store (short
             # timeouts, no pool); this one carries the services' timeouts and pool.
             return await clients.enter_async_context(
                 self._session.client(
                     "s3",
-                    endpoint_url=s.s3_endpoint,
-                    aws_access_key_id=access_key.get_secret_value(),
-                    aws_secret_access_key=secret_key.get_secret_value(),
+                    endpoint_url=endpoint,
                     region_name=s.s3_region,
                     config=config,
+                    aws_access_key_id=plain(access_key),
+                    aws_secret_access_key=plain(secret_key),
                 )
             )
 
         try:
-            self._client = await open_client(s.s3_access_key, s.s3_secret_key)
-            if s.s3_presign_access_key is not None and s.s3_presign_secret_key is not None:
-                # Download URLs carry the read-only identity's signature, never the main one's.
+            self._client = await open_client(s.s3_endpoint, s.s3_access_key, s.s3_secret_key)
+            if s.s3_presign_access_key is not None or s.s3_presign_endpoint is not None:
+                # Download URLs carry the read-only identity's signature, never the main
+                # one's, and name the host their users reach: SigV4 signs it, so the URL
+                # is signed by a client of that endpoint (it never sends a request).
+                presign_keys = (
+                    (s.s3_presign_access_key, s.s3_presign_secret_key)
+                    if s.s3_presign_access_key is not None
+                    else (s.s3_access_key, s.s3_secret_key)
+                )
                 self._presigner = await open_client(
-                    s.s3_presign_access_key, s.s3_presign_secret_key
+                    s.s3_presign_endpoint or s.s3_endpoint, *presign_keys
                 )
         except BaseException:
             self._client = self._presigner = None
@@ -176,6 +197,8 @@ class S3ObjectStore:
             return await retry(operation, backoff, retriable=_is_transient, on_retry=inform)
         except UsageExportError:
             raise  # already the project's (not found, lost race) from the operation
+        except NoCredentialsError as exc:
+            raise StoreRefused(f"{what}: {_NO_CREDENTIALS}") from exc
         except ClientError as exc:
             if _is_transient(exc):  # the last try failed too
                 raise StoreUnavailable(f"{what}: {exc}") from exc
@@ -318,6 +341,8 @@ class S3ObjectStore:
             )
         except ClientError as exc:
             raise _refused(exc, f"PRESIGN {key}") from exc
+        except NoCredentialsError as exc:
+            raise StoreRefused(f"PRESIGN {key}: {_NO_CREDENTIALS}") from exc
         except BotoCoreError as exc:
             raise StoreRefused(f"PRESIGN {key}: {exc}") from exc
         return url

@@ -80,11 +80,13 @@ def storage_options(settings: Settings) -> dict[str, str]:
     makes each commit an ``If-None-Match`` PUT of the next log entry: the atomic commit."""
     options = {
         "AWS_ENDPOINT_URL": settings.s3_endpoint,
-        "AWS_ACCESS_KEY_ID": settings.s3_access_key.get_secret_value(),
-        "AWS_SECRET_ACCESS_KEY": settings.s3_secret_key.get_secret_value(),
         "AWS_REGION": settings.s3_region,
         "conditional_put": "etag",
     }
+    if settings.s3_access_key is not None and settings.s3_secret_key is not None:
+        # Unset: delta-rs's default chain (AWS_* variables, web identity, instance profile).
+        options["AWS_ACCESS_KEY_ID"] = settings.s3_access_key.get_secret_value()
+        options["AWS_SECRET_ACCESS_KEY"] = settings.s3_secret_key.get_secret_value()
     if settings.s3_endpoint.startswith("http://"):
         options["AWS_ALLOW_HTTP"] = "true"
     return options

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from botocore.exceptions import BotoCoreError, ClientError
 
+from shared.adapters.kafka_connection import connection_options
 from shared.embedded.s3client import open_s3_client
 from shared.errors import EmbeddedStackError
 from shared.settings import Settings
@@ -113,7 +114,7 @@ async def ensure_topics(
     partitions would move keys between partitions under running consumers.
     """
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=int(timeout_s * 1000)
+        **connection_options(settings), request_timeout_ms=int(timeout_s * 1000)
     )
     await admin.start()
     try:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import aioboto3
 from aiobotocore.config import AioConfig
 
+from shared.adapters.s3 import plain
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
 
 @contextlib.asynccontextmanager
 async def open_s3_client(settings: Settings, *, timeout_s: float = 5.0) -> AsyncIterator[S3Client]:
-    """An S3 client for ``settings``' endpoint and keys, closed on exit."""
+    """An S3 client for ``settings``' endpoint and keys (unset: the default chain), closed
+    on exit."""
     config = AioConfig(
         retries={"max_attempts": 1, "mode": "standard"},
         connect_timeout=timeout_s,
@@ -33,9 +35,9 @@ async def open_s3_client(settings: Settings, *, timeout_s: float = 5.0) -> Async
     async with session.client(
         "s3",
         endpoint_url=settings.s3_endpoint,
-        aws_access_key_id=settings.s3_access_key.get_secret_value(),
-        aws_secret_access_key=settings.s3_secret_key.get_secret_value(),
         region_name=settings.s3_region,
         config=config,
+        aws_access_key_id=plain(settings.s3_access_key),
+        aws_secret_access_key=plain(settings.s3_secret_key),
     ) as client:
         yield client

@@ -36,6 +36,19 @@ EMBEDDED_KAFKA_OVERRIDES: dict[str, object] = {
 }
 
 PRESIGN_ACCESS_KEY = "usage-export-presign"
+#: The store's admin keys when the base settings have none (the services' default is the
+#: default AWS credential chain, which a local store does not have).
+DEV_S3_KEYS: dict[str, object] = {
+    "s3_access_key": SecretStr("usage-dev"),
+    "s3_secret_key": SecretStr("usage-dev-secret"),
+}
+
+
+def with_store_keys(settings: Settings) -> Settings:
+    """``settings``, with the dev keys of :data:`DEV_S3_KEYS` if it has no S3 key pair."""
+    if settings.s3_access_key is not None and settings.s3_secret_key is not None:
+        return settings
+    return settings.model_copy(update=DEV_S3_KEYS)
 
 
 def presign_identity(settings: Settings) -> ReadOnlyIdentity:
@@ -47,10 +60,16 @@ def presign_identity(settings: Settings) -> ReadOnlyIdentity:
         access_key = settings.s3_presign_access_key.get_secret_value()
         secret_key = settings.s3_presign_secret_key.get_secret_value()
     else:
-        main = settings.s3_secret_key.get_secret_value().encode()
+        main = plain_secret(with_store_keys(settings).s3_secret_key).encode()
         access_key = PRESIGN_ACCESS_KEY
         secret_key = hmac.new(main, b"usage-export presign v1", hashlib.sha256).hexdigest()
     return ReadOnlyIdentity(access_key, secret_key, settings.exports_bucket)
+
+
+def plain_secret(secret: SecretStr | None) -> str:
+    if secret is None:  # with_store_keys gave every stack a key pair
+        raise EmbeddedStackError("the embedded store needs an S3 key pair")
+    return secret.get_secret_value()
 
 
 class EmbeddedStack(StartStopContext):
@@ -76,7 +95,7 @@ class EmbeddedStack(StartStopContext):
         self.data_dir = data_dir.absolute()
         self._kafka_port = kafka_port
         self._s3_port = s3_port
-        self._base = settings if settings is not None else Settings()
+        self._base = with_store_keys(settings if settings is not None else Settings())
         self._plan = topic_plan
         self._startup_timeout_s = startup_timeout_s
         self._store_grace_s = store_grace_s
@@ -168,8 +187,8 @@ class EmbeddedStack(StartStopContext):
             weed,
             root=self.data_dir / "seaweedfs",
             ports=weed_ports,
-            access_key=secrets[0].get_secret_value(),
-            secret_key=secrets[1].get_secret_value(),
+            access_key=plain_secret(secrets[0]),
+            secret_key=plain_secret(secrets[1]),
             read_only=presign,
             log_path=self.log_dir / "seaweedfs.log",
             grace_s=self._store_grace_s,

@@ -23,6 +23,7 @@ import pytest
 import pytest_asyncio
 
 from shared.embedded import EmbeddedStack, ensure_infrastructure, isolated_settings
+from shared.embedded.stack import with_store_keys
 from shared.settings import Settings
 
 INFRA_VARIABLE = "USAGE_TEST_INFRA"
@@ -141,8 +142,10 @@ class DockerStack:
         from testcontainers.community.kafka import KafkaContainer
         from testcontainers.community.minio import MinioContainer
 
-        base = Settings()
+        base = with_store_keys(Settings())  # MinIO's root keys: the dev pair
         kafka = KafkaContainer(_KAFKA_IMAGE).with_kraft()
+        assert base.s3_access_key is not None
+        assert base.s3_secret_key is not None
         access, secret = (
             base.s3_access_key.get_secret_value(),
             base.s3_secret_key.get_secret_value(),

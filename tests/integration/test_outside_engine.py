@@ -32,6 +32,8 @@ ORG = "ws-outside"
 
 def documented_options(settings: Settings) -> dict[str, str]:
     """The storage options of docs/storage.md, 'Reading it with another engine'."""
+    assert settings.s3_access_key is not None
+    assert settings.s3_secret_key is not None
     return {
         "AWS_ENDPOINT_URL": settings.s3_endpoint,
         "AWS_ACCESS_KEY_ID": settings.s3_access_key.get_secret_value(),

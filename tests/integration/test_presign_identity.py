@@ -62,6 +62,7 @@ async def test_download_url_is_signed_by_the_presign_identity_and_works(
     settings = presign_settings
     assert settings.s3_presign_access_key is not None
     presign_key = settings.s3_presign_access_key.get_secret_value()
+    assert settings.s3_access_key is not None
     assert presign_key != settings.s3_access_key.get_secret_value()
     key = "users-usage/ws-acme/2026-01.csv"
     async with S3ObjectStore(settings, settings.exports_bucket) as store:

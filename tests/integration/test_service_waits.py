@@ -36,6 +36,8 @@ async def test_ingest_started_before_its_broker_and_store_waits_then_runs(
     settings = Settings(
         kafka_bootstrap=f"127.0.0.1:{kafka_port}",
         s3_endpoint=f"http://127.0.0.1:{s3_port}",
+        s3_access_key="usage-dev",  # the keys the stack below gives its store
+        s3_secret_key="usage-dev-secret",
         kafka_idempotence=False,
         metrics_host="127.0.0.1",
         ingest_metrics_port=metrics_port,

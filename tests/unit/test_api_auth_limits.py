@@ -205,12 +205,16 @@ async def test_a_changed_pepper_is_reported_as_such(caplog: pytest.LogCaptureFix
     assert "USAGE_API_KEY_PEPPER" in caplog.text
 
 
+def _with_store_secret(secret: str, *, pepper: str) -> Settings:
+    return Settings(s3_access_key="k", s3_secret_key=secret, api_key_pepper=pepper)
+
+
 def test_the_pepper_is_the_setting_or_derived_from_the_store_secret() -> None:
-    derived = pepper_of(Settings(s3_secret_key="store-secret-1", api_key_pepper=""))
-    assert derived == pepper_of(Settings(s3_secret_key="store-secret-1", api_key_pepper=""))
-    assert derived != pepper_of(Settings(s3_secret_key="store-secret-2", api_key_pepper=""))
+    derived = pepper_of(_with_store_secret("store-secret-1", pepper=""))
+    assert derived == pepper_of(_with_store_secret("store-secret-1", pepper=""))
+    assert derived != pepper_of(_with_store_secret("store-secret-2", pepper=""))
     assert b"store-secret-1" not in derived.secret
-    explicit = pepper_of(Settings(s3_secret_key="store-secret-1", api_key_pepper="pepper"))
+    explicit = pepper_of(_with_store_secret("store-secret-1", pepper="pepper"))
     assert explicit.secret == b"pepper"
     assert len(derived.pepper_id) == 16
     assert "pepper" not in repr(explicit)

@@ -25,6 +25,8 @@ def nothing_listening(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("USAGE_KAFKA_BOOTSTRAP", NOBODY)
     monkeypatch.setenv("USAGE_S3_ENDPOINT", f"http://{NOBODY}")
     monkeypatch.setenv("USAGE_S3_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("USAGE_S3_ACCESS_KEY", "usage-dev")  # as usage.env gives them
+    monkeypatch.setenv("USAGE_S3_SECRET_KEY", "usage-dev-secret")
     load_settings.cache_clear()
     yield
     load_settings.cache_clear()
@@ -83,6 +85,8 @@ def test_a_service_with_nothing_listening_gives_up_in_one_line_after_its_wait(
         "USAGE_KAFKA_BOOTSTRAP": NOBODY,
         "USAGE_S3_ENDPOINT": f"http://{NOBODY}",
         "USAGE_S3_MAX_ATTEMPTS": "1",
+        "USAGE_S3_ACCESS_KEY": "usage-dev",
+        "USAGE_S3_SECRET_KEY": "usage-dev-secret",
         "USAGE_STARTUP_WAIT_S": "1",
         "USAGE_KAFKA_RETRY_MAX_S": "0.3",
         "USAGE_METRICS_HOST": "127.0.0.1",

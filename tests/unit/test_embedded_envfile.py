@@ -17,6 +17,7 @@ from shared.settings import Settings
 def test_stack_env_reaches_broker_and_store_and_nothing_else() -> None:
     settings = Settings(
         kafka_bootstrap="127.0.0.1:1234",
+        s3_access_key=SecretStr("admin"),
         s3_secret_key=SecretStr("s3cr3t"),
         s3_presign_access_key=SecretStr("reader"),
         s3_presign_secret_key=SecretStr("r3ad"),

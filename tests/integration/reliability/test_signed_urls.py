@@ -70,6 +70,7 @@ async def forged_url(settings: Settings, key: str) -> str:
     """A URL presigned with the right access key and a guessed secret."""
     session = aioboto3.Session()
     config = AioConfig(signature_version="s3v4", s3={"addressing_style": "path"})
+    assert settings.s3_access_key is not None
     async with session.client(
         "s3",
         endpoint_url=settings.s3_endpoint,
