@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=366, ge=1)
     retention_margin_days: int = Field(default=31, ge=0)
     janitor_interval_s: float = Field(default=3600.0, gt=0)
+    # How often the workspaces ingest wrote to get their small files compacted and their
+    # closed months merged (the full janitor pass, retention included, is hourly).
+    compaction_interval_s: float = Field(default=30.0, gt=0)
 
     # --- observability -------------------------------------------------------------------
     # /metrics, /health/live, /health/ready. Port 0 binds a free port (tests); two ports

@@ -68,7 +68,8 @@ async def run_ingest(
         )
         consumer.subscribe([settings.topic_events], listener=worker.listener)
         await started(stack, consumer)
-        in_background(stack, Janitor(settings, store, tables).run(stop), name="ingest-janitor")
+        janitor = Janitor(settings, store, tables, touched=worker.writers.take_committed)
+        in_background(stack, janitor.run(stop), name="ingest-janitor")
         log.info(
             "ingest consuming %s as group %s; metrics and health on %s",
             settings.topic_events,

@@ -1,26 +1,39 @@
-"""Upkeep of the workspaces' tables (storage format 2), once per ``janitor_interval_s``.
+"""Upkeep of the workspaces' facts tables (storage format 3).
 
-For every workspace in the aggregates bucket, one pass:
+Two loops in every ingest process:
 
-- **Retention.** Facts of days older than the retention (12 months +
-  ``retention_margin_days``) are deleted: one Delta commit that removes those days'
-  files (no file is rewritten). Nothing the exporter may still be asked for goes.
-- **Compaction.** A day's many small files (one per flush that touched the day) are
-  rewritten into one (its rows read from the snapshot and written back in place of the
-  day: a commit that changes no content), so a read of a day opens one file. Only days
-  with at least ``COMPACT_MIN_FILES`` files are compacted.
+- **Tidying**, every ``compaction_interval_s`` (30 s), of the workspaces this process
+  committed to since the last round (and of every workspace in the hourly pass):
 
-Both commits are ``shared.columnar.rewrite.replace_days``, which records the writers'
-shared app id (``WRITER_APP_ID``): of two racing janitors, or a janitor and an ingest
-commit, one is refused — the janitor's waits for the next pass, ingest's refreshes and
-retries. (delta-rs's own ``optimize.compact`` records no app id, and two of them from
-one snapshot both commit, doubling the day: measured, so it is not used.)
-- **Vacuum.** Data files no commit references any more (replaced by compaction or a
-  retention delete, or orphaned by a fenced writer) are deleted once older than Delta's
-  retention (7 days: longer than any read in flight or write being committed).
+  - *merging a closed month*: once a UTC month is over, its day files (one per flush
+    that touched the day) and any earlier month file are rewritten as one month file
+    (span ``YYYY-MM``), sorted by time, so a 12-month export opens one file a month
+    instead of one or more a day. Late events of a merged month land in day files again;
+    they are merged in once they make ``COMPACT_MIN_FILES`` files (until then a read opens
+    those few files too);
+  - *compacting a day* of the current month with ``COMPACT_MIN_FILES`` files or more
+    into one.
+
+  Both are a commit that changes no content (``shared.columnar.rewrite.rewrite_spans``):
+  delta-rs refuses it when an ingest commit since its snapshot added a file to one of its
+  spans (then the next round tries again), never because of files added elsewhere, so a
+  busy workspace's closed months are merged while its current day is being written.
+  The cost is one rewrite of each month when it closes, plus each day's compactions: it
+  grows with a workspace's size, never with its history.
+
+- **The full pass**, every ``janitor_interval_s`` (hourly), over every workspace in the
+  aggregates bucket: tidying, then
+
+  - *retention*: facts of UTC days older than the retention (12 months +
+    ``retention_margin_days``) are deleted in one commit (a month file that also holds
+    newer days is rewritten without them). Nothing the exporter may still be asked for
+    goes;
+  - *vacuum*: data files no commit references any more (replaced by a rewrite or a
+    retention delete, or orphaned by a fenced writer) are deleted once older than Delta's
+    retention (7 days: longer than any read in flight or write being committed).
 
 Safe to run in every ingest worker at once: each step is a Delta commit (or a deletion
-of unreferenced files), and two that race leave the table as one of them would.
+of unreferenced files), and of two that race one is refused.
 """
 
 from __future__ import annotations
@@ -29,25 +42,29 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from shared.adapters.object_store import ObjectStore
 from shared.clock import Clock, system_clock
-from shared.columnar.rewrite import replace_days
-from shared.columnar.schema import FACTS
-from shared.columnar.tables import FACTS_TABLE, ROOT, STORE_ERRORS, TableStore, facts_of
+from shared.columnar.rewrite import replace_days, rewrite_spans, span_rows
+from shared.columnar.schema import FACTS, SPAN
+from shared.columnar.tables import FACTS_TABLE, ROOT, STORE_ERRORS, TableStore
 from shared.errors import FencedOut
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: A day is compacted once it has this many data files.
+#: A day of the current month is compacted, and a merged month's late day files are
+#: merged in, once they make this many files.
 COMPACT_MIN_FILES: Final = 8
+_DAY_SPAN_LENGTH: Final = len("YYYY-MM-DD")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +72,28 @@ class Sweep:
     """What one pass did."""
 
     workspaces: int = 0
-    expired_days: int = 0
+    expired_files: int = 0
     compacted_days: int = 0
+    merged_months: int = 0
     vacuumed_files: int = 0
+    #: Workspaces whose pass a commit refused part way: tidied again next round.
+    fenced: int = 0
+
+    def __add__(self, other: Sweep) -> Sweep:
+        return Sweep(
+            self.workspaces + other.workspaces,
+            self.expired_files + other.expired_files,
+            self.compacted_days + other.compacted_days,
+            self.merged_months + other.merged_months,
+            self.vacuumed_files + other.vacuumed_files,
+            self.fenced + other.fenced,
+        )
 
 
 class Janitor:
+    """``touched`` hands over (and forgets) the workspaces committed to since it was last
+    called: they are tidied every ``compaction_interval_s``."""
+
     def __init__(
         self,
         settings: Settings,
@@ -68,21 +101,31 @@ class Janitor:
         tables: TableStore,
         *,
         clock: Clock = system_clock,
+        touched: Callable[[], Iterable[str]] = lambda: (),
     ) -> None:
         self._settings = settings
         self._store = store
         self._tables = tables
         self._clock = clock
+        self._touched = touched
+        self._unfinished: set[str] = set()  # refused part way: tidied again next round
 
     async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time()
         while not stop.is_set():
             try:
-                swept = await self.sweep(self._clock())
-                log.info("janitor: %s", swept)
+                if loop.time() >= next_sweep:
+                    next_sweep = loop.time() + self._settings.janitor_interval_s
+                    log.info("janitor: %s", await self.sweep(self._clock()))
+                else:
+                    tidied = await self.tidy(self._touched(), self._clock())
+                    if tidied.compacted_days or tidied.merged_months:
+                        log.info("janitor: %s", tidied)
             except STORE_ERRORS:
-                log.warning("janitor sweep failed; will retry", exc_info=True)
+                log.warning("janitor pass failed; will retry", exc_info=True)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._settings.janitor_interval_s)
+                await asyncio.wait_for(stop.wait(), self._settings.compaction_interval_s)
 
     def cutoff(self, now: datetime) -> date:
         """The first UTC day kept."""
@@ -90,21 +133,29 @@ class Janitor:
         return (now - timedelta(days=kept)).date()
 
     async def sweep(self, now: datetime) -> Sweep:
-        """One pass over every workspace."""
-        cutoff = self.cutoff(now)
-        expired = compacted = vacuumed = 0
+        """The full pass over every workspace."""
         workspaces = [
             prefix.rstrip("/").rsplit("/", 1)[-1]
             for prefix in await self._store.list_prefixes(ROOT)
         ]
+        done = Sweep()
         for org in workspaces:
-            found = await asyncio.to_thread(self._upkeep, org, cutoff)
-            expired += found.expired_days
-            compacted += found.compacted_days
-            vacuumed += found.vacuumed_files
-        return Sweep(len(workspaces), expired, compacted, vacuumed)
+            done += await asyncio.to_thread(self._upkeep, org, now, full=True)
+        return done
 
-    def _upkeep(self, org: str, cutoff: date) -> Sweep:
+    async def tidy(self, orgs: Iterable[str], now: datetime) -> Sweep:
+        """Merge closed months and compact days of ``orgs``, and of the workspaces whose
+        last round was refused part way (no retention, no vacuum)."""
+        done = Sweep()
+        wanted, self._unfinished = self._unfinished | set(orgs), set()
+        for org in sorted(wanted):
+            swept = await asyncio.to_thread(self._upkeep, org, now, full=False)
+            if swept.fenced:
+                self._unfinished.add(org)
+            done += swept
+        return done
+
+    def _upkeep(self, org: str, now: datetime, *, full: bool) -> Sweep:
         try:
             table = DeltaTable(
                 self._tables.uri(org, FACTS_TABLE), storage_options=dict(self._tables.options)
@@ -112,19 +163,77 @@ class Janitor:
         except Exception:  # a workspace prefix without a facts table (yet): nothing to do
             log.debug("janitor: no facts table for %s", org, exc_info=True)
             return Sweep()
-        files = pa.table(table.get_add_actions(flatten=True))
-        files_per_day: Counter[date] = Counter(files.column("partition.day").to_pylist())
-        expired = [day for day in files_per_day if day < cutoff]
-        compacted = 0
+        expired = compacted = merged = fenced = 0
         try:
-            if expired:
-                replace_days(table, min(expired), cutoff - timedelta(days=1), FACTS.empty_table())
-            for day, files in sorted(files_per_day.items()):
-                if day >= cutoff and files >= COMPACT_MIN_FILES:
-                    rows = facts_of(table, day, day, None)
-                    replace_days(table, day, day, rows)
-                    compacted += 1
-        except FencedOut as exc:  # a writer (or another janitor) committed: next pass
-            log.info("janitor: %s; the rest of %s waits for the next pass", exc, org)
-        vacuumed = table.vacuum(dry_run=False)
-        return Sweep(1, len(expired), compacted, len(vacuumed))
+            if full:
+                expired = _expire(table, self.cutoff(now))
+            compacted, merged = _tidy(table, now.date())
+        except FencedOut as exc:  # a writer (or another janitor) committed: next round
+            log.info("janitor: %s; the rest of %s waits for the next round", exc, org)
+            fenced = 1
+        vacuumed = len(table.vacuum(dry_run=False)) if full else 0
+        return Sweep(1, expired, compacted, merged, vacuumed, fenced)
+
+
+def _files(table: DeltaTable) -> pa.Table:
+    return pa.table(table.get_add_actions(flatten=True))
+
+
+def _expire(table: DeltaTable, cutoff: date) -> int:
+    """Delete the facts of days before ``cutoff``; the number of files that held some."""
+    files = _files(table)
+    if not files.num_rows:
+        return 0
+    oldest = pc.cast(files.column("min.day"), pa.date32())
+    old = pc.less(oldest, pa.scalar(cutoff, pa.date32()))
+    count = pc.sum(old).as_py() or 0
+    if count:
+        first = pc.min(oldest).as_py()
+        replace_days(table, first, cutoff - timedelta(days=1), FACTS.empty_table())
+    return int(count)
+
+
+@dataclass(frozen=True, slots=True)
+class Rewrite:
+    """One tidying step: the files of ``spans`` rewritten as one month file (``month``)
+    or one day file."""
+
+    spans: list[str]
+    month: bool
+
+
+def plan(files_per_span: Mapping[str, int], today: date) -> list[Rewrite]:
+    """What tidying a table with these files (span -> number of files) does today: merge
+    each closed month that has day files (once, then again per ``COMPACT_MIN_FILES`` late
+    ones), and compact each day of the current month with ``COMPACT_MIN_FILES`` files."""
+    days_by_month: dict[str, list[str]] = {}
+    for span in files_per_span:
+        if len(span) == _DAY_SPAN_LENGTH:
+            days_by_month.setdefault(span[:7], []).append(span)
+    this_month = today.isoformat()[:7]
+    steps: list[Rewrite] = []
+    for month, days in sorted(days_by_month.items()):
+        if month < this_month:
+            day_files = sum(files_per_span[day] for day in days)
+            if month not in files_per_span or day_files >= COMPACT_MIN_FILES:
+                spans = sorted(days) + ([month] if month in files_per_span else [])
+                steps.append(Rewrite(spans, month=True))
+        else:
+            crowded = (day for day in sorted(days) if files_per_span[day] >= COMPACT_MIN_FILES)
+            steps.extend(Rewrite([day], month=False) for day in crowded)
+    return steps
+
+
+def files_per_span(table: DeltaTable) -> Counter[str]:
+    """How many files each span of the table's snapshot has."""
+    return Counter(_files(table).column(f"partition.{SPAN}").to_pylist())
+
+
+def _tidy(table: DeltaTable, today: date) -> tuple[int, int]:
+    """Merge closed months and compact crowded days; (days compacted, months merged)."""
+    compacted = merged = 0
+    for step in plan(files_per_span(table), today):
+        rewrite_spans(table, step.spans, span_rows(table, step.spans), month=step.month)
+        merged += step.month
+        compacted += not step.month
+    return compacted, merged

@@ -89,6 +89,18 @@ def _index_of(facts: ds.Dataset) -> IdIndex:
     return index
 
 
+def _index_more(index: IdIndex, facts: ds.Dataset) -> None:
+    """Add the ids of ``facts`` (files new since the index was built) that the index does
+    not hold under their day yet: another writer's new ids are added; the ids of a file
+    the janitor rewrote (the same ids, under the same days) are not added twice."""
+    for batch in facts.to_batches(columns=["event_id", "day"], batch_size=_INDEX_BATCH):
+        ids = batch.column(0).to_pylist()
+        days = pc.cast(batch.column(1), pa.int32()).to_numpy(zero_copy_only=False)
+        known = index.candidates(ids)
+        new = [at for at, day in enumerate(days.tolist()) if day not in known.get(at, ())]
+        index.add([ids[at] for at in new], days[new])
+
+
 class WorkspaceWriter:
     """Use :meth:`open`; then :meth:`add_facts`/:meth:`add_dimensions` and
     :meth:`commit`. One writer per workspace per process."""
@@ -107,6 +119,7 @@ class WorkspaceWriter:
         self._older: set[str] = set()
         self._pending_days: set[int] = set()
         self.sources: set[TopicPartition] = set()
+        self._files: frozenset[str] = frozenset()  # the facts files the index holds
 
     @classmethod
     async def open(
@@ -121,6 +134,7 @@ class WorkspaceWriter:
         """Positions and ids as of the tables' latest commit."""
         await self._tables.refresh()
         self._positions = self._tables.positions(self.sources)
+        self._files = self._tables.facts_files()
         self._index = await asyncio.to_thread(_index_of, self._tables.facts_dataset())
         self._confirmed.clear()
         self._recent.clear()
@@ -284,6 +298,9 @@ class WorkspaceWriter:
                 if cached is not None:
                     cached.add(event_id)
         self._positions = self._tables.positions(self.sources)
+        # Every commit since the snapshot would have refused this one but the janitor's,
+        # which add no id: the index holds every file of the new snapshot.
+        self._files = self._tables.facts_files()
         self._facts, self._dimensions = [], []
         self._pending_ids.clear()
         self._pending_days.clear()
@@ -295,7 +312,7 @@ class WorkspaceWriter:
         self._facts, self._dimensions = [], []
         self._pending_ids.clear()
         self._pending_days.clear()
-        await self._load()
+        await self._catch_up()
         for chunk in facts:
             await self.add_facts(chunk.source, chunk.offsets, chunk.rows)
         by_source: dict[TopicPartition, list[tuple[int, DimensionVersion]]] = {}
@@ -303,6 +320,21 @@ class WorkspaceWriter:
             by_source.setdefault(source, []).append((offset, version))
         for source, versions in by_source.items():
             self.add_dimensions(source, versions)
+
+    async def _catch_up(self) -> None:
+        """Move to the tables' latest commit, adding to the index only the ids of the facts
+        files that are new since (not a rebuild: a janitor's rewrite fences a writer too)."""
+        await self._tables.refresh()
+        self._positions = self._tables.positions(self.sources)
+        files = self._tables.facts_files()
+        new = files - self._files
+        if new:
+            await asyncio.to_thread(_index_more, self._index, self._tables.facts_dataset(new))
+        self._files = files
+        # Days cached before may have gained ids; this writer's own recent ids still hold.
+        self._confirmed.clear()
+        dimensions = await read_dimensions(self._tables.store, self.org_id)
+        self._dimension_ids = set(dimensions.column("event_id").to_pylist())
 
     def recorded(self, table: str, source: TopicPartition) -> int | None:
         """The snapshot's recorded next offset of ``source`` in ``table`` (tests, status)."""

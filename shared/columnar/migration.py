@@ -1,10 +1,11 @@
-"""Storage format 1 -> 2: there is no in-place migration, the topic is the source.
+"""Older storage formats -> 3: there is no in-place migration, the topic is the source.
 
-Format 1 (JSON day heads, fact segments and dimension histories under ``v1/orgs/{org}/``;
-its code is gone) is not read by format-2 code. A workspace that has format-1 state and
-no format-2 tables would look empty to it, so :func:`check_storage_format` refuses to
-start on such a store and says how to rebuild: ``usage-export replay`` folds the events
-still in the topic into the new tables.
+Format 1 (JSON day heads, fact segments and dimension histories under ``v1/orgs/{org}/``)
+and format 2 (Delta tables under ``v2/workspaces/{org}/``, facts partitioned by day; the
+code of both is gone) are not read by format-3 code. A workspace that has older state
+and no format-3 tables would look empty to it, so :func:`check_storage_format` refuses
+to start on such a store and says how to rebuild: ``usage-export replay`` folds the
+events still in the topic into the new tables.
 """
 
 from __future__ import annotations
@@ -13,40 +14,47 @@ import logging
 from typing import Final
 
 from shared.adapters.object_store import ObjectStore
-from shared.columnar.tables import ROOT as V2_ROOT
+from shared.columnar.tables import ROOT
 from shared.errors import StorageFormatMismatch
 from shared.retry import Failure, retry, store_backoff
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: Where format 1 kept each workspace's state.
-V1_ROOT: Final = "v1/orgs/"
+#: Where the older formats kept each workspace's state.
+OLD_ROOTS: Final = ("v1/orgs/", "v2/workspaces/")
 _NAMED: Final = 5
 
 
-async def format1_only_workspaces(store: ObjectStore) -> list[str]:
-    """Workspaces with format-1 state in the aggregates bucket and no format-2 tables."""
-    v1 = {_last_segment(prefix) for prefix in await store.list_prefixes(V1_ROOT)}
-    v2 = {_last_segment(prefix) for prefix in await store.list_prefixes(V2_ROOT)}
-    # A store with directories (SeaweedFS) keeps listing a prefix whose objects were all
-    # deleted: only a workspace with an object left counts. Listed only for candidates.
-    return sorted([org for org in v1 - v2 if await store.list_objects(f"{V1_ROOT}{org}/")])
+async def old_format_only_workspaces(store: ObjectStore) -> list[str]:
+    """Workspaces with state of an older format in the aggregates bucket and no format-3
+    tables."""
+    current = {_last_segment(prefix) for prefix in await store.list_prefixes(ROOT)}
+    stale: set[str] = set()
+    for root in OLD_ROOTS:
+        for prefix in await store.list_prefixes(root):
+            org = _last_segment(prefix)
+            # A store with directories (SeaweedFS) keeps listing a prefix whose objects
+            # were all deleted: only a workspace with an object left counts.
+            if org not in current and await store.list_objects(f"{root}{org}/"):
+                stale.add(org)
+    return sorted(stale)
 
 
 async def check_storage_format(store: ObjectStore) -> None:
-    """Raise :class:`StorageFormatMismatch` if any workspace holds only format-1 state."""
-    stale = await format1_only_workspaces(store)
+    """Raise :class:`StorageFormatMismatch` if any workspace holds only older state."""
+    stale = await old_format_only_workspaces(store)
     if not stale:
         return
     more = len(stale) - _NAMED
     named = ", ".join(stale[:_NAMED]) + (f" and {more} more" if more > 0 else "")
+    roots = " or ".join(OLD_ROOTS)
     raise StorageFormatMismatch(
-        f"bucket {store.bucket!r} holds storage format 1 ({V1_ROOT}) for {len(stale)} "
-        f"workspace(s) without format-2 tables ({V2_ROOT}): {named}. This version reads only "
-        "format 2 and does not convert the old layout: rebuild it from the events topic with "
+        f"bucket {store.bucket!r} holds an older storage format ({roots}) for {len(stale)} "
+        f"workspace(s) without format-3 tables ({ROOT}): {named}. This version reads only "
+        "format 3 and does not convert old layouts: rebuild them from the events topic with "
         "`usage-export replay --from DAY --to DAY` (the days still in the topic), then delete "
-        f"the {V1_ROOT} prefix; see docs/storage.md, 'Migration'."
+        f"the old prefixes; see docs/storage.md, 'Migration'."
     )
 
 

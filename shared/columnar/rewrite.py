@@ -1,10 +1,13 @@
-"""Commits that are not an ingest flush: replacing whole days of a facts table, and adding
-rows without Kafka positions (``usage-export replay``).
+"""Commits that are not an ingest flush: replacing whole days of a facts table, adding
+rows without Kafka positions (``usage-export replay``), and the janitor's rewrites of
+spans that change no content (compacting a day's files, merging a closed month).
 
 Both record ``WRITER_APP_ID`` like every writer's commit (``shared.columnar.tables``), so
 they are serialized with a live ingest's commits to the same table: whichever commits
 second against an older snapshot is refused, gets :class:`~shared.errors.FencedOut`, and
-must reload and recompute. Neither records a Kafka position: a replay reads the topic
+must reload and recompute. The span rewrites (:func:`rewrite_spans`) do not record it:
+they change no content, so they need not fence ingest, and delta-rs's own conflict check
+is enough (below). Neither records a Kafka position: a replay reads the topic
 without a consumer group, and ingest's positions stay what ingest made durable (rows it
 meets again later are dropped by ``event_id``).
 
@@ -13,6 +16,14 @@ snapshot and adds the new rows' files, in one Delta commit: a reader sees the ol
 the new ones, never a mix. delta-rs refuses a concurrent commit with one of several
 messages ("Concurrent transaction failed", "a concurrent transactions added new data", "a
 concurrent transaction deleted data this operation read"), all of them a conflict.
+
+A span rewrite reads exactly the files of its spans and removes exactly those (its
+predicate names partitions only). delta-rs refuses it when a commit since its snapshot
+added a file to one of those spans ("a concurrent transactions added new data": that
+file's rows would be lost) or removed one of its files (another janitor's rewrite); an
+append to any other span does not stop it. An ingest commit made against a snapshot older
+than a rewrite is refused in turn ("deleted data this operation read") and rebases.
+Measured in ``tests/unit/test_columnar_rewrite.py``.
 
 delta-rs blocks: these functions are synchronous; call them in a worker thread.
 """
@@ -25,6 +36,7 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
+from shared.columnar.schema import FACTS, SPAN, with_spans
 from shared.columnar.tables import TXN_CONFLICT, WRITER_APP_ID
 from shared.errors import FencedOut
 
@@ -41,18 +53,46 @@ def replace_days(table: DeltaTable, first_day: date, last_day: date, rows: pa.Ta
     (all of whose ``day`` must be in that range; no rows empties the days), in one commit
     against ``table``'s snapshot. Raises :class:`FencedOut` if anything was committed to
     the table since that snapshot."""
-    _commit(table, rows, predicate=days_predicate(first_day, last_day))
+    _commit(table, with_spans(rows), predicate=days_predicate(first_day, last_day))
 
 
 def append_rows(table: DeltaTable, rows: pa.Table) -> None:
-    """Add ``rows`` to ``table`` in one commit against its snapshot, recording no Kafka
-    position. Raises :class:`FencedOut` like :func:`replace_days`."""
-    _commit(table, rows, predicate=None)
+    """Add ``rows`` (FACTS or DIMENSIONS) to ``table`` in one commit against its snapshot,
+    recording no Kafka position. Raises :class:`FencedOut` like :func:`replace_days`."""
+    is_facts = SPAN in table.metadata().partition_columns
+    _commit(table, with_spans(rows) if is_facts else rows, predicate=None)
 
 
-def _commit(table: DeltaTable, rows: pa.Table, *, predicate: str | None) -> None:
+def span_rows(table: DeltaTable, spans: list[str]) -> pa.Table:
+    """The FACTS rows of exactly the files of ``spans`` in ``table``'s snapshot, in time
+    order (blocking)."""
+    if not spans:
+        return FACTS.empty_table()
+    dataset = table.to_pyarrow_dataset(file_pruning_predicate=[(SPAN, "in", spans)])
+    rows = dataset.to_table(columns=FACTS.names).cast(FACTS)
+    return rows.sort_by([("occurred_ms", "ascending"), ("event_id", "ascending")])
+
+
+def rewrite_spans(table: DeltaTable, spans: list[str], rows: pa.Table, *, month: bool) -> None:
+    """Replace every file of ``spans`` by ``rows`` (FACTS, what :func:`span_rows` read from
+    this snapshot: the same content) in one commit, as one span: each row's month if
+    ``month``, else its day (then ``rows`` must be of one day). Raises
+    :class:`FencedOut` when delta-rs refuses it (see the module docstring)."""
+    if not spans:
+        raise ValueError("a rewrite names the spans it replaces")
+    stored = with_spans(rows, month=month)
+    # The predicate must also match the new rows' span (delta-rs checks that it does).
+    replaced = sorted(set(spans) | set(stored.column(SPAN).unique().to_pylist()))
+    predicate = " OR ".join(f"{SPAN} = '{span}'" for span in replaced)
+    _commit(table, stored, predicate=predicate, fence=False)
+
+
+def _commit(
+    table: DeltaTable, rows: pa.Table, *, predicate: str | None, fence: bool = True
+) -> None:
     snapshot = table.version()
-    properties = CommitProperties(app_transactions=[Transaction(WRITER_APP_ID, snapshot + 1)])
+    transactions = [Transaction(WRITER_APP_ID, snapshot + 1)] if fence else []
+    properties = CommitProperties(app_transactions=transactions)
     try:
         if predicate is None:
             write_deltalake(table, rows, mode="append", commit_properties=properties)

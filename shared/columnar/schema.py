@@ -4,8 +4,11 @@
 payg_consumption) with the columns every export needs; a column that a kind does not
 have is null. ``DIMENSIONS`` has one row per accepted upsert (a version of a user,
 agent, API key, project or of the workspace settings). Both carry ``event_id``: the
-facts' ids are the workspace's dedup set. ``day`` (the UTC day of ``occurred_ms``) is
-the partition column of the facts table.
+facts' ids are the workspace's dedup set. ``day`` is the UTC day of ``occurred_ms``.
+
+The stored facts table has one more column, ``span`` (``STORED_FACTS``), its partition
+column: the UTC day ``YYYY-MM-DD`` of the rows in a file that ingest appended, or the
+UTC month ``YYYY-MM`` of a file that merged a whole month (``docs/storage.md``).
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ from datetime import date
 from typing import Any, Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from shared import codec
 from shared.domain.facts import API_REQUEST, MESSAGE, PAYG, Fact
 
 #: Bump when a stored table's schema or meaning changes (``docs/storage.md``).
-STORAGE_FORMAT: Final = 2
+STORAGE_FORMAT: Final = 3
 
 KIND_MESSAGE: Final = "message"
 KIND_API_REQUEST: Final = "api_request"
@@ -53,6 +57,34 @@ FACTS: Final = pa.schema(
         pa.field("amount_nano", pa.int64()),  # payg_consumption's amount, likewise
     ]
 )
+
+#: The stored facts table's schema: FACTS and its partition column.
+SPAN: Final = "span"
+STORED_FACTS: Final = FACTS.append(pa.field(SPAN, pa.string(), nullable=False))
+
+
+def day_span(day: date) -> str:
+    """The span of a file of one UTC day's facts: ``YYYY-MM-DD``."""
+    return day.isoformat()
+
+
+def month_span(day: date) -> str:
+    """The span of a file that holds a whole UTC month's facts: ``YYYY-MM``."""
+    return day.isoformat()[:7]
+
+
+def spans_of(first_day: date, last_day: date) -> list[str]:
+    """Every span whose files may hold facts of the days ``first_day..last_day``: each
+    day's, and the month span of each month they touch."""
+    days = [date.fromordinal(n) for n in range(first_day.toordinal(), last_day.toordinal() + 1)]
+    return sorted({day_span(day) for day in days} | {month_span(day) for day in days})
+
+
+def with_spans(facts: pa.Table, *, month: bool = False) -> pa.Table:
+    """``facts`` (FACTS) with each row's span: its day's, or its month's if ``month``."""
+    text = pc.strftime(facts.column("day"), "%Y-%m" if month else "%Y-%m-%d")
+    return facts.append_column(STORED_FACTS.field(SPAN), text.cast(pa.string()))
+
 
 DIMENSION_KINDS: Final = ("users", "agents", "projects", "api_keys", "settings")
 

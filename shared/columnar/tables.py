@@ -3,8 +3,13 @@
 Each workspace has two tables in the aggregates bucket, written with ``deltalake``
 (delta-rs) and readable by any Delta reader::
 
-    s3://{aggregates_bucket}/v2/workspaces/{org_id}/facts        FACTS, partitioned by day
-    s3://{aggregates_bucket}/v2/workspaces/{org_id}/dimensions   DIMENSIONS
+    s3://{aggregates_bucket}/v3/workspaces/{org_id}/facts        FACTS, partitioned by span
+    s3://{aggregates_bucket}/v3/workspaces/{org_id}/dimensions   DIMENSIONS
+
+A facts file holds one UTC day's rows (span ``YYYY-MM-DD``: what ingest appends) or a
+whole UTC month's (span ``YYYY-MM``: what the janitor merges a closed month into, sorted
+by ``occurred_ms``), so a 12-month read opens about a file a month plus the current
+month's days, not one a day. A day's facts are in its day span and its month span.
 
 **Commit = exactly once.** :meth:`WorkspaceTables.append` adds a flush's rows in one
 Delta commit per table, and that commit carries the Kafka position each source partition
@@ -48,19 +53,29 @@ import pyarrow.dataset as ds
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
-from shared.columnar.schema import DIMENSIONS, FACTS
+from shared.columnar.schema import (
+    DIMENSIONS,
+    FACTS,
+    STORED_FACTS,
+    day_span,
+    month_span,
+    spans_of,
+    with_spans,
+)
 from shared.contracts.ids import is_valid_id
 from shared.errors import FencedOut, RetriableError
 from shared.settings import Settings
 
 #: The prefix of every format-2 object in the aggregates bucket.
-ROOT: Final = "v2/workspaces/"
+ROOT: Final = "v3/workspaces/"
 FACTS_TABLE: Final = "facts"
 DIMENSIONS_TABLE: Final = "dimensions"
 #: Dimensions first: see the module docstring.
 COMMIT_ORDER: Final = (DIMENSIONS_TABLE, FACTS_TABLE)
+#: What a writer hands over (the span column is added on the way in).
 _SCHEMAS: Final = {FACTS_TABLE: FACTS, DIMENSIONS_TABLE: DIMENSIONS}
-_PARTITIONS: Final[dict[str, list[str]]] = {FACTS_TABLE: ["day"], DIMENSIONS_TABLE: []}
+_STORED: Final = {FACTS_TABLE: STORED_FACTS, DIMENSIONS_TABLE: DIMENSIONS}
+_PARTITIONS: Final[dict[str, list[str]]] = {FACTS_TABLE: ["span"], DIMENSIONS_TABLE: []}
 #: In every delta-rs refusal of a commit that lost to another (lower-cased): an app id
 #: recorded since, or data this commit read that another one removed.
 TXN_CONFLICT: Final = "concurrent transaction"
@@ -116,7 +131,7 @@ class TableStore:
 
 
 def workspace_prefix(org_id: str) -> str:
-    """``v2/workspaces/{org_id}/``; refuses an id that could climb out of it."""
+    """``v3/workspaces/{org_id}/``; refuses an id that could climb out of it."""
     if not is_valid_id(org_id):
         raise ValueError(f"refusing to build a table path from org id {org_id!r}")
     return f"{ROOT}{org_id}/"
@@ -167,7 +182,7 @@ class WorkspaceTables:
             try:
                 return DeltaTable.create(
                     uri,
-                    _SCHEMAS[name],
+                    _STORED[name],
                     mode="ignore",
                     partition_by=_PARTITIONS[name] or None,
                     storage_options=options,
@@ -208,17 +223,31 @@ class WorkspaceTables:
         wanted = ["day", *(name for name in columns if name != "day")]
 
         def read() -> pa.Table:
+            schema = pa.schema([FACTS.field(name) for name in wanted])
             if not days:
-                return pa.schema([FACTS.field(name) for name in wanted]).empty_table()
-            dataset = table.to_pyarrow_dataset(file_pruning_predicate=[("day", "in", sorted(days))])
-            return dataset.to_table(columns=wanted)
+                return schema.empty_table()
+            spans = sorted({span for day in days for span in spans_of(day, day)})
+            dataset = table.to_pyarrow_dataset(file_pruning_predicate=[("span", "in", spans)])
+            wanted_days = pa.array(sorted(days), pa.date32())
+            return dataset.to_table(columns=wanted, filter=ds.field("day").isin(wanted_days))
 
         return await asyncio.to_thread(read)
 
-    def facts_dataset(self) -> ds.Dataset:
-        """Every committed facts file of this snapshot, as a pyarrow dataset (to stream
-        columns in batches; blocking to read)."""
-        return self._tables[FACTS_TABLE].to_pyarrow_dataset()
+    def facts_dataset(self, paths: Collection[str] | None = None) -> ds.Dataset:
+        """The committed facts files of this snapshot (only those of ``paths`` if given,
+        see :meth:`facts_files`), as a pyarrow dataset (to stream columns in batches;
+        blocking to read)."""
+        dataset = self._tables[FACTS_TABLE].to_pyarrow_dataset()
+        if paths is None:
+            return dataset
+        assert isinstance(dataset, ds.FileSystemDataset)
+        fragments = [fragment for fragment in dataset.get_fragments() if fragment.path in paths]
+        return ds.FileSystemDataset(fragments, dataset.schema, dataset.format, dataset.filesystem)
+
+    def facts_files(self) -> frozenset[str]:
+        """The paths (relative to the table) of this snapshot's facts files."""
+        actions = pa.table(self._tables[FACTS_TABLE].get_add_actions(flatten=True))
+        return frozenset(actions.column("path").to_pylist())
 
     def positions(self, sources: Iterable[TopicPartition]) -> Positions:
         """What the snapshot records as durable for each of ``sources`` (per table).
@@ -251,6 +280,7 @@ class WorkspaceTables:
         rows = {DIMENSIONS_TABLE: dimensions, FACTS_TABLE: facts}
         for name, data in rows.items():
             self._check_rows(name, data)
+        rows[FACTS_TABLE] = with_spans(facts)
         if not positions:
             raise ValueError("a commit must record the positions it covers")
         async with self._lock:
@@ -330,10 +360,18 @@ def facts_of(
     schema = pa.schema([FACTS.field(name) for name in wanted])
     if table is None:
         return schema.empty_table()
+    # The days' own files and their months' merged files: in span order ('2026-04' <
+    # '2026-04-01' < ... < '2026-05'), every span from the first day's month to the last
+    # day (plus the first month's days before the first: the filter drops their rows, as
+    # it drops a month file's other days, skipping its row groups by their statistics).
     dataset = table.to_pyarrow_dataset(
-        file_pruning_predicate=[("day", ">=", first_day), ("day", "<=", last_day)]
+        file_pruning_predicate=[
+            ("span", ">=", month_span(first_day)),
+            ("span", "<=", day_span(last_day)),
+        ]
     )
-    return dataset.to_table(columns=wanted).cast(schema)
+    in_days = (ds.field("day") >= first_day) & (ds.field("day") <= last_day)
+    return dataset.to_table(columns=wanted, filter=in_days).cast(schema)
 
 
 async def newest_fact_day(store: TableStore, org_id: str) -> date | None:
@@ -347,8 +385,8 @@ async def newest_fact_day(store: TableStore, org_id: str) -> date | None:
         actions = pa.table(table.get_add_actions(flatten=True))
         if actions.num_rows == 0:
             return None
-        days = pc.cast(actions.column("partition.day"), pa.date32())
-        found = pc.max(days).as_py()
+        # Each file's statistics (in the log) name its newest day, whatever its span.
+        found = pc.max(pc.cast(actions.column("max.day"), pa.date32())).as_py()
         return found if isinstance(found, date) else None
 
     return await asyncio.to_thread(newest)

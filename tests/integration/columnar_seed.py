@@ -1,4 +1,4 @@
-"""Seed data for the format-2 table tests: facts and dimension versions as the fold makes
+"""Seed data for the format-3 table tests: facts and dimension versions as the fold makes
 them (``shared.domain.facts`` tuples), deterministic from a seed, on days before today."""
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def rows(org: str, facts: list[Fact], dims: list[DimensionVersion]) -> tuple[pa.
 async def store_workspace(
     settings: Settings, org: str, facts: list[Fact], dims: list[DimensionVersion]
 ) -> None:
-    """Commit ``facts`` and ``dims`` to ``org``'s format-2 tables, in two flushes."""
+    """Commit ``facts`` and ``dims`` to ``org``'s format-3 tables, in two flushes."""
     tables = await WorkspaceTables.open(TableStore.of(settings), org)
     half = len(facts) // 2
     await tables.append(*rows(org, facts[:half], dims), {("usage.events", 0): half})

@@ -230,25 +230,25 @@ async def test_a_day_range_reads_only_its_partitions(fresh_settings: Settings) -
 
 def _day_of(key: str) -> date | None:
     for segment in key.split("/"):
-        if segment.startswith("day="):
-            return date.fromisoformat(segment.removeprefix("day="))
+        if segment.startswith("span=") and len(segment) == len("span=YYYY-MM-DD"):
+            return date.fromisoformat(segment.removeprefix("span="))
     return None
 
 
-async def test_a_workspace_held_only_in_format_1_is_refused_naming_replay(
+async def test_a_workspace_held_only_in_an_older_format_is_refused_naming_replay(
     fresh_settings: Settings,
 ) -> None:
     days = seed_days(1)
     async with S3ObjectStore(fresh_settings, fresh_settings.aggregates_bucket) as store:
-        await check_storage_format(store)  # an empty store is format 2 from the start
+        await check_storage_format(store)  # an empty store is format 3 from the start
         await store.put(f"v1/orgs/{ORG}/days/{days[0].isoformat()}/head.json", b"{}")
-        await store.put("v1/orgs/ws-0002/dims/users.json", b"{}")
+        await store.put("v2/workspaces/ws-0002/facts/_delta_log/0.json", b"{}")
 
         with pytest.raises(StorageFormatMismatch, match="usage-export replay") as refused:
             await check_storage_format(store)
         assert "ws-0001, ws-0002" in str(refused.value)
 
-        # Replay rebuilt ws-0001 into format 2; ws-0002 still has only the old layout.
+        # Replay rebuilt ws-0001 into format 3; ws-0002 still has only the old layout.
         facts, dims = rows(ORG, activity(11, "m", 5, days), versions("m", 1, days))
         await (await WorkspaceTables.open(TableStore.of(fresh_settings), ORG)).append(
             facts, dims, {P0: 6}
@@ -258,5 +258,5 @@ async def test_a_workspace_held_only_in_format_1_is_refused_naming_replay(
         assert "ws-0002" in str(refused.value)
         assert ORG not in str(refused.value)
 
-        await store.delete("v1/orgs/ws-0002/dims/users.json")
+        await store.delete("v2/workspaces/ws-0002/facts/_delta_log/0.json")
         await check_storage_format(store)

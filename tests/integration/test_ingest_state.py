@@ -1,5 +1,5 @@
 """Ingest's writers and janitor against the real store: two writers of one workspace
-never lose or double an event; the janitor deletes expired days and compacts a day's
+never lose or double an event; the janitor deletes expired days and merges a closed month's
 small files without changing what is stored."""
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ async def test_two_writers_of_one_workspace_never_lose_or_double_an_event(
     await stored_day_aggregates(fresh_settings, [ORG])  # fails on a doubled id
 
 
-async def test_janitor_deletes_expired_days_and_compacts_small_files_only(
+async def test_janitor_deletes_expired_days_and_merges_a_closed_month_once(
     fresh_settings: Settings, now: datetime
 ) -> None:
     settings = fresh_settings
@@ -72,6 +72,7 @@ async def test_janitor_deletes_expired_days_and_compacts_small_files_only(
         await writer.commit({P0: table.num_rows})
         at = table.num_rows
         for flush in range(COMPACT_MIN_FILES):  # one small file of the recent day each
+            # (40 days ago: its month is over, so the janitor merges it)
             part = facts_table(ORG, rows[flush * 10 : (flush + 1) * 10])
             await writer.add_facts(P0, offsets(at, 10), part)
             at += 10
@@ -82,11 +83,12 @@ async def test_janitor_deletes_expired_days_and_compacts_small_files_only(
 
         swept = await janitor.sweep(now)
 
-        assert (swept.expired_days, swept.compacted_days) == (1, 1)
+        assert (swept.expired_files, swept.merged_months, swept.compacted_days) == (1, 1, 0)
         assert (await read_facts(store, ORG, old, old)).num_rows == 0
         after = await read_facts(store, ORG, recent, recent)
         assert after.sort_by("event_id").equals(before.sort_by("event_id"))
         delta.update_incremental()
         assert len(delta.file_uris()) == 1
         # A second pass has nothing to do.
-        assert (await janitor.sweep(now)).compacted_days == 0
+        again = await janitor.sweep(now)
+        assert (again.merged_months, again.compacted_days) == (0, 0)

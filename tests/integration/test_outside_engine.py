@@ -1,7 +1,8 @@
 """Another engine reads the stored state following only docs/storage.md: Polars'
 ``scan_delta`` over the facts table reproduces the messages and cost per user of a window,
-computed here from the events that were stored; a Parquet file left in the table's folder
-by a write that never committed is not counted.
+computed here from the events that were stored — some in a month file the janitor merged,
+some in day files appended after it — and a Parquet file left in the table's folder by a
+write that never committed is not counted.
 
 Nothing of ``shared.columnar`` is imported here: the reader knows the bucket, the path
 pattern, the storage options and the columns from the page alone."""
@@ -10,18 +11,23 @@ from __future__ import annotations
 
 import io
 from collections import Counter
+from datetime import UTC, datetime, time
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from services.ingest.janitor import Janitor
 from shared.adapters.s3 import S3ObjectStore
+from shared.columnar.tables import TableStore, WorkspaceTables
 from shared.domain.facts import MESSAGE
 from shared.settings import Settings
+from tests.clock import TODAY
 from tests.integration.columnar_seed import (
     DAY_MS,
     activity,
     day_start_ms,
+    rows,
     seed_days,
     store_workspace,
     versions,
@@ -47,10 +53,19 @@ async def test_polars_reproduces_messages_and_cost_per_user_from_the_docs_alone(
     fresh_settings: Settings,
 ) -> None:
     days = seed_days(6)
-    events = activity(21, "ev", 600, days)
-    await store_workspace(fresh_settings, ORG, events, versions("ev", 7, days))
+    merged = activity(21, "ev", 600, days)
+    await store_workspace(fresh_settings, ORG, merged, versions("ev", 7, days))
+    # The janitor merges the closed months; late events land in day files after it.
+    async with S3ObjectStore(fresh_settings, fresh_settings.aggregates_bucket) as objects:
+        janitor = Janitor(fresh_settings, objects, TableStore.of(fresh_settings))
+        now = datetime.combine(TODAY, time(12), UTC)
+        assert (await janitor.tidy([ORG], now)).merged_months >= 1
+    late = activity(22, "late", 150, days)
+    tables = await WorkspaceTables.open(TableStore.of(fresh_settings), ORG)
+    await tables.append(*rows(ORG, late, []), {("usage.events", 0): len(merged) + len(late)})
+    events = merged + late
     # A flush that died before its commit left a valid Parquet file in a day's folder.
-    prefix = f"v2/workspaces/{ORG}/facts"
+    prefix = f"v3/workspaces/{ORG}/facts"
     orphan = pa.table({"kind": ["message"] * 3, "event_id": ["x1", "x2", "x3"],
                        "occurred_ms": [day_start_ms(days[2]) + 1] * 3,
                        "user_id": ["u1"] * 3, "cost_nano": [10**15] * 3})  # fmt: skip
@@ -58,7 +73,7 @@ async def test_polars_reproduces_messages_and_cost_per_user_from_the_docs_alone(
     pq.write_table(orphan, body)
     async with S3ObjectStore(fresh_settings, fresh_settings.aggregates_bucket) as store:
         await store.put(
-            f"{prefix}/day={days[2].isoformat()}/part-00009-dead.parquet", body.getvalue()
+            f"{prefix}/span={days[2].isoformat()}/part-00009-dead.parquet", body.getvalue()
         )
 
     # The window: noon of the second day to noon of the fifth, UTC.

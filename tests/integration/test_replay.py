@@ -1,5 +1,5 @@
 """Replay rebuilds chosen days exactly, leaves the rest alone, resumes, is safe while
-ingest runs, and builds format-2 tables from the topic on a store that has none."""
+ingest runs, and builds format-3 tables from the topic on a store that has none."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from deltalake import DeltaTable
 from services.ingest.app import run_ingest
 from services.ingest.replay import Progress, Replay
 from shared.adapters.s3 import S3ObjectStore
-from shared.columnar.migration import format1_only_workspaces
+from shared.columnar.migration import old_format_only_workspaces
 from shared.columnar.tables import FACTS_TABLE, TableStore
 from shared.settings import Settings
 from shared.simulation import SimRecord
@@ -51,13 +51,20 @@ def _days_with_activity(records: list[SimRecord]) -> list[tuple[str, date]]:
     return sorted(expected_days(records))
 
 
-def _files_by_day(settings: Settings, org: str) -> dict[date, set[str]]:
-    """The data files the facts table's latest commit references, by their ``day``."""
-    found: dict[date, set[str]] = {}
+def _files_by_span(settings: Settings, org: str) -> dict[str, set[str]]:
+    """The data files the facts table's latest commit references, by their span (a day
+    ``YYYY-MM-DD``, or a month ``YYYY-MM`` the janitor merged)."""
+    found: dict[str, set[str]] = {}
     for uri in _facts_table(settings, org).file_uris():
-        day = date.fromisoformat(uri.split("day=", 1)[1][:10])
-        found.setdefault(day, set()).add(uri)
+        span = uri.split("span=", 1)[1].split("/", 1)[0]
+        found.setdefault(span, set()).add(uri)
     return found
+
+
+def _overlaps(span: str, first: date, last: date) -> bool:
+    if len(span) == len("YYYY-MM-DD"):
+        return first <= date.fromisoformat(span) <= last
+    return first.isoformat()[:7] <= span <= last.isoformat()[:7]
 
 
 async def test_replay_repairs_damaged_days_and_touches_nothing_else(
@@ -77,7 +84,7 @@ async def test_replay_repairs_damaged_days_and_touches_nothing_else(
     expected = expected_days(records)
     assert (target_org, target_day) not in before, "the first day's facts are gone"
     assert before[(target_org, second_day)] != expected[(target_org, second_day)]
-    files_before = _files_by_day(settings, target_org)
+    files_before = _files_by_span(settings, target_org)
     versions_before = {org: _facts_table(settings, org).version() for org in ORGS}
 
     replay = Replay(
@@ -94,10 +101,10 @@ async def test_replay_repairs_damaged_days_and_touches_nothing_else(
     ]
     assert outside, "the test needs days outside the replayed range"
     assert all(after[key] == before[key] for key in outside), "other days untouched"
-    files_after = _files_by_day(settings, target_org)
-    untouched = {day for day in files_before if not target_day <= day <= second_day}
+    files_after = _files_by_span(settings, target_org)
+    untouched = {span for span in files_before if not _overlaps(span, target_day, second_day)}
     assert untouched, "the test needs stored days outside the range"
-    assert all(files_after[day] == files_before[day] for day in untouched), "same files"
+    assert all(files_after[span] == files_before[span] for span in untouched), "same files"
     target_table = _facts_table(settings, target_org)
     assert target_table.version() == versions_before[target_org] + 1, "one commit"
     assert all(
@@ -266,17 +273,17 @@ async def test_replay_while_ingest_runs_loses_and_doubles_nothing(
     await assert_aggregates_match(settings, records)
 
 
-async def test_replay_builds_format_2_from_the_topic_on_a_format_1_store(
+async def test_replay_builds_format_3_from_the_topic_on_an_old_format_store(
     fresh_settings: Settings, tmp_path: Path
 ) -> None:
-    """The migration path (docs/storage.md): a store holding only format-1 state is
-    refused; replay over the topic's days builds the format-2 tables, exactly."""
+    """The migration path (docs/storage.md): a store holding only older state is
+    refused; replay over the topic's days builds the format-3 tables, exactly."""
     settings = fresh_settings
     records = simulated(seed=35, events=1200)
     await produce(settings, settings.topic_events, pairs(records))
     async with S3ObjectStore(settings, settings.aggregates_bucket) as store:
         await store.put("v1/orgs/ws-0001/days/2020-01-01/head.json", b"{}")
-        assert await format1_only_workspaces(store) == ["ws-0001"]
+        assert await old_format_only_workspaces(store) == ["ws-0001"]
     days = _days_with_activity(records)
     first, last = min(day for _, day in days), max(day for _, day in days)
 
@@ -287,4 +294,4 @@ async def test_replay_builds_format_2_from_the_topic_on_a_format_1_store(
     assert summary.days_rewritten == len(days)
     await assert_aggregates_match(settings, records)
     async with S3ObjectStore(settings, settings.aggregates_bucket) as store:
-        assert await format1_only_workspaces(store) == []
+        assert await old_format_only_workspaces(store) == []

@@ -1,5 +1,7 @@
-"""Replacing days of a facts table in one commit, serialized with the writers' commits
-(local Delta tables; the real store is in tests/integration/test_replay.py)."""
+"""Replacing days of a facts table in one commit, serialized with the writers' commits,
+and the janitor's span rewrites, refused only by commits that touch their spans (local
+Delta tables; the real store is in tests/integration/test_replay.py and
+test_ingest_state.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,13 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from shared.columnar.rewrite import append_rows, days_predicate, replace_days
+from shared.columnar.rewrite import (
+    append_rows,
+    days_predicate,
+    replace_days,
+    rewrite_spans,
+    span_rows,
+)
 from shared.columnar.schema import DIMENSIONS, FACTS
 from shared.columnar.tables import (
     FACTS_TABLE,
@@ -60,7 +68,7 @@ def _files_outside(table: DeltaTable, first: date, last: date) -> set[str]:
     return {
         uri
         for uri in table.file_uris()
-        if not first.isoformat() <= uri.split("day=")[1][:10] <= last.isoformat()
+        if not first.isoformat() <= uri.split("span=")[1][:10] <= last.isoformat()
     }
 
 
@@ -125,3 +133,81 @@ def test_days_predicate() -> None:
     assert days_predicate(DAYS[0], DAYS[2]) == "day >= '2024-03-01' AND day <= '2024-03-03'"
     with pytest.raises(ValueError, match="before"):
         days_predicate(DAYS[2], DAYS[0])
+
+
+MONTH = "2024-03"
+APRIL = date(2024, 4, 1)
+
+
+def _spans(table: DeltaTable) -> list[str]:
+    actions = pa.table(table.get_add_actions(flatten=True))
+    return sorted(actions.column("partition.span").to_pylist())
+
+
+def _merge_month(table: DeltaTable) -> None:
+    spans = [day.isoformat() for day in DAYS]
+    rewrite_spans(table, spans, span_rows(table, spans), month=True)
+
+
+async def test_merging_a_month_keeps_every_row_in_one_file_and_fences_no_writer(
+    tmp_path: Path,
+) -> None:
+    store, _ = await _seeded(tmp_path)
+    before = await _stored(store)
+    table = _facts(store)
+    version = table.version()
+
+    _merge_month(table)
+
+    after = _facts(store)
+    assert _spans(after) == [MONTH]
+    assert await _stored(store) == before
+    assert after.transaction_version(WRITER_APP_ID) == version, "no writer is fenced by it"
+    # A day of the merged month is still read alone, from the month file.
+    one_day = await read_facts(store, ORG, DAYS[2], DAYS[2], ["event_id"])
+    assert sorted(one_day["event_id"].to_pylist()) == ["e-3-0", "e-3-1"]
+
+
+async def test_an_append_to_a_span_being_merged_refuses_the_merge(tmp_path: Path) -> None:
+    store, tables = await _seeded(tmp_path)
+    janitor_snapshot = _facts(store)
+    rows = span_rows(janitor_snapshot, [day.isoformat() for day in DAYS])
+    await tables.append(  # ingest commits to a day of the month meanwhile
+        _rows(("ingest", DAYS[1])), DIMENSIONS.empty_table(), {("usage.events", 0): 11}
+    )
+    with pytest.raises(FencedOut):
+        rewrite_spans(janitor_snapshot, [day.isoformat() for day in DAYS], rows, month=True)
+    assert ("ingest", DAYS[1]) in await _stored(store)
+    assert len(await _stored(store)) == 11
+
+
+async def test_an_append_elsewhere_does_not_stop_a_merge(tmp_path: Path) -> None:
+    store, tables = await _seeded(tmp_path)
+    janitor_snapshot = _facts(store)
+    await tables.append(
+        _rows(("april", APRIL)), DIMENSIONS.empty_table(), {("usage.events", 0): 11}
+    )
+    _merge_month(janitor_snapshot)
+    assert _spans(_facts(store)) == [MONTH, APRIL.isoformat()]
+    stored = await read_facts(store, ORG, DAYS[0], APRIL, ["event_id"])
+    assert len(stored) == len(set(stored["event_id"].to_pylist())) == 11
+
+
+async def test_two_merges_from_one_snapshot_do_not_double_the_month(tmp_path: Path) -> None:
+    store, _ = await _seeded(tmp_path)
+    first, second = _facts(store), _facts(store)
+    rows = span_rows(second, [day.isoformat() for day in DAYS])
+    _merge_month(first)
+    with pytest.raises(FencedOut):
+        rewrite_spans(second, [day.isoformat() for day in DAYS], rows, month=True)
+    assert len(await _stored(store)) == 10
+    assert _spans(_facts(store)) == [MONTH]
+
+
+async def test_a_writer_behind_a_merge_is_fenced(tmp_path: Path) -> None:
+    store, tables = await _seeded(tmp_path)
+    _merge_month(_facts(store))
+    with pytest.raises(FencedOut):
+        await tables.append(
+            _rows(("ingest", DAYS[1])), DIMENSIONS.empty_table(), {("usage.events", 0): 11}
+        )

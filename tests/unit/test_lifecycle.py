@@ -73,6 +73,7 @@ class FakeWorker:
 
     listener = None
     stats = "fake stats"
+    writers = SimpleNamespace(take_committed=set)
 
     def __init__(self, journal: Journal) -> None:
         self._journal = journal
@@ -163,7 +164,7 @@ def ingest_faked(fail_at: str | None) -> Iterator[Journal]:
         monkeypatch.setattr(ingest_app, "TableStore", SimpleNamespace(of=lambda _: None))
         monkeypatch.setattr(ingest_app, "IngestWorker", lambda *_, **__: FakeWorker(journal))
         janitor = SimpleNamespace(run=lambda _: never())
-        monkeypatch.setattr(ingest_app, "Janitor", lambda *_: janitor)
+        monkeypatch.setattr(ingest_app, "Janitor", lambda *_, **__: janitor)
         yield journal
 
 

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
+from services.ingest.janitor import Janitor
 from services.ingest.workspace_writer import WorkspaceWriter
 from services.ingest.writers import Writers
 from shared.columnar.schema import facts_table
 from shared.columnar.tables import TableStore, read_dimensions, read_facts
 from shared.domain.facts import PAYG
+from shared.settings import Settings
 
 ORG = "ws-1"
 P0 = ("usage.events", 0)
@@ -119,3 +121,27 @@ async def test_one_batch_confirms_candidates_of_more_days_than_are_cached(
     assert sorted(stored.column("event_id").to_pylist()) == sorted(
         [f"old-{n}" for n in range(12)] + [f"new-{n}" for n in range(12)]
     )
+
+
+async def test_a_writer_fenced_by_a_merge_catches_up_without_doubling_its_index(
+    tmp_path: Path,
+) -> None:
+    """The janitor's month merge refuses a writer's next commit; the writer adds to its
+    index only ids it did not hold under their day (none: the merge moved known ids), and
+    still drops a re-sent id, which it now confirms against the month file."""
+    store = TableStore.local(str(tmp_path))
+    writer = await WorkspaceWriter.open(store, ORG, [P0])
+    await offer(writer, 0, payg("a", D1), payg("b", D2))
+    await writer.commit({P0: 2})
+    held = len(writer._index)
+    janitor = Janitor(Settings(), None, store)  # type: ignore[arg-type]
+    assert (await janitor.tidy([ORG], datetime(2026, 6, 2, tzinfo=UTC))).merged_months == 1
+    forget_recent(writer)
+
+    assert await offer(writer, 2, payg("c", D1)) == 1
+    assert await writer.commit({P0: 3}) == 1, "fenced once by the merge"
+
+    assert len(writer._index) == held + 1
+    assert await offer(writer, 3, payg("a", D2, hour=9)) == 0
+    stored = await read_facts(store, ORG, D1, D2, ["event_id"])
+    assert sorted(stored.column("event_id").to_pylist()) == ["a", "b", "c"]

@@ -18,9 +18,9 @@ ENTITY_FIELDS = ("user_id", "assistant_id", "project_id", "api_key_id")
 _DAY = r"\d{4}-\d{2}-\d{2}"
 _PART = r"part-\d{5}-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}-c\d{3}\.[a-z0-9]+\.parquet"
 _LOG = r"_delta_log/(\d{20}\.json|\d{20}\.checkpoint\.parquet|_last_checkpoint)"
-#: Storage format 2 (docs/storage.md): a workspace's two Delta tables, nothing else.
+#: Storage format 3 (docs/storage.md): a workspace's two Delta tables, nothing else.
 AGGREGATE_KEY = re.compile(
-    rf"v2/workspaces/(?P<org>[^/]+)/(facts/({_LOG}|day={_DAY}/{_PART})"
+    rf"v3/workspaces/(?P<org>[^/]+)/(facts/({_LOG}|span=({_DAY}|\d{{4}}-\d{{2}})/{_PART})"
     rf"|dimensions/({_LOG}|{_PART}))"
 )
 _KINDS = "(users|agents|api-keys|projects|models)"

@@ -110,16 +110,16 @@ _LOG_ENTRY = re.compile(r"_delta_log/(\d{20})\.json$")
 
 def commit_put(settings: Settings, table: str) -> re.Pattern[bytes]:
     """The PUT of a ``table`` log entry written by an ingest flush: the commit of an
-    append (``"operation":"WRITE"``, the first line of its body), not the janitor's
-    compaction (``OPTIMIZE``) or retention delete (``DELETE``). Group 1 is the table's key
-    (``v2/workspaces/{org}/{table}``), group 2 the version. The body's first line must come
+    append (``"operation":"WRITE"``, mode ``Append``, on the first line of its body), not
+    the janitor's rewrites or retention delete. Group 1 is the table's key
+    (``v3/workspaces/{org}/{table}``), group 2 the version. The body's first line must come
     in the same read as the request line (most do; a commit whose body comes later is let
     through, and the next one is waited for)."""
     bucket = re.escape(settings.aggregates_bucket.encode())
     return re.compile(
-        rb"PUT /" + bucket + rb"/(v2/workspaces/[^/ ]+/" + table.encode() + rb")"
+        rb"PUT /" + bucket + rb"/(v3/workspaces/[^/ ]+/" + table.encode() + rb")"
         rb"/_delta_log/(\d{20})\.json HTTP/1\.1\r\n.*?\r\n\r\n"
-        rb'\{"commitInfo":\{[^\n]*?"operation":"WRITE"',
+        rb'\{"commitInfo":\{[^\n]*?"operation":"WRITE"[^\n]*?"mode":"Append"',
         re.DOTALL,
     )
 
