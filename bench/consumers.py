@@ -20,6 +20,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -56,6 +57,8 @@ class ConsumerRun:
     consume_s: float | None = None
     peak_rss_mb: float | None = None
     error: str | None = None
+    #: After the last commit: until the janitor had nothing left to tidy (export runs).
+    settle_s: float | None = None
 
     @property
     def events_per_s(self) -> float | None:
@@ -72,6 +75,7 @@ class ConsumerRun:
             "events_per_s": self.events_per_s,
             "peak_rss_mb": self.peak_rss_mb,
             "error": self.error,
+            "settle_s": self.settle_s,
         }
 
 
@@ -100,9 +104,18 @@ def service_argv() -> list[str]:
 
 
 async def run_service(
-    settings: Settings, ends: Ends, records: int, log_path: Path, *, timeout_s: float
+    settings: Settings,
+    ends: Ends,
+    records: int,
+    log_path: Path,
+    *,
+    timeout_s: float,
+    settled: Callable[[], Awaitable[bool]] | None = None,
+    settle_timeout_s: float = 300.0,
 ) -> ConsumerRun:
-    """The real ingest service (``python -m services ingest``) with ``settings``."""
+    """The real ingest service (``python -m services ingest``) with ``settings``; with
+    ``settled``, kept running after its last commit until ``settled()`` is true (its
+    janitor's work done), at most ``settle_timeout_s``."""
     run = ConsumerRun(SERVICE, records)
     process = Measured(service_argv(), env=child_env(settings), log_path=log_path)
     async with CommitWatcher(settings, settings.ingest_group, settings.topic_events) as watcher:
@@ -114,12 +127,24 @@ async def run_service(
             run.wall_s = finished - process.started_at
             first = assigned_at(process.log_text())
             run.consume_s = None if first is None else finished - first
+            if settled is not None:
+                run.settle_s = await _settle(settled, settle_timeout_s)
         except (TimeoutError, RuntimeError) as exc:
             run.error = f"{exc}; log tail:\n{process.log_tail()}"
         finally:
             run.peak_rss_mb = process.sample_peak_rss()
             await process.stop()
     return run
+
+
+async def _settle(settled: Callable[[], Awaitable[bool]], timeout_s: float) -> float | None:
+    """Seconds until ``settled()`` (None if it never was within ``timeout_s``)."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout_s:
+        if await settled():
+            return time.monotonic() - began
+        await asyncio.sleep(1.0)
+    return None
 
 
 async def run_peer(

@@ -4,6 +4,7 @@ stopped."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,9 +12,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from deltalake import DeltaTable
+
 from bench.consumers import ConsumerRun, run_service
 from bench.stack import new_tag, run_settings, workload_settings
 from bench.workload import Produced, Tap, produce_simulation
+from services.ingest.janitor import files_per_span, plan
+from shared.columnar.tables import FACTS_TABLE, TableStore
 from shared.settings import Settings
 from shared.simulation import SimConfig
 
@@ -56,6 +61,17 @@ class WorkspaceSpec:
         )
 
 
+def _tidied(settings: Settings, orgs: list[str], now: datetime) -> bool:
+    """Whether ingest's janitor has nothing left to merge or compact in ``orgs`` (what
+    it does within ``USAGE_COMPACTION_INTERVAL_S`` of a commit)."""
+    store = TableStore.of(settings)
+    for org in orgs:
+        table = DeltaTable(store.uri(org, FACTS_TABLE), storage_options=dict(store.options))
+        if plan(files_per_span(table), now.date()):
+            return False
+    return True
+
+
 @dataclass
 class Dataset:
     settings: Settings  # the topic, buckets and groups holding the ingested data
@@ -68,6 +84,7 @@ class Dataset:
             "events_per_s": self.ingest.events_per_s,
             "ingest_consume_s": self.ingest.consume_s,
             "ingest_peak_rss_mb": self.ingest.peak_rss_mb,
+            "janitor_settle_s": self.ingest.settle_s,
             "ingest_error": self.ingest.error,
         }
 
@@ -94,17 +111,21 @@ async def build_dataset(
     produced = await produce_simulation(workload, configs, now=now, tap=tap)
     say(f"produced {produced.records:,} records in {produced.seconds:.0f} s; ingesting ...")
     settings = await run_settings(workload, new_tag("x"))
+    orgs = [spec.org_id for spec in workspaces]
     ingest = await run_service(
         settings,
         produced.ends,
         produced.records,
         work_dir / f"dataset-ingest-{settings.ingest_group}.log",
         timeout_s=timeout_s,
+        settled=lambda: asyncio.to_thread(_tidied, settings, orgs, now),
     )
     if ingest.error is not None:
         raise RuntimeError(f"ingesting the dataset failed: {ingest.error}")
     say(
         f"ingested at {ingest.events_per_s or 0:,.0f} events/s "
-        f"(peak RSS {ingest.peak_rss_mb or 0:.0f} MB)"
+        f"(peak RSS {ingest.peak_rss_mb or 0:.0f} MB); the janitor had merged the closed "
+        f"months {ingest.settle_s if ingest.settle_s is None else round(ingest.settle_s)} s "
+        "after the last commit"
     )
     return Dataset(settings=settings, produced=produced, ingest=ingest)
