@@ -1,9 +1,11 @@
 """One export request → one outcome: validate, resolve, read, query, stream, record.
 
-An export reads storage format 2 (``shared.columnar.tables``): the workspace's dimension
+An export reads storage format 3 (``shared.columnar.tables``): the workspace's dimension
 versions, then the facts of the UTC days the window touches (only the columns its type's
-query needs), and runs its type's query (``shared.columnar.queries``) over them in a
-worker thread; the CSV bytes go up as one object (in parts when large).
+query needs; a closed month is one merged file), from tables kept open between exports
+and moved to their latest commit first (``LatestTables``), and runs its type's query
+(``shared.columnar.queries``) over them in a worker thread; the CSV bytes go up as one
+object (in parts when large).
 
 :meth:`Exporter.answer` never raises (cancellation aside): every path ends in a
 completion. Transient failures (the store unavailable, a lost race on a record) are
@@ -43,7 +45,7 @@ from shared.columnar.queries.engine import (
     workspace_options,
 )
 from shared.columnar.schema import FACTS
-from shared.columnar.tables import TableStore, read_dimensions, read_facts
+from shared.columnar.tables import LatestTables, TableStore
 from shared.contracts.completions import ExportCompletion
 from shared.contracts.export_types import spec
 from shared.domain.export.context import WorkspaceOptions
@@ -91,7 +93,7 @@ class Exporter:
         clock: Clock = system_clock,
     ) -> None:
         self._settings = settings
-        self._tables = tables
+        self._tables = LatestTables(tables)
         self._exports = exports
         self._ledger = RequestLedger(exports)
         self._clock = clock
@@ -192,14 +194,14 @@ class Exporter:
     async def _export(self, request: ValidRequest) -> Outcome:
         started = time.monotonic()
         org_id, window = request.org_id, request.window
-        dimensions = await _reading(read_dimensions(self._tables, org_id))
+        dimensions = await _reading(self._tables.dimensions(org_id))
         options = await asyncio.to_thread(settings_of, dimensions)
         rejected = check_workspace_options(request, options)
         if rejected is not None:
             return Outcome(rejected.status, rejected.message)
         first_day, last_day = utc_day_of(window.start_ms), utc_day_of(window.last_ms)
         columns = spec(request.data_type).facts_columns
-        facts = await _reading(read_facts(self._tables, org_id, first_day, last_day, columns))
+        facts = await _reading(self._tables.facts(org_id, first_day, last_day, columns))
         read_at = time.monotonic()
         # DuckDB and the Arrow kernels release the GIL: the loop goes on meanwhile.
         export = await asyncio.to_thread(query_export, request, facts, dimensions, options)

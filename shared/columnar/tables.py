@@ -64,9 +64,10 @@ from shared.columnar.schema import (
 )
 from shared.contracts.ids import is_valid_id
 from shared.errors import FencedOut, RetriableError
+from shared.lru import LruMap
 from shared.settings import Settings
 
-#: The prefix of every format-2 object in the aggregates bucket.
+#: The prefix of every format-3 object in the aggregates bucket.
 ROOT: Final = "v3/workspaces/"
 FACTS_TABLE: Final = "facts"
 DIMENSIONS_TABLE: Final = "dimensions"
@@ -81,6 +82,10 @@ _PARTITIONS: Final[dict[str, list[str]]] = {FACTS_TABLE: ["span"], DIMENSIONS_TA
 TXN_CONFLICT: Final = "concurrent transaction"
 #: Recorded by every commit, to serialize a workspace's writers (see ``_commit``).
 WRITER_APP_ID: Final = "usage-export:writer"
+
+#: A checkpoint every 10 commits (Delta's default is 100): opening a table reads its last
+#: checkpoint and the commits after it, one request each (6-9 ms against the store).
+_TABLE_CONFIGURATION: Final[dict[str, str | None]] = {"delta.checkpointInterval": "10"}
 
 #: What a store call may raise while the object store is unavailable: retried by callers.
 #: (delta-rs reports object-store failures as OSError or DeltaError.)
@@ -186,6 +191,7 @@ class WorkspaceTables:
                     mode="ignore",
                     partition_by=_PARTITIONS[name] or None,
                     storage_options=options,
+                    configuration=_TABLE_CONFIGURATION,
                 )
             except DeltaError:
                 # Another writer created it between our look and our create: its version 0
@@ -353,25 +359,29 @@ def facts_of(
     table: DeltaTable | None, first_day: date, last_day: date, columns: Sequence[str] | None
 ) -> pa.Table:
     """The facts of the days ``first_day..last_day`` in ``table``'s snapshot (blocking)."""
+    wanted, schema = _facts_columns(columns)
+    if table is None:
+        return schema.empty_table()
+    dataset = table.to_pyarrow_dataset(file_pruning_predicate=_span_range(first_day, last_day))
+    in_days = (ds.field("day") >= first_day) & (ds.field("day") <= last_day)
+    return dataset.to_table(columns=wanted, filter=in_days).cast(schema)
+
+
+def _facts_columns(columns: Sequence[str] | None) -> tuple[list[str], pa.Schema]:
     wanted = list(columns) if columns is not None else FACTS.names
     unknown = set(wanted) - set(FACTS.names)
     if unknown:
         raise ValueError(f"unknown facts columns {sorted(unknown)}")
-    schema = pa.schema([FACTS.field(name) for name in wanted])
-    if table is None:
-        return schema.empty_table()
-    # The days' own files and their months' merged files: in span order ('2026-04' <
-    # '2026-04-01' < ... < '2026-05'), every span from the first day's month to the last
-    # day (plus the first month's days before the first: the filter drops their rows, as
-    # it drops a month file's other days, skipping its row groups by their statistics).
-    dataset = table.to_pyarrow_dataset(
-        file_pruning_predicate=[
-            ("span", ">=", month_span(first_day)),
-            ("span", "<=", day_span(last_day)),
-        ]
-    )
-    in_days = (ds.field("day") >= first_day) & (ds.field("day") <= last_day)
-    return dataset.to_table(columns=wanted, filter=in_days).cast(schema)
+    return wanted, pa.schema([FACTS.field(name) for name in wanted])
+
+
+def _span_range(first_day: date, last_day: date) -> list[tuple[str, str, str]]:
+    """The files that may hold facts of ``first_day..last_day``: the days' own and their
+    months' merged ones. In span order ('2026-04' < '2026-04-01' < ... < '2026-05'), every
+    span from the first day's month to the last day; that includes the first month's days
+    before the first, whose rows the caller's filter on ``day`` drops, as it drops a month
+    file's other days (skipping its row groups by their statistics)."""
+    return [("span", ">=", month_span(first_day)), ("span", "<=", day_span(last_day))]
 
 
 async def newest_fact_day(store: TableStore, org_id: str) -> date | None:
@@ -401,3 +411,57 @@ async def read_dimensions(store: TableStore, org_id: str) -> pa.Table:
 
     found = await asyncio.to_thread(read)
     return found.cast(DIMENSIONS)
+
+
+class LatestTables:
+    """Readers' tables, kept open between reads: each read first moves a workspace's
+    table to its latest commit, which reads only the commits since the last read (opening
+    a table reads its checkpoint and every commit after it). At most ``capacity``
+    workspaces are kept, least recently read dropped first. Reads see the latest commit
+    as :func:`read_facts` and :func:`read_dimensions` do."""
+
+    def __init__(self, store: TableStore, capacity: int = 256) -> None:
+        self.store = store
+        self._open: LruMap[tuple[str, str], DeltaTable] = LruMap(capacity)
+        # One per table ever read (never dropped: a lock in use must stay the only one).
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    async def _dataset(
+        self, org_id: str, table: str, pruning: list[tuple[str, str, str]] | None
+    ) -> ds.Dataset | None:
+        """The latest snapshot's files (those ``pruning`` selects), or None without a
+        table. The snapshot is taken under the key's lock; the files are read after."""
+        key = (org_id, table)
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            found = self._open.get(key)
+            if found is None:
+                found = await asyncio.to_thread(_open_for_reading, self.store, org_id, table)
+                if found is None:
+                    return None
+                self._open.put(key, found)
+            else:
+                await asyncio.to_thread(found.update_incremental)
+            opened = found
+            return await asyncio.to_thread(
+                lambda: opened.to_pyarrow_dataset(file_pruning_predicate=pruning)
+            )
+
+    async def facts(
+        self, org_id: str, first_day: date, last_day: date, columns: Sequence[str]
+    ) -> pa.Table:
+        """Like :func:`read_facts`."""
+        wanted, schema = _facts_columns(columns)
+        dataset = await self._dataset(org_id, FACTS_TABLE, _span_range(first_day, last_day))
+        if dataset is None:
+            return schema.empty_table()
+        in_days = (ds.field("day") >= first_day) & (ds.field("day") <= last_day)
+        found = await asyncio.to_thread(dataset.to_table, columns=wanted, filter=in_days)
+        return found.cast(schema)
+
+    async def dimensions(self, org_id: str) -> pa.Table:
+        """Like :func:`read_dimensions`."""
+        dataset = await self._dataset(org_id, DIMENSIONS_TABLE, None)
+        if dataset is None:
+            return DIMENSIONS.empty_table()
+        found = await asyncio.to_thread(dataset.to_table, columns=DIMENSIONS.names)
+        return found.cast(DIMENSIONS)

@@ -339,7 +339,7 @@ async def test_unreadable_tables_past_the_deadline_are_503(
         reads += 1
         raise OSError("Generic S3 error: error sending request")
 
-    monkeypatch.setattr(export_job, "read_facts", unreachable)
+    monkeypatch.setattr(export_job.LatestTables, "facts", unreachable)
     store = MemoryStore()
     completion = await exporter(tables, store, export_deadline_s=0.3).answer(readable())
     assert completion.error is not None
