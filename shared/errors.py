@@ -48,5 +48,10 @@ class FencedOut(UsageExportError):
     committed. Reload the table's positions and skip what they cover; never retry as is."""
 
 
-class StorageFormatMismatch(UsageExportError):
+class ConfigurationError(UsageExportError):
+    """A setting is missing, or the deployment does not match this version; the message
+    names what to set or do (the CLI prints it in one line, exit 2)."""
+
+
+class StorageFormatMismatch(ConfigurationError):
     """The aggregates bucket holds state of another storage format than this code reads."""

@@ -34,7 +34,7 @@ from shared import codec
 from shared.adapters.object_store import ObjectStore
 from shared.clock import Clock, system_clock
 from shared.contracts.ids import is_valid_id
-from shared.errors import PreconditionFailed, UsageExportError
+from shared.errors import ConfigurationError, PreconditionFailed, UsageExportError
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class Pepper:
         return hmac.new(self.secret, _PEPPER_ID_LABEL, hashlib.sha256).hexdigest()[:16]
 
 
-class PepperUnset(UsageExportError):
+class PepperUnset(ConfigurationError):
     """Neither ``USAGE_API_KEY_PEPPER`` nor ``USAGE_S3_SECRET_KEY`` is set."""
 
 

@@ -14,7 +14,11 @@ import traceback
 from collections.abc import Sequence
 
 from services.cli.unreachable import UNREACHABLE, unreachable_dependency
+from shared.errors import ConfigurationError
 from shared.settings import load_settings
+
+#: Exit status of a command stopped by a setting to fix (the line says which).
+MISCONFIGURED = 2
 
 # Sub-command modules, in the order `--help` lists them.
 _COMMANDS: tuple[str, ...] = (
@@ -59,6 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         status: int = args.func(args)
+    except ConfigurationError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"usage-export {args.command}: {exc}", file=sys.stderr)
+        return MISCONFIGURED
     except Exception as exc:
         line = unreachable_dependency(exc, load_settings())
         if line is None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
-from services.cli import main
+from services.cli import MISCONFIGURED, main
 from services.cli.unreachable import UNREACHABLE, unreachable_dependency
 from shared.errors import StoreUnavailable
 from shared.settings import Settings, load_settings
@@ -109,3 +109,22 @@ def test_a_service_with_nothing_listening_gives_up_in_one_line_after_its_wait(
     assert "waiting for" in done.stderr, "a line per attempt while it waits"
     assert "Traceback" not in done.stderr
     assert "Unclosed" not in done.stderr
+
+
+def test_a_setting_to_fix_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No store keys (the default credential chain) and no pepper: ``keys create`` cannot
+    hash a key; it says which setting to set, without a traceback."""
+    for name in [name for name in os.environ if name.startswith("USAGE_")]:
+        monkeypatch.delenv(name)
+    load_settings.cache_clear()
+    try:
+        assert main(["keys", "create", "--org", "ws-1"]) == MISCONFIGURED
+    finally:
+        load_settings.cache_clear()
+    out = capsys.readouterr()
+    assert "Traceback" not in out.out + out.err
+    lines = out.err.strip().splitlines()
+    assert len(lines) == 1, out.err
+    assert lines[0].startswith("usage-export keys: set USAGE_API_KEY_PEPPER")
