@@ -74,9 +74,10 @@ def trigger_pattern(point: str, settings: Settings) -> re.Pattern[bytes]:
     aggregates = re.escape(settings.aggregates_bucket.encode())
     exports = re.escape(settings.exports_bucket.encode())
     if point == "reading":
-        # A read of one workspace's tables (a GET under v2/workspaces/{org}/, or a LIST of
-        # it), not the format check at start, which lists v1/orgs/ and v2/workspaces/.
-        return re.compile(rb"GET /" + aggregates + rb"[/?]\S*v2(/|%2F)workspaces(/|%2F)[A-Za-z0-9]")
+        # A read of one workspace's tables (a GET under v3/workspaces/{org}/, or a LIST of
+        # it), not the format check at start, which lists the prefixes v1/orgs/,
+        # v2/workspaces/ and v3/workspaces/.
+        return re.compile(rb"GET /" + aggregates + rb"[/?]\S*v3(/|%2F)workspaces(/|%2F)[A-Za-z0-9]")
     if point == "uploading":
         return re.compile(rb"PUT /" + exports + rb"/[a-z-]+-usage/")
     if point == "settling":

@@ -195,7 +195,7 @@ async def event_ids_in(settings: Settings, keys: list[str]) -> list[str]:
 
 
 def org_of(table_key: str) -> str:
-    return table_key.split("/")[2]  # v2/workspaces/{org}/{table}
+    return table_key.split("/")[2]  # v3/workspaces/{org}/{table}
 
 
 def request_key(line: str, bucket: str) -> tuple[str, str | None]:
