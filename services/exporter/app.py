@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 from services.exporter.export_job import Exporter
@@ -13,8 +14,8 @@ from shared.adapters.kafka import make_consumer, make_producer
 from shared.adapters.object_store import ObjectStore
 from shared.adapters.s3 import S3ObjectStore
 from shared.columnar.migration import wait_for_storage_format
-from shared.columnar.tables import TableStore
-from shared.errors import StorageFormatMismatch
+from shared.columnar.tables import ROOT, TableStore
+from shared.errors import StorageFormatMismatch, UsageExportError
 from shared.lifecycle import in_background, started
 from shared.observability import ExporterMetrics, ObservabilityServer, new_registry, service_checks
 from shared.settings import Settings
@@ -55,18 +56,20 @@ async def run_exporter(
         # a request met by a store outage is answered 503 past its deadline, at start too.
         await wait_for_dependencies(settings, [], service="exporter", stop=stop)
         # In the background: a store that is down must still get its requests answered
-        # (503 past the deadline), and a format-1 store stops the exporter.
+        # (503 past the deadline), and a store of an older format stops the exporter.
         format_check = in_background(
-            stack, _refuse_format_1(aggregates, settings, stop), name="exporter-format-check"
+            stack, _refuse_old_format(aggregates, settings, stop), name="exporter-format-check"
         )
         producer = await started(stack, make_producer(settings))
+        exporter = Exporter(settings, tables=TableStore.of(settings), exports=exports)
+        in_background(stack, _warm_up(aggregates, exporter), name="exporter-warm-up")
         # Requests are few and latency counts: do not let an empty fetch wait 500 ms.
         consumer = make_consumer(settings, group_id=settings.exporter_group, fetch_max_wait_ms=50)
         worker = ExporterWorker(
             settings,
             consumer=consumer,
             producer=producer,
-            exporter=Exporter(settings, tables=TableStore.of(settings), exports=exports),
+            exporter=exporter,
             metrics=metrics,
         )
         consumer.subscribe([settings.topic_export_requests], listener=worker.listener)
@@ -84,11 +87,30 @@ async def run_exporter(
             raise failure
 
 
-async def _refuse_format_1(store: ObjectStore, settings: Settings, stop: asyncio.Event) -> None:
-    """Stop the exporter if the store holds storage format 1 only (then raise it)."""
+async def _refuse_old_format(store: ObjectStore, settings: Settings, stop: asyncio.Event) -> None:
+    """Stop the exporter if the store holds an older storage format only (then raise it)."""
     try:
         await wait_for_storage_format(store, settings)
     except StorageFormatMismatch:
-        log.error("the aggregates bucket holds storage format 1 only: stopping")
+        log.error("the aggregates bucket holds an older storage format only: stopping")
         stop.set()
         raise
+
+
+async def _warm_up(aggregates: ObjectStore, exporter: Exporter) -> None:
+    """Open the workspaces' tables and the query engine while the group is joined (a
+    store that is away only leaves the first exports slower)."""
+    began = time.monotonic()
+    try:
+        prefixes = await aggregates.list_prefixes(ROOT)
+    except UsageExportError:
+        log.warning("warm-up: cannot list the workspaces; first exports open their tables")
+        return
+    orgs = sorted(prefix.rstrip("/").rsplit("/", 1)[-1] for prefix in prefixes)
+    opened = await exporter.warm_up(orgs)
+    log.info(
+        "warm-up: the tables of %d of %d workspaces open in %.1fs",
+        opened,
+        len(orgs),
+        time.monotonic() - began,
+    )

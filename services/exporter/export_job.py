@@ -42,10 +42,11 @@ from shared.columnar.queries.engine import (
     QueryExport,
     connect,
     export_csv,
+    warm_engine,
     workspace_options,
 )
 from shared.columnar.schema import FACTS
-from shared.columnar.tables import LatestTables, TableStore
+from shared.columnar.tables import STORE_ERRORS, LatestTables, TableStore
 from shared.contracts.completions import ExportCompletion
 from shared.contracts.export_types import spec
 from shared.domain.export.context import WorkspaceOptions
@@ -97,6 +98,20 @@ class Exporter:
         self._exports = exports
         self._ledger = RequestLedger(exports)
         self._clock = clock
+
+    async def warm_up(self, org_ids: list[str]) -> int:
+        """Open the tables of ``org_ids`` (as many as are kept open) and run the query
+        engine once, so that the first export after a start does not pay for either;
+        returns how many workspaces were opened. Failures only make a first export slower."""
+        await asyncio.to_thread(warm_engine)
+        opened = 0
+        for org_id in org_ids[: self._tables.capacity]:
+            try:
+                await self._tables.open(org_id)
+                opened += 1
+            except STORE_ERRORS:
+                log.warning("warm-up: cannot open the tables of %s", org_id, exc_info=True)
+        return opened
 
     async def answer(self, request: ReadableRequest) -> ExportCompletion:
         """The completion for one request (a redelivery gets the recorded outcome)."""

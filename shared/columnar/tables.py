@@ -422,6 +422,7 @@ class LatestTables:
 
     def __init__(self, store: TableStore, capacity: int = 256) -> None:
         self.store = store
+        self.capacity = capacity
         self._open: LruMap[tuple[str, str], DeltaTable] = LruMap(capacity)
         # One per table ever read (never dropped: a lock in use must stay the only one).
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
@@ -445,6 +446,12 @@ class LatestTables:
             return await asyncio.to_thread(
                 lambda: opened.to_pyarrow_dataset(file_pruning_predicate=pruning)
             )
+
+    async def open(self, org_id: str) -> None:
+        """Open the workspace's tables ahead of their first read (the exporter does at
+        start): what the first read would pay, the log's checkpoint and later commits."""
+        await self._dataset(org_id, DIMENSIONS_TABLE, None)
+        await self._dataset(org_id, FACTS_TABLE, None)
 
     async def facts(
         self, org_id: str, first_day: date, last_day: date, columns: Sequence[str]

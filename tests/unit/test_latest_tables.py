@@ -38,3 +38,23 @@ async def test_each_read_sees_the_latest_commit(tmp_path: Path) -> None:
     wide = await latest.facts(ORG, date(2026, 5, 1), date(2026, 5, 31), ["event_id"])
     assert wide.equals(same)
     assert (await latest.facts(ORG, date(2026, 5, 4), date(2026, 6, 1), ["event_id"])).num_rows == 0
+
+
+async def test_open_ahead_of_the_first_read(tmp_path: Path) -> None:
+    """The exporter's warm-up: a workspace's tables opened before any read are the ones
+    the first read uses (moved to the latest commit, not opened again); a workspace
+    without tables opens nothing."""
+    store = TableStore.local(str(tmp_path))
+    tables = await WorkspaceTables.open(store, ORG)
+    await tables.append(facts_table(ORG, [payg("a", DAY)]), DIMENSIONS.empty_table(), {("t", 0): 1})
+    latest = LatestTables(store)
+    await latest.open(ORG)
+    await latest.open("ws-none")
+    assert sorted(latest._open) == [(ORG, "dimensions"), (ORG, "facts")]
+    opened = latest._open.get((ORG, "facts"))
+    await tables.append(facts_table(ORG, [payg("b", DAY)]), DIMENSIONS.empty_table(), {("t", 0): 2})
+
+    read = await latest.facts(ORG, DAY, DAY, ["event_id"])
+
+    assert sorted(read.column("event_id").to_pylist()) == ["a", "b"]
+    assert latest._open.get((ORG, "facts")) is opened

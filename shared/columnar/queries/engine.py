@@ -73,6 +73,17 @@ def _database() -> duckdb.DuckDBPyConnection:
         return _base
 
 
+def warm_engine() -> None:
+    """Define the macros and run every export query once on no rows (blocking): the
+    first real export then finds DuckDB's database, its threads and its query paths warm."""
+    con = connect(FACTS.empty_table(), DIMENSIONS.empty_table())
+    try:
+        for data_type in DataType:
+            query_rows(con, data_type, group_by=None, start_ms=0, end_ms=1)
+    finally:
+        con.close()
+
+
 def connect(facts: pa.Table, dimensions: pa.Table) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with ``facts`` and ``dimensions`` registered, where the macros
     of ``cells.sql`` bind to them. Each connection sees only its own two tables (they are
