@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
             "and rebuild each workspace's facts of the UTC days --from..--to in one commit: "
             "the topic's events plus stored events the topic no longer holds, each event "
             "once (an event already stored on another day stays there). Also builds the "
-            "format-2 tables of a store migrating from format 1. Safe while ingest runs "
+            "format-3 tables of a store migrating from an older format. Safe while ingest runs "
             "(serialized commits; the loser of a race reloads and recomputes). Interrupt "
             "with Ctrl-C and run the same command again to resume."
         ),

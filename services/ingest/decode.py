@@ -1,6 +1,6 @@
 """A batch of ``usage.events`` record values, decoded by typed structs straight into columns.
 
-``decode_batch`` turns the values of a batch of Kafka records into what storage format 2
+``decode_batch`` turns the values of a batch of Kafka records into what storage format 3
 needs: the activity events as one Arrow table in ``shared.columnar.schema.FACTS`` layout,
 the upserts as dimension versions (``shared.domain.dimensions.dimension_update``'s form),
 and the rejections — each with the index of its record in the batch.

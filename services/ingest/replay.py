@@ -1,8 +1,8 @@
 """Replay: rebuild chosen UTC days of the workspaces' facts from the events in the topic.
 
 Use it after fixing a validation bug, after restoring a topic, after damage to a table,
-and to move a store from storage format 1 to format 2 (``docs/storage.md``, Migration:
-on a store with no format-2 tables it builds them from the topic).
+and to move a store from an older storage format to format 3 (``docs/storage.md``, Migration:
+on a store with no format-3 tables it builds them from the topic).
 
 1. **Read.** It reads ``usage.events`` from a little before the first day (a record's
    timestamp is its produce time, and an event may be produced up to 24 h before it
@@ -308,7 +308,7 @@ class Replay:
             self._progress.update("rebuild", index + 1, len(targets))
 
     async def _stored_orgs(self) -> set[str]:
-        """Workspaces with format-2 state in the bucket (those chosen with --org)."""
+        """Workspaces with format-3 state in the bucket (those chosen with --org)."""
         if self.orgs:
             return set(self.orgs)
         async with S3ObjectStore(self._settings, self._settings.aggregates_bucket) as store:

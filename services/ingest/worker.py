@@ -1,4 +1,4 @@
-"""The ingest worker: usage events from Kafka into each workspace's format-2 tables.
+"""The ingest worker: usage events from Kafka into each workspace's format-3 tables.
 
 Loop: fetch a batch → decode it into columns (``services.ingest.decode``) → split the
 rows by workspace → each workspace's writer drops what its tables already hold (by Kafka

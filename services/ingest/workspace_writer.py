@@ -1,4 +1,4 @@
-"""One workspace's pending rows on their way into its format-2 tables, deduplicated.
+"""One workspace's pending rows on their way into its format-3 tables, deduplicated.
 
 A :class:`WorkspaceWriter` holds what ingest has accepted for one workspace since its
 last commit, and what it needs to accept nothing twice:

@@ -1,2 +1,2 @@
-"""Columnar state (storage format 2): facts and dimension versions as Arrow tables,
+"""Columnar state (storage format 3): facts and dimension versions as Arrow tables,
 stored as Parquet in per-workspace Delta Lake tables (``docs/storage.md``)."""

@@ -1,4 +1,4 @@
-"""A workspace's Delta Lake tables (storage format 2, ``docs/storage.md``).
+"""A workspace's Delta Lake tables (storage format 3, ``docs/storage.md``).
 
 Each workspace has two tables in the aggregates bucket, written with ``deltalake``
 (delta-rs) and readable by any Delta reader::

@@ -1,4 +1,4 @@
-"""Exports as queries (storage format 2): each export type is one DuckDB query over Arrow
+"""Exports as queries (storage format 3): each export type is one DuckDB query over Arrow
 tables of the window's facts and the workspace's dimension versions, and its CSV is byte
 for byte what the oracle (``tests/reference``) computes from the raw events
 (``tests/unit/test_export_queries.py``). The exporter runs them
