@@ -21,7 +21,7 @@ from services.exporter import export_job
 from services.exporter.export_job import Exporter
 from shared.adapters.object_store import StoredObject
 from shared.columnar.schema import DimensionVersion, dimensions_table, facts_table
-from shared.columnar.tables import TableStore, WorkspaceTables
+from shared.columnar.tables import LatestTables, TableStore, WorkspaceTables
 from shared.domain.dimensions import SETTINGS_ENTITY
 from shared.domain.export.request_validation import ReadableRequest, read_request
 from shared.domain.facts import MESSAGE, NANO, Fact
@@ -339,7 +339,7 @@ async def test_unreadable_tables_past_the_deadline_are_503(
         reads += 1
         raise OSError("Generic S3 error: error sending request")
 
-    monkeypatch.setattr(export_job.LatestTables, "facts", unreachable)
+    monkeypatch.setattr(LatestTables, "facts", unreachable)
     store = MemoryStore()
     completion = await exporter(tables, store, export_deadline_s=0.3).answer(readable())
     assert completion.error is not None

@@ -18,6 +18,7 @@ from deltalake import DeltaTable
 
 from services.ingest import janitor as janitor_module
 from services.ingest.janitor import COMPACT_MIN_FILES, Janitor
+from shared.columnar import rewrite
 from shared.columnar.schema import DIMENSIONS, facts_table
 from shared.columnar.tables import FACTS_TABLE, TableStore, WorkspaceTables, read_facts
 from shared.domain.facts import PAYG
@@ -150,7 +151,7 @@ async def test_racing_janitors_keep_every_row_once(
     for _ in range(COMPACT_MIN_FILES):
         await seed.flush(day)
     now = datetime(2026, 6, 20, tzinfo=UTC)
-    read = janitor_module.span_rows
+    read = rewrite.span_rows
     other = janitor(store)
     raced: list[Any] = []
     racing = False
@@ -182,7 +183,7 @@ async def test_a_round_refused_by_an_ingest_commit_is_tried_again_next_round(
     store, seed = await seeder(tmp_path)
     await seed.flush(DAY)
     now = datetime(2026, 6, 20, tzinfo=UTC)
-    read = janitor_module.span_rows
+    read = rewrite.span_rows
     late: list[str] = []
 
     def read_while_ingest_commits(*args: Any) -> Any:
