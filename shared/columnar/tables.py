@@ -248,6 +248,8 @@ class WorkspaceTables:
             return dataset
         assert isinstance(dataset, ds.FileSystemDataset)
         fragments = [fragment for fragment in dataset.get_fragments() if fragment.path in paths]
+        if len(fragments) != len(paths):  # a path missed would be ids missing from an index
+            raise ValueError(f"{len(paths) - len(fragments)} of the files are not in the snapshot")
         return ds.FileSystemDataset(fragments, dataset.schema, dataset.format, dataset.filesystem)
 
     def facts_files(self) -> frozenset[str]:
