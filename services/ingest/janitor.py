@@ -147,9 +147,14 @@ class Janitor:
         """Merge closed months and compact days of ``orgs``, and of the workspaces whose
         last round was refused part way (no retention, no vacuum)."""
         done = Sweep()
-        wanted, self._unfinished = self._unfinished | set(orgs), set()
-        for org in sorted(wanted):
-            swept = await asyncio.to_thread(self._upkeep, org, now, full=False)
+        wanted = sorted(self._unfinished | set(orgs))
+        self._unfinished = set()
+        for at, org in enumerate(wanted):
+            try:
+                swept = await asyncio.to_thread(self._upkeep, org, now, full=False)
+            except BaseException:  # the store failed (or we stop): the rest waits, not lost
+                self._unfinished.update(wanted[at:])
+                raise
             if swept.fenced:
                 self._unfinished.add(org)
             done += swept

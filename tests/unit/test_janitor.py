@@ -204,3 +204,24 @@ async def test_a_round_refused_by_an_ingest_commit_is_tried_again_next_round(
     assert (again.merged_months, again.fenced) == (1, 0)
     assert spans(store) == ["2026-05"]
     assert len(await stored_ids(store, DAY, DAY)) == 6
+
+
+async def test_workspaces_a_failing_store_kept_from_tidying_are_tidied_next_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, seed = await seeder(tmp_path)
+    await seed.flush(DAY)
+    now = datetime(2026, 6, 20, tzinfo=UTC)
+    the_janitor = janitor(store)
+    upkeep = the_janitor._upkeep
+
+    def store_down(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("Generic S3 error: error sending request")
+
+    monkeypatch.setattr(the_janitor, "_upkeep", store_down)
+    with pytest.raises(OSError, match="S3"):
+        await the_janitor.tidy([ORG], now)
+    monkeypatch.setattr(the_janitor, "_upkeep", upkeep)
+
+    assert (await the_janitor.tidy([], now)).merged_months == 1
+    assert spans(store) == ["2026-05"]
