@@ -31,9 +31,10 @@ delta-rs blocks: these functions are synchronous; call them in a worker thread.
 from __future__ import annotations
 
 from datetime import date
+from typing import Final
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 from shared.columnar.schema import FACTS, SPAN, with_spans
@@ -87,6 +88,13 @@ def rewrite_spans(table: DeltaTable, spans: list[str], rows: pa.Table, *, month:
     _commit(table, stored, predicate=predicate, fence=False)
 
 
+#: A rewritten file's row groups (a merged month's rows are sorted by time): groups of this
+#: many rows, so a read of a few days of a merged month skips the other groups by their
+#: statistics (delta-rs's default puts up to a million rows in one group).
+REWRITE_ROW_GROUP: Final = 65_536
+_REWRITTEN: Final = WriterProperties(max_row_group_size=REWRITE_ROW_GROUP)
+
+
 def _commit(
     table: DeltaTable, rows: pa.Table, *, predicate: str | None, fence: bool = True
 ) -> None:
@@ -98,7 +106,12 @@ def _commit(
             write_deltalake(table, rows, mode="append", commit_properties=properties)
         else:
             write_deltalake(
-                table, rows, mode="overwrite", predicate=predicate, commit_properties=properties
+                table,
+                rows,
+                mode="overwrite",
+                predicate=predicate,
+                commit_properties=properties,
+                writer_properties=_REWRITTEN,
             )
     except CommitFailedError as exc:
         if TXN_CONFLICT in str(exc).lower():

@@ -9,10 +9,13 @@ from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
 from shared.columnar.rewrite import (
+    REWRITE_ROW_GROUP,
     append_rows,
     days_predicate,
     replace_days,
@@ -211,3 +214,36 @@ async def test_a_writer_behind_a_merge_is_fenced(tmp_path: Path) -> None:
         await tables.append(
             _rows(("ingest", DAYS[1])), DIMENSIONS.empty_table(), {("usage.events", 0): 11}
         )
+
+
+async def test_a_merged_month_has_time_ordered_row_groups_a_day_read_can_skip(
+    tmp_path: Path,
+) -> None:
+    """Rows sorted by time in groups of ``REWRITE_ROW_GROUP``: each group's ``day``
+    statistics cover a few days, so a read of one day opens few of them."""
+    store = TableStore.local(str(tmp_path))
+    tables = await WorkspaceTables.open(store, ORG)
+    per_day = REWRITE_ROW_GROUP // 4
+    days = [date(2024, 3, day) for day in range(1, 13)]
+    rows = pa.concat_tables(
+        _rows(*((f"e-{day.day}-{n}", day) for n in range(per_day))) for day in days
+    )
+    day_numbers = pc.cast(pc.cast(rows.column("day"), pa.int32()), pa.int64())
+    at = rows.schema.get_field_index("occurred_ms")
+    rows = rows.set_column(at, FACTS.field("occurred_ms"), pc.multiply(day_numbers, 86_400_000))
+    await tables.append(rows, DIMENSIONS.empty_table(), {("usage.events", 0): 1})
+    table = _facts(store)
+    spans = [day.isoformat() for day in days]
+    rewrite_spans(table, spans, span_rows(table, spans), month=True)
+
+    (path,) = _facts(store).file_uris()
+    metadata = pq.ParquetFile(path).metadata
+    day_column = metadata.schema.names.index("day")
+    ranges = [
+        (group.column(day_column).statistics.min, group.column(day_column).statistics.max)
+        for group in (metadata.row_group(i) for i in range(metadata.num_row_groups))
+    ]
+    assert len(ranges) >= len(days) // 4
+    assert all(low <= high for low, high in ranges)
+    assert all(ranges[i][1] <= ranges[i + 1][0] for i in range(len(ranges) - 1)), "ordered"
+    assert sum(low <= days[5] <= high for low, high in ranges) <= 2
