@@ -70,14 +70,18 @@ SHORT = Size(
 FULL = Size(kill_points=KILL_POINTS, random_rounds=10, requests_per_round=10)
 
 
-def trigger_pattern(point: str, settings: Settings) -> re.Pattern[bytes]:
+def trigger_pattern(point: str, settings: Settings, org: str) -> re.Pattern[bytes]:
     aggregates = re.escape(settings.aggregates_bucket.encode())
     exports = re.escape(settings.exports_bucket.encode())
     if point == "reading":
-        # A read of one workspace's tables (a GET under v3/workspaces/{org}/, or a LIST of
-        # it), not the format check at start, which lists the prefixes v1/orgs/,
-        # v2/workspaces/ and v3/workspaces/.
-        return re.compile(rb"GET /" + aggregates + rb"[/?]\S*v3(/|%2F)workspaces(/|%2F)[A-Za-z0-9]")
+        # A read of the request's workspace's tables (a GET under v3/workspaces/{org}/, or
+        # a LIST of it): not the format check at start, which lists the prefixes v1/orgs/,
+        # v2/workspaces/ and v3/workspaces/, nor the exporter's warm-up opening the other
+        # workspaces' tables.
+        workspace = re.escape(org.encode())
+        return re.compile(
+            rb"GET /" + aggregates + rb"[/?]\S*v3(/|%2F)workspaces(/|%2F)" + workspace + rb"(/|%2F)"
+        )
     if point == "uploading":
         return re.compile(rb"PUT /" + exports + rb"/[a-z-]+-usage/")
     if point == "settling":
@@ -123,7 +127,7 @@ async def killed_after_answering(
     message = export_request(org, "models", window.from_date, window.to_date)
     topic = settings.topic_export_requests
     before = await end_offsets(settings, topic)
-    trigger = proxy.arm(trigger_pattern("reading", settings))
+    trigger = proxy.arm(trigger_pattern("reading", settings, org))
     await client.send(blocker)
     assert await trigger.wait(120), "the exporter never read for the blocking request"
     await client.send(message)  # same key (workspace): same partition, next offset
@@ -207,7 +211,7 @@ async def test_killed_exporter_completes_with_exactly_one_file(
                 row.faults += 1
                 continue
             message = export_request(org, "users", window.from_date, window.to_date)
-            trigger = store_proxy.arm(trigger_pattern(point, settings))
+            trigger = store_proxy.arm(trigger_pattern(point, settings, org))
             await client.send(message)
             assert await trigger.wait(120), f"the exporter never reached {point}"
             exporter = await restart(fleet, exporter, settings)
