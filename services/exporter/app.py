@@ -14,7 +14,7 @@ from shared.adapters.kafka import make_consumer, make_producer
 from shared.adapters.object_store import ObjectStore
 from shared.adapters.s3 import S3ObjectStore
 from shared.columnar.migration import wait_for_storage_format
-from shared.columnar.tables import ROOT, TableStore
+from shared.columnar.tables import TableStore, workspace_ids
 from shared.errors import StorageFormatMismatch, UsageExportError
 from shared.lifecycle import in_background, started
 from shared.observability import ExporterMetrics, ObservabilityServer, new_registry, service_checks
@@ -102,11 +102,10 @@ async def _warm_up(aggregates: ObjectStore, exporter: Exporter) -> None:
     store that is away only leaves the first exports slower)."""
     began = time.monotonic()
     try:
-        prefixes = await aggregates.list_prefixes(ROOT)
+        orgs = await workspace_ids(aggregates)
     except UsageExportError:
         log.warning("warm-up: cannot list the workspaces; first exports open their tables")
         return
-    orgs = sorted(prefix.rstrip("/").rsplit("/", 1)[-1] for prefix in prefixes)
     opened = await exporter.warm_up(orgs)
     log.info(
         "warm-up: the tables of %d of %d workspaces open in %.1fs",

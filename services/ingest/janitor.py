@@ -55,7 +55,7 @@ from shared.adapters.object_store import ObjectStore
 from shared.clock import Clock, system_clock
 from shared.columnar.rewrite import replace_days, rewrite_spans, span_rows
 from shared.columnar.schema import FACTS, SPAN
-from shared.columnar.tables import FACTS_TABLE, ROOT, STORE_ERRORS, TableStore
+from shared.columnar.tables import FACTS_TABLE, STORE_ERRORS, TableStore, workspace_ids
 from shared.errors import FencedOut
 from shared.settings import Settings
 
@@ -134,10 +134,7 @@ class Janitor:
 
     async def sweep(self, now: datetime) -> Sweep:
         """The full pass over every workspace."""
-        workspaces = [
-            prefix.rstrip("/").rsplit("/", 1)[-1]
-            for prefix in await self._store.list_prefixes(ROOT)
-        ]
+        workspaces = await workspace_ids(self._store)
         done = Sweep()
         for org in workspaces:
             done += await asyncio.to_thread(self._upkeep, org, now, full=True)

@@ -60,9 +60,9 @@ from shared.columnar.schema import DIMENSIONS, FACTS, DimensionVersion, dimensio
 from shared.columnar.tables import (
     DIMENSIONS_TABLE,
     FACTS_TABLE,
-    ROOT,
     TableStore,
     WorkspaceTables,
+    workspace_ids,
 )
 from shared.domain.window import day_start_ms
 from shared.errors import FencedOut
@@ -312,8 +312,7 @@ class Replay:
         if self.orgs:
             return set(self.orgs)
         async with S3ObjectStore(self._settings, self._settings.aggregates_bucket) as store:
-            prefixes = await store.list_prefixes(ROOT)
-        return {prefix.rstrip("/").rsplit("/", 1)[-1] for prefix in prefixes}
+            return set(await workspace_ids(store))
 
     async def _rebuild_workspace(self, org_id: str, *, create: bool) -> None:
         if create:  # e.g. a store migrating from format 1: no tables yet

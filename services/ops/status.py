@@ -28,7 +28,7 @@ from services.ops.topic_reader import TopicNotFound
 from shared.adapters.kafka import make_consumer
 from shared.adapters.kafka_offsets import end_offsets
 from shared.adapters.s3 import S3ObjectStore
-from shared.columnar.tables import ROOT, TableStore, newest_fact_day
+from shared.columnar.tables import ROOT, TableStore, newest_fact_day, workspace_ids
 from shared.errors import UsageExportError
 from shared.observability.checks import tcp_reachable
 from shared.settings import Settings
@@ -253,8 +253,7 @@ async def _workspace_days(
     settings: Settings, max_workspaces: int
 ) -> tuple[int, list[WorkspaceDay]]:
     async with S3ObjectStore(settings, settings.aggregates_bucket) as store:
-        prefixes = await store.list_prefixes(ROOT)
-    orgs = sorted(prefix.removeprefix(ROOT).rstrip("/") for prefix in prefixes)
+        orgs = await workspace_ids(store)
     tables = TableStore.of(settings)
     days = [WorkspaceDay(org, await newest_fact_day(tables, org)) for org in orgs[:max_workspaces]]
     days.sort(key=lambda item: (item.newest_day or date.min, item.org_id), reverse=True)

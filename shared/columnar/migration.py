@@ -14,7 +14,7 @@ import logging
 from typing import Final
 
 from shared.adapters.object_store import ObjectStore
-from shared.columnar.tables import ROOT
+from shared.columnar.tables import ROOT, workspace_ids
 from shared.errors import StorageFormatMismatch
 from shared.retry import Failure, retry, store_backoff
 from shared.settings import Settings
@@ -29,7 +29,7 @@ _NAMED: Final = 5
 async def old_format_only_workspaces(store: ObjectStore) -> list[str]:
     """Workspaces with state of an older format in the aggregates bucket and no format-3
     tables."""
-    current = {_last_segment(prefix) for prefix in await store.list_prefixes(ROOT)}
+    current = set(await workspace_ids(store))
     stale: set[str] = set()
     for root in OLD_ROOTS:
         for prefix in await store.list_prefixes(root):

@@ -53,6 +53,7 @@ import pyarrow.dataset as ds
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
+from shared.adapters.object_store import ObjectStore
 from shared.columnar.schema import (
     DIMENSIONS,
     FACTS,
@@ -140,6 +141,15 @@ def workspace_prefix(org_id: str) -> str:
     if not is_valid_id(org_id):
         raise ValueError(f"refusing to build a table path from org id {org_id!r}")
     return f"{ROOT}{org_id}/"
+
+
+async def workspace_ids(store: ObjectStore) -> list[str]:
+    """The workspaces with format-3 tables in the aggregates bucket ``store``, sorted."""
+    return sorted(_last_segment(prefix) for prefix in await store.list_prefixes(ROOT))
+
+
+def _last_segment(prefix: str) -> str:
+    return prefix.rstrip("/").rsplit("/", 1)[-1]
 
 
 def app_id(topic: str, partition: int) -> str:
