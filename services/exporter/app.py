@@ -106,7 +106,11 @@ async def _warm_up(aggregates: ObjectStore, exporter: Exporter) -> None:
     except UsageExportError:
         log.warning("warm-up: cannot list the workspaces; first exports open their tables")
         return
-    opened = await exporter.warm_up(orgs)
+    try:
+        opened = await exporter.warm_up(orgs)
+    except Exception:  # the task's error is never read: say it here, exports go on
+        log.warning("warm-up failed; first exports open their tables", exc_info=True)
+        return
     log.info(
         "warm-up: the tables of %d of %d workspaces open in %.1fs",
         opened,
