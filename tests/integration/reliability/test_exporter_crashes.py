@@ -77,7 +77,7 @@ def trigger_pattern(point: str, settings: Settings, org: str) -> re.Pattern[byte
         # A read of the request's workspace's tables (a GET under v3/workspaces/{org}/, or
         # a LIST of it): not the format check at start, which lists the prefixes v1/orgs/,
         # v2/workspaces/ and v3/workspaces/, nor the exporter's warm-up opening the other
-        # workspaces' tables.
+        # workspaces' tables (armed only once the warm-up is over: see `warmed`).
         workspace = re.escape(org.encode())
         return re.compile(
             rb"GET /" + aggregates + rb"[/?]\S*v3(/|%2F)workspaces(/|%2F)" + workspace + rb"(/|%2F)"
@@ -108,6 +108,12 @@ async def restart(
     return fleet.start("exporter", settings, log_level="INFO")  # INFO: "exporter consuming"
 
 
+async def warmed(exporter: ServiceProcess) -> None:
+    """Until the exporter's warm-up has opened the workspaces' tables (or given up): its reads
+    of the request's workspace would otherwise pull a 'reading' trigger meant for the export."""
+    await exporter.wait_for_log("warm-up")
+
+
 async def killed_after_answering(
     fleet: ServiceFleet,
     exporter: ServiceProcess,
@@ -127,6 +133,7 @@ async def killed_after_answering(
     message = export_request(org, "models", window.from_date, window.to_date)
     topic = settings.topic_export_requests
     before = await end_offsets(settings, topic)
+    await warmed(exporter)
     trigger = proxy.arm(trigger_pattern("reading", settings, org))
     await client.send(blocker)
     assert await trigger.wait(120), "the exporter never read for the blocking request"
@@ -192,7 +199,7 @@ async def test_killed_exporter_completes_with_exactly_one_file(
     row.details["seed"] = seed
     answered: list[tuple[dict[str, Any], str]] = []
     async with ServiceFleet(tmp_path) as fleet, ExportClient(settings) as client:
-        exporter = fleet.start("exporter", settings)
+        exporter = fleet.start("exporter", settings, log_level="INFO")
         for index, point in enumerate(size.kill_points):
             org = dataset.orgs[index % len(dataset.orgs)]
             if point == "answered":
@@ -211,6 +218,7 @@ async def test_killed_exporter_completes_with_exactly_one_file(
                 row.faults += 1
                 continue
             message = export_request(org, "users", window.from_date, window.to_date)
+            await warmed(exporter)
             trigger = store_proxy.arm(trigger_pattern(point, settings, org))
             await client.send(message)
             assert await trigger.wait(120), f"the exporter never reached {point}"
