@@ -18,7 +18,8 @@ from bench.consumers import ConsumerRun, run_service
 from bench.stack import new_tag, run_settings, workload_settings
 from bench.workload import Produced, Tap, produce_simulation
 from services.ingest.janitor import files_per_span, plan
-from shared.columnar.tables import FACTS_TABLE, TableStore
+from shared.columnar.rollups import facts_files, missing, open_rollups, rolled_up_sources
+from shared.columnar.tables import FACTS_TABLE, USER_ROLLUPS_TABLE, TableStore
 from shared.settings import Settings
 from shared.simulation import SimConfig
 
@@ -62,12 +63,16 @@ class WorkspaceSpec:
 
 
 def _tidied(settings: Settings, orgs: list[str], now: datetime) -> bool:
-    """Whether ingest's janitor has nothing left to merge or compact in ``orgs`` (what
-    it does within ``USAGE_COMPACTION_INTERVAL_S`` of a commit)."""
+    """Whether ingest's janitor has nothing left to merge, compact or roll up in ``orgs``
+    (what it does within ``USAGE_COMPACTION_INTERVAL_S`` of a commit)."""
     store = TableStore.of(settings)
+    options = dict(store.options)
     for org in orgs:
-        table = DeltaTable(store.uri(org, FACTS_TABLE), storage_options=dict(store.options))
+        table = DeltaTable(store.uri(org, FACTS_TABLE), storage_options=options)
         if plan(files_per_span(table), now.date()):
+            return False
+        rollups = open_rollups(store.uri(org, USER_ROLLUPS_TABLE), options, create=False)
+        if missing(facts_files(table), rolled_up_sources(rollups)):
             return False
     return True
 
@@ -122,10 +127,10 @@ async def build_dataset(
     )
     if ingest.error is not None:
         raise RuntimeError(f"ingesting the dataset failed: {ingest.error}")
+    settled = ingest.settle_s if ingest.settle_s is None else round(ingest.settle_s)
     say(
         f"ingested at {ingest.events_per_s or 0:,.0f} events/s "
-        f"(peak RSS {ingest.peak_rss_mb or 0:.0f} MB); the janitor had merged the closed "
-        f"months {ingest.settle_s if ingest.settle_s is None else round(ingest.settle_s)} s "
-        "after the last commit"
+        f"(peak RSS {ingest.peak_rss_mb or 0:.0f} MB); the janitor had merged and rolled "
+        f"up the closed months {settled} s after the last commit"
     )
     return Dataset(settings=settings, produced=produced, ingest=ingest)

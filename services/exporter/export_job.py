@@ -30,6 +30,7 @@ import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pyarrow as pa
 
@@ -45,10 +46,17 @@ from shared.columnar.queries.engine import (
     warm_engine,
     workspace_options,
 )
+from shared.columnar.rollups import users_read
 from shared.columnar.schema import FACTS
-from shared.columnar.tables import STORE_ERRORS, LatestTables, TableStore
+from shared.columnar.tables import (
+    FACTS_TABLE,
+    STORE_ERRORS,
+    USER_ROLLUPS_TABLE,
+    LatestTables,
+    TableStore,
+)
 from shared.contracts.completions import ExportCompletion
-from shared.contracts.export_types import spec
+from shared.contracts.export_types import DataType, spec
 from shared.domain.export.context import WorkspaceOptions
 from shared.domain.export.outcomes import ExportFile, Outcome
 from shared.domain.export.paths import export_file_path
@@ -73,6 +81,7 @@ UNEXPECTED_ATTEMPTS = 3
 _RETRY_BASE_S = 0.5
 _RETRY_MAX_S = 10.0
 _RETRY_LATER = "retry later with the same request_id"
+_Read = TypeVar("_Read")
 
 
 @dataclass
@@ -216,12 +225,29 @@ class Exporter:
             return Outcome(rejected.status, rejected.message)
         first_day, last_day = utc_day_of(window.start_ms), utc_day_of(window.last_ms)
         columns = spec(request.data_type).facts_columns
-        facts = await _reading(self._tables.facts(org_id, first_day, last_day, columns))
+        rollups: pa.Table | None = None
+        if request.data_type is DataType.USERS and request.group_by is None:
+            # The roll-ups of the month files the window covers whole, the facts of the rest.
+            start_ms, end_ms = window.start_ms, window.end_ms
+            read = await _reading(
+                self._tables.planned(
+                    org_id,
+                    [FACTS_TABLE, USER_ROLLUPS_TABLE],
+                    lambda facts, rolled: users_read(
+                        facts, rolled, first_day, last_day, start_ms, end_ms
+                    ),
+                )
+            )
+            inputs = await _reading(asyncio.to_thread(read.read, first_day, last_day, columns))
+            facts, rollups = inputs.facts, inputs.rollups
+        else:
+            facts = await _reading(self._tables.facts(org_id, first_day, last_day, columns))
         read_at = time.monotonic()
         # DuckDB and the Arrow kernels release the GIL: the loop goes on meanwhile.
-        export = await asyncio.to_thread(query_export, request, facts, dimensions, options)
+        export = await asyncio.to_thread(query_export, request, facts, dimensions, options, rollups)
         fact_rows = facts.num_rows
-        del facts, dimensions
+        rollup_rows = 0 if rollups is None else rollups.num_rows
+        del facts, dimensions, rollups
         queried_at = time.monotonic()
         date_range = window.date_range()
         if not export.rows:
@@ -260,8 +286,8 @@ class Exporter:
             await upload.complete()
         finished = time.monotonic()
         log.info(
-            "export %s: %s %s rows, %s bytes, %s parts, read %s facts rows of %s UTC days, "
-            "%.2fs (reading %.2fs, query and CSV %.2fs, upload %.2fs)",
+            "export %s: %s %s rows, %s bytes, %s parts, read %s facts rows of %s UTC days "
+            "and %s roll-up rows, %.2fs (reading %.2fs, query and CSV %.2fs, upload %.2fs)",
             request.request_id,
             export.rows,
             request.data_type.value,
@@ -269,6 +295,7 @@ class Exporter:
             upload.parts,
             fact_rows,
             (last_day - first_day).days + 1,
+            rollup_rows,
             finished - started,
             read_at - started,
             queried_at - read_at,
@@ -287,7 +314,7 @@ class Exporter:
         )
 
 
-async def _reading(read: Awaitable[pa.Table]) -> pa.Table:
+async def _reading(read: Awaitable[_Read]) -> _Read:
     """A table read; the store's I/O failures are :class:`StoreUnavailable` (delta-rs
     raises ``OSError`` once its own retries are spent), retried until the deadline."""
     try:
@@ -306,12 +333,17 @@ def settings_of(dimensions: pa.Table) -> WorkspaceOptions:
 
 
 def query_export(
-    request: ValidRequest, facts: pa.Table, dimensions: pa.Table, options: WorkspaceOptions
+    request: ValidRequest,
+    facts: pa.Table,
+    dimensions: pa.Table,
+    options: WorkspaceOptions,
+    user_rollups: pa.Table | None = None,
 ) -> QueryExport:
     """The export's CSV, computed by its type's query over ``facts`` (at least the
-    columns its spec's ``facts_columns`` names) and ``dimensions`` (blocking)."""
+    columns its spec's ``facts_columns`` names), ``dimensions`` and, for the users query,
+    the stored partials of facts not in ``facts`` (blocking)."""
     window = request.window
-    con = connect(facts, dimensions)
+    con = connect(facts, dimensions, user_rollups)
     try:
         return export_csv(
             con,

@@ -12,7 +12,10 @@ Two loops in every ingest process:
     they are merged in once they make ``COMPACT_MIN_FILES`` files (until then a read opens
     those few files too);
   - *compacting a day* of the current month with ``COMPACT_MIN_FILES`` files or more
-    into one.
+    into one;
+  - *rolling up* each month file that has no roll-up yet: the users export's partials of
+    its rows (``shared.columnar.rollups``), which exports of windows covering the file
+    whole read instead of its facts.
 
   Both are a commit that changes no content (``shared.columnar.rewrite.rewrite_spans``):
   delta-rs refuses it when an ingest commit since its snapshot added a file to one of its
@@ -31,6 +34,7 @@ Two loops in every ingest process:
   - *vacuum*: data files no commit references any more (replaced by a rewrite or a
     retention delete, or orphaned by a fenced writer) are deleted once older than Delta's
     retention (7 days: longer than any read in flight or write being committed).
+    Roll-ups of facts files no longer in the snapshot are deleted before.
 
 Safe to run in every ingest worker at once: each step is a Delta commit (or a deletion
 of unreferenced files), and of two that race one is refused.
@@ -54,8 +58,22 @@ from deltalake import DeltaTable
 from shared.adapters.object_store import ObjectStore
 from shared.clock import Clock, system_clock
 from shared.columnar.rewrite import replace_days, rewrite_spans, span_rows
+from shared.columnar.rollups import (
+    facts_files,
+    forget,
+    missing,
+    open_rollups,
+    roll_up,
+    rolled_up_sources,
+)
 from shared.columnar.schema import FACTS, SPAN
-from shared.columnar.tables import FACTS_TABLE, STORE_ERRORS, TableStore, workspace_ids
+from shared.columnar.tables import (
+    FACTS_TABLE,
+    STORE_ERRORS,
+    USER_ROLLUPS_TABLE,
+    TableStore,
+    workspace_ids,
+)
 from shared.errors import FencedOut
 from shared.settings import Settings
 
@@ -78,6 +96,8 @@ class Sweep:
     vacuumed_files: int = 0
     #: Workspaces whose pass a commit refused part way: tidied again next round.
     fenced: int = 0
+    #: Month files rolled up (``shared.columnar.rollups``).
+    rolled_up_files: int = 0
 
     def __add__(self, other: Sweep) -> Sweep:
         return Sweep(
@@ -87,6 +107,7 @@ class Sweep:
             self.merged_months + other.merged_months,
             self.vacuumed_files + other.vacuumed_files,
             self.fenced + other.fenced,
+            self.rolled_up_files + other.rolled_up_files,
         )
 
 
@@ -120,7 +141,7 @@ class Janitor:
                     log.info("janitor: %s", await self.sweep(self._clock()))
                 else:
                     tidied = await self.tidy(self._touched(), self._clock())
-                    if tidied.compacted_days or tidied.merged_months:
+                    if tidied.compacted_days or tidied.merged_months or tidied.rolled_up_files:
                         log.info("janitor: %s", tidied)
             except STORE_ERRORS:
                 log.warning("janitor pass failed; will retry", exc_info=True)
@@ -165,16 +186,25 @@ class Janitor:
         except Exception:  # a workspace prefix without a facts table (yet): nothing to do
             log.debug("janitor: no facts table for %s", org, exc_info=True)
             return Sweep()
-        expired = compacted = merged = fenced = 0
+        expired = compacted = merged = fenced = rolled = 0
+        rollups_uri = self._tables.uri(org, USER_ROLLUPS_TABLE)
+        options = dict(self._tables.options)
         try:
             if full:
                 expired = _expire(table, self.cutoff(now))
             compacted, merged = _tidy(table, now.date())
+            rolled = _roll_up(table, rollups_uri, options)
         except FencedOut as exc:  # a writer (or another janitor) committed: next round
             log.info("janitor: %s; the rest of %s waits for the next round", exc, org)
             fenced = 1
-        vacuumed = len(table.vacuum(dry_run=False)) if full else 0
-        return Sweep(1, expired, compacted, merged, vacuumed, fenced)
+        vacuumed = 0
+        if full:
+            vacuumed = len(table.vacuum(dry_run=False))
+            rollups = open_rollups(rollups_uri, options, create=False)
+            if rollups is not None:
+                forget(rollups, facts_files(table))
+                vacuumed += len(rollups.vacuum(dry_run=False))
+        return Sweep(1, expired, compacted, merged, vacuumed, fenced, rolled)
 
 
 def _files(table: DeltaTable) -> pa.Table:
@@ -229,6 +259,20 @@ def plan(files_per_span: Mapping[str, int], today: date) -> list[Rewrite]:
 def files_per_span(table: DeltaTable) -> Counter[str]:
     """How many files each span of the table's snapshot has."""
     return Counter(_files(table).column(f"partition.{SPAN}").to_pylist())
+
+
+def _roll_up(facts: DeltaTable, rollups_uri: str, options: dict[str, str]) -> int:
+    """Roll up the month files of ``facts``'s latest snapshot that have no roll-up yet;
+    how many."""
+    facts.update_incremental()
+    files = facts_files(facts)
+    todo = missing(files, rolled_up_sources(open_rollups(rollups_uri, options, create=False)))
+    if todo:
+        rollups = open_rollups(rollups_uri, options, create=True)
+        assert rollups is not None
+        for file in todo:
+            roll_up(facts, rollups, file)
+    return len(todo)
 
 
 def _tidy(table: DeltaTable, today: date) -> tuple[int, int]:

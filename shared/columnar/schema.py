@@ -86,6 +86,32 @@ def with_spans(facts: pa.Table, *, month: bool = False) -> pa.Table:
     return facts.append_column(STORED_FACTS.field(SPAN), text.cast(pa.string()))
 
 
+#: The users export's partial aggregates of one facts file (``docs/storage.md``, "Roll-ups"):
+#: rows of ``part`` 'stats' (per user), 'payg' (per user), and 'assistant', 'project',
+#: 'model', 'action' (per user and ``key``), as ``queries/user_parts.sql`` computes them;
+#: ``source`` (the partition column) is the name of the facts file they summarize.
+SOURCE: Final = "source"
+USER_ROLLUPS: Final = pa.schema(
+    [
+        pa.field("part", pa.string(), nullable=False),
+        pa.field("user_id", pa.string()),
+        pa.field("subgroup", pa.string(), nullable=False),  # always '' in a roll-up
+        pa.field("key", pa.string()),
+        pa.field("messages", pa.int64(), nullable=False),
+        pa.field("chat", pa.int64(), nullable=False),
+        pa.field("with_assistant", pa.int64(), nullable=False),
+        pa.field("with_project", pa.int64(), nullable=False),
+        pa.field("with_actions", pa.int64(), nullable=False),
+        pa.field("prompt_tokens", pa.int64(), nullable=False),
+        pa.field("completion_tokens", pa.int64(), nullable=False),
+        pa.field("cached_tokens", pa.int64(), nullable=False),
+        pa.field("creation_tokens", pa.int64(), nullable=False),
+        pa.field("cost_nano", pa.int64(), nullable=False),
+        pa.field("amount_nano", pa.int64(), nullable=False),
+    ]
+)
+STORED_USER_ROLLUPS: Final = USER_ROLLUPS.append(pa.field(SOURCE, pa.string(), nullable=False))
+
 DIMENSION_KINDS: Final = ("users", "agents", "projects", "api_keys", "settings")
 
 DIMENSIONS: Final = pa.schema(

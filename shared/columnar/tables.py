@@ -42,10 +42,11 @@ delta-rs blocks; every call runs in a worker thread (``asyncio.to_thread``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Final
+from typing import Final, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -72,6 +73,8 @@ from shared.settings import Settings
 ROOT: Final = "v3/workspaces/"
 FACTS_TABLE: Final = "facts"
 DIMENSIONS_TABLE: Final = "dimensions"
+#: The janitor's roll-ups of merged month files (``shared.columnar.rollups``).
+USER_ROLLUPS_TABLE: Final = "user_rollups"
 #: Dimensions first: see the module docstring.
 COMMIT_ORDER: Final = (DIMENSIONS_TABLE, FACTS_TABLE)
 #: What a writer hands over (the span column is added on the way in).
@@ -91,6 +94,8 @@ _TABLE_CONFIGURATION: Final[dict[str, str | None]] = {"delta.checkpointInterval"
 #: What a store call may raise while the object store is unavailable: retried by callers.
 #: (delta-rs reports object-store failures as OSError or DeltaError.)
 STORE_ERRORS: Final = (RetriableError, OSError, DeltaError)
+
+_Planned = TypeVar("_Planned")
 
 #: A Kafka source partition: (topic, partition).
 TopicPartition = tuple[str, int]
@@ -131,7 +136,7 @@ class TableStore:
         return cls(directory.rstrip("/"), {})
 
     def uri(self, org_id: str, table: str) -> str:
-        if table not in _SCHEMAS:
+        if table not in _SCHEMAS and table != USER_ROLLUPS_TABLE:
             raise ValueError(f"unknown table {table!r}")
         return f"{self.root}/{workspace_prefix(org_id)}{table}"
 
@@ -374,7 +379,7 @@ def facts_of(
     wanted, schema = _facts_columns(columns)
     if table is None:
         return schema.empty_table()
-    dataset = table.to_pyarrow_dataset(file_pruning_predicate=_span_range(first_day, last_day))
+    dataset = table.to_pyarrow_dataset(file_pruning_predicate=span_range(first_day, last_day))
     in_days = (ds.field("day") >= first_day) & (ds.field("day") <= last_day)
     return dataset.to_table(columns=wanted, filter=in_days).cast(schema)
 
@@ -387,7 +392,7 @@ def _facts_columns(columns: Sequence[str] | None) -> tuple[list[str], pa.Schema]
     return wanted, pa.schema([FACTS.field(name) for name in wanted])
 
 
-def _span_range(first_day: date, last_day: date) -> list[tuple[str, str, str]]:
+def span_range(first_day: date, last_day: date) -> list[tuple[str, str, str]]:
     """The files that may hold facts of ``first_day..last_day``: the days' own and their
     months' merged ones. In span order ('2026-04' < '2026-04-01' < ... < '2026-05'), every
     span from the first day's month to the last day; that includes the first month's days
@@ -439,25 +444,44 @@ class LatestTables:
         # One per table ever read (never dropped: a lock in use must stay the only one).
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
+    async def _latest(self, key: tuple[str, str]) -> DeltaTable | None:
+        """The table ``key`` moved to its latest commit (opened on first use), or None
+        without a table; call with the key's lock held."""
+        found = self._open.get(key)
+        if found is None:
+            found = await asyncio.to_thread(_open_for_reading, self.store, *key)
+            if found is not None:
+                self._open.put(key, found)
+        else:
+            await asyncio.to_thread(found.update_incremental)
+        return found
+
     async def _dataset(
         self, org_id: str, table: str, pruning: list[tuple[str, str, str]] | None
     ) -> ds.Dataset | None:
         """The latest snapshot's files (those ``pruning`` selects), or None without a
         table. The snapshot is taken under the key's lock; the files are read after."""
-        key = (org_id, table)
-        async with self._locks.setdefault(key, asyncio.Lock()):
-            found = self._open.get(key)
-            if found is None:
-                found = await asyncio.to_thread(_open_for_reading, self.store, org_id, table)
-                if found is None:
-                    return None
-                self._open.put(key, found)
-            else:
-                await asyncio.to_thread(found.update_incremental)
-            opened = found
-            return await asyncio.to_thread(
-                lambda: opened.to_pyarrow_dataset(file_pruning_predicate=pruning)
+
+        def files(found: DeltaTable | None) -> ds.Dataset | None:
+            return (
+                None if found is None else found.to_pyarrow_dataset(file_pruning_predicate=pruning)
             )
+
+        return await self.planned(org_id, [table], files)
+
+    async def planned(
+        self, org_id: str, tables: Sequence[str], plan: Callable[..., _Planned]
+    ) -> _Planned:
+        """``plan`` run in a worker thread on the latest snapshots of the workspace's
+        ``tables`` (in that order; None for a table that does not exist), under their
+        locks: it picks the files to read, which are read after (the snapshots move on)."""
+        async with contextlib.AsyncExitStack() as held:
+            snapshots: list[DeltaTable | None] = []
+            for table in tables:
+                key = (org_id, table)
+                await held.enter_async_context(self._locks.setdefault(key, asyncio.Lock()))
+                snapshots.append(await self._latest(key))
+            return await asyncio.to_thread(plan, *snapshots)
 
     async def open(self, org_id: str) -> None:
         """Open the workspace's tables ahead of their first read (the exporter does at
@@ -470,7 +494,7 @@ class LatestTables:
     ) -> pa.Table:
         """Like :func:`read_facts`."""
         wanted, schema = _facts_columns(columns)
-        dataset = await self._dataset(org_id, FACTS_TABLE, _span_range(first_day, last_day))
+        dataset = await self._dataset(org_id, FACTS_TABLE, span_range(first_day, last_day))
         if dataset is None:
             return schema.empty_table()
         in_days = (ds.field("day") >= first_day) & (ds.field("day") <= last_day)

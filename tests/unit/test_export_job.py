@@ -339,7 +339,13 @@ async def test_unreadable_tables_past_the_deadline_are_503(
         reads += 1
         raise OSError("Generic S3 error: error sending request")
 
+    def unreachable_files(*args: object, **kwargs: object) -> object:
+        nonlocal reads
+        reads += 1
+        raise OSError("Generic S3 error: error sending request")
+
     monkeypatch.setattr(LatestTables, "facts", unreachable)
+    monkeypatch.setattr(export_job, "users_read", unreachable_files)  # users: facts + roll-ups
     store = MemoryStore()
     completion = await exporter(tables, store, export_deadline_s=0.3).answer(readable())
     assert completion.error is not None

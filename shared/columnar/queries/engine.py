@@ -27,7 +27,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shared.columnar.schema import DIMENSIONS, FACTS
+from shared.columnar.schema import DIMENSIONS, FACTS, STORED_USER_ROLLUPS
 from shared.contracts.export_types import DataType, spec
 from shared.domain.export.columns import header as export_header
 from shared.domain.export.context import WorkspaceOptions
@@ -55,6 +55,9 @@ def query_text(data_type: DataType) -> str:
     return (_HERE / spec(data_type).query_file).read_text(encoding="utf-8")
 
 
+#: Macros defined once per process: the cell formats and relations every query shares,
+#: then the users export's partial aggregates (which use them).
+_MACRO_FILES: Final = ("cells.sql", "user_parts.sql")
 _base: duckdb.DuckDBPyConnection | None = None
 _base_lock: Final = threading.Lock()
 
@@ -68,7 +71,9 @@ def _database() -> duckdb.DuckDBPyConnection:
             base = duckdb.connect()
             base.register("facts", FACTS.empty_table())
             base.register("dimensions", DIMENSIONS.empty_table())
-            base.execute((_HERE / "cells.sql").read_text(encoding="utf-8"))
+            base.register("user_rollups", STORED_USER_ROLLUPS.empty_table())
+            for macros in _MACRO_FILES:
+                base.execute((_HERE / macros).read_text(encoding="utf-8"))
             _base = base
         return _base
 
@@ -84,10 +89,14 @@ def warm_engine() -> None:
         con.close()
 
 
-def connect(facts: pa.Table, dimensions: pa.Table) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with ``facts`` and ``dimensions`` registered, where the macros
-    of ``cells.sql`` bind to them. Each connection sees only its own two tables (they are
-    views of the connection), so concurrent exports each use their own; close it after.
+def connect(
+    facts: pa.Table, dimensions: pa.Table, user_rollups: pa.Table | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with ``facts``, ``dimensions`` and ``user_rollups``
+    (``STORED_USER_ROLLUPS``: the stored partials the users query adds to those of
+    ``facts``; none by default) registered, where the macros bind to them. Each connection
+    sees only its own tables (they are views of the connection), so concurrent exports
+    each use their own; close it after.
 
     Connections are cursors of one database: the macros are defined once per process,
     which saves ~25 ms per export."""
@@ -96,6 +105,9 @@ def connect(facts: pa.Table, dimensions: pa.Table) -> duckdb.DuckDBPyConnection:
         con = base.cursor()
     con.register("facts", facts)
     con.register("dimensions", dimensions)
+    con.register(
+        "user_rollups", STORED_USER_ROLLUPS.empty_table() if user_rollups is None else user_rollups
+    )
     return con
 
 

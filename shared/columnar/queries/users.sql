@@ -5,66 +5,69 @@
 -- group_by column. Parameters: $start_ms, $end_ms (the window), $group_by ('' or 'model').
 -- Shaped like the other export queries on purpose: one file per type, read beside its
 -- column table; what they share is in the macros of cells.sql.
+-- It reads the partial aggregates of user_parts.sql: those of the window's facts, and
+-- ($group_by = '' only) the janitor's stored ones of the facts files the window covers
+-- whole (relation user_rollups: the exporter registers only those; else it is empty).
 WITH
-messages AS (
-    SELECT *, CASE WHEN $group_by = 'model' THEN model ELSE '' END AS subgroup
-    FROM window_facts($start_ms, $end_ms)
-    WHERE kind = 'message'
+parts AS (
+    SELECT * FROM user_parts($start_ms, $end_ms, $group_by = 'model')
+    UNION ALL
+    SELECT * EXCLUDE (source) FROM user_rollups
 ),
 payg AS (
     SELECT user_id, sum(amount_nano) AS consumption
-    FROM window_facts($start_ms, $end_ms)
-    WHERE kind = 'payg'
+    FROM parts WHERE part = 'payg'
     GROUP BY user_id
 ),
 users_at_end AS (SELECT * FROM as_of('users', $end_ms)),
-user_ids AS (
-    SELECT entity_id AS user_id FROM users_at_end WHERE deleted_at_end = false
-    UNION SELECT user_id FROM messages
-    UNION SELECT user_id FROM payg
-),
 stats AS (
     SELECT
         user_id,
         subgroup,
-        count(*) AS messages_total,
-        count(*) FILTER (WHERE assistant_id IS NULL AND project_id IS NULL) AS messages_chat,
-        count(assistant_id) AS messages_assistants,
-        count(DISTINCT assistant_id) AS assistants_messaged,
-        count(project_id) AS messages_projects,
-        count(DISTINCT project_id) AS projects_messaged,
-        count(*) FILTER (WHERE len(actions) > 0) AS action_messages,
+        sum(messages) AS messages_total,
+        sum(chat) AS messages_chat,
+        sum(with_assistant) AS messages_assistants,
+        sum(with_project) AS messages_projects,
+        sum(with_actions) AS action_messages,
         sum(prompt_tokens) AS prompt,
         sum(completion_tokens) AS completion,
         sum(cached_tokens) AS cached,
         sum(creation_tokens) AS creation,
         sum(cost_nano) AS cost
-    FROM messages
+    FROM parts WHERE part = 'stats'
     GROUP BY user_id, subgroup
 ),
+user_ids AS (
+    SELECT entity_id AS user_id FROM users_at_end WHERE deleted_at_end = false
+    UNION SELECT user_id FROM stats
+    UNION SELECT user_id FROM payg
+),
+counts AS (
+    SELECT part, user_id, subgroup, key, sum(messages) AS n
+    FROM parts WHERE key IS NOT NULL
+    GROUP BY ALL
+),
 by_assistant AS (
-    SELECT user_id, subgroup, json_counts(assistant_id, n) AS assistants_to_messages
-    FROM (SELECT user_id, subgroup, assistant_id, count(*) AS n
-          FROM messages WHERE assistant_id IS NOT NULL GROUP BY ALL)
+    SELECT user_id, subgroup, count(*) AS assistants_messaged,
+           json_counts(key, n) AS assistants_to_messages
+    FROM counts WHERE part = 'assistant'
     GROUP BY user_id, subgroup
 ),
 by_project AS (
-    SELECT user_id, subgroup, json_counts(project_id, n) AS projects_to_messages
-    FROM (SELECT user_id, subgroup, project_id, count(*) AS n
-          FROM messages WHERE project_id IS NOT NULL GROUP BY ALL)
+    SELECT user_id, subgroup, count(*) AS projects_messaged,
+           json_counts(key, n) AS projects_to_messages
+    FROM counts WHERE part = 'project'
     GROUP BY user_id, subgroup
 ),
 by_model AS (
-    SELECT user_id, subgroup, json_counts(model, n) AS model_to_messages_total
-    FROM (SELECT user_id, subgroup, model, count(*) AS n FROM messages GROUP BY ALL)
+    SELECT user_id, subgroup, json_counts(key, n) AS model_to_messages_total
+    FROM counts WHERE part = 'model'
     GROUP BY user_id, subgroup
 ),
 by_action AS (
     SELECT user_id, subgroup, count(*) AS action_messaged,
-           json_counts(action, n) AS action_to_messages
-    FROM (SELECT user_id, subgroup, action, count(*) AS n
-          FROM (SELECT user_id, subgroup, unnest(actions) AS action FROM messages)
-          GROUP BY ALL)
+           json_counts(key, n) AS action_to_messages
+    FROM counts WHERE part = 'action'
     GROUP BY user_id, subgroup
 ),
 rows AS (
@@ -100,11 +103,11 @@ SELECT
     CAST(rank() OVER (ORDER BY messages_chat DESC) AS VARCHAR) AS messages_chat_rank,
     CAST(messages_assistants AS VARCHAR) AS messages_assistants,
     CAST(rank() OVER (ORDER BY messages_assistants DESC) AS VARCHAR) AS messages_assistants_rank,
-    CAST(coalesce(assistants_messaged, 0) AS VARCHAR) AS assistants_messaged,
+    CAST(coalesce(by_assistant.assistants_messaged, 0) AS VARCHAR) AS assistants_messaged,
     coalesce(assistants_to_messages, '{}') AS assistants_to_messages,
     CAST(messages_projects AS VARCHAR) AS messages_projects,
     CAST(rank() OVER (ORDER BY messages_projects DESC) AS VARCHAR) AS messages_projects_rank,
-    CAST(coalesce(projects_messaged, 0) AS VARCHAR) AS projects_messaged,
+    CAST(coalesce(by_project.projects_messaged, 0) AS VARCHAR) AS projects_messaged,
     coalesce(projects_to_messages, '{}') AS projects_to_messages,
     coalesce(model_to_messages_total, '{}') AS model_to_messages_total,
     CAST(coalesce(action_messages, 0) AS VARCHAR) AS action_messages,

@@ -1,0 +1,255 @@
+"""Roll-ups: the users export's partial aggregates of each merged month file.
+
+A third Delta table per workspace, ``user_rollups`` (``docs/storage.md``, "Roll-ups"),
+holds for facts files of month spans the rows ``queries/user_parts.sql`` computes from
+that file's facts alone (``USER_ROLLUPS``), partitioned by ``source``: the file's name.
+A 12-month users export then reads a few hundred thousand partial rows for each month it
+covers whole instead of every message of it, and adds the partials of the facts it still
+reads (the current month's days, a month the window covers in part, late day files).
+
+**Exact by construction.** A roll-up summarizes one immutable data file: it is used only
+while that file is in the facts snapshot the export reads, and only when the window holds
+every row of the file (the file's ``occurred_ms`` statistics in the Delta log); every
+other file is read as facts. A file the janitor replaces (a late month merge, retention)
+makes its roll-up unused, never wrong; a missing roll-up only makes an export read facts.
+The partials are sums and per-key counts, so the partials of disjoint files add up to
+the partial of their union.
+
+**Once per file.** A roll-up is committed as an overwrite of its ``source`` partition:
+two janitors that build the same one race on that predicate and one is refused (or
+replaces the other's identical rows), so a file's partials are never stored twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Final
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+from deltalake import DeltaTable, WriterProperties, write_deltalake
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
+
+from shared.columnar.queries.engine import connect
+from shared.columnar.schema import (
+    DIMENSIONS,
+    FACTS,
+    SOURCE,
+    SPAN,
+    STORED_USER_ROLLUPS,
+    USER_ROLLUPS,
+)
+from shared.columnar.tables import TXN_CONFLICT, span_range
+from shared.contracts.export_types import DataType, spec
+from shared.errors import FencedOut
+
+log = logging.getLogger(__name__)
+
+_MONTH_SPAN_LENGTH: Final = len("YYYY-MM")
+_ALL_TIME: Final = (-(2**62), 2**62)
+_WRITTEN: Final = WriterProperties(max_row_group_size=65_536)
+
+
+@dataclass(frozen=True, slots=True)
+class FactsFile:
+    """One facts file of a snapshot: its path in the table, span and time range."""
+
+    path: str
+    span: str
+    first_ms: int | None
+    last_ms: int | None
+
+    @property
+    def name(self) -> str:
+        """The file's name: the ``source`` of its roll-up."""
+        return posixpath.basename(self.path)
+
+    def within(self, start_ms: int, end_ms: int) -> bool:
+        """Whether every row of the file is in ``[start_ms, end_ms)`` (by its statistics)."""
+        return (
+            self.first_ms is not None
+            and self.last_ms is not None
+            and start_ms <= self.first_ms
+            and self.last_ms < end_ms
+        )
+
+
+def facts_files(facts: DeltaTable) -> list[FactsFile]:
+    """The files of ``facts``'s snapshot, from its log (no data file is read)."""
+    actions = pa.table(facts.get_add_actions(flatten=True))
+    if not actions.num_rows:
+        return []
+    columns = actions.column_names
+    first = actions.column("min.occurred_ms") if "min.occurred_ms" in columns else None
+    last = actions.column("max.occurred_ms") if "max.occurred_ms" in columns else None
+    paths = actions.column("path").to_pylist()
+    spans = actions.column(f"partition.{SPAN}").to_pylist()
+    firsts = first.to_pylist() if first is not None else [None] * len(paths)
+    lasts = last.to_pylist() if last is not None else [None] * len(paths)
+    return [
+        FactsFile(path, span, _ms(low), _ms(high))
+        for path, span, low, high in zip(paths, spans, firsts, lasts, strict=True)
+    ]
+
+
+def _ms(value: object) -> int | None:
+    return value if isinstance(value, int) else None
+
+
+def rolled_up_sources(rollups: DeltaTable | None) -> frozenset[str]:
+    """The facts file names that ``rollups``'s snapshot holds partials of."""
+    if rollups is None:
+        return frozenset()
+    actions = pa.table(rollups.get_add_actions(flatten=True))
+    if not actions.num_rows:
+        return frozenset()
+    return frozenset(actions.column(f"partition.{SOURCE}").to_pylist())
+
+
+def user_parts(facts: pa.Table) -> pa.Table:
+    """The partials (``USER_ROLLUPS``) of ``facts`` (FACTS rows, at least the users
+    export's columns), by ``queries/user_parts.sql`` (blocking)."""
+    con = connect(facts, DIMENSIONS.empty_table())
+    try:
+        found = con.sql(
+            "SELECT * FROM user_parts($start_ms, $end_ms, false)",
+            params={"start_ms": _ALL_TIME[0], "end_ms": _ALL_TIME[1]},
+        ).to_arrow_table()
+    finally:
+        con.close()
+    return found.cast(USER_ROLLUPS)  # an int64 overflow fails here, not silently
+
+
+def open_rollups(uri: str, options: dict[str, str], *, create: bool) -> DeltaTable | None:
+    """The ``user_rollups`` table at ``uri``; created empty if ``create``, else None when
+    it does not exist."""
+    try:
+        return DeltaTable(uri, storage_options=options)
+    except TableNotFoundError:
+        if not create:
+            return None
+    return DeltaTable.create(
+        uri,
+        STORED_USER_ROLLUPS,
+        mode="ignore",
+        partition_by=[SOURCE],
+        storage_options=options,
+        configuration={"delta.checkpointInterval": "10"},
+    )
+
+
+def missing(files: Iterable[FactsFile], sources: Collection[str]) -> list[FactsFile]:
+    """The month files of ``files`` without a roll-up among ``sources``."""
+    return [
+        file for file in files if len(file.span) == _MONTH_SPAN_LENGTH and file.name not in sources
+    ]
+
+
+def roll_up(facts: DeltaTable, rollups: DeltaTable, file: FactsFile) -> int:
+    """Compute and commit the roll-up of ``file`` (of ``facts``'s snapshot); the number of
+    partial rows. Raises :class:`FencedOut` when another janitor committed it meanwhile."""
+    dataset = facts.to_pyarrow_dataset()
+    assert isinstance(dataset, ds.FileSystemDataset)
+    fragments = [f for f in dataset.get_fragments() if f.path == file.path]
+    if len(fragments) != 1:
+        raise ValueError(f"{file.path} is not a file of the facts snapshot")
+    one = ds.FileSystemDataset(fragments, dataset.schema, dataset.format, dataset.filesystem)
+    columns = list(spec(DataType.USERS).facts_columns)
+    rows = one.to_table(columns=columns)
+    parts = user_parts(rows.cast(pa.schema([FACTS.field(name) for name in columns])))
+    stored = parts.append_column(
+        STORED_USER_ROLLUPS.field(SOURCE),
+        pa.repeat(pa.scalar(file.name, pa.string()), parts.num_rows),
+    )
+    try:
+        write_deltalake(
+            rollups,
+            stored,
+            mode="overwrite",
+            predicate=f"{SOURCE} = '{file.name}'",
+            writer_properties=_WRITTEN,
+        )
+    except CommitFailedError as exc:
+        if TXN_CONFLICT in str(exc).lower():
+            raise FencedOut(f"the roll-up of {file.name} was committed meanwhile") from exc
+        raise
+    return int(parts.num_rows)
+
+
+def forget(rollups: DeltaTable, files: Iterable[FactsFile]) -> int:
+    """Delete the roll-ups of files no longer in the facts snapshot (``files``); how many
+    sources went. A roll-up of a file that is gone is never read, so this only frees
+    space."""
+    current = {file.name for file in files}
+    stale = sorted(rolled_up_sources(rollups) - current)
+    if stale:
+        names = ", ".join(f"'{name}'" for name in stale)
+        rollups.delete(f"{SOURCE} IN ({names})")
+    return len(stale)
+
+
+@dataclass(frozen=True, slots=True)
+class UsersInputs:
+    """What a users export reads: the facts of the files its window does not cover whole
+    (or that have no roll-up), and the roll-ups of those it does."""
+
+    facts: pa.Table
+    rollups: pa.Table
+    rolled_up_files: int
+
+
+@dataclass(frozen=True, slots=True)
+class UsersRead:
+    """Which files of a snapshot a users export reads (:func:`users_read`); reading them
+    (:meth:`read`) needs no lock on the tables any more."""
+
+    facts: ds.Dataset | None
+    rollups: ds.Dataset | None
+    rolled_up_files: int
+
+    def read(self, first_day: date, last_day: date, columns: Sequence[str]) -> UsersInputs:
+        """The facts of the UTC days ``first_day..last_day`` (``columns`` of them) and the
+        roll-ups (blocking)."""
+        schema = pa.schema([FACTS.field(name) for name in columns])
+        facts = schema.empty_table()
+        if self.facts is not None:
+            in_days = (ds.field("day") >= first_day) & (ds.field("day") <= last_day)
+            facts = self.facts.to_table(columns=list(columns), filter=in_days).cast(schema)
+        rollups = STORED_USER_ROLLUPS.empty_table()
+        if self.rollups is not None:
+            found = self.rollups.to_table(columns=STORED_USER_ROLLUPS.names)
+            rollups = found.cast(STORED_USER_ROLLUPS)
+        return UsersInputs(facts, rollups, self.rolled_up_files)
+
+
+def users_read(
+    facts: DeltaTable | None,
+    rollups: DeltaTable | None,
+    first_day: date,
+    last_day: date,
+    start_ms: int,
+    end_ms: int,
+) -> UsersRead:
+    """What a users export of ``[start_ms, end_ms)`` (UTC days ``first_day..last_day``)
+    reads from these snapshots: the roll-up of each file the window covers whole and
+    that has one, the facts of every other file of those days (blocking: reads the log)."""
+    if facts is None:
+        return UsersRead(None, None, 0)
+    sources = rolled_up_sources(rollups)
+    covered = {
+        file.path: file.name
+        for file in facts_files(facts)
+        if file.name in sources and file.within(start_ms, end_ms)
+    }
+    dataset = facts.to_pyarrow_dataset(file_pruning_predicate=span_range(first_day, last_day))
+    assert isinstance(dataset, ds.FileSystemDataset)
+    fragments = [f for f in dataset.get_fragments() if f.path not in covered]
+    rest = ds.FileSystemDataset(fragments, dataset.schema, dataset.format, dataset.filesystem)
+    if rollups is None or not covered:
+        return UsersRead(rest, None, 0)
+    pruning = [(SOURCE, "in", sorted(covered.values()))]
+    return UsersRead(rest, rollups.to_pyarrow_dataset(file_pruning_predicate=pruning), len(covered))
