@@ -430,6 +430,10 @@ async def read_dimensions(store: TableStore, org_id: str) -> pa.Table:
     return found.cast(DIMENSIONS)
 
 
+#: The tables of a workspace that exports read: dimensions, facts and roll-ups.
+_READ_TABLES: Final = 3
+
+
 class LatestTables:
     """Readers' tables, kept open between reads: each read first moves a workspace's
     table to its latest commit, which reads only the commits since the last read (opening
@@ -440,7 +444,7 @@ class LatestTables:
     def __init__(self, store: TableStore, capacity: int = 256) -> None:
         self.store = store
         self.capacity = capacity
-        self._open: LruMap[tuple[str, str], DeltaTable] = LruMap(capacity)
+        self._open: LruMap[tuple[str, str], DeltaTable] = LruMap(capacity * _READ_TABLES)
         # One per table ever read (never dropped: a lock in use must stay the only one).
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
@@ -484,10 +488,11 @@ class LatestTables:
             return await asyncio.to_thread(plan, *snapshots)
 
     async def open(self, org_id: str) -> None:
-        """Open the workspace's tables ahead of their first read (the exporter does at
-        start): what the first read would pay, the log's checkpoint and later commits."""
-        await self._dataset(org_id, DIMENSIONS_TABLE, None)
-        await self._dataset(org_id, FACTS_TABLE, None)
+        """Open the workspace's tables (and its roll-ups) ahead of their first read (the
+        exporter does at start): what the first read would pay, the log's checkpoint and
+        later commits."""
+        for table in (DIMENSIONS_TABLE, FACTS_TABLE, USER_ROLLUPS_TABLE):
+            await self._dataset(org_id, table, None)
 
     async def facts(
         self, org_id: str, first_day: date, last_day: date, columns: Sequence[str]
