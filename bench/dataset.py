@@ -18,7 +18,7 @@ from bench.consumers import ConsumerRun, run_service
 from bench.stack import new_tag, run_settings, workload_settings
 from bench.workload import Produced, Tap, produce_simulation
 from services.ingest.janitor import files_per_span, plan
-from shared.columnar.rollups import facts_files, missing, open_rollups, rolled_up_sources
+from shared.columnar.rollups import facts_files, open_rollups, pending, rolled_up_sources
 from shared.columnar.tables import FACTS_TABLE, USER_ROLLUPS_TABLE, TableStore
 from shared.settings import Settings
 from shared.simulation import SimConfig
@@ -72,7 +72,7 @@ def _tidied(settings: Settings, orgs: list[str], now: datetime) -> bool:
         if plan(files_per_span(table), now.date()):
             return False
         rollups = open_rollups(store.uri(org, USER_ROLLUPS_TABLE), options, create=False)
-        if missing(facts_files(table), rolled_up_sources(rollups)):
+        if pending(facts_files(table), rolled_up_sources(rollups)):
             return False
     return True
 

@@ -15,7 +15,8 @@ Two loops in every ingest process:
     into one;
   - *rolling up* each month file that has no roll-up yet: the users export's partials of
     its rows (``shared.columnar.rollups``), which exports of windows covering the file
-    whole read instead of its facts.
+    whole read instead of its facts; then the sum of every month file's roll-up as one
+    merged roll-up, which a window covering all of those months reads instead.
 
   Both are a commit that changes no content (``shared.columnar.rewrite.rewrite_spans``):
   delta-rs refuses it when an ingest commit since its snapshot added a file to one of its
@@ -61,8 +62,9 @@ from shared.columnar.rewrite import replace_days, rewrite_spans, span_rows
 from shared.columnar.rollups import (
     facts_files,
     forget,
-    missing,
+    merge_rollups,
     open_rollups,
+    pending,
     roll_up,
     rolled_up_sources,
 )
@@ -96,7 +98,7 @@ class Sweep:
     vacuumed_files: int = 0
     #: Workspaces whose pass a commit refused part way: tidied again next round.
     fenced: int = 0
-    #: Month files rolled up (``shared.columnar.rollups``).
+    #: Roll-ups made: of month files, and merged ones (``shared.columnar.rollups``).
     rolled_up_files: int = 0
 
     def __add__(self, other: Sweep) -> Sweep:
@@ -262,17 +264,23 @@ def files_per_span(table: DeltaTable) -> Counter[str]:
 
 
 def _roll_up(facts: DeltaTable, rollups_uri: str, options: dict[str, str]) -> int:
-    """Roll up the month files of ``facts``'s latest snapshot that have no roll-up yet;
-    how many."""
+    """Roll up the month files of ``facts``'s latest snapshot that have no roll-up yet,
+    then merge the roll-ups of all its month files into one if that merged roll-up does
+    not exist yet; how many roll-ups were made."""
     facts.update_incremental()
-    files = facts_files(facts)
-    todo = missing(files, rolled_up_sources(open_rollups(rollups_uri, options, create=False)))
-    if todo:
-        rollups = open_rollups(rollups_uri, options, create=True)
-        assert rollups is not None
-        for file in todo:
-            roll_up(facts, rollups, file)
-    return len(todo)
+    todo = pending(
+        facts_files(facts), rolled_up_sources(open_rollups(rollups_uri, options, create=False))
+    )
+    if not todo:
+        return 0
+    rollups = open_rollups(rollups_uri, options, create=True)
+    assert rollups is not None
+    for file in todo.files:
+        roll_up(facts, rollups, file)
+    if todo.merged:
+        rollups.update_incremental()
+        merge_rollups(rollups, todo.merged)
+    return len(todo.files) + bool(todo.merged)
 
 
 def _tidy(table: DeltaTable, today: date) -> tuple[int, int]:

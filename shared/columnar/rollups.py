@@ -22,13 +22,16 @@ replaces the other's identical rows), so a file's partials are never stored twic
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import posixpath
-from collections.abc import Collection, Iterable, Sequence
+import threading
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Final
 
+import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 from deltalake import DeltaTable, WriterProperties, write_deltalake
@@ -38,6 +41,8 @@ from shared.columnar.queries.engine import connect
 from shared.columnar.schema import (
     DIMENSIONS,
     FACTS,
+    MEMBERS,
+    ROLLUP_ROWS,
     SOURCE,
     SPAN,
     STORED_USER_ROLLUPS,
@@ -46,10 +51,22 @@ from shared.columnar.schema import (
 from shared.columnar.tables import TXN_CONFLICT, span_range
 from shared.contracts.export_types import DataType, spec
 from shared.errors import FencedOut
+from shared.lru import LruMap
 
 log = logging.getLogger(__name__)
 
 _MONTH_SPAN_LENGTH: Final = len("YYYY-MM")
+MERGED_PREFIX: Final = "merged-"
+_SUMMED: Final = """
+SELECT part, user_id, subgroup, key,
+    sum(messages) AS messages, sum(chat) AS chat, sum(with_assistant) AS with_assistant,
+    sum(with_project) AS with_project, sum(with_actions) AS with_actions,
+    sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
+    sum(cached_tokens) AS cached_tokens, sum(creation_tokens) AS creation_tokens,
+    sum(cost_nano) AS cost_nano, sum(amount_nano) AS amount_nano
+FROM parts
+GROUP BY ALL
+"""
 _ALL_TIME: Final = (-(2**62), 2**62)
 _WRITTEN: Final = WriterProperties(max_row_group_size=65_536)
 
@@ -110,6 +127,34 @@ def rolled_up_sources(rollups: DeltaTable | None) -> frozenset[str]:
     return frozenset(actions.column(f"partition.{SOURCE}").to_pylist())
 
 
+#: Members of merged roll-ups already read (a merged source's name is a digest of its
+#: members, so an entry never goes stale); bounded like any cache.
+_MEMBERS_READ: Final[LruMap[str, frozenset[str]]] = LruMap(4096)
+_MEMBERS_LOCK: Final = threading.Lock()
+
+
+def rollup_members(rollups: DeltaTable | None) -> dict[str, frozenset[str]]:
+    """Each roll-up of ``rollups``'s snapshot and the facts file names it sums: a file's
+    own roll-up its name; a merged one's read from its ``members`` column (once per
+    process)."""
+    index: dict[str, frozenset[str]] = {}
+    for source in rolled_up_sources(rollups):
+        if not source.startswith(MERGED_PREFIX):
+            index[source] = frozenset({source})
+            continue
+        with _MEMBERS_LOCK:
+            known = _MEMBERS_READ.get(source)
+        if known is None:
+            assert rollups is not None
+            dataset = rollups.to_pyarrow_dataset(file_pruning_predicate=[(SOURCE, "=", source)])
+            first = dataset.head(1, columns=[MEMBERS]).column(MEMBERS).to_pylist()
+            known = frozenset(first[0]) if first else frozenset()
+            with _MEMBERS_LOCK:
+                _MEMBERS_READ.put(source, known)
+        index[source] = known
+    return index
+
+
 def user_parts(facts: pa.Table) -> pa.Table:
     """The partials (``USER_ROLLUPS``) of ``facts`` (FACTS rows, at least the users
     export's columns), by ``queries/user_parts.sql`` (blocking)."""
@@ -142,11 +187,35 @@ def open_rollups(uri: str, options: dict[str, str], *, create: bool) -> DeltaTab
     )
 
 
+def month_files(files: Iterable[FactsFile]) -> list[FactsFile]:
+    """The files of month spans (the janitor's merged months) among ``files``."""
+    return [file for file in files if len(file.span) == _MONTH_SPAN_LENGTH]
+
+
 def missing(files: Iterable[FactsFile], sources: Collection[str]) -> list[FactsFile]:
     """The month files of ``files`` without a roll-up among ``sources``."""
-    return [
-        file for file in files if len(file.span) == _MONTH_SPAN_LENGTH and file.name not in sources
-    ]
+    return [file for file in month_files(files) if file.name not in sources]
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """The roll-ups a snapshot still lacks: its month files' own, and the merged roll-up
+    of all of them (``merged``: its members; empty when it exists or there is one month)."""
+
+    files: list[FactsFile]
+    merged: list[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.files or self.merged)
+
+
+def pending(files: Iterable[FactsFile], sources: Collection[str]) -> Pending:
+    """What the janitor has left to roll up for a facts snapshot's ``files``, given the
+    roll-ups ``sources`` that exist."""
+    months = month_files(files)
+    names = sorted(file.name for file in months)
+    merged = names if len(names) > 1 and merged_source(names) not in sources else []
+    return Pending([file for file in months if file.name not in sources], merged)
 
 
 def roll_up(facts: DeltaTable, rollups: DeltaTable, file: FactsFile) -> int:
@@ -161,31 +230,70 @@ def roll_up(facts: DeltaTable, rollups: DeltaTable, file: FactsFile) -> int:
     columns = list(spec(DataType.USERS).facts_columns)
     rows = one.to_table(columns=columns)
     parts = user_parts(rows.cast(pa.schema([FACTS.field(name) for name in columns])))
+    _store(rollups, parts, file.name, [file.name])
+    return int(parts.num_rows)
+
+
+def merge_rollups(rollups: DeltaTable, members: Collection[str]) -> str:
+    """Commit the sum of the roll-ups of ``members`` (facts file names, each with its own
+    roll-up in ``rollups``'s snapshot) as one merged roll-up; its source name."""
+    names = sorted(members)
+    dataset = rollups.to_pyarrow_dataset(file_pruning_predicate=[(SOURCE, "in", names)])
+    found = dataset.to_table(columns=[*USER_ROLLUPS.names, SOURCE])
+    if set(found.column(SOURCE).unique().to_pylist()) != set(names):
+        raise ValueError("a merged roll-up needs the roll-up of every member")
+    summed = _summed(found.select(USER_ROLLUPS.names))
+    source = merged_source(names)
+    _store(rollups, summed, source, names)
+    return source
+
+
+def merged_source(members: Iterable[str]) -> str:
+    """The source name of the merged roll-up of ``members``: a digest of their names, so
+    the same name always means the same members."""
+    digest = hashlib.sha256("\n".join(sorted(members)).encode()).hexdigest()[:32]
+    return f"{MERGED_PREFIX}{digest}"
+
+
+def _summed(parts: pa.Table) -> pa.Table:
+    """``parts`` (USER_ROLLUPS) added up per (part, user, subgroup, key) (blocking)."""
+    con = duckdb.connect()
+    try:
+        con.register("parts", parts)
+        return con.sql(_SUMMED).to_arrow_table().cast(USER_ROLLUPS)
+    finally:
+        con.close()
+
+
+def _store(rollups: DeltaTable, parts: pa.Table, source: str, members: list[str]) -> None:
+    """Commit ``parts`` as the roll-up ``source`` (an overwrite of its partition)."""
+    count = parts.num_rows
     stored = parts.append_column(
-        STORED_USER_ROLLUPS.field(SOURCE),
-        pa.repeat(pa.scalar(file.name, pa.string()), parts.num_rows),
+        STORED_USER_ROLLUPS.field(MEMBERS),
+        pa.repeat(pa.scalar(members, pa.list_(pa.string())), count),
+    ).append_column(
+        STORED_USER_ROLLUPS.field(SOURCE), pa.repeat(pa.scalar(source, pa.string()), count)
     )
     try:
         write_deltalake(
             rollups,
             stored,
             mode="overwrite",
-            predicate=f"{SOURCE} = '{file.name}'",
+            predicate=f"{SOURCE} = '{source}'",
             writer_properties=_WRITTEN,
         )
     except CommitFailedError as exc:
         if TXN_CONFLICT in str(exc).lower():
-            raise FencedOut(f"the roll-up of {file.name} was committed meanwhile") from exc
+            raise FencedOut(f"the roll-up {source} was committed meanwhile") from exc
         raise
-    return int(parts.num_rows)
 
 
 def forget(rollups: DeltaTable, files: Iterable[FactsFile]) -> int:
-    """Delete the roll-ups of files no longer in the facts snapshot (``files``); how many
-    sources went. A roll-up of a file that is gone is never read, so this only frees
-    space."""
+    """Delete the roll-ups that sum a file no longer in the facts snapshot (``files``);
+    how many went. Such a roll-up is never read, so this only frees space."""
     current = {file.name for file in files}
-    stale = sorted(rolled_up_sources(rollups) - current)
+    index = rollup_members(rollups)
+    stale = sorted(source for source, members in index.items() if not members <= current)
     if stale:
         names = ", ".join(f"'{name}'" for name in stale)
         rollups.delete(f"{SOURCE} IN ({names})")
@@ -219,10 +327,10 @@ class UsersRead:
         if self.facts is not None:
             in_days = (ds.field("day") >= first_day) & (ds.field("day") <= last_day)
             facts = self.facts.to_table(columns=list(columns), filter=in_days).cast(schema)
-        rollups = STORED_USER_ROLLUPS.empty_table()
+        rollups = ROLLUP_ROWS.empty_table()
         if self.rollups is not None:
-            found = self.rollups.to_table(columns=STORED_USER_ROLLUPS.names)
-            rollups = found.cast(STORED_USER_ROLLUPS)
+            found = self.rollups.to_table(columns=[*USER_ROLLUPS.names, SOURCE])
+            rollups = found.cast(ROLLUP_ROWS)
         return UsersInputs(facts, rollups, self.rolled_up_files)
 
 
@@ -239,17 +347,30 @@ def users_read(
     that has one, the facts of every other file of those days (blocking: reads the log)."""
     if facts is None:
         return UsersRead(None, None, 0)
-    sources = rolled_up_sources(rollups)
-    covered = {
-        file.path: file.name
-        for file in facts_files(facts)
-        if file.name in sources and file.within(start_ms, end_ms)
-    }
+    whole = {file.name: file.path for file in facts_files(facts) if file.within(start_ms, end_ms)}
+    chosen = choose(rollup_members(rollups), whole.keys())
+    covered = {whole[name] for members in chosen.values() for name in members}
     dataset = facts.to_pyarrow_dataset(file_pruning_predicate=span_range(first_day, last_day))
     assert isinstance(dataset, ds.FileSystemDataset)
     fragments = [f for f in dataset.get_fragments() if f.path not in covered]
     rest = ds.FileSystemDataset(fragments, dataset.schema, dataset.format, dataset.filesystem)
-    if rollups is None or not covered:
+    if rollups is None or not chosen:
         return UsersRead(rest, None, 0)
-    pruning = [(SOURCE, "in", sorted(covered.values()))]
+    pruning = [(SOURCE, "in", sorted(chosen))]
     return UsersRead(rest, rollups.to_pyarrow_dataset(file_pruning_predicate=pruning), len(covered))
+
+
+def choose(
+    index: Mapping[str, frozenset[str]], whole: Collection[str]
+) -> dict[str, frozenset[str]]:
+    """The roll-ups to read for the files ``whole`` (those the window holds entirely):
+    ones whose members are all among them, no file twice, the largest first (a merged
+    roll-up of every closed month before the months' own)."""
+    wanted = set(whole)
+    chosen: dict[str, frozenset[str]] = {}
+    taken: set[str] = set()
+    for source, members in sorted(index.items(), key=lambda item: (-len(item[1]), item[0])):
+        if members and members <= wanted and members.isdisjoint(taken):
+            chosen[source] = members
+            taken |= members
+    return chosen

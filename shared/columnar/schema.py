@@ -89,7 +89,8 @@ def with_spans(facts: pa.Table, *, month: bool = False) -> pa.Table:
 #: The users export's partial aggregates of one facts file (``docs/storage.md``, "Roll-ups"):
 #: rows of ``part`` 'stats' (per user), 'payg' (per user), and 'assistant', 'project',
 #: 'model', 'action' (per user and ``key``), as ``queries/user_parts.sql`` computes them;
-#: ``source`` (the partition column) is the name of the facts file they summarize.
+#: ``source`` (the partition column) names the roll-up: the facts file it summarizes, or
+#: ``merged-…`` for the sum of several files' roll-ups.
 SOURCE: Final = "source"
 USER_ROLLUPS: Final = pa.schema(
     [
@@ -110,7 +111,14 @@ USER_ROLLUPS: Final = pa.schema(
         pa.field("amount_nano", pa.int64(), nullable=False),
     ]
 )
-STORED_USER_ROLLUPS: Final = USER_ROLLUPS.append(pa.field(SOURCE, pa.string(), nullable=False))
+#: What the users query reads as ``user_rollups``: the partials and their source.
+ROLLUP_ROWS: Final = USER_ROLLUPS.append(pa.field(SOURCE, pa.string(), nullable=False))
+#: ``members``: the names of the facts files a roll-up sums (the same in every row of a
+#: ``source``): one file's own name, or every month file of a merged roll-up.
+MEMBERS: Final = "members"
+STORED_USER_ROLLUPS: Final = USER_ROLLUPS.append(
+    pa.field(MEMBERS, pa.list_(pa.string()), nullable=False)
+).append(pa.field(SOURCE, pa.string(), nullable=False))
 
 DIMENSION_KINDS: Final = ("users", "agents", "projects", "api_keys", "settings")
 

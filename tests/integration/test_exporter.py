@@ -35,7 +35,7 @@ from services.ingest.janitor import Janitor, Sweep
 from shared.adapters.export_client import ExportClient, export_request
 from shared.adapters.s3 import S3ObjectStore
 from shared.clock import system_clock
-from shared.columnar.rollups import open_rollups, rolled_up_sources
+from shared.columnar.rollups import open_rollups, rollup_members
 from shared.columnar.tables import USER_ROLLUPS_TABLE, TableStore
 from shared.contracts.completions import ExportCompletion
 from shared.embedded import ensure_infrastructure, isolated_settings
@@ -238,7 +238,11 @@ async def settle_janitor(settings: Settings) -> None:
     for org in ORGS:
         uri = tables.uri(org, USER_ROLLUPS_TABLE)
         rollups = await asyncio.to_thread(open_rollups, uri, dict(tables.options), create=False)
-        assert len(rolled_up_sources(rollups)) >= 9, org  # every closed month of the year
+        index = await asyncio.to_thread(rollup_members, rollups)
+        assert len(index) >= 10, org  # every closed month of the year, and their merge
+        merged = [members for members in index.values() if len(members) > 1]
+        assert merged, org
+        assert len(merged[0]) >= 9, org
 
 
 def last_dst_change() -> date:

@@ -18,6 +18,7 @@ from deltalake import DeltaTable, write_deltalake
 from services.exporter.export_job import query_export, settings_of
 from services.ingest import janitor as janitor_module
 from shared.columnar.rollups import (
+    choose,
     facts_files,
     forget,
     missing,
@@ -113,7 +114,8 @@ def test_exports_that_read_roll_ups_equal_exports_of_the_facts(
     store = seeded(tmp_path, org, workspace)
     months = {f.span for f in facts_files(DeltaTable(store.uri(org, FACTS_TABLE)))}
     rolled = roll_up_all(store, org)
-    assert rolled == len([span for span in months if len(span) == 7]) >= 10
+    # One roll-up per month file, and one merged roll-up of them all.
+    assert rolled == len([span for span in months if len(span) == 7]) + 1 >= 11
     assert roll_up_all(store, org) == 0  # once per file
     used = 0
     for start, end, zone in WINDOWS:
@@ -129,6 +131,9 @@ def test_exports_that_read_roll_ups_equal_exports_of_the_facts(
         used += read.rolled_up_files
         if (start, zone) == ("2025-11-21", "UTC"):
             assert read.rolled_up_files >= 10  # every closed month, read as partials
+            assert read.rollups is not None
+            sources = read.rollups.to_table(columns=["source"]).column("source").unique()
+            assert [s.startswith("merged-") for s in sources.to_pylist()] == [True]
     assert used >= 20
 
 
@@ -172,6 +177,8 @@ def test_a_replaced_file_s_roll_up_is_not_used_and_is_forgotten(
     [new] = [f for f in facts_files(facts) if f.span == "2026-03"]
     assert new.name != march[0].name
     assert missing(facts_files(facts), rolled_up_sources(rollups)) == [new]
+    twelve = valid(request(org, "users", "2025-11-21", "2026-11-20", "UTC"))
+    assert rolled_up_export(store, workspace, twelve) == facts_only_export(workspace, twelve)
     validated = valid(request(org, "users", "2026-01-01", "2026-06-30", "UTC"))
     # Before the new file's roll-up: March is read as facts, the stale roll-up ignored.
     assert rolled_up_export(store, workspace, validated) == facts_only_export(workspace, validated)
@@ -180,12 +187,29 @@ def test_a_replaced_file_s_roll_up_is_not_used_and_is_forgotten(
         facts, rollups, date(2026, 1, 1), date(2026, 6, 30), window.start_ms, window.end_ms
     )
     assert read.rolled_up_files == 5
-    assert roll_up_all(store, org) == 1
+    assert roll_up_all(store, org) == 2  # March's new file, and a new merged roll-up
     rollups = open_rollups(store.uri(org, USER_ROLLUPS_TABLE), {}, create=False)
     assert rollups is not None
-    assert forget(rollups, facts_files(facts)) == 1
+    assert forget(rollups, facts_files(facts)) == 2  # the old file's and the old merged
     assert march[0].name not in rolled_up_sources(rollups)
+    assert rolled_up_export(store, workspace, twelve) == facts_only_export(workspace, twelve)
     assert rolled_up_export(store, workspace, validated) == facts_only_export(workspace, validated)
+
+
+def test_roll_ups_are_chosen_largest_first_and_never_overlap() -> None:
+    index = {
+        "a": frozenset({"a"}),
+        "b": frozenset({"b"}),
+        "c": frozenset({"c"}),
+        "merged-ab": frozenset({"a", "b"}),
+        "merged-abc": frozenset({"a", "b", "c"}),
+        "merged-bc": frozenset({"b", "c"}),
+    }
+    assert choose(index, {"a", "b", "c", "d"}) == {"merged-abc": index["merged-abc"]}
+    assert choose(index, {"a", "b"}) == {"merged-ab": index["merged-ab"]}
+    assert choose(index, {"b", "c"}) == {"merged-bc": index["merged-bc"]}
+    assert choose(index, {"a", "c"}) == {"a": index["a"], "c": index["c"]}
+    assert choose(index, set()) == {}
 
 
 def test_partials_of_disjoint_facts_add_up_to_the_partials_of_their_union(

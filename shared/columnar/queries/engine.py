@@ -27,7 +27,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shared.columnar.schema import DIMENSIONS, FACTS, STORED_USER_ROLLUPS
+from shared.columnar.schema import DIMENSIONS, FACTS, ROLLUP_ROWS
 from shared.contracts.export_types import DataType, spec
 from shared.domain.export.columns import header as export_header
 from shared.domain.export.context import WorkspaceOptions
@@ -71,7 +71,7 @@ def _database() -> duckdb.DuckDBPyConnection:
             base = duckdb.connect()
             base.register("facts", FACTS.empty_table())
             base.register("dimensions", DIMENSIONS.empty_table())
-            base.register("user_rollups", STORED_USER_ROLLUPS.empty_table())
+            base.register("user_rollups", ROLLUP_ROWS.empty_table())
             for macros in _MACRO_FILES:
                 base.execute((_HERE / macros).read_text(encoding="utf-8"))
             _base = base
@@ -93,7 +93,7 @@ def connect(
     facts: pa.Table, dimensions: pa.Table, user_rollups: pa.Table | None = None
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with ``facts``, ``dimensions`` and ``user_rollups``
-    (``STORED_USER_ROLLUPS``: the stored partials the users query adds to those of
+    (``ROLLUP_ROWS``: the stored partials the users query adds to those of
     ``facts``; none by default) registered, where the macros bind to them. Each connection
     sees only its own tables (they are views of the connection), so concurrent exports
     each use their own; close it after.
@@ -106,7 +106,7 @@ def connect(
     con.register("facts", facts)
     con.register("dimensions", dimensions)
     con.register(
-        "user_rollups", STORED_USER_ROLLUPS.empty_table() if user_rollups is None else user_rollups
+        "user_rollups", ROLLUP_ROWS.empty_table() if user_rollups is None else user_rollups
     )
     return con
 
