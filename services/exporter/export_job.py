@@ -27,12 +27,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Final, TypeVar
 
+import duckdb
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 from services.exporter.upload import StreamingUpload
 from shared.adapters.object_store import ObjectStore
@@ -225,7 +228,8 @@ class Exporter:
             return Outcome(rejected.status, rejected.message)
         first_day, last_day = utc_day_of(window.start_ms), utc_day_of(window.last_ms)
         columns = spec(request.data_type).facts_columns
-        rollups: pa.Table | None = None
+        rollups: ds.Dataset | pa.Table | None = None
+        rolled_up = 0
         if request.data_type is DataType.USERS and request.group_by is None:
             # The roll-ups of the month files the window covers whole, the facts of the rest.
             start_ms, end_ms = window.start_ms, window.end_ms
@@ -238,15 +242,15 @@ class Exporter:
                     ),
                 )
             )
-            inputs = await _reading(asyncio.to_thread(read.read, first_day, last_day, columns))
-            facts, rollups = inputs.facts, inputs.rollups
+            facts, rollups, rolled_up = read.facts, read.rollups, read.rolled_up_files
         else:
-            facts = await _reading(self._tables.facts(org_id, first_day, last_day, columns))
+            facts = await _reading(self._tables.facts_scan(org_id, first_day, last_day, columns))
         read_at = time.monotonic()
-        # DuckDB and the Arrow kernels release the GIL: the loop goes on meanwhile.
-        export = await asyncio.to_thread(query_export, request, facts, dimensions, options, rollups)
-        fact_rows = facts.num_rows
-        rollup_rows = 0 if rollups is None else rollups.num_rows
+        # The query scans the files (DuckDB and the Arrow kernels release the GIL: the
+        # loop goes on meanwhile); a store failure in the scan is the store's, like a read's.
+        export = await _reading(
+            asyncio.to_thread(_scanning, query_export, request, facts, dimensions, options, rollups)
+        )
         del facts, dimensions, rollups
         queried_at = time.monotonic()
         date_range = window.date_range()
@@ -286,16 +290,16 @@ class Exporter:
             await upload.complete()
         finished = time.monotonic()
         log.info(
-            "export %s: %s %s rows, %s bytes, %s parts, read %s facts rows of %s UTC days "
-            "and %s roll-up rows, %.2fs (reading %.2fs, query and CSV %.2fs, upload %.2fs)",
+            "export %s: %s %s rows, %s bytes, %s parts, facts of %s UTC days (%s month files "
+            "as roll-ups), %.2fs (planning %.2fs, reading with query and CSV %.2fs, "
+            "upload %.2fs)",
             request.request_id,
             export.rows,
             request.data_type.value,
             len(data),
             upload.parts,
-            fact_rows,
             (last_day - first_day).days + 1,
-            rollup_rows,
+            rolled_up,
             finished - started,
             read_at - started,
             queried_at - read_at,
@@ -323,6 +327,24 @@ async def _reading(read: Awaitable[_Read]) -> _Read:
         raise StoreUnavailable(f"reading the workspace's tables failed: {exc}") from exc
 
 
+#: How DuckDB reports a failure of the Arrow stream it scans (a registered dataset whose
+#: file reads failed: the store's ``OSError`` inside), in its error's message.
+_SCAN_FAILED: Final = re.compile(
+    r"reading the stream registered as '\w+' failed: (IOError|OSError)"
+)
+
+
+def _scanning(query: Callable[..., _Read], *args: object) -> _Read:
+    """Run ``query``; a failure of DuckDB's scan of the store's files is the ``OSError``
+    it wraps (so :func:`_reading` answers it as the store's), anything else as it is."""
+    try:
+        return query(*args)
+    except duckdb.Error as exc:
+        if _SCAN_FAILED.search(str(exc)):
+            raise OSError(str(exc)) from exc
+        raise
+
+
 def settings_of(dimensions: pa.Table) -> WorkspaceOptions:
     """The workspace's latest settings (``workspace_options``), before any facts are read."""
     con = connect(FACTS.empty_table(), dimensions)
@@ -334,10 +356,10 @@ def settings_of(dimensions: pa.Table) -> WorkspaceOptions:
 
 def query_export(
     request: ValidRequest,
-    facts: pa.Table,
+    facts: pa.Table | ds.Dataset,
     dimensions: pa.Table,
     options: WorkspaceOptions,
-    user_rollups: pa.Table | None = None,
+    user_rollups: pa.Table | ds.Dataset | None = None,
 ) -> QueryExport:
     """The export's CSV, computed by its type's query over ``facts`` (at least the
     columns its spec's ``facts_columns`` names), ``dimensions`` and, for the users query,

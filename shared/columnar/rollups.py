@@ -1,11 +1,13 @@
 """Roll-ups: the users export's partial aggregates of each merged month file.
 
-A third Delta table per workspace, ``user_rollups`` (``docs/storage.md``, "Roll-ups"),
-holds for facts files of month spans the rows ``queries/user_parts.sql`` computes from
-that file's facts alone (``USER_ROLLUPS``), partitioned by ``source``: the file's name.
-A 12-month users export then reads a few hundred thousand partial rows for each month it
-covers whole instead of every message of it, and adds the partials of the facts it still
-reads (the current month's days, a month the window covers in part, late day files).
+A third Delta table per workspace, ``user_rollups`` (``docs/storage.md``,
+"user_rollups"), holds for facts files of month spans the rows
+``queries/user_parts.sql`` computes from that file's facts alone (``USER_ROLLUPS``),
+partitioned by ``source``: the file's name; and the sum of all month files' roll-ups as
+one *merged* roll-up (``source`` ``merged-`` and a digest of its ``members``). A 12-month
+users export then reads the year's partials instead of every message, and adds the
+partials of the facts it still reads (the current month's days, a month the window covers
+in part, late day files).
 
 **Exact by construction.** A roll-up summarizes one immutable data file: it is used only
 while that file is in the facts snapshot the export reads, and only when the window holds
@@ -26,7 +28,7 @@ import hashlib
 import logging
 import posixpath
 import threading
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Final
@@ -48,7 +50,7 @@ from shared.columnar.schema import (
     STORED_USER_ROLLUPS,
     USER_ROLLUPS,
 )
-from shared.columnar.tables import TXN_CONFLICT, span_range
+from shared.columnar.tables import TXN_CONFLICT, projected, span_range
 from shared.contracts.export_types import DataType, spec
 from shared.errors import FencedOut
 from shared.lru import LruMap
@@ -57,6 +59,7 @@ log = logging.getLogger(__name__)
 
 _MONTH_SPAN_LENGTH: Final = len("YYYY-MM")
 MERGED_PREFIX: Final = "merged-"
+_EMPTY: Final = {"part": "empty", "subgroup": ""} | dict.fromkeys(USER_ROLLUPS.names[4:], 0)
 _SUMMED: Final = """
 SELECT part, user_id, subgroup, key,
     sum(messages) AS messages, sum(chat) AS chat, sum(with_assistant) AS with_assistant,
@@ -118,7 +121,7 @@ def _ms(value: object) -> int | None:
 
 
 def rolled_up_sources(rollups: DeltaTable | None) -> frozenset[str]:
-    """The facts file names that ``rollups``'s snapshot holds partials of."""
+    """The roll-ups of ``rollups``'s snapshot: facts file names and ``merged-…`` names."""
     if rollups is None:
         return frozenset()
     actions = pa.table(rollups.get_add_actions(flatten=True))
@@ -266,7 +269,11 @@ def _summed(parts: pa.Table) -> pa.Table:
 
 
 def _store(rollups: DeltaTable, parts: pa.Table, source: str, members: list[str]) -> None:
-    """Commit ``parts`` as the roll-up ``source`` (an overwrite of its partition)."""
+    """Commit ``parts`` as the roll-up ``source`` (an overwrite of its partition). A file
+    without users activity gets one row of part ``empty`` (ignored by the query), so that
+    its roll-up exists."""
+    if not parts.num_rows:
+        parts = pa.Table.from_pylist([_EMPTY], schema=USER_ROLLUPS)
     count = parts.num_rows
     stored = parts.append_column(
         STORED_USER_ROLLUPS.field(MEMBERS),
@@ -301,37 +308,14 @@ def forget(rollups: DeltaTable, files: Iterable[FactsFile]) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class UsersInputs:
-    """What a users export reads: the facts of the files its window does not cover whole
-    (or that have no roll-up), and the roll-ups of those it does."""
-
-    facts: pa.Table
-    rollups: pa.Table
-    rolled_up_files: int
-
-
-@dataclass(frozen=True, slots=True)
 class UsersRead:
-    """Which files of a snapshot a users export reads (:func:`users_read`); reading them
-    (:meth:`read`) needs no lock on the tables any more."""
+    """What a users export reads (:func:`users_read`): the facts files its window does not
+    cover whole (or that have no roll-up), and the roll-ups of those it does; datasets
+    for the query to scan once the tables' locks are released."""
 
-    facts: ds.Dataset | None
-    rollups: ds.Dataset | None
+    facts: ds.Dataset | pa.Table
+    rollups: ds.Dataset | pa.Table
     rolled_up_files: int
-
-    def read(self, first_day: date, last_day: date, columns: Sequence[str]) -> UsersInputs:
-        """The facts of the UTC days ``first_day..last_day`` (``columns`` of them) and the
-        roll-ups (blocking)."""
-        schema = pa.schema([FACTS.field(name) for name in columns])
-        facts = schema.empty_table()
-        if self.facts is not None:
-            in_days = (ds.field("day") >= first_day) & (ds.field("day") <= last_day)
-            facts = self.facts.to_table(columns=list(columns), filter=in_days).cast(schema)
-        rollups = ROLLUP_ROWS.empty_table()
-        if self.rollups is not None:
-            found = self.rollups.to_table(columns=[*USER_ROLLUPS.names, SOURCE])
-            rollups = found.cast(ROLLUP_ROWS)
-        return UsersInputs(facts, rollups, self.rolled_up_files)
 
 
 def users_read(
@@ -345,19 +329,21 @@ def users_read(
     """What a users export of ``[start_ms, end_ms)`` (UTC days ``first_day..last_day``)
     reads from these snapshots: the roll-up of each file the window covers whole and
     that has one, the facts of every other file of those days (blocking: reads the log)."""
+    schema = pa.schema([FACTS.field(name) for name in spec(DataType.USERS).facts_columns])
     if facts is None:
-        return UsersRead(None, None, 0)
+        return UsersRead(schema.empty_table(), ROLLUP_ROWS.empty_table(), 0)
     whole = {file.name: file.path for file in facts_files(facts) if file.within(start_ms, end_ms)}
     chosen = choose(rollup_members(rollups), whole.keys())
     covered = {whole[name] for members in chosen.values() for name in members}
     dataset = facts.to_pyarrow_dataset(file_pruning_predicate=span_range(first_day, last_day))
     assert isinstance(dataset, ds.FileSystemDataset)
     fragments = [f for f in dataset.get_fragments() if f.path not in covered]
-    rest = ds.FileSystemDataset(fragments, dataset.schema, dataset.format, dataset.filesystem)
+    rest = ds.FileSystemDataset(fragments, schema, dataset.format, dataset.filesystem)
     if rollups is None or not chosen:
-        return UsersRead(rest, None, 0)
+        return UsersRead(rest, ROLLUP_ROWS.empty_table(), 0)
     pruning = [(SOURCE, "in", sorted(chosen))]
-    return UsersRead(rest, rollups.to_pyarrow_dataset(file_pruning_predicate=pruning), len(covered))
+    partials = projected(rollups.to_pyarrow_dataset(file_pruning_predicate=pruning), ROLLUP_ROWS)
+    return UsersRead(rest, partials, len(covered))
 
 
 def choose(

@@ -384,6 +384,15 @@ def facts_of(
     return dataset.to_table(columns=wanted, filter=in_days).cast(schema)
 
 
+def projected(dataset: ds.Dataset, schema: pa.Schema) -> ds.Dataset:
+    """``dataset``'s files seen through ``schema`` (some of its columns): a scan reads
+    those columns only, whatever the query asks for."""
+    assert isinstance(dataset, ds.FileSystemDataset)
+    return ds.FileSystemDataset(
+        list(dataset.get_fragments()), schema, dataset.format, dataset.filesystem
+    )
+
+
 def _facts_columns(columns: Sequence[str] | None) -> tuple[list[str], pa.Schema]:
     wanted = list(columns) if columns is not None else FACTS.names
     unknown = set(wanted) - set(FACTS.names)
@@ -505,6 +514,16 @@ class LatestTables:
         in_days = (ds.field("day") >= first_day) & (ds.field("day") <= last_day)
         found = await asyncio.to_thread(dataset.to_table, columns=wanted, filter=in_days)
         return found.cast(schema)
+
+    async def facts_scan(
+        self, org_id: str, first_day: date, last_day: date, columns: Sequence[str]
+    ) -> ds.Dataset | pa.Table:
+        """The facts files that may hold the UTC days ``first_day..last_day`` as of the
+        latest commit, as a dataset of ``columns`` for an engine to scan (streaming: it
+        filters the rows itself); no rows without a table."""
+        _, schema = _facts_columns(columns)
+        dataset = await self._dataset(org_id, FACTS_TABLE, span_range(first_day, last_day))
+        return schema.empty_table() if dataset is None else projected(dataset, schema)
 
     async def dimensions(self, org_id: str) -> pa.Table:
         """Like :func:`read_dimensions`."""

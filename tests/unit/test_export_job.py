@@ -15,13 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow.dataset as ds
 import pytest
 
 from services.exporter import export_job
 from services.exporter.export_job import Exporter
 from shared.adapters.object_store import StoredObject
-from shared.columnar.schema import DimensionVersion, dimensions_table, facts_table
-from shared.columnar.tables import LatestTables, TableStore, WorkspaceTables
+from shared.columnar.queries.engine import connect
+from shared.columnar.schema import DIMENSIONS, DimensionVersion, dimensions_table, facts_table
+from shared.columnar.tables import FACTS_TABLE, LatestTables, TableStore, WorkspaceTables
 from shared.domain.dimensions import SETTINGS_ENTITY
 from shared.domain.export.request_validation import ReadableRequest, read_request
 from shared.domain.facts import MESSAGE, NANO, Fact
@@ -344,7 +346,7 @@ async def test_unreadable_tables_past_the_deadline_are_503(
         reads += 1
         raise OSError("Generic S3 error: error sending request")
 
-    monkeypatch.setattr(LatestTables, "facts", unreachable)
+    monkeypatch.setattr(LatestTables, "facts_scan", unreachable)  # the other types' facts
     monkeypatch.setattr(export_job, "users_read", unreachable_files)  # users: facts + roll-ups
     store = MemoryStore()
     completion = await exporter(tables, store, export_deadline_s=0.3).answer(readable())
@@ -353,6 +355,34 @@ async def test_unreadable_tables_past_the_deadline_are_503(
     assert "object store stayed unavailable" in completion.error.message
     assert reads > export_job.UNEXPECTED_ATTEMPTS  # retried as transient, not given up
     assert store.csv_keys() == []
+
+
+async def test_files_that_fail_while_the_query_scans_them_are_the_store_s_failure(
+    tables: TableStore, tmp_path: Path
+) -> None:
+    """The query reads the facts files as it goes: a file that cannot be read then (the
+    store went away after the plan) is the store's failure, retried until the deadline
+    and answered 503, not an internal error."""
+    await seed(tables)
+    latest = LatestTables(tables)
+    scan = await latest.facts_scan("ws-1", date(2026, 1, 1), date(2026, 1, 31), ["kind"])
+    assert isinstance(scan, ds.FileSystemDataset)
+    for path in scan.files:  # gone between the plan and the scan
+        (Path(tables.uri("ws-1", FACTS_TABLE)) / path).unlink()
+    with pytest.raises(StoreUnavailable):
+        await export_job._reading(
+            asyncio.to_thread(export_job._scanning, lambda: scan.to_table().num_rows)
+        )
+    con = connect(scan, DIMENSIONS.empty_table())
+    try:
+        with pytest.raises(StoreUnavailable, match="reading the workspace's tables failed"):
+            await export_job._reading(
+                asyncio.to_thread(
+                    export_job._scanning, lambda: con.sql("SELECT count(*) FROM facts").fetchall()
+                )
+            )
+    finally:
+        con.close()
 
 
 class HangingStore(MemoryStore):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
@@ -89,9 +90,8 @@ def rolled_up_export(store: TableStore, workspace: Workspace, validated: ValidRe
     rollups = open_rollups(store.uri(org, USER_ROLLUPS_TABLE), {}, create=False)
     first, last = utc_day_of(window.start_ms), utc_day_of(window.last_ms)
     read = users_read(facts, rollups, first, last, window.start_ms, window.end_ms)
-    inputs = read.read(first, last, spec(DataType.USERS).facts_columns)
     options = settings_of(workspace.dimensions)
-    export = query_export(validated, inputs.facts, workspace.dimensions, options, inputs.rollups)
+    export = query_export(validated, read.facts, workspace.dimensions, options, read.rollups)
     return export.data
 
 
@@ -131,7 +131,7 @@ def test_exports_that_read_roll_ups_equal_exports_of_the_facts(
         used += read.rolled_up_files
         if (start, zone) == ("2025-11-21", "UTC"):
             assert read.rolled_up_files >= 10  # every closed month, read as partials
-            assert read.rollups is not None
+            assert isinstance(read.rollups, ds.Dataset)
             sources = read.rollups.to_table(columns=["source"]).column("source").unique()
             assert [s.startswith("merged-") for s in sources.to_pylist()] == [True]
     assert used >= 20
@@ -228,3 +228,29 @@ def test_partials_of_disjoint_facts_add_up_to_the_partials_of_their_union(
         summed.select(whole.column_names).sort_by(order).to_pylist()
         == whole.sort_by(order).to_pylist()
     )
+
+
+def test_a_month_without_users_activity_is_rolled_up_once(tmp_path: Path, stream: Stream) -> None:
+    org = "ws-0002"
+    full = stream.orgs[org]
+    months = pc.strftime(full.facts.column("day"), "%Y-%m")
+    users_kinds = pc.is_in(full.facts.column("kind"), pa.array(["message", "payg"]))
+    # February holds API requests only: its roll-up has no partial, yet must exist.
+    keep = pc.invert(pc.and_(pc.equal(months, "2026-02"), users_kinds))
+    workspace = Workspace(full.facts.filter(keep), full.dimensions)
+    store = seeded(tmp_path, org, workspace)
+    made = roll_up_all(store, org)
+    assert made >= 11
+    assert roll_up_all(store, org) == 0  # not made again every round
+    rollups = open_rollups(store.uri(org, USER_ROLLUPS_TABLE), {}, create=False)
+    assert rollups is not None
+    february = [
+        f.name for f in facts_files(DeltaTable(store.uri(org, FACTS_TABLE))) if f.span == "2026-02"
+    ]
+    rows = rollups.to_pyarrow_dataset(file_pruning_predicate=[("source", "in", february)])
+    assert rows.to_table(columns=["part"]).column("part").to_pylist() == ["empty"]
+    for start, end in (("2026-01-01", "2026-03-31"), ("2025-11-21", "2026-11-20")):
+        validated = valid(request(org, "users", start, end, "UTC"))
+        assert rolled_up_export(store, workspace, validated) == facts_only_export(
+            workspace, validated
+        )

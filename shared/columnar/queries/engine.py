@@ -26,6 +26,7 @@ from typing import Final
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from shared.columnar.schema import DIMENSIONS, FACTS, ROLLUP_ROWS
 from shared.contracts.export_types import DataType, spec
@@ -90,13 +91,16 @@ def warm_engine() -> None:
 
 
 def connect(
-    facts: pa.Table, dimensions: pa.Table, user_rollups: pa.Table | None = None
+    facts: pa.Table | ds.Dataset,
+    dimensions: pa.Table,
+    user_rollups: pa.Table | ds.Dataset | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with ``facts``, ``dimensions`` and ``user_rollups``
     (``ROLLUP_ROWS``: the stored partials the users query adds to those of
     ``facts``; none by default) registered, where the macros bind to them. Each connection
     sees only its own tables (they are views of the connection), so concurrent exports
-    each use their own; close it after.
+    each use their own; close it after. A dataset is scanned by the query itself, its
+    files read as the query goes (columns and row groups it needs only).
 
     Connections are cursors of one database: the macros are defined once per process,
     which saves ~25 ms per export."""
