@@ -1,11 +1,13 @@
 """One export request → one outcome: validate, resolve, read, query, stream, record.
 
 An export reads storage format 3 (``shared.columnar.tables``): the workspace's dimension
-versions, then the facts of the UTC days the window touches (only the columns its type's
-query needs; a closed month is one merged file), from tables kept open between exports
-and moved to their latest commit first (``LatestTables``), and runs its type's query
-(``shared.columnar.queries``) over them in a worker thread; the CSV bytes go up as one
-object (in parts when large).
+versions, then picks the facts files of the UTC days the window touches (a closed month
+is one merged file) from tables kept open between exports and moved to their latest
+commit first (``LatestTables``); a users export takes the janitor's roll-ups of the month
+files its window holds whole instead (``shared.columnar.rollups``). Its type's query
+(``shared.columnar.queries``) scans those files in a worker thread, reading only the
+columns and row groups it needs; the CSV bytes go up as one object (in parts when
+large).
 
 :meth:`Exporter.answer` never raises (cancellation aside): every path ends in a
 completion. Transient failures (the store unavailable, a lost race on a record) are
