@@ -9,7 +9,7 @@ that carries one chosen step of the export, so the kill lands exactly there:
 * ``settling``: the request record's update with the outcome (file whole, not recorded);
 * ``answered``: the completion was published, its offset not committed. Made certain: a
   request of the same workspace (so on the same partition) sent just before is frozen at
-  ``reading``, and a partition's offset is only committed up to its lowest unanswered
+  the upload of its file, and a partition's offset is only committed up to its lowest unanswered
   request; the test reads the committed offset after the kill to show it. The restarted
   exporter then answers the request again, from its record: the same file.
 
@@ -133,10 +133,15 @@ async def killed_after_answering(
     message = export_request(org, "models", window.from_date, window.to_date)
     topic = settings.topic_export_requests
     before = await end_offsets(settings, topic)
-    await warmed(exporter)
-    trigger = proxy.arm(trigger_pattern("reading", settings, org))
+    # The blocker is frozen at its upload: past its reads, so it holds none of the
+    # workspace's tables (a read frozen under a table's lock held the other export until
+    # the store client's 30 s timeout retried it, and both finished together), and a
+    # frozen upload is not retried before the kill below.
+    exports = re.escape(settings.exports_bucket.encode())
+    own_file = rb"PUT /" + exports + rb"/users-usage/" + re.escape(org.encode()) + rb"/"
+    trigger = proxy.arm(re.compile(own_file))
     await client.send(blocker)
-    assert await trigger.wait(120), "the exporter never read for the blocking request"
+    assert await trigger.wait(120), "the exporter never uploaded the blocking request's file"
     await client.send(message)  # same key (workspace): same partition, next offset
     first = await client.wait(message["request_id"], within_s=120)
     assert first.success, first.error
