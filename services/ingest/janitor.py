@@ -195,7 +195,7 @@ class Janitor:
             if full:
                 expired = _expire(table, self.cutoff(now))
             compacted, merged = _tidy(table, now.date())
-            rolled = _roll_up(table, rollups_uri, options)
+            rolled = _rolled_up(org, table, rollups_uri, options)
         except FencedOut as exc:  # a writer (or another janitor) committed: next round
             log.info("janitor: %s; the rest of %s waits for the next round", exc, org)
             fenced = 1
@@ -261,6 +261,19 @@ def plan(files_per_span: Mapping[str, int], today: date) -> list[Rewrite]:
 def files_per_span(table: DeltaTable) -> Counter[str]:
     """How many files each span of the table's snapshot has."""
     return Counter(_files(table).column(f"partition.{SPAN}").to_pylist())
+
+
+def _rolled_up(org: str, facts: DeltaTable, rollups_uri: str, options: dict[str, str]) -> int:
+    """:func:`_roll_up`, whose own failures (bad data, a bug) cost only speed: exports read
+    the facts of a file without a roll-up, so the janitor logs them and goes on (a store
+    failure or a refused commit propagates like the other steps')."""
+    try:
+        return _roll_up(facts, rollups_uri, options)
+    except (FencedOut, *STORE_ERRORS):
+        raise
+    except Exception:
+        log.exception("janitor: rolling up %s failed; its exports read the facts", org)
+        return 0
 
 
 def _roll_up(facts: DeltaTable, rollups_uri: str, options: dict[str, str]) -> int:

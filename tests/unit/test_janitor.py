@@ -225,3 +225,21 @@ async def test_workspaces_a_failing_store_kept_from_tidying_are_tidied_next_roun
 
     assert (await the_janitor.tidy([], now)).merged_months == 1
     assert spans(store) == ["2026-05"]
+
+
+async def test_a_roll_up_that_fails_costs_only_speed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A roll-up's own failure (bad data, a bug) is logged; the month is merged all the
+    same and the janitor goes on (exports read the file's facts)."""
+    store, seed = await seeder(tmp_path)
+    await seed.flush(DAY, DAY + timedelta(days=1))
+
+    def broken(*args: object) -> None:
+        raise ValueError("an int64 overflow in a partial")
+
+    monkeypatch.setattr(janitor_module, "roll_up", broken)
+    done = await janitor(store).tidy([ORG], datetime(2026, 6, 3, tzinfo=UTC))
+
+    assert (done.merged_months, done.rolled_up_files, done.fenced) == (1, 0, 0)
+    assert spans(store) == ["2026-05"]
