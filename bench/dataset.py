@@ -18,8 +18,14 @@ from bench.consumers import ConsumerRun, run_service
 from bench.stack import new_tag, run_settings, workload_settings
 from bench.workload import Produced, Tap, produce_simulation
 from services.ingest.janitor import files_per_span, plan
-from shared.columnar.rollups import facts_files, open_rollups, pending, rolled_up_sources
-from shared.columnar.tables import FACTS_TABLE, USER_ROLLUPS_TABLE, TableStore
+from shared.columnar.rollups import (
+    ROLLUP_KINDS,
+    facts_files,
+    open_rollups,
+    pending,
+    rolled_up_sources,
+)
+from shared.columnar.tables import FACTS_TABLE, TableStore
 from shared.settings import Settings
 from shared.simulation import SimConfig
 
@@ -71,9 +77,10 @@ def _tidied(settings: Settings, orgs: list[str], now: datetime) -> bool:
         table = DeltaTable(store.uri(org, FACTS_TABLE), storage_options=options)
         if plan(files_per_span(table), now.date()):
             return False
-        rollups = open_rollups(store.uri(org, USER_ROLLUPS_TABLE), options, create=False)
-        if pending(facts_files(table), rolled_up_sources(rollups)):
-            return False
+        for kind in ROLLUP_KINDS:
+            rollups = open_rollups(kind, store.uri(org, kind.table), options, create=False)
+            if pending(facts_files(table), rolled_up_sources(kind, rollups)):
+                return False
     return True
 
 

@@ -3,8 +3,9 @@
 An export reads storage format 3 (``shared.columnar.tables``): the workspace's dimension
 versions, then picks the facts files of the UTC days the window touches (a closed month
 is one merged file) from tables kept open between exports and moved to their latest
-commit first (``LatestTables``); a users export takes the janitor's roll-ups of the month
-files its window holds whole instead (``shared.columnar.rollups``). Its type's query
+commit first (``LatestTables``); an export of any type but agents takes the janitor's
+roll-ups of the month files its window holds whole instead (``shared.columnar.rollups``:
+the users partials, or the sums per key). Its type's query
 (``shared.columnar.queries``) scans those files in a worker thread, reading only the
 columns and row groups it needs; the CSV bytes go up as one object (in parts when
 large).
@@ -27,11 +28,12 @@ deleted since, the export is written again, to the same key, for the same window
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
@@ -51,17 +53,16 @@ from shared.columnar.queries.engine import (
     warm_engine,
     workspace_options,
 )
-from shared.columnar.rollups import users_read
+from shared.columnar.rollups import ROLLUP_KINDS, rolled_up_read, rollup_kind, rollup_members
 from shared.columnar.schema import FACTS
 from shared.columnar.tables import (
     FACTS_TABLE,
     STORE_ERRORS,
-    USER_ROLLUPS_TABLE,
     LatestTables,
     TableStore,
 )
 from shared.contracts.completions import ExportCompletion
-from shared.contracts.export_types import DataType, spec
+from shared.contracts.export_types import spec
 from shared.domain.export.context import WorkspaceOptions
 from shared.domain.export.outcomes import ExportFile, Outcome
 from shared.domain.export.paths import export_file_path
@@ -114,14 +115,20 @@ class Exporter:
         self._clock = clock
 
     async def warm_up(self, org_ids: list[str]) -> int:
-        """Open the tables of ``org_ids`` (as many as are kept open) and run the query
-        engine once, so that the first export after a start does not pay for either;
+        """Open the tables of ``org_ids`` (as many as are kept open), read their roll-ups'
+        members and run the query engine once, so that the first export after a start
+        does not pay for any of it;
         returns how many workspaces were opened. Failures only make a first export slower."""
         await asyncio.to_thread(warm_engine)
         opened = 0
         for org_id in org_ids[: self._tables.capacity]:
             try:
                 await self._tables.open(org_id)
+                # What an export asks of the roll-ups first: their members, cached.
+                for kind in ROLLUP_KINDS:
+                    await self._tables.planned(
+                        org_id, [kind.table], functools.partial(rollup_members, kind)
+                    )
                 opened += 1
             except STORE_ERRORS:
                 log.warning("warm-up: cannot open the tables of %s", org_id, exc_info=True)
@@ -230,21 +237,23 @@ class Exporter:
             return Outcome(rejected.status, rejected.message)
         first_day, last_day = utc_day_of(window.start_ms), utc_day_of(window.last_ms)
         columns = spec(request.data_type).facts_columns
-        rollups: ds.Dataset | pa.Table | None = None
+        kind = rollup_kind(request.data_type, request.group_by)
+        rollups: dict[str, ds.Dataset | pa.Table] = {}
         rolled_up = 0
-        if request.data_type is DataType.USERS and request.group_by is None:
+        if kind is not None:
             # The roll-ups of the month files the window covers whole, the facts of the rest.
-            start_ms, end_ms = window.start_ms, window.end_ms
-            read = await _reading(
-                self._tables.planned(
-                    org_id,
-                    [FACTS_TABLE, USER_ROLLUPS_TABLE],
-                    lambda facts, rolled: users_read(
-                        facts, rolled, first_day, last_day, start_ms, end_ms
-                    ),
-                )
+            schema = pa.schema([FACTS.field(name) for name in columns])
+            plan = functools.partial(
+                rolled_up_read,
+                kind,
+                facts_schema=schema,
+                first_day=first_day,
+                last_day=last_day,
+                start_ms=window.start_ms,
+                end_ms=window.end_ms,
             )
-            facts, rollups, rolled_up = read.facts, read.rollups, read.rolled_up_files
+            read = await _reading(self._tables.planned(org_id, [FACTS_TABLE, kind.table], plan))
+            facts, rollups[kind.table], rolled_up = read.facts, read.rollups, read.rolled_up_files
         else:
             facts = await _reading(self._tables.facts_scan(org_id, first_day, last_day, columns))
         read_at = time.monotonic()
@@ -361,13 +370,13 @@ def query_export(
     facts: pa.Table | ds.Dataset,
     dimensions: pa.Table,
     options: WorkspaceOptions,
-    user_rollups: pa.Table | ds.Dataset | None = None,
+    rollups: Mapping[str, pa.Table | ds.Dataset] | None = None,
 ) -> QueryExport:
     """The export's CSV, computed by its type's query over ``facts`` (at least the
-    columns its spec's ``facts_columns`` names), ``dimensions`` and, for the users query,
-    the stored partials of facts not in ``facts`` (blocking)."""
+    columns its spec's ``facts_columns`` names), ``dimensions`` and ``rollups`` (by
+    relation name: the stored partials of facts not in ``facts``) (blocking)."""
     window = request.window
-    con = connect(facts, dimensions, user_rollups)
+    con = connect(facts, dimensions, rollups)
     try:
         return export_csv(
             con,

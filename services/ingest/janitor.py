@@ -13,10 +13,11 @@ Two loops in every ingest process:
     those few files too);
   - *compacting a day* of the current month with ``COMPACT_MIN_FILES`` files or more
     into one;
-  - *rolling up* each month file that has no roll-up yet: the users export's partials of
-    its rows (``shared.columnar.rollups``), which exports of windows covering the file
-    whole read instead of its facts; then the sum of every month file's roll-up as one
-    merged roll-up, which a window covering all of those months reads instead.
+  - *rolling up* each month file that has no roll-ups yet: the users export's partials of
+    its rows and its facts summed per key (``shared.columnar.rollups``), which exports of
+    windows covering the file whole read instead of its facts; then the sum of every
+    month file's roll-ups as one merged roll-up of each kind, which a window covering all
+    of those months reads instead.
 
   Both are a commit that changes no content (``shared.columnar.rewrite.rewrite_spans``):
   delta-rs refuses it when an ingest commit since its snapshot added a file to one of its
@@ -60,6 +61,8 @@ from shared.adapters.object_store import ObjectStore
 from shared.clock import Clock, system_clock
 from shared.columnar.rewrite import replace_days, rewrite_spans, span_rows
 from shared.columnar.rollups import (
+    ROLLUP_KINDS,
+    RollupKind,
     facts_files,
     forget,
     merge_rollups,
@@ -72,7 +75,6 @@ from shared.columnar.schema import FACTS, SPAN
 from shared.columnar.tables import (
     FACTS_TABLE,
     STORE_ERRORS,
-    USER_ROLLUPS_TABLE,
     TableStore,
     workspace_ids,
 )
@@ -189,23 +191,25 @@ class Janitor:
             log.debug("janitor: no facts table for %s", org, exc_info=True)
             return Sweep()
         expired = compacted = merged = fenced = rolled = 0
-        rollups_uri = self._tables.uri(org, USER_ROLLUPS_TABLE)
         options = dict(self._tables.options)
+        uris = {kind: self._tables.uri(org, kind.table) for kind in ROLLUP_KINDS}
         try:
             if full:
                 expired = _expire(table, self.cutoff(now))
             compacted, merged = _tidy(table, now.date())
-            rolled = _rolled_up(org, table, rollups_uri, options)
+            for kind, uri in uris.items():
+                rolled += _rolled_up(org, kind, table, uri, options)
         except FencedOut as exc:  # a writer (or another janitor) committed: next round
             log.info("janitor: %s; the rest of %s waits for the next round", exc, org)
             fenced = 1
         vacuumed = 0
         if full:
             vacuumed = len(table.vacuum(dry_run=False))
-            rollups = open_rollups(rollups_uri, options, create=False)
-            if rollups is not None:
-                forget(rollups, facts_files(table))
-                vacuumed += len(rollups.vacuum(dry_run=False))
+            for kind, uri in uris.items():
+                rollups = open_rollups(kind, uri, options, create=False)
+                if rollups is not None:
+                    forget(kind, rollups, facts_files(table))
+                    vacuumed += len(rollups.vacuum(dry_run=False))
         return Sweep(1, expired, compacted, merged, vacuumed, fenced, rolled)
 
 
@@ -263,36 +267,37 @@ def files_per_span(table: DeltaTable) -> Counter[str]:
     return Counter(_files(table).column(f"partition.{SPAN}").to_pylist())
 
 
-def _rolled_up(org: str, facts: DeltaTable, rollups_uri: str, options: dict[str, str]) -> int:
+def _rolled_up(
+    org: str, kind: RollupKind, facts: DeltaTable, rollups_uri: str, options: dict[str, str]
+) -> int:
     """:func:`_roll_up`, whose own failures (bad data, a bug) cost only speed: exports read
     the facts of a file without a roll-up, so the janitor logs them and goes on (a store
     failure or a refused commit propagates like the other steps')."""
     try:
-        return _roll_up(facts, rollups_uri, options)
+        return _roll_up(kind, facts, rollups_uri, options)
     except (FencedOut, *STORE_ERRORS):
         raise
     except Exception:
-        log.exception("janitor: rolling up %s failed; its exports read the facts", org)
+        log.exception("janitor: %s of %s failed; its exports read the facts", kind.table, org)
         return 0
 
 
-def _roll_up(facts: DeltaTable, rollups_uri: str, options: dict[str, str]) -> int:
-    """Roll up the month files of ``facts``'s latest snapshot that have no roll-up yet,
-    then merge the roll-ups of all its month files into one if that merged roll-up does
-    not exist yet; how many roll-ups were made."""
+def _roll_up(kind: RollupKind, facts: DeltaTable, rollups_uri: str, options: dict[str, str]) -> int:
+    """Roll up the month files of ``facts``'s latest snapshot that have no roll-up of
+    ``kind`` yet, then merge the roll-ups of all its month files into one if that merged
+    roll-up does not exist yet; how many roll-ups were made."""
     facts.update_incremental()
-    todo = pending(
-        facts_files(facts), rolled_up_sources(open_rollups(rollups_uri, options, create=False))
-    )
+    existing = open_rollups(kind, rollups_uri, options, create=False)
+    todo = pending(facts_files(facts), rolled_up_sources(kind, existing))
     if not todo:
         return 0
-    rollups = open_rollups(rollups_uri, options, create=True)
+    rollups = open_rollups(kind, rollups_uri, options, create=True)
     assert rollups is not None
     for file in todo.files:
-        roll_up(facts, rollups, file)
+        roll_up(kind, facts, rollups, file)
     if todo.merged:
         rollups.update_incremental()
-        merge_rollups(rollups, todo.merged)
+        merge_rollups(kind, rollups, todo.merged)
     return len(todo.files) + bool(todo.merged)
 
 

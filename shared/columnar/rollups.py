@@ -1,25 +1,30 @@
-"""Roll-ups: the users export's partial aggregates of each merged month file.
+"""Roll-ups: the partial aggregates of each merged month file, which exports add up.
 
-A third Delta table per workspace, ``user_rollups`` (``docs/storage.md``,
-"user_rollups"), holds for facts files of month spans the rows
-``queries/user_parts.sql`` computes from that file's facts alone (``USER_ROLLUPS``),
-partitioned by ``source``: the file's name; and the sum of all month files' roll-ups as
-one *merged* roll-up (``source`` ``merged-`` and a digest of its ``members``). A 12-month
-users export then reads the year's partials instead of every message, and adds the
-partials of the facts it still reads (the current month's days, a month the window covers
-in part, late day files).
+Two derived Delta tables per workspace (``docs/storage.md``, "Roll-ups") hold, for facts
+files of month spans, what an export's query computes from that file's facts alone:
+``user_rollups`` the users export's partials (``queries/user_parts.sql``, USER_ROLLUPS),
+``key_rollups`` the message and API request facts summed per key, which the api_keys,
+models and projects exports add up (``queries/key_parts.sql``, KEY_ROLLUPS). Each is
+partitioned by the roll-up's name: the facts file it summarizes, or ``merged-…`` for the
+sum of all month files' roll-ups (one *merged* roll-up). A 12-month export then reads the
+year's partials instead of every fact, and adds the partials of the facts it still reads
+(the current month's days, a month the window covers in part, late day files). The
+agents export counts distinct users and conversations per agent, which do not add up
+from month to month in fewer rows than the facts: it has no roll-up.
 
-**Exact by construction.** A roll-up summarizes one immutable data file: it is used only
-while that file is in the facts snapshot the export reads, and only when the window holds
-every row of the file (the file's ``occurred_ms`` statistics in the Delta log); every
+**Exact by construction.** A roll-up summarizes immutable data files: it is used only
+while those files are in the facts snapshot the export reads, and only when the window
+holds every row of each (the files' ``occurred_ms`` statistics in the Delta log); every
 other file is read as facts. A file the janitor replaces (a late month merge, retention)
-makes its roll-up unused, never wrong; a missing roll-up only makes an export read facts.
+makes its roll-ups unused, never wrong; a missing roll-up only makes an export read facts.
 The partials are sums and per-key counts, so the partials of disjoint files add up to
 the partial of their union.
 
-**Once per file.** A roll-up is committed as an overwrite of its ``source`` partition:
-two janitors that build the same one race on that predicate and one is refused (or
-replaces the other's identical rows), so a file's partials are never stored twice.
+**Once per file.** A roll-up is committed as an overwrite of its partition: two janitors
+that build the same one race on that predicate and one is refused (or replaces the
+other's identical rows), so a file's partials are never stored twice. Every roll-up has
+one row of part (or kind) ``members`` naming the files it sums, so even a file without
+rows of interest has one.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import threading
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Final
+from typing import Any, Final
 
 import duckdb
 import pyarrow as pa
@@ -43,14 +48,22 @@ from shared.columnar.queries.engine import connect
 from shared.columnar.schema import (
     DIMENSIONS,
     FACTS,
+    KEY_COLUMNS,
+    KEY_ROLLUPS,
     MEMBERS,
-    ROLLUP_ROWS,
+    MEMBERS_ROW,
+    ROLLUP,
     SOURCE,
     SPAN,
-    STORED_USER_ROLLUPS,
     USER_ROLLUPS,
 )
-from shared.columnar.tables import TXN_CONFLICT, projected, span_range
+from shared.columnar.tables import (
+    KEY_ROLLUPS_TABLE,
+    TXN_CONFLICT,
+    USER_ROLLUPS_TABLE,
+    projected,
+    span_range,
+)
 from shared.contracts.export_types import DataType, spec
 from shared.errors import FencedOut
 from shared.lru import LruMap
@@ -59,19 +72,69 @@ log = logging.getLogger(__name__)
 
 _MONTH_SPAN_LENGTH: Final = len("YYYY-MM")
 MERGED_PREFIX: Final = "merged-"
-_EMPTY: Final = {"part": "empty", "subgroup": ""} | dict.fromkeys(USER_ROLLUPS.names[4:], 0)
-_SUMMED: Final = """
-SELECT part, user_id, subgroup, key,
-    sum(messages) AS messages, sum(chat) AS chat, sum(with_assistant) AS with_assistant,
-    sum(with_project) AS with_project, sum(with_actions) AS with_actions,
-    sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
-    sum(cached_tokens) AS cached_tokens, sum(creation_tokens) AS creation_tokens,
-    sum(cost_nano) AS cost_nano, sum(amount_nano) AS amount_nano
-FROM parts
-GROUP BY ALL
-"""
 _ALL_TIME: Final = (-(2**62), 2**62)
 _WRITTEN: Final = WriterProperties(max_row_group_size=65_536)
+
+
+@dataclass(frozen=True, slots=True)
+class RollupKind:
+    """One roll-up table: its name (also the relation the queries read), the schema of
+    its partials, its partition column (the roll-up's name), the column whose value
+    ``members`` marks a roll-up's members row, the query of the partials of ``facts``,
+    the facts columns that query reads, and the columns partials are added up by."""
+
+    table: str
+    rows: pa.Schema
+    name: str
+    marker: str
+    parts: str
+    facts_columns: tuple[str, ...]
+    keys: tuple[str, ...]
+
+    @property
+    def read_rows(self) -> pa.Schema:
+        """What an export's query reads: the partials and their roll-up's name."""
+        return self.rows.append(pa.field(self.name, pa.string(), nullable=False))
+
+    @property
+    def stored(self) -> pa.Schema:
+        """The table's schema: the partials, ``members``, and the partition column."""
+        return self.rows.append(pa.field(MEMBERS, pa.list_(pa.string()))).append(
+            pa.field(self.name, pa.string(), nullable=False)
+        )
+
+
+# Two literals, every field spelled out (the shapes repeat: that is the table).
+USER_PARTS: Final = RollupKind(
+    table=USER_ROLLUPS_TABLE,
+    rows=USER_ROLLUPS,
+    name=SOURCE,
+    marker="part",
+    parts="SELECT * FROM user_parts($start_ms, $end_ms, false)",
+    facts_columns=spec(DataType.USERS).facts_columns,
+    keys=("part", "user_id", "subgroup", "key"),
+)
+KEY_SUMS: Final = RollupKind(
+    table=KEY_ROLLUPS_TABLE,
+    rows=KEY_ROLLUPS,
+    name=ROLLUP,
+    marker="kind",
+    parts="SELECT * FROM key_parts($start_ms, $end_ms)",
+    facts_columns=spec(DataType.MODELS).facts_columns,
+    keys=KEY_COLUMNS,
+)
+ROLLUP_KINDS: Final = (USER_PARTS, KEY_SUMS)
+
+
+def rollup_kind(data_type: DataType, group_by: str | None) -> RollupKind | None:
+    """The roll-ups an export of ``data_type`` (and ``group_by``) can read: the users
+    partials without a subgroup (they are stored per user, not per model), the sums per
+    key for API keys, models and projects (a key holds every subgroup), none for agents."""
+    if data_type is DataType.USERS:
+        return USER_PARTS if group_by is None else None
+    if data_type is DataType.ASSISTANTS:
+        return None
+    return KEY_SUMS
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +148,7 @@ class FactsFile:
 
     @property
     def name(self) -> str:
-        """The file's name: the ``source`` of its roll-up."""
+        """The file's name: the name of its roll-ups."""
         return posixpath.basename(self.path)
 
     def within(self, start_ms: int, end_ms: int) -> bool:
@@ -120,28 +183,27 @@ def _ms(value: object) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def rolled_up_sources(rollups: DeltaTable | None) -> frozenset[str]:
+def rolled_up_sources(kind: RollupKind, rollups: DeltaTable | None) -> frozenset[str]:
     """The roll-ups of ``rollups``'s snapshot: facts file names and ``merged-…`` names."""
     if rollups is None:
         return frozenset()
     actions = pa.table(rollups.get_add_actions(flatten=True))
     if not actions.num_rows:
         return frozenset()
-    return frozenset(actions.column(f"partition.{SOURCE}").to_pylist())
+    return frozenset(actions.column(f"partition.{kind.name}").to_pylist())
 
 
-#: Members of merged roll-ups already read (a merged source's name is a digest of its
-#: members, so an entry never goes stale); bounded like any cache.
+#: Members of merged roll-ups already read (a merged name is a digest of its members, the
+#: same in either table, so an entry never goes stale); bounded like any cache.
 _MEMBERS_READ: Final[LruMap[str, frozenset[str]]] = LruMap(4096)
 _MEMBERS_LOCK: Final = threading.Lock()
 
 
-def rollup_members(rollups: DeltaTable | None) -> dict[str, frozenset[str]]:
+def rollup_members(kind: RollupKind, rollups: DeltaTable | None) -> dict[str, frozenset[str]]:
     """Each roll-up of ``rollups``'s snapshot and the facts file names it sums: a file's
-    own roll-up its name; a merged one's read from its ``members`` column (once per
-    process)."""
+    own roll-up its name; a merged one's read from its members row (once per process)."""
     index: dict[str, frozenset[str]] = {}
-    for source in rolled_up_sources(rollups):
+    for source in rolled_up_sources(kind, rollups):
         if not source.startswith(MERGED_PREFIX):
             index[source] = frozenset({source})
             continue
@@ -149,32 +211,39 @@ def rollup_members(rollups: DeltaTable | None) -> dict[str, frozenset[str]]:
             known = _MEMBERS_READ.get(source)
         if known is None:
             assert rollups is not None
-            dataset = rollups.to_pyarrow_dataset(file_pruning_predicate=[(SOURCE, "=", source)])
-            first = dataset.head(1, columns=[MEMBERS]).column(MEMBERS).to_pylist()
-            known = frozenset(first[0]) if first else frozenset()
+            known = _members_of(kind, rollups, source)
             with _MEMBERS_LOCK:
                 _MEMBERS_READ.put(source, known)
         index[source] = known
     return index
 
 
-def user_parts(facts: pa.Table) -> pa.Table:
-    """The partials (``USER_ROLLUPS``) of ``facts`` (FACTS rows, at least the users
-    export's columns), by ``queries/user_parts.sql`` (blocking)."""
+def _members_of(kind: RollupKind, rollups: DeltaTable, source: str) -> frozenset[str]:
+    """The ``members`` of the roll-up ``source``, from its members row (null in the other
+    rows, which costs nothing to read: a list in every row made this read 160 MB)."""
+    dataset = rollups.to_pyarrow_dataset(file_pruning_predicate=[(kind.name, "=", source)])
+    found = dataset.to_table(columns=[MEMBERS], filter=ds.field(MEMBERS).is_valid())
+    return frozenset(found.column(MEMBERS)[0].as_py()) if found.num_rows else frozenset()
+
+
+def parts_of(kind: RollupKind, facts: pa.Table) -> pa.Table:
+    """The partials (``kind.rows``) of ``facts`` (FACTS rows, at least
+    ``kind.facts_columns``), by the kind's query (blocking)."""
     con = connect(facts, DIMENSIONS.empty_table())
     try:
         found = con.sql(
-            "SELECT * FROM user_parts($start_ms, $end_ms, false)",
-            params={"start_ms": _ALL_TIME[0], "end_ms": _ALL_TIME[1]},
+            kind.parts, params={"start_ms": _ALL_TIME[0], "end_ms": _ALL_TIME[1]}
         ).to_arrow_table()
     finally:
         con.close()
-    return found.cast(USER_ROLLUPS)  # an int64 overflow fails here, not silently
+    return found.cast(kind.rows)  # an int64 overflow fails here, not silently
 
 
-def open_rollups(uri: str, options: dict[str, str], *, create: bool) -> DeltaTable | None:
-    """The ``user_rollups`` table at ``uri``; created empty if ``create``, else None when
-    it does not exist."""
+def open_rollups(
+    kind: RollupKind, uri: str, options: dict[str, str], *, create: bool
+) -> DeltaTable | None:
+    """The roll-up table of ``kind`` at ``uri``; created empty if ``create``, else None
+    when it does not exist."""
     try:
         return DeltaTable(uri, storage_options=options)
     except TableNotFoundError:
@@ -182,9 +251,9 @@ def open_rollups(uri: str, options: dict[str, str], *, create: bool) -> DeltaTab
             return None
     return DeltaTable.create(
         uri,
-        STORED_USER_ROLLUPS,
+        kind.stored,
         mode="ignore",
-        partition_by=[SOURCE],
+        partition_by=[kind.name],
         storage_options=options,
         configuration={"delta.checkpointInterval": "10"},
     )
@@ -221,72 +290,87 @@ def pending(files: Iterable[FactsFile], sources: Collection[str]) -> Pending:
     return Pending([file for file in months if file.name not in sources], merged)
 
 
-def roll_up(facts: DeltaTable, rollups: DeltaTable, file: FactsFile) -> int:
+def roll_up(kind: RollupKind, facts: DeltaTable, rollups: DeltaTable, file: FactsFile) -> int:
     """Compute and commit the roll-up of ``file`` (of ``facts``'s snapshot); the number of
     partial rows. Raises :class:`FencedOut` when another janitor committed it meanwhile."""
-    dataset = facts.to_pyarrow_dataset()
-    assert isinstance(dataset, ds.FileSystemDataset)
-    fragments = [f for f in dataset.get_fragments() if f.path == file.path]
-    if len(fragments) != 1:
+    schema = pa.schema([FACTS.field(name) for name in kind.facts_columns])
+    one = projected(facts.to_pyarrow_dataset(), schema, file.path.__eq__)
+    if len(one.files) != 1:
         raise ValueError(f"{file.path} is not a file of the facts snapshot")
-    one = ds.FileSystemDataset(fragments, dataset.schema, dataset.format, dataset.filesystem)
-    columns = list(spec(DataType.USERS).facts_columns)
-    rows = one.to_table(columns=columns)
-    parts = user_parts(rows.cast(pa.schema([FACTS.field(name) for name in columns])))
-    _store(rollups, parts, file.name, [file.name])
+    parts = parts_of(kind, one.to_table().cast(schema))
+    _store(kind, rollups, parts, file.name, [file.name])
     return int(parts.num_rows)
 
 
-def merge_rollups(rollups: DeltaTable, members: Collection[str]) -> str:
+def merge_rollups(kind: RollupKind, rollups: DeltaTable, members: Collection[str]) -> str:
     """Commit the sum of the roll-ups of ``members`` (facts file names, each with its own
-    roll-up in ``rollups``'s snapshot) as one merged roll-up; its source name."""
+    roll-up in ``rollups``'s snapshot) as one merged roll-up; its name."""
     names = sorted(members)
-    dataset = rollups.to_pyarrow_dataset(file_pruning_predicate=[(SOURCE, "in", names)])
-    found = dataset.to_table(columns=[*USER_ROLLUPS.names, SOURCE])
-    if set(found.column(SOURCE).unique().to_pylist()) != set(names):
+    dataset = rollups.to_pyarrow_dataset(file_pruning_predicate=[(kind.name, "in", names)])
+    found = dataset.to_table(columns=[*kind.rows.names, kind.name])
+    if set(found.column(kind.name).unique().to_pylist()) != set(names):
         raise ValueError("a merged roll-up needs the roll-up of every member")
-    summed = _summed(found.select(USER_ROLLUPS.names))
     source = merged_source(names)
-    _store(rollups, summed, source, names)
+    _store(kind, rollups, _summed(kind, found.select(kind.rows.names)), source, names)
     return source
 
 
 def merged_source(members: Iterable[str]) -> str:
-    """The source name of the merged roll-up of ``members``: a digest of their names, so
-    the same name always means the same members."""
+    """The name of the merged roll-up of ``members``: a digest of their names, so the same
+    name always means the same members."""
     digest = hashlib.sha256("\n".join(sorted(members)).encode()).hexdigest()[:32]
     return f"{MERGED_PREFIX}{digest}"
 
 
-def _summed(parts: pa.Table) -> pa.Table:
-    """``parts`` (USER_ROLLUPS) added up per (part, user, subgroup, key) (blocking)."""
+def _summed(kind: RollupKind, parts: pa.Table) -> pa.Table:
+    """``parts`` (``kind.rows``, members rows left out) added up per key (blocking)."""
+    keys = ", ".join(kind.keys)
+    sums = ", ".join(f"sum({name}) AS {name}" for name in kind.rows.names if name not in kind.keys)
     con = duckdb.connect()
     try:
         con.register("parts", parts)
-        return con.sql(_SUMMED).to_arrow_table().cast(USER_ROLLUPS)
+        return (
+            con.sql(
+                f"SELECT {keys}, {sums} FROM parts "  # noqa: S608 (names of a schema)
+                f"WHERE {kind.marker} <> '{MEMBERS_ROW}' GROUP BY ALL"
+            )
+            .to_arrow_table()
+            .cast(kind.rows)
+        )
     finally:
         con.close()
 
 
-def _store(rollups: DeltaTable, parts: pa.Table, source: str, members: list[str]) -> None:
-    """Commit ``parts`` as the roll-up ``source`` (an overwrite of its partition). A file
-    without users activity gets one row of part ``empty`` (ignored by the query), so that
-    its roll-up exists."""
-    if not parts.num_rows:
-        parts = pa.Table.from_pylist([_EMPTY], schema=USER_ROLLUPS)
+def _members_row(kind: RollupKind, members: list[str], source: str) -> pa.Table:
+    """The roll-up's members row: ``members`` under the marker value, figures zero (or
+    null where the column allows it)."""
+    row: dict[str, Any] = {}
+    for field in kind.rows:
+        if field.name == kind.marker:
+            row[field.name] = MEMBERS_ROW
+        elif field.nullable:
+            row[field.name] = None
+        else:
+            row[field.name] = "" if pa.types.is_string(field.type) else 0
+    return pa.Table.from_pylist([row | {MEMBERS: members, kind.name: source}], kind.stored)
+
+
+def _store(
+    kind: RollupKind, rollups: DeltaTable, parts: pa.Table, source: str, members: list[str]
+) -> None:
+    """Commit ``parts`` and the members row as the roll-up ``source`` (an overwrite of its
+    partition)."""
     count = parts.num_rows
-    stored = parts.append_column(
-        STORED_USER_ROLLUPS.field(MEMBERS),
-        pa.repeat(pa.scalar(members, pa.list_(pa.string())), count),
-    ).append_column(
-        STORED_USER_ROLLUPS.field(SOURCE), pa.repeat(pa.scalar(source, pa.string()), count)
-    )
+    rows = parts.append_column(
+        pa.field(MEMBERS, pa.list_(pa.string())), pa.nulls(count, pa.list_(pa.string()))
+    ).append_column(kind.stored.field(kind.name), pa.repeat(pa.scalar(source, pa.string()), count))
+    stored = pa.concat_tables([_members_row(kind, members, source), rows.cast(kind.stored)])
     try:
         write_deltalake(
             rollups,
             stored,
             mode="overwrite",
-            predicate=f"{SOURCE} = '{source}'",
+            predicate=f"{kind.name} = '{source}'",
             writer_properties=_WRITTEN,
         )
     except CommitFailedError as exc:
@@ -295,21 +379,21 @@ def _store(rollups: DeltaTable, parts: pa.Table, source: str, members: list[str]
         raise
 
 
-def forget(rollups: DeltaTable, files: Iterable[FactsFile]) -> int:
+def forget(kind: RollupKind, rollups: DeltaTable, files: Iterable[FactsFile]) -> int:
     """Delete the roll-ups that sum a file no longer in the facts snapshot (``files``);
     how many went. Such a roll-up is never read, so this only frees space."""
     current = {file.name for file in files}
-    index = rollup_members(rollups)
+    index = rollup_members(kind, rollups)
     stale = sorted(source for source, members in index.items() if not members <= current)
     if stale:
         names = ", ".join(f"'{name}'" for name in stale)
-        rollups.delete(f"{SOURCE} IN ({names})")
+        rollups.delete(f"{kind.name} IN ({names})")
     return len(stale)
 
 
 @dataclass(frozen=True, slots=True)
-class UsersRead:
-    """What a users export reads (:func:`users_read`): the facts files its window does not
+class RolledUpRead:
+    """What an export reads (:func:`rolled_up_read`): the facts files its window does not
     cover whole (or that have no roll-up), and the roll-ups of those it does; datasets
     for the query to scan once the tables' locks are released."""
 
@@ -318,32 +402,32 @@ class UsersRead:
     rolled_up_files: int
 
 
-def users_read(
+def rolled_up_read(
+    kind: RollupKind,
     facts: DeltaTable | None,
     rollups: DeltaTable | None,
+    facts_schema: pa.Schema,
     first_day: date,
     last_day: date,
     start_ms: int,
     end_ms: int,
-) -> UsersRead:
-    """What a users export of ``[start_ms, end_ms)`` (UTC days ``first_day..last_day``)
-    reads from these snapshots: the roll-up of each file the window covers whole and
-    that has one, the facts of every other file of those days (blocking: reads the log)."""
-    schema = pa.schema([FACTS.field(name) for name in spec(DataType.USERS).facts_columns])
+) -> RolledUpRead:
+    """What an export of ``[start_ms, end_ms)`` (UTC days ``first_day..last_day``) reads
+    from these snapshots: the roll-up of each file the window covers whole and that has
+    one, the facts (``facts_schema``) of every other file of those days (blocking: reads
+    the logs)."""
     if facts is None:
-        return UsersRead(schema.empty_table(), ROLLUP_ROWS.empty_table(), 0)
+        return RolledUpRead(facts_schema.empty_table(), kind.read_rows.empty_table(), 0)
     whole = {file.name: file.path for file in facts_files(facts) if file.within(start_ms, end_ms)}
-    chosen = choose(rollup_members(rollups), whole.keys())
+    chosen = choose(rollup_members(kind, rollups), whole.keys())
     covered = {whole[name] for members in chosen.values() for name in members}
     dataset = facts.to_pyarrow_dataset(file_pruning_predicate=span_range(first_day, last_day))
-    assert isinstance(dataset, ds.FileSystemDataset)
-    fragments = [f for f in dataset.get_fragments() if f.path not in covered]
-    rest = ds.FileSystemDataset(fragments, schema, dataset.format, dataset.filesystem)
+    rest = projected(dataset, facts_schema, lambda path: path not in covered)
     if rollups is None or not chosen:
-        return UsersRead(rest, ROLLUP_ROWS.empty_table(), 0)
-    pruning = [(SOURCE, "in", sorted(chosen))]
-    partials = projected(rollups.to_pyarrow_dataset(file_pruning_predicate=pruning), ROLLUP_ROWS)
-    return UsersRead(rest, partials, len(covered))
+        return RolledUpRead(rest, kind.read_rows.empty_table(), 0)
+    pruning = [(kind.name, "in", sorted(chosen))]
+    partials = projected(rollups.to_pyarrow_dataset(file_pruning_predicate=pruning), kind.read_rows)
+    return RolledUpRead(rest, partials, len(covered))
 
 
 def choose(

@@ -86,12 +86,20 @@ def with_spans(facts: pa.Table, *, month: bool = False) -> pa.Table:
     return facts.append_column(STORED_FACTS.field(SPAN), text.cast(pa.string()))
 
 
-#: The users export's partial aggregates of one facts file (``docs/storage.md``, "Roll-ups"):
-#: rows of ``part`` 'stats' (per user), 'payg' (per user), and 'assistant', 'project',
-#: 'model', 'action' (per user and ``key``), as ``queries/user_parts.sql`` computes them;
-#: ``source`` (the partition column) names the roll-up: the facts file it summarizes, or
-#: ``merged-…`` for the sum of several files' roll-ups.
+#: The partition column of a roll-up table: the roll-up's name, the facts file it
+#: summarizes or ``merged-…`` for the sum of several files' roll-ups (``docs/storage.md``,
+#: "Roll-ups"); named ``rollup`` where the rows have a ``source`` column of their own.
 SOURCE: Final = "source"
+ROLLUP: Final = "rollup"
+#: ``members``: the names of the facts files a roll-up sums (one file's own name, or every
+#: month file of a merged roll-up), in the roll-up's one row of part (or kind)
+#: ``members``, whose figures are zero or null; null in every other row.
+MEMBERS: Final = "members"
+MEMBERS_ROW: Final = "members"
+
+#: The users export's partial aggregates of one facts file: rows of ``part`` 'stats' (per
+#: user), 'payg' (per user), and 'assistant', 'project', 'model', 'action' (per user and
+#: ``key``), as ``queries/user_parts.sql`` computes them.
 USER_ROLLUPS: Final = pa.schema(
     [
         pa.field("part", pa.string(), nullable=False),
@@ -111,14 +119,30 @@ USER_ROLLUPS: Final = pa.schema(
         pa.field("amount_nano", pa.int64(), nullable=False),
     ]
 )
-#: What the users query reads as ``user_rollups``: the partials and their source.
+#: What the users query reads as ``user_rollups``: the partials and their source (the
+#: stored table also has ``members``: ``shared.columnar.rollups.RollupKind.stored``).
 ROLLUP_ROWS: Final = USER_ROLLUPS.append(pa.field(SOURCE, pa.string(), nullable=False))
-#: ``members``: the names of the facts files a roll-up sums (the same in every row of a
-#: ``source``): one file's own name, or every month file of a merged roll-up.
-MEMBERS: Final = "members"
-STORED_USER_ROLLUPS: Final = USER_ROLLUPS.append(
-    pa.field(MEMBERS, pa.list_(pa.string()), nullable=False)
-).append(pa.field(SOURCE, pa.string(), nullable=False))
+
+#: The message and API request facts of one file summed per key, as
+#: ``queries/key_parts.sql`` computes them: what the api_keys, models and
+#: projects exports add up (``facts``: how many facts; a sum is null when every fact's
+#: value is).
+KEY_COLUMNS: Final = (
+    "kind", "api_key_id", "project_id", "model", "provider", "byok", "deployment", "source",
+)  # fmt: skip
+KEY_ROLLUPS: Final = pa.schema(
+    [FACTS.field(name) for name in KEY_COLUMNS]
+    + [pa.field("facts", pa.int64(), nullable=False)]
+    + [
+        FACTS.field(name)
+        for name in (
+            "requests", "prompt_tokens", "completion_tokens", "cached_tokens",
+            "creation_tokens", "cost_nano",
+        )
+    ]
+)  # fmt: skip
+#: What those queries read as ``key_rollups``: the sums and their roll-up's name.
+KEY_ROLLUP_ROWS: Final = KEY_ROLLUPS.append(pa.field(ROLLUP, pa.string(), nullable=False))
 
 DIMENSION_KINDS: Final = ("users", "agents", "projects", "api_keys", "settings")
 

@@ -75,6 +75,8 @@ FACTS_TABLE: Final = "facts"
 DIMENSIONS_TABLE: Final = "dimensions"
 #: The janitor's roll-ups of merged month files (``shared.columnar.rollups``).
 USER_ROLLUPS_TABLE: Final = "user_rollups"
+KEY_ROLLUPS_TABLE: Final = "key_rollups"
+ROLLUP_TABLES: Final = (USER_ROLLUPS_TABLE, KEY_ROLLUPS_TABLE)
 #: Dimensions first: see the module docstring.
 COMMIT_ORDER: Final = (DIMENSIONS_TABLE, FACTS_TABLE)
 #: What a writer hands over (the span column is added on the way in).
@@ -136,7 +138,7 @@ class TableStore:
         return cls(directory.rstrip("/"), {})
 
     def uri(self, org_id: str, table: str) -> str:
-        if table not in _SCHEMAS and table != USER_ROLLUPS_TABLE:
+        if table not in _SCHEMAS and table not in ROLLUP_TABLES:
             raise ValueError(f"unknown table {table!r}")
         return f"{self.root}/{workspace_prefix(org_id)}{table}"
 
@@ -261,11 +263,11 @@ class WorkspaceTables:
         dataset = self._tables[FACTS_TABLE].to_pyarrow_dataset()
         if paths is None:
             return dataset
-        assert isinstance(dataset, ds.FileSystemDataset)
-        fragments = [fragment for fragment in dataset.get_fragments() if fragment.path in paths]
-        if len(fragments) != len(paths):  # a path missed would be ids missing from an index
-            raise ValueError(f"{len(paths) - len(fragments)} of the files are not in the snapshot")
-        return ds.FileSystemDataset(fragments, dataset.schema, dataset.format, dataset.filesystem)
+        found = projected(dataset, dataset.schema, paths.__contains__)
+        missed = len(paths) - len(found.files)
+        if missed:  # a path missed would be ids missing from an index
+            raise ValueError(f"{missed} of the files are not in the snapshot")
+        return found
 
     def facts_files(self) -> frozenset[str]:
         """The paths (relative to the table) of this snapshot's facts files."""
@@ -384,13 +386,15 @@ def facts_of(
     return dataset.to_table(columns=wanted, filter=in_days).cast(schema)
 
 
-def projected(dataset: ds.Dataset, schema: pa.Schema) -> ds.Dataset:
-    """``dataset``'s files seen through ``schema`` (some of its columns): a scan reads
-    those columns only, whatever the query asks for."""
+def projected(
+    dataset: ds.Dataset, schema: pa.Schema, keep: Callable[[str], bool] | None = None
+) -> ds.FileSystemDataset:
+    """``dataset``'s files (those whose path ``keep`` accepts, all by default) seen through
+    ``schema`` (some of its columns): a scan reads those files and columns only, whatever
+    the query asks for."""
     assert isinstance(dataset, ds.FileSystemDataset)
-    return ds.FileSystemDataset(
-        list(dataset.get_fragments()), schema, dataset.format, dataset.filesystem
-    )
+    fragments = [f for f in dataset.get_fragments() if keep is None or keep(f.path)]
+    return ds.FileSystemDataset(fragments, schema, dataset.format, dataset.filesystem)
 
 
 def _facts_columns(columns: Sequence[str] | None) -> tuple[list[str], pa.Schema]:
@@ -440,7 +444,7 @@ async def read_dimensions(store: TableStore, org_id: str) -> pa.Table:
 
 
 #: The tables of a workspace that exports read: dimensions, facts and roll-ups.
-_READ_TABLES: Final = 3
+_READ_TABLES: Final = (DIMENSIONS_TABLE, FACTS_TABLE, *ROLLUP_TABLES)
 
 
 class LatestTables:
@@ -453,7 +457,7 @@ class LatestTables:
     def __init__(self, store: TableStore, capacity: int = 256) -> None:
         self.store = store
         self.capacity = capacity
-        self._open: LruMap[tuple[str, str], DeltaTable] = LruMap(capacity * _READ_TABLES)
+        self._open: LruMap[tuple[str, str], DeltaTable] = LruMap(capacity * len(_READ_TABLES))
         # One per table ever read (never dropped: a lock in use must stay the only one).
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
@@ -500,7 +504,7 @@ class LatestTables:
         """Open the workspace's tables (and its roll-ups) ahead of their first read (the
         exporter does at start): what the first read would pay, the log's checkpoint and
         later commits."""
-        for table in (DIMENSIONS_TABLE, FACTS_TABLE, USER_ROLLUPS_TABLE):
+        for table in _READ_TABLES:
             await self._dataset(org_id, table, None)
 
     async def facts(

@@ -58,6 +58,14 @@ class ExportSpec:
     subgroup_after: str | None = None
 
 
+#: The facts columns of the exports that read the sums per key (``queries/key_parts.sql``):
+#: api_keys, models, projects.
+_KEYED_FACTS: Final = (
+    "kind", "occurred_ms", "api_key_id", "project_id", "model", "provider", "byok",
+    "deployment", "source", "requests", "prompt_tokens", "completion_tokens",
+    "cached_tokens", "creation_tokens", "cost_nano",
+)  # fmt: skip
+
 # One literal per type, every field spelled out (the shapes repeat: that is the table).
 EXPORT_SPECS: Final[dict[DataType, ExportSpec]] = {
     DataType.USERS: ExportSpec(
@@ -124,10 +132,7 @@ EXPORT_SPECS: Final[dict[DataType, ExportSpec]] = {
         url_segments=("api-keys",),
         noun="API key",
         query_file="api_keys.sql",
-        facts_columns=(
-            "kind", "occurred_ms", "api_key_id", "model", "requests", "prompt_tokens",
-            "completion_tokens", "cached_tokens", "creation_tokens", "cost_nano",
-        ),
+        facts_columns=_KEYED_FACTS,
         columns=("api_key_id", "api_key_name", "requests", "total_cost_usd"),
         byok_columns=(
             "sum_prompt_tokens", "sum_completion_tokens", "cached_prompt_tokens",
@@ -141,7 +146,7 @@ EXPORT_SPECS: Final[dict[DataType, ExportSpec]] = {
         url_segments=("projects",),
         noun="project",
         query_file="projects.sql",
-        facts_columns=("kind", "occurred_ms", "project_id"),
+        facts_columns=_KEYED_FACTS,
         columns=(
             "project_id", "project_name", "project_owner_id", "project_owner_email", "messages",
         ),
@@ -153,11 +158,7 @@ EXPORT_SPECS: Final[dict[DataType, ExportSpec]] = {
         url_segments=("models",),
         noun="model",
         query_file="models.sql",
-        facts_columns=(
-            "kind", "occurred_ms", "model", "provider", "byok", "source", "deployment",
-            "requests", "prompt_tokens", "completion_tokens", "cached_tokens",
-            "creation_tokens", "cost_nano",
-        ),
+        facts_columns=_KEYED_FACTS,
         columns=("name", "provider", "bring_your_keys", "requests"),
         byok_columns=(
             "sum_prompt_tokens", "sum_completion_tokens", "sum_cached_prompt_tokens",

@@ -7,8 +7,8 @@ service. Every export type and subgroup is then requested through Kafka in five
 timezones (UTC, Europe/Berlin across a DST change, Asia/Kolkata, Asia/Kathmandu,
 America/St_Johns), downloaded through its signed URL, and compared byte for byte with
 ``tests.reference`` computed from the raw events. The closed months are merged and rolled
-up first, so the users exports of long windows read the janitor's roll-ups of the months
-they cover whole (and the facts of the rest).
+up first, so the exports of long windows (all types but agents) read the janitor's
+roll-ups of the months they cover whole (and the facts of the rest).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import asyncio
 import csv
 import hashlib
 import io
+import itertools
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator
@@ -35,8 +36,8 @@ from services.ingest.janitor import Janitor, Sweep
 from shared.adapters.export_client import ExportClient, export_request
 from shared.adapters.s3 import S3ObjectStore
 from shared.clock import system_clock
-from shared.columnar.rollups import open_rollups, rollup_members
-from shared.columnar.tables import USER_ROLLUPS_TABLE, TableStore
+from shared.columnar.rollups import ROLLUP_KINDS, open_rollups, rollup_members
+from shared.columnar.tables import TableStore
 from shared.contracts.completions import ExportCompletion
 from shared.embedded import ensure_infrastructure, isolated_settings
 from shared.settings import Settings
@@ -226,8 +227,8 @@ async def dataset(stack: InfraStack) -> AsyncIterator[Dataset]:
 
 async def settle_janitor(settings: Settings) -> None:
     """Merge the closed months and roll them up, as ingest's janitor does within
-    ``USAGE_COMPACTION_INTERVAL_S`` of a commit: the users exports of windows that cover
-    whole months then read roll-ups from the store (``shared.columnar.rollups``)."""
+    ``USAGE_COMPACTION_INTERVAL_S`` of a commit: the exports of windows that cover whole
+    months then read roll-ups from the store (``shared.columnar.rollups``)."""
     tables = TableStore.of(settings)
     async with S3ObjectStore(settings, settings.aggregates_bucket) as objects:
         janitor = Janitor(settings, objects, tables)
@@ -235,10 +236,11 @@ async def settle_janitor(settings: Settings) -> None:
             swept = await janitor.tidy([*ORGS, EDGE_ORG], NOW)
             if swept == Sweep(workspaces=swept.workspaces):
                 break
-    for org in ORGS:
-        uri = tables.uri(org, USER_ROLLUPS_TABLE)
-        rollups = await asyncio.to_thread(open_rollups, uri, dict(tables.options), create=False)
-        index = await asyncio.to_thread(rollup_members, rollups)
+    for org, kind in itertools.product(ORGS, ROLLUP_KINDS):
+        uri = tables.uri(org, kind.table)
+        options = dict(tables.options)
+        rollups = await asyncio.to_thread(open_rollups, kind, uri, options, create=False)
+        index = await asyncio.to_thread(rollup_members, kind, rollups)
         assert len(index) >= 10, org  # every closed month of the year, and their merge
         merged = [members for members in index.values() if len(members) > 1]
         assert merged, org

@@ -347,7 +347,7 @@ async def test_unreadable_tables_past_the_deadline_are_503(
         raise OSError("Generic S3 error: error sending request")
 
     monkeypatch.setattr(LatestTables, "facts_scan", unreachable)  # the other types' facts
-    monkeypatch.setattr(export_job, "users_read", unreachable_files)  # users: facts + roll-ups
+    monkeypatch.setattr(export_job, "rolled_up_read", unreachable_files)  # facts + roll-ups
     store = MemoryStore()
     completion = await exporter(tables, store, export_deadline_s=0.3).answer(readable())
     assert completion.error is not None

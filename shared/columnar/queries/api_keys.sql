@@ -2,12 +2,13 @@
 -- the window's end or made requests in it; with $group_by = 'model' one row per (key,
 -- model) requested, and one row with an empty model for a key without requests.
 -- Parameters: $start_ms, $end_ms (the window), $group_by ('' or 'model').
+-- It reads the window's sums per key (key_parts.sql's window_totals).
 -- Shaped like the other export queries on purpose: one file per type, read beside its
 -- column table; what they share is in the macros of cells.sql.
 WITH
 requests AS (
     SELECT *, CASE WHEN $group_by = 'model' THEN model ELSE '' END AS subgroup
-    FROM window_facts($start_ms, $end_ms)
+    FROM window_totals($start_ms, $end_ms)
     WHERE kind = 'api_request'
 ),
 keys_at_end AS (SELECT * FROM as_of('api_keys', $end_ms)),

@@ -18,6 +18,7 @@ UTF-8 without BOM, and a ``'`` before every cell a spreadsheet would run as a fo
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -28,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from shared.columnar.schema import DIMENSIONS, FACTS, ROLLUP_ROWS
+from shared.columnar.schema import DIMENSIONS, FACTS, KEY_ROLLUP_ROWS, ROLLUP_ROWS
 from shared.contracts.export_types import DataType, spec
 from shared.domain.export.columns import header as export_header
 from shared.domain.export.context import WorkspaceOptions
@@ -57,8 +58,10 @@ def query_text(data_type: DataType) -> str:
 
 
 #: Macros defined once per process: the cell formats and relations every query shares,
-#: then the users export's partial aggregates (which use them).
-_MACRO_FILES: Final = ("cells.sql", "user_parts.sql")
+#: then the users export's partial aggregates and the sums per key (which use them).
+_MACRO_FILES: Final = ("cells.sql", "user_parts.sql", "key_parts.sql")
+#: The roll-up relations a query may read (``shared.columnar.rollups``), empty unless given.
+ROLLUP_RELATIONS: Final = {"user_rollups": ROLLUP_ROWS, "key_rollups": KEY_ROLLUP_ROWS}
 _base: duckdb.DuckDBPyConnection | None = None
 _base_lock: Final = threading.Lock()
 
@@ -72,7 +75,8 @@ def _database() -> duckdb.DuckDBPyConnection:
             base = duckdb.connect()
             base.register("facts", FACTS.empty_table())
             base.register("dimensions", DIMENSIONS.empty_table())
-            base.register("user_rollups", ROLLUP_ROWS.empty_table())
+            for name, schema in ROLLUP_RELATIONS.items():
+                base.register(name, schema.empty_table())
             for macros in _MACRO_FILES:
                 base.execute((_HERE / macros).read_text(encoding="utf-8"))
             _base = base
@@ -93,25 +97,28 @@ def warm_engine() -> None:
 def connect(
     facts: pa.Table | ds.Dataset,
     dimensions: pa.Table,
-    user_rollups: pa.Table | ds.Dataset | None = None,
+    rollups: Mapping[str, pa.Table | ds.Dataset] | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with ``facts``, ``dimensions`` and ``user_rollups``
-    (``ROLLUP_ROWS``: the stored partials the users query adds to those of
-    ``facts``; none by default) registered, where the macros bind to them. Each connection
+    """A DuckDB connection with ``facts``, ``dimensions`` and the roll-up relations of
+    ``ROLLUP_RELATIONS`` registered, where the macros bind to them: ``rollups`` by name,
+    the stored partials of facts files not in ``facts`` (none by default). Each connection
     sees only its own tables (they are views of the connection), so concurrent exports
     each use their own; close it after. A dataset is scanned by the query itself, its
     files read as the query goes (columns and row groups it needs only).
 
     Connections are cursors of one database: the macros are defined once per process,
     which saves ~25 ms per export."""
+    given = dict(rollups or {})
+    unknown = given.keys() - ROLLUP_RELATIONS.keys()
+    if unknown:
+        raise ValueError(f"unknown roll-up relations {sorted(unknown)}")
     base = _database()
     with _base_lock:
         con = base.cursor()
     con.register("facts", facts)
     con.register("dimensions", dimensions)
-    con.register(
-        "user_rollups", ROLLUP_ROWS.empty_table() if user_rollups is None else user_rollups
-    )
+    for name, schema in ROLLUP_RELATIONS.items():
+        con.register(name, given.get(name, schema.empty_table()))
     return con
 
 

@@ -2,6 +2,7 @@
 -- state) seen in the window — per (model, provider, BYOK state, source) or (..., deployment)
 -- with $group_by = 'source' or 'deployment'. Models have rows only from activity:
 -- messages and API requests alike. Parameters: $start_ms, $end_ms, $group_by.
+-- It reads the window's sums per key (key_parts.sql's window_totals).
 SELECT
     model AS name,
     provider,
@@ -16,7 +17,7 @@ SELECT
     CAST(sum(prompt_tokens) - sum(cached_tokens) - sum(creation_tokens) AS VARCHAR)
         AS no_cache_tokens,
     money(sum(cost_nano)) AS total_cost_usd
-FROM window_facts($start_ms, $end_ms)
+FROM window_totals($start_ms, $end_ms)
 WHERE kind IN ('message', 'api_request')
 GROUP BY model, provider, byok, subgroup
 ORDER BY sum(requests) DESC, model, provider, byok, subgroup

@@ -1,10 +1,11 @@
 -- The projects export (docs/contract.md §5, "projects"): one row per project that existed
 -- at the window's end or had messages in it (projects have no subgroups).
 -- Parameters: $start_ms, $end_ms (the window); $group_by is always ''.
+-- It reads the window's sums per key (key_parts.sql's window_totals).
 WITH
 messages AS (
-    SELECT project_id, count(*) AS messages
-    FROM window_facts($start_ms, $end_ms)
+    SELECT project_id, sum(facts) AS messages
+    FROM window_totals($start_ms, $end_ms)
     WHERE kind = 'message' AND project_id IS NOT NULL
     GROUP BY project_id
 ),
