@@ -6,7 +6,7 @@ with actions, one upsert per user) as a ``FACTS`` / ``DIMENSIONS`` Arrow table p
 in one run, best of 3 each:
 
 - ``duckdb query``: ``shared/columnar/queries/users.sql``, every cell formatted;
-- ``duckdb csv``: the same plus the Arrow-to-CSV step (``export_csv``): the file's bytes;
+- ``duckdb csv``: the same plus the Arrow-to-CSV step (``export_file``): the file's bytes;
 - ``polars lazy``: the same figures (sums, distinct counts, four count maps as sorted
   lists of structs, four ranks, attributes as of the end), unformatted;
 - ``datafusion sql``: per-user sums, distinct counts and ranks only (no count maps,
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from shared.columnar.queries.engine import connect, export_csv, query_rows
+from shared.columnar.queries.engine import connect, export_file, query_rows
 from shared.columnar.schema import DIMENSIONS, FACTS
 from shared.contracts.requests import DataType
 from shared.domain.export.context import WorkspaceOptions
@@ -107,7 +107,7 @@ def duckdb_runs(facts: pa.Table, dimensions: pa.Table) -> dict[str, Callable[[],
         return int(rows.num_rows)
 
     def csv() -> int:
-        return export_csv(
+        return export_file(
             con, DataType.USERS, org_id="ws-1", group_by=None, start_ms=START_MS,
             end_ms=END_MS, period_start="p", period_end="p",
             options=WorkspaceOptions(byok=True),

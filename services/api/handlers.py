@@ -36,6 +36,7 @@ from shared.adapters.request_ledger import RequestLedger
 from shared.adapters.signed_completions import completion_of
 from shared.clock import Clock, system_clock
 from shared.contracts.completions import ExportCompletion
+from shared.contracts.export_formats import ExportFormat
 from shared.contracts.ids import ID_RULE, is_valid_id
 from shared.domain.export.request_validation import ReadableRequest, Rejected, validate_request
 from shared.errors import RetriableError
@@ -209,6 +210,11 @@ class ExportApi:
     async def _export(self, request: web.Request, route: ExportRoute) -> web.StreamResponse:
         principal = await self._authorized(request)
         body = await self._read_body(request)
+        if route.variant is Variant.JSON and body.format not in (None, ExportFormat.CSV):
+            raise BadRequest(
+                f"format {body.format.value!r} is for file exports: this variant answers the "
+                "rows inline; use the file endpoint, or no format"
+            )
         idempotency_key = request.headers.get("Idempotency-Key")
         if idempotency_key is not None and not is_valid_id(idempotency_key):
             raise BadRequest(f"Idempotency-Key must be {ID_RULE}")
@@ -276,7 +282,7 @@ class ExportApi:
         principal: Principal, route: ExportRoute, body: ExportBody, request_id: str
     ) -> dict[str, Any]:
         """The contract §3 message; the workspace is the key's, never the caller's say."""
-        return {
+        message = {
             "request_id": request_id,
             "org_id": principal.org_id,
             "data_type": route.data_type.value,
@@ -285,6 +291,9 @@ class ExportApi:
             "group_by": body.group_by,
             "requested_by": f"api-key:{principal.key_id}",
         }
+        if body.format is not None:
+            message["format"] = body.format.value
+        return message
 
     async def _publish_and_wait(
         self, key: RequestKey, payload: dict[str, Any]

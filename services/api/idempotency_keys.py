@@ -4,7 +4,7 @@ request is answered 409 instead of with the first request's export.
 ``idempotency-keys/{org_id}/{request_id}.json`` in the exports bucket is created with
 ``If-None-Match: *`` the first time a key is used (after the body is validated, before
 anything is published) and holds the request's fingerprint: a SHA-256 of its data type,
-``from``, ``to`` and ``group_by`` as sent. A repeat with the same fingerprint goes ahead
+``from``, ``to``, ``group_by`` and ``format`` as sent. A repeat with the same fingerprint goes ahead
 (and gets the same export); any other is refused. The route variant (file, ``/csv``,
 ``/json``) is not part of it: those are one export answered in different shapes. Two
 first uses racing are decided by the conditional write.
@@ -26,8 +26,13 @@ _FINGERPRINTED = ("data_type", "from", "to", "group_by")
 
 
 def request_fingerprint(message: dict[str, Any]) -> str:
-    """SHA-256 of what a request asks for (its contract §3 message's request fields)."""
+    """SHA-256 of what a request asks for (its contract §3 message's request fields; the
+    format only when it is not CSV, the default, so that leaving it out or naming csv is
+    the same request, and fingerprints made before formats still match)."""
     asked = {name: message.get(name) for name in _FINGERPRINTED}
+    export_format = message.get("format") or "csv"
+    if export_format != "csv":
+        asked["format"] = export_format
     return hashlib.sha256(codec.dumps_sorted(asked)).hexdigest()
 
 
@@ -39,7 +44,9 @@ def describe(message: dict[str, Any]) -> str:
         f" to {end.get('date')} ({end.get('timezone')})"
     )
     group_by = message.get("group_by")
-    return f"{text} grouped by {group_by}" if group_by else text
+    text = f"{text} grouped by {group_by}" if group_by else text
+    export_format = message.get("format")
+    return f"{text} as {export_format}" if export_format else text
 
 
 def idempotency_key_object(org_id: str, request_id: str) -> str:

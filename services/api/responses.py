@@ -44,11 +44,12 @@ def summary_fields(data: CompletionData) -> dict[str, Any]:
         "dataType": data.dataType,
         "recordCount": data.recordCount,
         "dateRange": date_range,
+        "format": data.format,
     }
 
 
 def export_body(data: CompletionData) -> ExportResponse:
-    """The reference's success body: exactly its five data fields."""
+    """The reference's success body: its five data fields, and ``format``."""
     return ExportResponse(
         success=True, data=ExportData(downloadUrl=data.downloadUrl, **summary_fields(data))
     )

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from shared.contracts.export_formats import ExportFormat
 from shared.contracts.ids import EntityId
 
 _DATE_HELP = (
@@ -46,6 +47,12 @@ class ExportBody(BaseModel):
         description="Optional subgroup rows: model (users, assistants, api-keys); "
         "source or deployment (models; deployment only for BYOK workspaces)",
     )
+    format: ExportFormat | None = Field(
+        default=None,
+        description="The file's format: csv (default), csv.gz, parquet or ndjson (an "
+        "addition to the reference API; the /json variants answer rows inline and take "
+        "csv only)",
+    )
 
 
 class DateRange(BaseModel):
@@ -62,6 +69,9 @@ class ExportSummary(BaseModel):
     dataType: str = Field(description="Type of data exported")
     recordCount: int = Field(description="Number of records in the export")
     dateRange: DateRange = Field(description="Actual date range of the exported data")
+    format: ExportFormat = Field(
+        description="The file's format (an addition to the reference API: clients may ignore it)"
+    )
 
 
 class ExportData(ExportSummary):

@@ -72,10 +72,12 @@ class DemoExport:
     data_type: str
     group_by: str | None
     timezone: str
+    format: str = "csv"
 
 
 def demo_exports(orgs: int) -> list[DemoExport]:
-    """Every type and subgroup for the BYOK workspace, then other zones and workspaces."""
+    """Every type and subgroup for the BYOK workspace, two typed formats, then other zones
+    and workspaces."""
     byok = "ws-0001"
     plan = [
         DemoExport(byok, data_type, group_by, "UTC")
@@ -92,6 +94,8 @@ def demo_exports(orgs: int) -> list[DemoExport]:
             ("models", "deployment"),
         )
     ]
+    plan.append(DemoExport(byok, "users", None, "UTC", "parquet"))
+    plan.append(DemoExport(byok, "models", "source", "UTC", "ndjson"))
     if orgs >= 2:
         plan.append(DemoExport("ws-0002", "users", None, "Europe/Berlin"))
     if orgs >= 3:  # ws-0003 turned user-level data off: names and emails are left out
@@ -199,6 +203,7 @@ async def _export(
             timezone=item.timezone,
             group_by=item.group_by,
             requested_by="usage-export-demo",
+            export_format=item.format,
         )
     )
     if completion.success and completion.data is not None:
@@ -246,9 +251,20 @@ def summary_table(results: list[tuple[DemoExport, ExportCompletion, float]], out
     """One line per export; files land under ``out`` by their contract file path."""
     table = Table(
         title=f"usage exports, saved under {out}/",
-        caption="status 200: the CSV file is at its filePath under the output directory",
+        caption="status 200: the file is at its filePath under the output directory",
     )
-    for column in ("workspace", "type", "group by", "timezone", "status", "rows", "bytes", "s"):
+    columns = (
+        "workspace",
+        "type",
+        "group by",
+        "timezone",
+        "format",
+        "status",
+        "rows",
+        "bytes",
+        "s",
+    )
+    for column in columns:
         numeric = column in {"rows", "bytes", "s"}
         table.add_column(column, justify="right" if numeric else "left")
     for item, completion, seconds in results:
@@ -263,6 +279,7 @@ def summary_table(results: list[tuple[DemoExport, ExportCompletion, float]], out
             item.data_type,
             item.group_by or "-",
             item.timezone,
+            item.format,
             status,
             f"{data.recordCount:,}" if data else "",
             f"{data.bytes:,}" if data else "",

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from shared.adapters.export_client import ExportClient, download, export_request
 from shared.contracts.completions import ExportCompletion
+from shared.contracts.export_formats import FORMAT_NAMES
 from shared.settings import Settings, load_settings
 
 _TYPES = ("users", "assistants", "agents", "api_keys", "projects", "models")
@@ -27,7 +28,7 @@ def register(subparsers: Any) -> None:
         "request",
         help="request an export, wait for its completion, print it",
         description="Publish an export request (contract §3) to USAGE_TOPIC_EXPORT_REQUESTS, "
-        "wait for its completion and print it; --download saves the CSV.",
+        "wait for its completion and print it; --download saves the file.",
     )
     parser.add_argument(
         "data_type", metavar="TYPE", choices=_TYPES, help=f"one of {', '.join(_TYPES)}"
@@ -51,9 +52,16 @@ def register(subparsers: Any) -> None:
         default=None,
         help="subgroup rows: model (users, agents, api_keys); source or deployment (models)",
     )
+    parser.add_argument(
+        "--format",
+        dest="export_format",
+        choices=FORMAT_NAMES,
+        default=None,
+        help=f"the file's format: {', '.join(FORMAT_NAMES)} (default csv)",
+    )
     parser.add_argument("--request-id", default=None, help="default: a new UUID")
     parser.add_argument(
-        "--download", metavar="DIR", type=Path, default=None, help="save the CSV file into DIR"
+        "--download", metavar="DIR", type=Path, default=None, help="save the file into DIR"
     )
     parser.add_argument(
         "--wait",
@@ -75,6 +83,7 @@ def _main(args: argparse.Namespace) -> int:
         group_by=args.group_by,
         request_id=args.request_id,
         requested_by="usage-export-cli",
+        export_format=args.export_format,
     )
     console = Console()
     return asyncio.run(_run(load_settings(), message, args.download, args.wait, console))
@@ -123,6 +132,7 @@ def completion_table(completion: ExportCompletion) -> Table:
     if completion.data is not None:
         data = completion.data
         table.add_row("data type", data.dataType)
+        table.add_row("format", data.format)
         table.add_row("records", f"{data.recordCount:,}")
         table.add_row("bytes", f"{data.bytes:,}")
         table.add_row("period", f"{data.dateRange['from']} .. {data.dateRange['to']}")

@@ -49,7 +49,7 @@ from shared.clock import Clock, system_clock
 from shared.columnar.queries.engine import (
     QueryExport,
     connect,
-    export_csv,
+    export_file,
     warm_engine,
     workspace_options,
 )
@@ -80,7 +80,6 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 UNEXPECTED_ATTEMPTS = 3
 #: Backoff between tries of a whole answer (each store call has retried on the store's
 #: policy already); the deadline, not a number of tries, bounds it.
@@ -278,6 +277,7 @@ class Exporter:
             window.period_start(),
             window.period_end(),
             request.request_id,
+            request.format,
         )
         owner = await self._ledger.claim_file(path, request.request_id)
         if owner is not None:
@@ -293,7 +293,7 @@ class Exporter:
             self._exports,
             path,
             part_size=part_size,
-            content_type=CSV_CONTENT_TYPE,
+            content_type=request.format.content_type,
             metadata={"request-id": request.request_id, "org-id": org_id},
         ) as upload:
             for offset in range(0, len(data), part_size):
@@ -325,6 +325,7 @@ class Exporter:
                 size=len(data),
                 sha256=hashlib.sha256(data).hexdigest(),
                 date_range=date_range,
+                format=request.format.value,
             ),
         )
 
@@ -378,7 +379,7 @@ def query_export(
     window = request.window
     con = connect(facts, dimensions, rollups)
     try:
-        return export_csv(
+        return export_file(
             con,
             request.data_type,
             org_id=request.org_id,
@@ -388,6 +389,7 @@ def query_export(
             period_start=window.period_start().isoformat(),
             period_end=window.period_end().isoformat(),
             options=options,
+            export_format=request.format,
         )
     finally:
         con.close()

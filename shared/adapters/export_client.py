@@ -36,9 +36,10 @@ def export_request(
     group_by: str | None = None,
     request_id: str | None = None,
     requested_by: str | None = None,
+    export_format: str | None = None,
 ) -> dict[str, Any]:
-    """A contract §3 request message."""
-    return {
+    """A contract §3 request message (``format`` only when given: CSV by default)."""
+    message = {
         "request_id": request_id or str(uuid.uuid4()),
         "org_id": org_id,
         "data_type": data_type,
@@ -47,6 +48,9 @@ def export_request(
         "group_by": group_by,
         "requested_by": requested_by,
     }
+    if export_format is not None:
+        message["format"] = export_format
+    return message
 
 
 class ExportClient(StartStopContext):

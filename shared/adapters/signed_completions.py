@@ -47,5 +47,6 @@ async def completion_of(
         bytes=file.size,
         sha256=file.sha256,
         dateRange=file.date_range,
+        format=file.format,
     )
     return ExportCompletion.ok(request_id, org_id, data)

@@ -19,6 +19,7 @@ class CompletionData(BaseModel):
     bytes: int
     sha256: str
     dateRange: dict[str, str]
+    format: str = "csv"
 
 
 class CompletionError(BaseModel):

@@ -13,6 +13,7 @@ from pydantic import (
     field_validator,
 )
 
+from shared.contracts.export_formats import ExportFormat
 from shared.contracts.export_types import DataType as DataType
 from shared.contracts.export_types import accepted_names
 from shared.contracts.ids import EntityId
@@ -47,6 +48,7 @@ class ExportRequest(BaseModel):
     from_: Bound = Field(alias="from")
     to: Bound
     group_by: str | None = None
+    format: ExportFormat = ExportFormat.CSV
     requested_by: Annotated[str | None, StringConstraints(max_length=256)] = None
 
     @field_validator("data_type", mode="before")

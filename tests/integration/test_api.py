@@ -39,6 +39,8 @@ from tests.integration.test_exporter import EDGE_DAY, EDGE_ORG, edge_events, run
 FROM, TO = (EDGE_DAY - timedelta(days=1)).isoformat(), (EDGE_DAY + timedelta(days=1)).isoformat()
 QUIET = ((EDGE_DAY - timedelta(days=100)).isoformat(), (EDGE_DAY - timedelta(days=90)).isoformat())
 REFERENCE_FIELDS = {"filePath", "downloadUrl", "dataType", "recordCount", "dateRange"}
+#: Ours beside the reference's (clients may ignore them).
+ADDED_FIELDS = {"format"}
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,8 @@ async def test_every_route_answers_the_reference_body(api: Api) -> None:
             assert set(answer.body) == {"success", "data"}
             assert answer.body["success"] is True
             data = answer.body["data"]
-            assert set(data) == REFERENCE_FIELDS
+            assert set(data) == REFERENCE_FIELDS | ADDED_FIELDS
+            assert data["format"] == "csv"
             assert set(data["dateRange"]) == {"from", "to"}
             assert data["dataType"] == route.data_type.value
             kind = expected_kind.get(route.data_type.value, route.data_type.value)
@@ -106,6 +109,24 @@ async def test_download_url_serves_the_file_and_json_variant_has_its_rows(api: A
     assert data["rows"] == csv_rows
     assert data["recordCount"] == len(csv_rows) == file_answer.body["data"]["recordCount"]
     assert data["columns"][:5] == ["period_start", "period_end", "org_id", "user_id", "model"]
+
+
+async def test_a_format_is_asked_in_the_body_and_refused_by_the_json_variant(api: Api) -> None:
+    body = window(FROM, TO) | {"format": "parquet"}
+    answer = await call(f"{api.url}/export/models", key=api.key, body=body)
+    assert answer.status == 200, answer.body
+    data = answer.body["data"]
+    assert data["format"] == "parquet"
+    assert data["filePath"].endswith(".parquet")
+    with urllib.request.urlopen(data["downloadUrl"], timeout=30) as response:  # noqa: S310
+        assert response.headers["Content-Type"] == "application/vnd.apache.parquet"
+        assert response.read(4) == b"PAR1"
+    refused = await call(f"{api.url}/export/models/json", key=api.key, body=body)
+    assert refused.status == 400
+    assert "format 'parquet'" in refused.body["message"]
+    unknown = await call(f"{api.url}/export/models", key=api.key, body=body | {"format": "xls"})
+    assert unknown.status == 400
+    assert "format" in unknown.body["message"]
 
 
 async def test_json_variant_refuses_exports_above_its_bound(api: Api) -> None:

@@ -15,18 +15,22 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import gzip
 import hashlib
 import io
 import itertools
+import json
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import orjson
+import pyarrow.parquet as pq
 import pytest
 import pytest_asyncio
 
@@ -39,6 +43,7 @@ from shared.clock import system_clock
 from shared.columnar.rollups import ROLLUP_KINDS, open_rollups, rollup_members
 from shared.columnar.tables import TableStore
 from shared.contracts.completions import ExportCompletion
+from shared.contracts.export_formats import ExportFormat
 from shared.embedded import ensure_infrastructure, isolated_settings
 from shared.settings import Settings
 from shared.simulation import SimConfig, simulate
@@ -51,6 +56,8 @@ from tests.reference import (
     build_log,
     reference_csv_bytes,
     reference_export,
+    reference_request,
+    reference_typed_rows,
 )
 
 TODAY = NOW.date()
@@ -279,10 +286,18 @@ def windows() -> list[tuple[str, str, str, str]]:
 
 
 async def download(url: str) -> bytes:
-    def fetch() -> bytes:
+    body, _ = await download_typed(url)
+    return body
+
+
+async def download_typed(url: str) -> tuple[bytes, str]:
+    """The file behind a signed URL, and its ``Content-Type``."""
+
+    def fetch() -> tuple[bytes, str]:
         with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - test store URL
             body: bytes = response.read()
-            return body
+            assert response.headers.get("Content-Encoding") is None
+            return body, str(response.headers.get("Content-Type"))
 
     return await asyncio.to_thread(fetch)
 
@@ -446,3 +461,43 @@ async def test_to_in_the_future_is_clamped(dataset: Dataset) -> None:
     clamped_to = datetime.fromisoformat(completion.data.dateRange["to"])
     assert NOW < clamped_to < system_clock() + timedelta(minutes=16)
     assert completion.data.dateRange["to"].endswith("+05:30")
+
+
+@pytest.mark.parametrize("export_format", ["csv.gz", "parquet", "ndjson"])
+async def test_every_format_holds_the_reference_rows(dataset: Dataset, export_format: str) -> None:
+    """Through Kafka and the store: the file's name, type and bytes, then its rows typed
+    as the contract says (``tests.reference.formats``), hostile names unguarded."""
+    start, end = (EDGE_DAY - timedelta(days=1)).isoformat(), (EDGE_DAY + timedelta(days=1))
+    cases = [
+        ("ws-0001", "users", None, back(120), back(90)),
+        ("ws-0001", "models", "deployment", back(120), back(90)),
+        (EDGE_ORG, "assistants", None, start, end.isoformat()),
+    ]
+    for org, data_type, group_by, first, last in cases:
+        message = export_request(
+            org, data_type, first, last, group_by=group_by, export_format=export_format
+        )
+        completion = await dataset.client.request(message, within_s=120)
+        assert completion.success, completion.error
+        assert completion.data is not None
+        expected = reference_request(dataset.log, message, now=system_clock())
+        body, content_type = await download_typed(completion.data.downloadUrl)
+        assert content_type == ExportFormat(export_format).content_type
+        assert completion.data.format == export_format
+        assert completion.data.filePath.endswith(f"-{message['request_id'][:8]}.{export_format}")
+        assert completion.data.bytes == len(body)
+        assert completion.data.sha256 == hashlib.sha256(body).hexdigest()
+        assert completion.data.recordCount == len(expected.rows)
+        if export_format == "csv.gz":
+            assert gzip.decompress(body) == reference_csv_bytes(expected)
+            continue
+        if export_format == "parquet":
+            rows = pq.read_table(io.BytesIO(body)).to_pylist()
+        else:
+            rows = [json.loads(line, parse_float=Decimal) for line in body.decode().splitlines()]
+            dates = ("period_start", "period_end", "joined_at")
+            rows = [
+                {k: date.fromisoformat(v) if k in dates and v else v for k, v in row.items()}
+                for row in rows
+            ]
+        assert rows == reference_typed_rows(expected), (org, data_type)

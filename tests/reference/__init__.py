@@ -14,6 +14,7 @@ Usage::
                               to_date="2026-01-31", to_tz="Europe/Berlin", now=now)
     result.header, result.rows          # exact CSV cell texts
     reference_csv_bytes(result)         # RFC 4180 bytes
+    reference_typed_rows(result)        # the typed formats' values (Parquet, NDJSON)
 
 Decisions where the contract is silent (numbered; the code cites them):
 
@@ -110,6 +111,7 @@ from tests.reference.export import (
     reference_export,
     reference_request,
 )
+from tests.reference.formats import reference_typed_rows
 from tests.reference.log import EventLog, build_log
 from tests.reference.parsing import Invalid, parse_event
 from tests.reference.window import RequestRejected, Window, resolve_window
@@ -125,5 +127,6 @@ __all__ = [
     "reference_csv_bytes",
     "reference_export",
     "reference_request",
+    "reference_typed_rows",
     "resolve_window",
 ]

@@ -26,7 +26,8 @@ _Builder = Callable[[OrgLog, Window, "str | None"], list[Any]]
 
 @dataclass(frozen=True)
 class ReferenceResult:
-    """What the exporter must produce for one request; ``rows`` are exact CSV cell texts."""
+    """What the exporter must produce for one request; ``rows`` are exact CSV cell texts,
+    ``values`` the same cells before the CSV's formula guard (what the typed formats hold)."""
 
     data_type: str  # canonical: "assistants" for the "agents" alias
     header: list[str]
@@ -35,6 +36,7 @@ class ReferenceResult:
     period_start: str
     period_end: str
     window: Window
+    values: list[list[str]]
 
     @property
     def status(self) -> int:
@@ -98,10 +100,11 @@ def reference_export(
     header = columns.header(kind, byok=byok, user_level_data=user_level_data, group_by=group_by)
     fixed = {"period_start": window.period_start, "period_end": window.period_end,
              "org_id": org_id}  # fmt: skip
-    rows = [
-        [cells.guard((fixed | row)[column]) for column in header]
+    values = [
+        [(fixed | row)[column] for column in header]
         for row in _order(_BUILDERS[kind](org, window, group_by))
     ]
+    rows = [[cells.guard(cell) for cell in row] for row in values]
     return ReferenceResult(
         data_type=kind,
         header=header,
@@ -110,6 +113,7 @@ def reference_export(
         period_start=window.period_start,
         period_end=window.period_end,
         window=window,
+        values=values,
     )
 
 

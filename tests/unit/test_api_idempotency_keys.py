@@ -36,6 +36,11 @@ def test_the_fingerprint_is_what_is_asked_not_who_asks_or_in_which_order() -> No
     assert request_fingerprint(_message("models")) != base
     assert request_fingerprint(_message(group_by="model")) != base
     assert request_fingerprint(_message(to={"date": "2026-01-30", "timezone": "UTC"})) != base
+    # No format is CSV, the default; any other format is another request.
+    assert request_fingerprint(_message(format="csv")) == base
+    assert request_fingerprint(_message(format=None)) == base
+    parquet = request_fingerprint(_message(format="parquet"))
+    assert parquet not in (base, request_fingerprint(_message(format="ndjson")))
 
 
 async def test_a_key_reused_for_a_different_request_is_refused() -> None:

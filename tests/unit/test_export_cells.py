@@ -1,5 +1,5 @@
 """Contract §5 value formats (the SQL macros of ``shared/columnar/queries/cells.sql``),
-the spreadsheet-formula guard and RFC 4180 quoting (``engine.csv_bytes``)."""
+the spreadsheet-formula guard and RFC 4180 quoting (``files.csv_bytes``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.columnar.queries.engine import connect, csv_bytes
+from shared.columnar.queries.engine import connect
+from shared.columnar.queries.files import csv_bytes
 from shared.columnar.schema import DIMENSIONS, FACTS
 from shared.domain.facts import NANO
 from tests.reference import cells as reference

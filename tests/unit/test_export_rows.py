@@ -6,7 +6,7 @@ import csv
 import io
 from typing import Any
 
-from shared.columnar.queries.engine import connect, export_csv
+from shared.columnar.queries.engine import connect, export_file
 from shared.columnar.schema import DimensionVersion, dimensions_table, facts_table
 from shared.contracts.requests import DataType
 from shared.domain.export.context import WorkspaceOptions
@@ -115,7 +115,7 @@ def export(
     ]
     con = connect(facts_table("ws-1", facts), dimensions_table("ws-1", versions))
     try:
-        result = export_csv(
+        result = export_file(
             con,
             data_type,
             org_id="ws-1",

@@ -23,7 +23,7 @@ import pytest
 from services.ingest.decode import decode_batch
 from services.ingest.validation import AcceptedRange, Rejected, validate_record
 from services.ingest.workspace_writer import WorkspaceWriter
-from shared.columnar.queries.engine import connect, export_csv
+from shared.columnar.queries.engine import connect, export_file
 from shared.columnar.tables import TableStore, read_dimensions, read_facts
 from shared.contracts.events import MAX_REQUESTS, MAX_TOKENS, MAX_USD
 from shared.contracts.requests import DataType
@@ -128,7 +128,7 @@ async def test_events_at_the_bound_are_accepted_made_durable_and_exported(
         assert orjson.loads(row["attributes"])["payg_limit"] == bound * NANO
     con = connect(facts, dimensions)
     for data_type in DataType:
-        export = export_csv(
+        export = export_file(
             con,
             data_type,
             org_id="ws-1",

@@ -11,9 +11,9 @@ for byte what the oracle (``tests/reference``) computes from the raw events
 * ``users.sql``, ``agents.sql``, ``api_keys.sql``, ``projects.sql``, ``models.sql``: one
   query per type, read next to the type's column table in ``docs/contract.md``; the
   allowed ``group_by`` is a parameter of the same query (``$group_by``, '' when none).
-* :mod:`.engine`: runs them and writes the CSV (:func:`~.engine.export_csv`).
+* :mod:`.engine`: runs them and writes the file (:func:`~.engine.export_file`, :mod:`.files`).
 """
 
-from shared.columnar.queries.engine import QueryExport, connect, export_csv, workspace_options
+from shared.columnar.queries.engine import QueryExport, connect, export_file, workspace_options
 
-__all__ = ["QueryExport", "connect", "export_csv", "workspace_options"]
+__all__ = ["QueryExport", "connect", "export_file", "workspace_options"]

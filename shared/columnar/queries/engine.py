@@ -1,4 +1,4 @@
-"""Runs an export's query and turns its Arrow result into the exporter's CSV bytes.
+"""Runs an export's query and turns its Arrow result into the bytes of the export's file.
 
 The queries read two relations, ``facts`` (schema ``shared.columnar.schema.FACTS``) and
 ``dimensions`` (``DIMENSIONS``, every version of the workspace); the facts may hold more
@@ -8,11 +8,9 @@ row per accepted upsert.
 
 Every result column is a string named after its contract column (NULL is an empty
 cell); ``subgroup`` is the ``group_by`` column. The rows come out in contract order
-(main count descending, then identity ascending by code point), so what is left here is
-the header, the three fixed columns, the formula guard and RFC 4180 quoting, all as
-vectorized Arrow kernels: the ``csv`` module's ``excel`` dialect (``,``, ``"`` quoting
-only where a cell holds a separator, quote, CR or LF, quotes doubled, CRLF line ends),
-UTF-8 without BOM, and a ``'`` before every cell a spreadsheet would run as a formula.
+(main count descending, then identity ascending by code point), so what is left is the
+header, the three fixed columns and the file format (``files``: CSV with its formula guard
+and RFC 4180 quoting, gzipped CSV, typed Parquet and NDJSON).
 """
 
 from __future__ import annotations
@@ -26,19 +24,16 @@ from typing import Final
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from shared.columnar.queries.files import file_bytes
 from shared.columnar.schema import DIMENSIONS, FACTS, KEY_ROLLUP_ROWS, ROLLUP_ROWS
+from shared.contracts.export_formats import ExportFormat
 from shared.contracts.export_types import DataType, spec
 from shared.domain.export.columns import header as export_header
 from shared.domain.export.context import WorkspaceOptions
 
 _HERE: Final = Path(__file__).parent
-#: What a spreadsheet would run as a formula: such a cell gets a ``'`` prefix.
-_FORMULA_START: Final = r"^([=+\-@\t\r])"
-#: What the ``csv`` module's excel dialect quotes (QUOTE_MINIMAL).
-_NEEDS_QUOTES: Final = '[,"\r\n]'
 _SETTINGS_QUERY: Final = """
 SELECT
     coalesce(CAST(json_extract(attributes, '$.byok') AS BOOLEAN), false) AS byok,
@@ -145,14 +140,15 @@ def query_rows(
 
 @dataclass(frozen=True, slots=True)
 class QueryExport:
-    """One export's CSV (header line included); no rows means the exporter's 404."""
+    """One export's file (its header's columns, rows, bytes); no rows means the
+    exporter's 404."""
 
     header: list[str]
     rows: int
     data: bytes
 
 
-def export_csv(
+def export_file(
     con: duckdb.DuckDBPyConnection,
     data_type: DataType,
     *,
@@ -163,9 +159,11 @@ def export_csv(
     period_start: str,
     period_end: str,
     options: WorkspaceOptions | None = None,
+    export_format: ExportFormat = ExportFormat.CSV,
 ) -> QueryExport:
-    """The export of the window ``[start_ms, end_ms)`` as CSV bytes. ``options`` default
-    to the workspace's latest settings in ``dimensions``."""
+    """The export of the window ``[start_ms, end_ms)`` as the bytes of a file in
+    ``export_format`` (``files.file_bytes``). ``options`` default to the workspace's
+    latest settings in ``dimensions``."""
     if options is None:
         options = workspace_options(con)
     columns = export_header(
@@ -173,34 +171,5 @@ def export_csv(
     )
     result = query_rows(con, data_type, group_by=group_by, start_ms=start_ms, end_ms=end_ms)
     fixed = {"period_start": period_start, "period_end": period_end, "org_id": org_id}
-    data = csv_bytes(result, columns, group_by=group_by, fixed=fixed)
+    data = file_bytes(result, columns, export_format, group_by=group_by, fixed=fixed)
     return QueryExport(header=columns, rows=result.num_rows, data=data)
-
-
-def csv_bytes(
-    result: pa.Table, columns: list[str], *, group_by: str | None, fixed: dict[str, str]
-) -> bytes:
-    """The CSV file of a query's ``result``: the header ``columns``, then one line per
-    row, the ``fixed`` columns (``period_start``, ``period_end``, ``org_id``) filled in."""
-    count = result.num_rows
-    cells: list[pa.Array] = []
-    for column in columns:
-        if column in fixed:
-            values = pa.repeat(pa.scalar(fixed[column], pa.string()), count)
-        else:
-            name = "subgroup" if column == group_by else column
-            values = result.column(name).combine_chunks()
-        cells.append(_csv_cells(values))
-    lines = [",".join(_csv_cells(pa.array(columns, pa.string())).to_pylist())]
-    if count:
-        joined = pc.binary_join_element_wise(*cells, ",")
-        lines.extend(joined.to_pylist())
-    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
-
-
-def _csv_cells(values: pa.Array) -> pa.Array:
-    """Formula guard, then RFC 4180 quoting only where needed; NULL is ''."""
-    text = pc.fill_null(values.cast(pa.string()), "")
-    guarded = pc.replace_substring_regex(text, _FORMULA_START, r"'\1")
-    quoted = pc.binary_join_element_wise('"', pc.replace_substring(guarded, '"', '""'), '"', "")
-    return pc.if_else(pc.match_substring_regex(guarded, _NEEDS_QUOTES), quoted, guarded)

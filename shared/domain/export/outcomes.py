@@ -24,6 +24,7 @@ class ExportFile:
     size: int
     sha256: str
     date_range: dict[str, str]
+    format: str = "csv"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -33,6 +34,7 @@ class ExportFile:
             "bytes": self.size,
             "sha256": self.sha256,
             "dateRange": self.date_range,
+            "format": self.format,
         }
 
     @classmethod
@@ -44,6 +46,7 @@ class ExportFile:
             size=data["bytes"],
             sha256=data["sha256"],
             date_range=dict(data["dateRange"]),
+            format=data.get("format", "csv"),  # records written before formats: CSV
         )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from shared.contracts.export_formats import ExportFormat
 from shared.contracts.ids import is_valid_id
 from shared.contracts.requests import DataType
 
@@ -22,15 +23,20 @@ def _checked(name: str, value: str) -> str:
 
 
 def export_file_path(
-    data_type: DataType, org_id: str, period_start: date, period_end: date, request_id: str
+    data_type: DataType,
+    org_id: str,
+    period_start: date,
+    period_end: date,
+    request_id: str,
+    export_format: ExportFormat = ExportFormat.CSV,
 ) -> str:
-    """``{kind}-usage/{org}/{kind}-usage-{start}-{end}-{request_id[:8]}.csv``."""
+    """``{kind}-usage/{org}/{kind}-usage-{start}-{end}-{request_id[:8]}.{format}``."""
     kind = data_type.kind
     org = _checked("org id", org_id)
     rid = _checked("request id", request_id)
     return (
         f"{kind}-usage/{org}/{kind}-usage-{period_start.isoformat()}-"
-        f"{period_end.isoformat()}-{rid[:8]}.csv"
+        f"{period_end.isoformat()}-{rid[:8]}.{export_format.value}"
     )
 
 

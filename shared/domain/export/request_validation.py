@@ -21,6 +21,7 @@ Decisions where the contract is silent:
 * ``requested_by`` is informational: anything there is accepted and ignored.
 * ``data_type`` also accepts ``api-keys`` (the file-name kind) besides the contract's names.
 * ``group_by: ""`` is not null: it is an unknown subgroup (400).
+* ``format`` null or absent is ``csv``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared import codec
+from shared.contracts.export_formats import FORMAT_NAMES, ExportFormat
 from shared.contracts.export_types import DataType, spec
 from shared.contracts.ids import ID_RULE, is_valid_id
 from shared.domain.export.context import WorkspaceOptions
@@ -93,6 +95,7 @@ class ValidRequest:
     data_type: DataType
     group_by: str | None
     window: Window
+    format: ExportFormat = ExportFormat.CSV
 
 
 def _found(pattern: re.Pattern[bytes], value: bytes) -> str | None:
@@ -191,6 +194,15 @@ def _group_by(payload: dict[str, Any], data_type: DataType) -> str | None:
     return value
 
 
+def _format(payload: dict[str, Any]) -> ExportFormat:
+    value = payload.get("format")
+    if value is None:
+        return ExportFormat.CSV
+    if not isinstance(value, str) or value not in FORMAT_NAMES:
+        raise _Invalid(f"format {value!r} is unknown: use one of {', '.join(FORMAT_NAMES)}")
+    return ExportFormat(value)
+
+
 def _window(payload: dict[str, Any], now: datetime) -> Window:
     from_text, from_zone = _bound("from", payload)
     to_text, to_zone = _bound("to", payload)
@@ -217,6 +229,7 @@ def validate_request(request: ReadableRequest, *, now: datetime) -> ValidRequest
     try:
         data_type = _data_type(payload)
         group_by = _group_by(payload, data_type)
+        export_format = _format(payload)
         window = _window(payload, now)
     except (_Invalid, WindowError) as exc:
         return Rejected(str(exc))
@@ -226,6 +239,7 @@ def validate_request(request: ReadableRequest, *, now: datetime) -> ValidRequest
         data_type=data_type,
         group_by=group_by,
         window=window,
+        format=export_format,
     )
 
 
