@@ -45,11 +45,13 @@ def summary_fields(data: CompletionData) -> dict[str, Any]:
         "recordCount": data.recordCount,
         "dateRange": date_range,
         "format": data.format,
+        "ingestedThrough": data.ingestedThrough,
     }
 
 
 def export_body(data: CompletionData) -> ExportResponse:
-    """The reference's success body: its five data fields, and ``format``."""
+    """The reference's success body: its five data fields, ``format`` and
+    ``ingestedThrough``."""
     return ExportResponse(
         success=True, data=ExportData(downloadUrl=data.downloadUrl, **summary_fields(data))
     )

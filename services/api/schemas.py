@@ -72,6 +72,12 @@ class ExportSummary(BaseModel):
     format: ExportFormat = Field(
         description="The file's format (an addition to the reference API: clients may ignore it)"
     )
+    ingestedThrough: str | None = Field(
+        description="Every event appended to the events topic before this instant (UTC, "
+        "milliseconds) is counted in the file; null when the broker could not tell "
+        "(an addition to the reference API: clients may ignore it)",
+        examples=["2024-02-01T10:00:00.000Z"],
+    )
 
 
 class ExportData(ExportSummary):

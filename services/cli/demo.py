@@ -249,9 +249,15 @@ async def wait_until_committed(settings: Settings, ends: dict[int, int]) -> None
 
 def summary_table(results: list[tuple[DemoExport, ExportCompletion, float]], out: Path) -> Table:
     """One line per export; files land under ``out`` by their contract file path."""
+    through = sorted(
+        completion.data.ingestedThrough
+        for _, completion, _ in results
+        if completion.data is not None and completion.data.ingestedThrough is not None
+    )
+    fresh = f"; every event appended before {through[0]} is counted" if through else ""
     table = Table(
         title=f"usage exports, saved under {out}/",
-        caption="status 200: the file is at its filePath under the output directory",
+        caption=f"status 200: the file is at its filePath under the output directory{fresh}",
     )
     columns = (
         "workspace",

@@ -136,6 +136,7 @@ def completion_table(completion: ExportCompletion) -> Table:
         table.add_row("records", f"{data.recordCount:,}")
         table.add_row("bytes", f"{data.bytes:,}")
         table.add_row("period", f"{data.dateRange['from']} .. {data.dateRange['to']}")
+        table.add_row("ingested through", data.ingestedThrough or "unknown")
         table.add_row("file", data.filePath)
         table.add_row("sha256", data.sha256)
         table.add_row("url expires", data.expiresAt)

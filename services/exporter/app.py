@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from services.exporter.export_job import Exporter
 from services.exporter.worker import ExporterWorker
+from shared.adapters.ingest_progress import IngestProgress
 from shared.adapters.kafka import make_consumer, make_producer
 from shared.adapters.object_store import ObjectStore
 from shared.adapters.s3 import S3ObjectStore
@@ -61,7 +62,10 @@ async def run_exporter(
             stack, _refuse_old_format(aggregates, settings, stop), name="exporter-format-check"
         )
         producer = await started(stack, make_producer(settings))
-        exporter = Exporter(settings, tables=TableStore.of(settings), exports=exports)
+        progress = await started(stack, IngestProgress(settings))
+        exporter = Exporter(
+            settings, tables=TableStore.of(settings), exports=exports, progress=progress
+        )
         in_background(stack, _warm_up(aggregates, exporter), name="exporter-warm-up")
         # Requests are few and latency counts: do not let an empty fetch wait 500 ms.
         consumer = make_consumer(settings, group_id=settings.exporter_group, fetch_max_wait_ms=50)

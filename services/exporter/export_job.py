@@ -1,14 +1,17 @@
 """One export request → one outcome: validate, resolve, read, query, stream, record.
 
-An export reads storage format 3 (``shared.columnar.tables``): the workspace's dimension
+First it takes ``ingestedThrough`` from the broker (``shared.adapters.ingest_progress``):
+every event appended before that instant is in the tables it reads next. An export reads
+storage format 3 (``shared.columnar.tables``): the workspace's dimension
 versions, then picks the facts files of the UTC days the window touches (a closed month
 is one merged file) from tables kept open between exports and moved to their latest
 commit first (``LatestTables``); an export of any type but agents takes the janitor's
 roll-ups of the month files its window holds whole instead (``shared.columnar.rollups``:
 the users partials, or the sums per key). Its type's query
 (``shared.columnar.queries``) scans those files in a worker thread, reading only the
-columns and row groups it needs; the CSV bytes go up as one object (in parts when
-large).
+columns and row groups it needs; the file's bytes (in the request's format) go up as one
+object (in parts when large), then its manifest beside it
+(``shared.domain.export.manifest``).
 
 :meth:`Exporter.answer` never raises (cancellation aside): every path ends in a
 completion. Transient failures (the store unavailable, a lost race on a record) are
@@ -36,12 +39,15 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, TypeVar
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
+from aiokafka.errors import KafkaError
 
 from services.exporter.upload import StreamingUpload
+from shared.adapters.ingest_progress import ProgressSource
 from shared.adapters.object_store import ObjectStore
 from shared.adapters.request_ledger import RequestLedger
 from shared.adapters.signed_completions import completion_of
@@ -64,6 +70,7 @@ from shared.columnar.tables import (
 from shared.contracts.completions import ExportCompletion
 from shared.contracts.export_types import spec
 from shared.domain.export.context import WorkspaceOptions
+from shared.domain.export.manifest import manifest_bytes, manifest_path
 from shared.domain.export.outcomes import ExportFile, Outcome
 from shared.domain.export.paths import export_file_path
 from shared.domain.export.request_validation import (
@@ -73,7 +80,7 @@ from shared.domain.export.request_validation import (
     check_workspace_options,
     validate_request,
 )
-from shared.domain.window import utc_day_of
+from shared.domain.window import format_instant, to_ms, utc_day_of
 from shared.errors import PreconditionFailed, StoreUnavailable
 from shared.retry import Backoff, Failure, is_retriable, retry
 from shared.settings import Settings
@@ -86,6 +93,9 @@ UNEXPECTED_ATTEMPTS = 3
 _RETRY_BASE_S = 0.5
 _RETRY_MAX_S = 10.0
 _RETRY_LATER = "retry later with the same request_id"
+#: How long an export waits for the broker to tell ``ingestedThrough``.
+_PROGRESS_TIMEOUT_S = 10.0
+_UTC = ZoneInfo("UTC")
 _Read = TypeVar("_Read")
 
 
@@ -106,12 +116,14 @@ class Exporter:
         tables: TableStore,
         exports: ObjectStore,
         clock: Clock = system_clock,
+        progress: ProgressSource | None = None,
     ) -> None:
         self._settings = settings
         self._tables = LatestTables(tables)
         self._exports = exports
         self._ledger = RequestLedger(exports)
         self._clock = clock
+        self._progress = progress
 
     async def warm_up(self, org_ids: list[str]) -> int:
         """Open the tables of ``org_ids`` (as many as are kept open), read their roll-ups'
@@ -226,9 +238,23 @@ class Exporter:
             outcome = await self._export(validated)
         return await self._ledger.settle(record, outcome, replace=replace)
 
+    async def _ingested_through(self) -> str | None:
+        """``ingestedThrough``, taken before any table is read; None (logged) when the
+        broker cannot tell it now: the export goes on without it."""
+        if self._progress is None:
+            return None
+        try:
+            async with asyncio.timeout(_PROGRESS_TIMEOUT_S):
+                through = await self._progress.through()
+        except (KafkaError, TimeoutError, LookupError) as exc:
+            log.warning("ingestedThrough unknown: %s", exc)
+            return None
+        return format_instant(to_ms(through), _UTC)
+
     async def _export(self, request: ValidRequest) -> Outcome:
         started = time.monotonic()
         org_id, window = request.org_id, request.window
+        ingested_through = await self._ingested_through()
         dimensions = await _reading(self._tables.dimensions(org_id))
         options = await asyncio.to_thread(settings_of, dimensions)
         rejected = check_workspace_options(request, options)
@@ -299,6 +325,22 @@ class Exporter:
             for offset in range(0, len(data), part_size):
                 await upload.write(data[offset : offset + part_size])
             await upload.complete()
+        file = ExportFile(
+            file_path=path,
+            data_type=request.data_type.value,
+            record_count=export.rows,
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            date_range=date_range,
+            format=request.format.value,
+            ingested_through=ingested_through,
+        )
+        await self._exports.put_with_metadata(
+            manifest_path(path, request.format.value),
+            manifest_bytes(request, file, export.header),
+            content_type="application/json",
+            metadata={"request-id": request.request_id, "org-id": org_id},
+        )
         finished = time.monotonic()
         log.info(
             "export %s: %s %s rows, %s bytes, %s parts, facts of %s UTC days (%s month files "
@@ -316,18 +358,7 @@ class Exporter:
             queried_at - read_at,
             finished - queried_at,
         )
-        return Outcome(
-            200,
-            file=ExportFile(
-                file_path=path,
-                data_type=request.data_type.value,
-                record_count=export.rows,
-                size=len(data),
-                sha256=hashlib.sha256(data).hexdigest(),
-                date_range=date_range,
-                format=request.format.value,
-            ),
-        )
+        return Outcome(200, file=file)
 
 
 async def _reading(read: Awaitable[_Read]) -> _Read:

@@ -31,7 +31,7 @@ async def end_offsets(
     return {tp: max(reported[tp], consumer.highwater(tp) or 0) for tp in partitions}
 
 
-async def _timestamp_at(
+async def timestamp_at(
     consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int, timeout_s: float = 10.0
 ) -> int | None:
     """Timestamp of the first record at or after ``offset`` (None past the end)."""
@@ -65,7 +65,7 @@ async def offset_for_time(
     low, high = 0, end  # invariant: records before `low` are earlier; `high` qualifies
     while low < high:
         middle = (low + high) // 2
-        stamp = await _timestamp_at(consumer, tp, middle)
+        stamp = await timestamp_at(consumer, tp, middle)
         if stamp is None or stamp >= timestamp_ms:
             high = middle
         else:
@@ -76,12 +76,12 @@ async def offset_for_time(
 async def _is_first_at_or_after(
     consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int, timestamp_ms: int
 ) -> bool:
-    at = await _timestamp_at(consumer, tp, offset)
+    at = await timestamp_at(consumer, tp, offset)
     if at is None or at < timestamp_ms:
         return False
     if offset == 0:
         return True
-    before = await _timestamp_at(consumer, tp, offset - 1)
+    before = await timestamp_at(consumer, tp, offset - 1)
     return before is not None and before < timestamp_ms
 
 

@@ -48,5 +48,6 @@ async def completion_of(
         sha256=file.sha256,
         dateRange=file.date_range,
         format=file.format,
+        ingestedThrough=file.ingested_through,
     )
     return ExportCompletion.ok(request_id, org_id, data)

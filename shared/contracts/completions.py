@@ -20,6 +20,7 @@ class CompletionData(BaseModel):
     sha256: str
     dateRange: dict[str, str]
     format: str = "csv"
+    ingestedThrough: str | None = None
 
 
 class CompletionError(BaseModel):

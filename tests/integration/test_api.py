@@ -40,7 +40,7 @@ FROM, TO = (EDGE_DAY - timedelta(days=1)).isoformat(), (EDGE_DAY + timedelta(day
 QUIET = ((EDGE_DAY - timedelta(days=100)).isoformat(), (EDGE_DAY - timedelta(days=90)).isoformat())
 REFERENCE_FIELDS = {"filePath", "downloadUrl", "dataType", "recordCount", "dateRange"}
 #: Ours beside the reference's (clients may ignore them).
-ADDED_FIELDS = {"format"}
+ADDED_FIELDS = {"format", "ingestedThrough"}
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,8 @@ def test_bodies_and_responses_follow_the_reference(document: dict[str, Any]) -> 
     schemas = document["components"]["schemas"]
     assert schemas["ExportResponse"]["required"] == ["success", "data"]
     reference = {"filePath", "downloadUrl", "dataType", "recordCount", "dateRange"}
-    assert set(schemas["ExportData"]["required"]) == reference | {"format"}  # ours, added
+    ours = {"format", "ingestedThrough"}  # added
+    assert set(schemas["ExportData"]["required"]) == reference | ours
     assert schemas["ErrorResponse"]["required"] == ["error", "message"]
     bound = schemas["BoundBody"]
     assert set(bound["required"]) == {"date", "timezone"}

@@ -142,6 +142,10 @@ def readable(**changes: Any) -> ReadableRequest:
     return result
 
 
+def csv_header(body: bytes) -> list[str]:
+    return next(csv.reader(io.StringIO(body.decode("utf-8"), newline="")))
+
+
 def csv_rows(body: bytes) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(body.decode("utf-8"), newline="")))
 
@@ -165,6 +169,17 @@ async def test_success_and_redelivery_give_the_same_file(tables: TableStore) -> 
         ("u3", "0", "'=Idle"),
     ]
     assert first.data.expiresAt == "2026-03-10T13:00:00.000Z"
+    assert first.data.ingestedThrough is None  # no broker to ask: unknown, said so
+    manifest = orjson.loads(
+        store.objects[first.data.filePath.removesuffix(".csv") + ".manifest.json"][0]
+    )
+    assert manifest["sha256"] == first.data.sha256
+    assert manifest["recordCount"] == 3
+    assert manifest["columns"] == csv_header(body)
+    assert manifest["request"]["format"] == manifest["format"] == "csv"
+    assert manifest["window"]["dateRange"] == first.data.dateRange
+    assert manifest["ingestedThrough"] is None
+    assert manifest["schemaVersion"] == 1
     clock.now = NOW + timedelta(days=40)
     await workspace.add_day(date(2026, 1, 7), ["u9"])  # late data: the answer must not change
     again = await exporter(tables, store, clock).answer(readable())
@@ -411,3 +426,40 @@ async def test_unexpected_errors_are_500_after_retries(
     assert completion.error is not None
     assert completion.error.status == 500
     assert "ZeroDivisionError" in completion.error.message
+
+
+class FixedProgress:
+    """An ingest progress source that answers one instant, or fails."""
+
+    def __init__(self, through: datetime | None) -> None:
+        self.through_at = through
+        self.asked = 0
+
+    async def through(self) -> datetime:
+        self.asked += 1
+        if self.through_at is None:
+            raise TimeoutError("no fetch response for partitions [0]")
+        return self.through_at
+
+
+async def test_ingested_through_is_taken_before_the_read_and_recorded(tables: TableStore) -> None:
+    await seed(tables)
+    store = MemoryStore()
+    progress = FixedProgress(datetime(2026, 2, 28, 9, 15, 30, 123000, tzinfo=UTC))
+    job = Exporter(Settings(), tables=tables, exports=store, clock=Clock(), progress=progress)
+    completion = await job.answer(readable())
+    assert completion.data is not None
+    assert completion.data.ingestedThrough == "2026-02-28T09:15:30.123Z"
+    manifest_key = completion.data.filePath.removesuffix(".csv") + ".manifest.json"
+    assert orjson.loads(store.objects[manifest_key][0])["ingestedThrough"] == (
+        "2026-02-28T09:15:30.123Z"
+    )
+    progress.through_at = None  # a redelivery is answered from the record, unchanged
+    again = await job.answer(readable())
+    assert again.data is not None
+    assert again.data.ingestedThrough == "2026-02-28T09:15:30.123Z"
+    assert progress.asked == 1
+    failing = await job.answer(readable(request_id="other-0001"))  # the broker cannot tell
+    assert failing.success
+    assert failing.data is not None
+    assert failing.data.ingestedThrough is None

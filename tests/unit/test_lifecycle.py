@@ -196,6 +196,7 @@ EXPORTER: list[Step] = [
     ("observability server", True),
     ("dependencies", False),
     ("producer", True),
+    ("ingest progress", True),
     ("consumer", True),
     ("worker", False),
 ]
@@ -212,6 +213,8 @@ def exporter_faked(fail_at: str | None, *, format_check: Any = never) -> Iterato
         fake_dependencies(exporter_app, journal, monkeypatch)
         monkeypatch.setattr(exporter_app, "wait_for_storage_format", lambda *_: format_check())
         monkeypatch.setattr(exporter_app, "TableStore", SimpleNamespace(of=lambda _: None))
+        progress = lambda *_, **__: FakeResource(journal, "ingest progress")  # noqa: E731
+        monkeypatch.setattr(exporter_app, "IngestProgress", progress)
         monkeypatch.setattr(exporter_app, "Exporter", lambda *_, **__: None)
         monkeypatch.setattr(exporter_app, "ExporterWorker", lambda *_, **__: FakeWorker(journal))
         yield journal

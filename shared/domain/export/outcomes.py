@@ -25,6 +25,8 @@ class ExportFile:
     sha256: str
     date_range: dict[str, str]
     format: str = "csv"
+    #: ``ingestedThrough`` (contract §4): UTC, milliseconds; None when it could not be told.
+    ingested_through: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -35,6 +37,7 @@ class ExportFile:
             "sha256": self.sha256,
             "dateRange": self.date_range,
             "format": self.format,
+            "ingestedThrough": self.ingested_through,
         }
 
     @classmethod
@@ -47,6 +50,7 @@ class ExportFile:
             sha256=data["sha256"],
             date_range=dict(data["dateRange"]),
             format=data.get("format", "csv"),  # records written before formats: CSV
+            ingested_through=data.get("ingestedThrough"),
         )
 
 
