@@ -259,17 +259,7 @@ def summary_table(results: list[tuple[DemoExport, ExportCompletion, float]], out
         title=f"usage exports, saved under {out}/",
         caption=f"status 200: the file is at its filePath under the output directory{fresh}",
     )
-    columns = (
-        "workspace",
-        "type",
-        "group by",
-        "timezone",
-        "format",
-        "status",
-        "rows",
-        "bytes",
-        "s",
-    )
+    columns = ("workspace", "export", "timezone", "format", "status", "rows", "bytes", "s")
     for column in columns:
         numeric = column in {"rows", "bytes", "s"}
         table.add_column(column, justify="right" if numeric else "left")
@@ -282,8 +272,7 @@ def summary_table(results: list[tuple[DemoExport, ExportCompletion, float]], out
         )
         table.add_row(
             item.org_id,
-            item.data_type,
-            item.group_by or "-",
+            item.data_type + (f" by {item.group_by}" if item.group_by else ""),
             item.timezone,
             item.format,
             status,
