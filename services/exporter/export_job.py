@@ -246,7 +246,7 @@ class Exporter:
         try:
             async with asyncio.timeout(_PROGRESS_TIMEOUT_S):
                 through = await self._progress.through()
-        except (KafkaError, TimeoutError, LookupError) as exc:
+        except (KafkaError, OSError, TimeoutError, LookupError) as exc:
             log.warning("ingestedThrough unknown: %s", exc)
             return None
         return format_instant(to_ms(through), _UTC)

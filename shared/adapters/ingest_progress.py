@@ -30,6 +30,7 @@ from shared.adapters.kafka_offsets import end_offsets, timestamp_at, wait_assign
 from shared.clock import Clock, system_clock
 from shared.domain.window import to_ms
 from shared.lifecycle import StartStopContext
+from shared.lru import LruMap
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,10 @@ class IngestProgress(StartStopContext):
         self._offsets = make_consumer(settings, group_id=settings.ingest_group)
         self._partitions: list[TopicPartition] = []
         self._lock = asyncio.Lock()  # one consumer: one look-up at a time
+        # A record's append time never changes: while ingest stands still (or lags on a
+        # partition without committing), repeated exports look nothing up again. Caught
+        # up, T costs ~5 ms (log ends, committed offsets); each look-up costs a fetch.
+        self._appended: LruMap[tuple[int, int], int] = LruMap(4096)
 
     async def start(self) -> None:
         await self._reader.start()
@@ -96,7 +101,16 @@ class IngestProgress(StartStopContext):
                 offset = await self._offsets.committed(tp)
                 committed[tp.partition] = offset
                 if (offset or 0) < ends[tp]:
-                    appended[tp.partition] = await timestamp_at(self._reader, tp, offset or 0)
+                    appended[tp.partition] = await self._appended_at(tp, offset or 0)
             ends_by_partition = {tp.partition: end for tp, end in ends.items()}
         through = ingested_through(to_ms(now), ends_by_partition, committed, appended)
         return datetime.fromtimestamp(through / 1000, UTC)
+
+    async def _appended_at(self, tp: TopicPartition, offset: int) -> int | None:
+        key = (tp.partition, offset)
+        known = self._appended.get(key)
+        if known is None:
+            known = await timestamp_at(self._reader, tp, offset)
+            if known is not None:
+                self._appended.put(key, known)
+        return known

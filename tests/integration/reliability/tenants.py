@@ -18,15 +18,23 @@ ENTITY_FIELDS = ("user_id", "assistant_id", "project_id", "api_key_id")
 _DAY = r"\d{4}-\d{2}-\d{2}"
 _PART = r"part-\d{5}-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}-c\d{3}\.[a-z0-9]+\.parquet"
 _LOG = r"_delta_log/(\d{20}\.json|\d{20}\.checkpoint\.parquet|_last_checkpoint)"
-#: Storage format 3 (docs/storage.md): a workspace's two Delta tables, nothing else.
+#: A roll-up's name: the facts file it sums, or a merged one's digest.
+_ROLLUP = rf"({_PART}|merged-[0-9a-f]{{32}})"
+#: Storage format 3 (docs/storage.md): a workspace's two Delta tables and the two derived
+#: roll-up tables, nothing else.
 AGGREGATE_KEY = re.compile(
     rf"v3/workspaces/(?P<org>[^/]+)/(facts/({_LOG}|span=({_DAY}|\d{{4}}-\d{{2}})/{_PART})"
-    rf"|dimensions/({_LOG}|{_PART}))"
+    rf"|dimensions/({_LOG}|{_PART})"
+    rf"|user_rollups/({_LOG}|source={_ROLLUP}/{_PART})"
+    rf"|key_rollups/({_LOG}|rollup={_ROLLUP}/{_PART}))"
 )
 _KINDS = "(users|agents|api-keys|projects|models)"
+#: An export file in each format (contract §5), its owner marker, its manifest (§4).
 EXPORT_KEY = re.compile(
     rf"((file-owners/)?{_KINDS}-usage/(?P<org>[^/]+)/{_KINDS}-usage-{_DAY}-{_DAY}-"
-    r"[A-Za-z0-9_.:-]{1,8}\.csv(\.owner)?"
+    r"[A-Za-z0-9_.:-]{1,8}\.(csv|csv\.gz|parquet|ndjson)(\.owner)?"
+    rf"|{_KINDS}-usage/(?P<man_org>[^/]+)/{_KINDS}-usage-{_DAY}-{_DAY}-"
+    r"[A-Za-z0-9_.:-]{1,8}\.manifest\.json"
     r"|requests/(?P<req_org>[^/]+)/[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}\.json)"
 )
 
@@ -89,7 +97,8 @@ def key_violations(
     bad = []
     for key in keys:
         match = pattern.fullmatch(key)
-        org = (match.group("org") or match.groupdict().get("req_org")) if match else None
+        groups = match.groupdict() if match else {}
+        org = groups.get("org") or groups.get("man_org") or groups.get("req_org")
         if (
             match is None
             or not is_valid_id(org)
