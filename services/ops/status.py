@@ -26,7 +26,7 @@ from aiokafka.errors import KafkaError
 from services.ops.dlq_actions import summarize_dead_letters
 from services.ops.topic_reader import TopicNotFound
 from shared.adapters.kafka import make_consumer
-from shared.adapters.kafka_offsets import end_offsets
+from shared.adapters.kafka_offsets import end_offsets, timestamp_at
 from shared.adapters.s3 import S3ObjectStore
 from shared.columnar.tables import ROOT, TableStore, newest_fact_day, workspace_ids
 from shared.errors import UsageExportError
@@ -209,7 +209,9 @@ async def _group_lag(settings: Settings, group: str, topic: str, timeout_s: floa
                 committed = await offsets.committed(tp)
                 oldest = None
                 if ends[tp] > (committed or 0):
-                    oldest = await _timestamp_at(reader, tp, committed or 0)
+                    appended = await timestamp_at(reader, tp, committed or 0, timeout_s)
+                    if appended is not None:
+                        oldest = datetime.fromtimestamp(appended / 1000, UTC)
                 lags.append(PartitionLag(tp.partition, committed, ends[tp], oldest))
         finally:
             await offsets.stop()
@@ -227,18 +229,6 @@ async def _partitions(
     if not found:
         raise TopicNotFound(f"topic {topic!r} does not exist")
     return [TopicPartition(topic, partition) for partition in sorted(found)]
-
-
-async def _timestamp_at(
-    consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int
-) -> datetime | None:
-    """The timestamp of the first record at or after ``offset`` (None if none comes)."""
-    consumer.seek(tp, offset)
-    for _ in range(10):
-        batch = await consumer.getmany(tp, timeout_ms=300, max_records=1)
-        for record in batch.get(tp, []):
-            return datetime.fromtimestamp(record.timestamp / 1000, UTC)
-    return None
 
 
 async def _dead_letters(settings: Settings, topic: str, timeout_s: float) -> dict[str, int]:

@@ -90,10 +90,8 @@ class IngestProgress(StartStopContext):
     async def through(self) -> datetime:
         """T, as an aware UTC datetime (raises the broker's errors and TimeoutError)."""
         async with self._lock:
-            if not self._partitions:  # at first use: the exporter starts without the topic
-                topic = self._settings.topic_events
-                self._partitions = await wait_assigned(self._reader, topic, timeout_s=5.0)
             now = self._clock()
+            await self._assign_every_partition()
             ends = await end_offsets(self._reader, self._partitions)
             committed: dict[int, int | None] = {}
             appended: dict[int, int | None] = {}
@@ -105,6 +103,21 @@ class IngestProgress(StartStopContext):
             ends_by_partition = {tp.partition: end for tp, end in ends.items()}
         through = ingested_through(to_ms(now), ends_by_partition, committed, appended)
         return datetime.fromtimestamp(through / 1000, UTC)
+
+    async def _assign_every_partition(self) -> None:
+        """The topic's partitions: assigned at first use (the exporter may start before the
+        topic exists), then compared each time with the client's metadata, so that a
+        partition added since counts (an event on it could otherwise be appended before T
+        without being counted). The metadata is the client's cache, refreshed every
+        ``metadata.max.age.ms`` (5 minutes) and on errors: a metadata request per export
+        serialized every export behind the broker (exports with a 3 s deadline missed
+        it in the fault suite)."""
+        topic = self._settings.topic_events
+        if self._partitions:
+            known = self._reader.partitions_for_topic(topic) or set()
+            if known == {tp.partition for tp in self._partitions}:
+                return
+        self._partitions = await wait_assigned(self._reader, topic, timeout_s=5.0)
 
     async def _appended_at(self, tp: TopicPartition, offset: int) -> int | None:
         key = (tp.partition, offset)
