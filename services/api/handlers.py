@@ -293,6 +293,8 @@ class ExportApi:
         }
         if body.format is not None:
             message["format"] = body.format.value
+        if body.bucket is not None:
+            message["bucket"] = body.bucket.value
         return message
 
     async def _publish_and_wait(

@@ -4,10 +4,10 @@ request is answered 409 instead of with the first request's export.
 ``idempotency-keys/{org_id}/{request_id}.json`` in the exports bucket is created with
 ``If-None-Match: *`` the first time a key is used (after the body is validated, before
 anything is published) and holds the request's fingerprint: a SHA-256 of its data type,
-``from``, ``to``, ``group_by`` and ``format`` as sent. A repeat with the same fingerprint goes ahead
-(and gets the same export); any other is refused. The route variant (file, ``/csv``,
-``/json``) is not part of it: those are one export answered in different shapes. Two
-first uses racing are decided by the conditional write.
+``from``, ``to``, ``group_by``, ``format`` and ``bucket`` as sent. A repeat with the same
+fingerprint goes ahead (and gets the same export); any other is refused. The route
+variant (file, ``/csv``, ``/json``) is not part of it: those are one export answered in
+different shapes. Two first uses racing are decided by the conditional write.
 """
 
 from __future__ import annotations
@@ -27,12 +27,15 @@ _FINGERPRINTED = ("data_type", "from", "to", "group_by")
 
 def request_fingerprint(message: dict[str, Any]) -> str:
     """SHA-256 of what a request asks for (its contract §3 message's request fields; the
-    format only when it is not CSV, the default, so that leaving it out or naming csv is
-    the same request, and fingerprints made before formats still match)."""
+    format only when it is not CSV and the bucket only when there is one, the defaults,
+    so that leaving them out or naming the default is the same request, and fingerprints
+    made before formats and buckets still match)."""
     asked = {name: message.get(name) for name in _FINGERPRINTED}
     export_format = message.get("format") or "csv"
     if export_format != "csv":
         asked["format"] = export_format
+    if message.get("bucket") is not None:
+        asked["bucket"] = message["bucket"]
     return hashlib.sha256(codec.dumps_sorted(asked)).hexdigest()
 
 
@@ -45,6 +48,8 @@ def describe(message: dict[str, Any]) -> str:
     )
     group_by = message.get("group_by")
     text = f"{text} grouped by {group_by}" if group_by else text
+    bucket = message.get("bucket")
+    text = f"{text} by {bucket}" if bucket else text
     export_format = message.get("format")
     return f"{text} as {export_format}" if export_format else text
 

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from shared.contracts.export_buckets import BucketUnit
 from shared.contracts.export_formats import ExportFormat
 from shared.contracts.ids import EntityId
 
@@ -52,6 +53,13 @@ class ExportBody(BaseModel):
         description="The file's format: csv (default), csv.gz, parquet or ndjson (an "
         "addition to the reference API; the /json variants answer rows inline and take "
         "csv only)",
+    )
+    bucket: BucketUnit | None = Field(
+        default=None,
+        description="Time buckets: day, week or month in the from bound's timezone, one "
+        "row per entity per bucket with activity, with bucket_start and bucket_end after "
+        "period_end; null (default) for one row per entity over the whole window (an "
+        "addition to the reference API)",
     )
 
 

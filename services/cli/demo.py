@@ -73,11 +73,12 @@ class DemoExport:
     group_by: str | None
     timezone: str
     format: str = "csv"
+    bucket: str | None = None
 
 
 def demo_exports(orgs: int) -> list[DemoExport]:
-    """Every type and subgroup for the BYOK workspace, two typed formats, then other zones
-    and workspaces."""
+    """Every type and subgroup for the BYOK workspace, two typed formats, one export per
+    month, then other zones and workspaces."""
     byok = "ws-0001"
     plan = [
         DemoExport(byok, data_type, group_by, "UTC")
@@ -96,6 +97,7 @@ def demo_exports(orgs: int) -> list[DemoExport]:
     ]
     plan.append(DemoExport(byok, "users", None, "UTC", "parquet"))
     plan.append(DemoExport(byok, "models", "source", "UTC", "ndjson"))
+    plan.append(DemoExport(byok, "models", None, "UTC", bucket="month"))
     if orgs >= 2:
         plan.append(DemoExport("ws-0002", "users", None, "Europe/Berlin"))
     if orgs >= 3:  # ws-0003 turned user-level data off: names and emails are left out
@@ -204,6 +206,7 @@ async def _export(
             group_by=item.group_by,
             requested_by="usage-export-demo",
             export_format=item.format,
+            bucket=item.bucket,
         )
     )
     if completion.success and completion.data is not None:
@@ -272,7 +275,9 @@ def summary_table(results: list[tuple[DemoExport, ExportCompletion, float]], out
         )
         table.add_row(
             item.org_id,
-            item.data_type + (f" by {item.group_by}" if item.group_by else ""),
+            item.data_type
+            + (f" by {item.group_by}" if item.group_by else "")
+            + (f" per {item.bucket}" if item.bucket else ""),
             item.timezone,
             item.format,
             status,

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from shared.adapters.export_client import ExportClient, download, export_request
 from shared.contracts.completions import ExportCompletion
+from shared.contracts.export_buckets import BUCKET_NAMES
 from shared.contracts.export_formats import FORMAT_NAMES
 from shared.settings import Settings, load_settings
 
@@ -59,6 +60,12 @@ def register(subparsers: Any) -> None:
         default=None,
         help=f"the file's format: {', '.join(FORMAT_NAMES)} (default csv)",
     )
+    parser.add_argument(
+        "--bucket",
+        choices=BUCKET_NAMES,
+        default=None,
+        help="one row per entity per day, week or month (in --timezone) with activity",
+    )
     parser.add_argument("--request-id", default=None, help="default: a new UUID")
     parser.add_argument(
         "--download", metavar="DIR", type=Path, default=None, help="save the file into DIR"
@@ -84,6 +91,7 @@ def _main(args: argparse.Namespace) -> int:
         request_id=args.request_id,
         requested_by="usage-export-cli",
         export_format=args.export_format,
+        bucket=args.bucket,
     )
     console = Console()
     return asyncio.run(_run(load_settings(), message, args.download, args.wait, console))

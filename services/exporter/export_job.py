@@ -7,7 +7,7 @@ versions, then picks the facts files of the UTC days the window touches (a close
 is one merged file) from tables kept open between exports and moved to their latest
 commit first (``LatestTables``); an export of any type but agents takes the janitor's
 roll-ups of the month files its window holds whole instead (``shared.columnar.rollups``:
-the users partials, or the sums per key). Its type's query
+the users partials, or the sums per key), unless it is bucketed. Its type's query
 (``shared.columnar.queries``) scans those files in a worker thread, reading only the
 columns and row groups it needs; the file's bytes (in the request's format) go up as one
 object (in parts when large), then its manifest beside it
@@ -24,8 +24,9 @@ unexpected error or a lost race). An unexpected error is retried a few times, th
 
 The request's record (``shared.adapters.request_ledger``) pins the instant the request
 was first seen, so every delivery resolves the same window; a request with a recorded
-outcome is answered from it (only its signed URL is new). Should its file have been
-deleted since, the export is written again, to the same key, for the same window.
+outcome is answered from it (only its signed URL is new). Should its file or its manifest
+have been deleted since, the export is written again, to the same key, for the same
+window.
 """
 
 from __future__ import annotations
@@ -223,10 +224,10 @@ class Exporter:
         replace = False
         if record.outcome is not None:
             file = record.outcome.file
-            if file is None or await self._exports.head(file.file_path) is not None:
+            if file is None or await self._written(file):
                 return record.outcome
             log.warning(
-                "file %s of request %s is gone: exporting it again",
+                "file %s of request %s or its manifest is gone: exporting it again",
                 file.file_path,
                 request.request_id,
             )
@@ -237,6 +238,15 @@ class Exporter:
         else:
             outcome = await self._export(validated)
         return await self._ledger.settle(record, outcome, replace=replace)
+
+    async def _written(self, file: ExportFile) -> bool:
+        """Whether the recorded file and its manifest are both in the store (a crash
+        between the two writes, or a deletion, leaves one without the other)."""
+        manifest = manifest_path(file.file_path, file.format)
+        for path in (file.file_path, manifest):
+            if await self._exports.head(path) is None:
+                return False
+        return True
 
     async def _ingested_through(self) -> str | None:
         """``ingestedThrough``, taken before any table is read; None (logged) when the
@@ -262,7 +272,8 @@ class Exporter:
             return Outcome(rejected.status, rejected.message)
         first_day, last_day = utc_day_of(window.start_ms), utc_day_of(window.last_ms)
         columns = spec(request.data_type).facts_columns
-        kind = rollup_kind(request.data_type, request.group_by)
+        # A bucketed export reads facts only: roll-ups hold no buckets.
+        kind = None if request.buckets else rollup_kind(request.data_type, request.group_by)
         rollups: dict[str, ds.Dataset | pa.Table] = {}
         rolled_up = 0
         if kind is not None:
@@ -408,7 +419,7 @@ def query_export(
     columns its spec's ``facts_columns`` names), ``dimensions`` and ``rollups`` (by
     relation name: the stored partials of facts not in ``facts``) (blocking)."""
     window = request.window
-    con = connect(facts, dimensions, rollups)
+    con = connect(facts, dimensions, rollups, request.buckets)
     try:
         return export_file(
             con,
@@ -421,6 +432,7 @@ def query_export(
             period_end=window.period_end().isoformat(),
             options=options,
             export_format=request.format,
+            buckets=request.buckets,
         )
     finally:
         con.close()

@@ -37,8 +37,10 @@ def export_request(
     request_id: str | None = None,
     requested_by: str | None = None,
     export_format: str | None = None,
+    bucket: str | None = None,
 ) -> dict[str, Any]:
-    """A contract §3 request message (``format`` only when given: CSV by default)."""
+    """A contract §3 request message (``format`` and ``bucket`` only when given: CSV,
+    and no buckets, by default)."""
     message = {
         "request_id": request_id or str(uuid.uuid4()),
         "org_id": org_id,
@@ -50,6 +52,8 @@ def export_request(
     }
     if export_format is not None:
         message["format"] = export_format
+    if bucket is not None:
+        message["bucket"] = bucket
     return message
 
 

@@ -110,7 +110,7 @@ USER_PARTS: Final = RollupKind(
     rows=USER_ROLLUPS,
     name=SOURCE,
     marker="part",
-    parts="SELECT * FROM user_parts($start_ms, $end_ms, false)",
+    parts="SELECT * EXCLUDE (bucket) FROM user_parts($start_ms, $end_ms, false)",
     facts_columns=spec(DataType.USERS).facts_columns,
     keys=("part", "user_id", "subgroup", "key"),
 )
@@ -119,7 +119,7 @@ KEY_SUMS: Final = RollupKind(
     rows=KEY_ROLLUPS,
     name=ROLLUP,
     marker="kind",
-    parts="SELECT * FROM key_parts($start_ms, $end_ms)",
+    parts="SELECT * EXCLUDE (bucket) FROM key_parts($start_ms, $end_ms)",
     facts_columns=spec(DataType.MODELS).facts_columns,
     keys=KEY_COLUMNS,
 )

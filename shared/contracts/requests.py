@@ -13,6 +13,7 @@ from pydantic import (
     field_validator,
 )
 
+from shared.contracts.export_buckets import BucketUnit
 from shared.contracts.export_formats import ExportFormat
 from shared.contracts.export_types import DataType as DataType
 from shared.contracts.export_types import accepted_names
@@ -49,6 +50,7 @@ class ExportRequest(BaseModel):
     to: Bound
     group_by: str | None = None
     format: ExportFormat = ExportFormat.CSV
+    bucket: BucketUnit | None = None
     requested_by: Annotated[str | None, StringConstraints(max_length=256)] = None
 
     @field_validator("data_type", mode="before")

@@ -129,6 +129,34 @@ async def test_a_format_is_asked_in_the_body_and_refused_by_the_json_variant(api
     assert "format" in unknown.body["message"]
 
 
+async def test_a_bucket_is_asked_in_the_body_of_every_variant(api: Api) -> None:
+    body = window(FROM, TO) | {"bucket": "day"}
+    answer = await call(f"{api.url}/export/models/json", key=api.key, body=body)
+    assert answer.status == 200, answer.body
+    data = answer.body["data"]
+    assert data["columns"][:5] == [
+        "period_start", "period_end", "bucket_start", "bucket_end", "org_id",
+    ]  # fmt: skip
+    starts = [row["bucket_start"] for row in data["rows"]]
+    assert starts == sorted(starts)
+    assert starts  # this key's workspace uses models on one day of the window
+    for row in data["rows"]:  # a day each, within the window
+        assert row["bucket_start"] == row["bucket_end"]
+        assert FROM <= row["bucket_start"] <= TO
+    whole = await call(f"{api.url}/export/models/json", key=api.key, body=window(FROM, TO))
+
+    def model(row: dict[str, str]) -> tuple[str, str, str]:
+        return row["name"], row["provider"], row["bring_your_keys"]
+
+    summed: dict[tuple[str, str, str], int] = {}
+    for row in data["rows"]:
+        summed[model(row)] = summed.get(model(row), 0) + int(row["requests"])
+    assert summed == {model(row): int(row["requests"]) for row in whole.body["data"]["rows"]}
+    unknown = await call(f"{api.url}/export/models", key=api.key, body=body | {"bucket": "hour"})
+    assert unknown.status == 400
+    assert "bucket" in unknown.body["message"]
+
+
 async def test_json_variant_refuses_exports_above_its_bound(api: Api) -> None:
     small = api.settings.model_copy(update={"api_json_max_rows": 1})
     async with running_api(small) as serving:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from tests.reference import cells, columns, others, users
+from tests.reference import buckets, cells, columns, others, users
 from tests.reference.log import EventLog, OrgLog, build_log
 from tests.reference.window import (
     DATA_TYPES,
@@ -75,12 +75,16 @@ def reference_export(
     group_by: str | None = None,
     now: datetime,
     valid_at: datetime | None = None,
+    bucket: str | None = None,
 ) -> ReferenceResult:
     """The export contract §3/§5 defines, computed straight from raw events.
 
     ``events`` are raw values in arrival order (or a log built once with :func:`build_log`);
     ``now`` is the export time (clamping, the 12-month rule for ``from``); ``valid_at`` is
     the ingest time the events' own 12-month / 24-hour rule is judged at (default ``now``).
+    With a ``bucket``, each bucket's rows are the export of the bucket's part of the window
+    with attributes at the window's end, less the rows without activity, bucket by bucket,
+    their money cells carrying the rounding (``buckets.carry_money``).
     Raises :class:`RequestRejected` (status 400) for a request the exporter must refuse.
     """
     check_id("org_id", org_id)
@@ -100,9 +104,28 @@ def reference_export(
     header = columns.header(kind, byok=byok, user_level_data=user_level_data, group_by=group_by)
     fixed = {"period_start": window.period_start, "period_end": window.period_end,
              "org_id": org_id}  # fmt: skip
+    parts: list[tuple[Row, list[Row]]]
+    if bucket is None:
+        parts = [({}, _order(_BUILDERS[kind](org, window, group_by)))]
+    else:
+        header = [*header[:2], "bucket_start", "bucket_end", *header[2:]]
+        entity = buckets.ENTITY_COLUMN[kind]
+        parts = []
+        before: list[Row] = []
+        for first, last, part in buckets.bucket_windows(window, from_tz, bucket):
+            active = buckets.active_entities(org, kind, part)
+            ordered = _order(_BUILDERS[kind](org, part, group_by))
+            if active is not None and entity is not None:
+                ordered = [row for row in ordered if row[entity] in active]
+            prefix = replace(part, start=window.start)
+            through = [row for *_, row in _BUILDERS[kind](org, prefix, group_by)]
+            buckets.carry_money(kind, group_by, ordered, through, before)
+            before = through
+            parts.append(({"bucket_start": first, "bucket_end": last}, ordered))
     values = [
-        [(fixed | row)[column] for column in header]
-        for row in _order(_BUILDERS[kind](org, window, group_by))
+        [(fixed | dates | row)[column] for column in header]
+        for dates, ordered in parts
+        for row in ordered
     ]
     rows = [[cells.guard(cell) for cell in row] for row in values]
     return ReferenceResult(
@@ -143,6 +166,7 @@ def reference_request(
             group_by=request.get("group_by"),
             now=now,
             valid_at=valid_at,
+            bucket=request.get("bucket"),
         )
     except (KeyError, TypeError):
         raise RequestRejected(400, "malformed export request") from None

@@ -29,7 +29,8 @@ _PLACES = {"money": 6, "average": 2, "percentage": 2}
 @cache
 def column_kinds() -> dict[str, str]:
     """Column → kind, from the contract's column tables (one kind per name)."""
-    kinds = {"period_start": "date", "period_end": "date", "org_id": "text"}
+    kinds = {"period_start": "date", "period_end": "date", "org_id": "text",
+             "bucket_start": "date", "bucket_end": "date"}  # fmt: skip
     for column, kind in _ROW.findall(_CONTRACT.read_text(encoding="utf-8")):
         if kind in _KINDS:
             assert kinds.get(column, kind) == kind, f"{column}: two kinds in the contract"

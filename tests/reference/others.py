@@ -58,7 +58,7 @@ def _by_subgroup(calls: list[Call], group_by: str | None) -> list[tuple[str, lis
 
 
 def _attrs(org: OrgLog, kind: str, entity_id: str, window: Window) -> dict[str, str]:
-    upsert = org.as_of(kind, entity_id, window.end)
+    upsert = org.as_of(kind, entity_id, window.as_of)
     return dict(upsert.attrs) if upsert is not None else {}
 
 
@@ -68,7 +68,7 @@ def agent_rows(org: OrgLog, window: Window, group_by: str | None) -> list[Keyed]
         lambda m: m.assistant_id or "",
     )
     rows: list[Keyed] = []
-    for agent_id in org.existing_at("agent_upserted", window.end) | set(calls):
+    for agent_id in org.existing_at("agent_upserted", window.as_of) | set(calls):
         attrs = _attrs(org, "agent_upserted", agent_id, window)
         entity = {
             "assistant_id": agent_id,
@@ -80,7 +80,7 @@ def agent_rows(org: OrgLog, window: Window, group_by: str | None) -> list[Keyed]
         }
         for value, subset in _by_subgroup(calls.get(agent_id, []), group_by):
             senders = {m.owner for m in subset}
-            active = {u for u in senders if not org.deleted_at("user_upserted", u, window.end)}
+            active = {u for u in senders if not org.deleted_at("user_upserted", u, window.as_of)}
             conversations = {m.conversation_id for m in subset if m.conversation_id is not None}
             row = entity | {
                 "messages": cells.integer(len(subset)),
@@ -105,7 +105,7 @@ def agent_rows(org: OrgLog, window: Window, group_by: str | None) -> list[Keyed]
 def api_key_rows(org: OrgLog, window: Window, group_by: str | None) -> list[Keyed]:
     calls = _group(_in_window(org.api_requests, window), lambda c: c.owner)
     rows: list[Keyed] = []
-    for key_id in org.existing_at("api_key_upserted", window.end) | set(calls):
+    for key_id in org.existing_at("api_key_upserted", window.as_of) | set(calls):
         attrs = _attrs(org, "api_key_upserted", key_id, window)
         for value, subset in _by_subgroup(calls.get(key_id, []), group_by):
             requests = sum(c.requests for c in subset)
@@ -131,7 +131,7 @@ def project_rows(org: OrgLog, window: Window, group_by: str | None) -> list[Keye
         lambda m: m.project_id or "",
     )
     rows: list[Keyed] = []
-    for project_id in org.existing_at("project_upserted", window.end) | set(calls):
+    for project_id in org.existing_at("project_upserted", window.as_of) | set(calls):
         attrs = _attrs(org, "project_upserted", project_id, window)
         count = len(calls.get(project_id, []))
         row = {

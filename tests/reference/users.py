@@ -50,7 +50,7 @@ def _message_columns(messages: list[Call]) -> tuple[Row, int]:
 
 
 def _user_columns(org: OrgLog, user_id: str, window: Window, consumption: int) -> Row:
-    upsert = org.as_of("user_upserted", user_id, window.end)
+    upsert = org.as_of("user_upserted", user_id, window.as_of)
     attrs = upsert.attrs if upsert is not None else {}
     limit: int | None = attrs.get("payg_limit")  # nano-dollars
     return {
@@ -81,7 +81,7 @@ def user_rows(org: OrgLog, window: Window, group_by: str | None) -> list[tuple[i
         if window.start <= event.at < window.end:
             payg.setdefault(event.user_id, []).append(event.amount_nano)
     consumption = {user_id: money.total(amounts) for user_id, amounts in payg.items()}
-    user_ids = org.existing_at("user_upserted", window.end) | set(messages) | set(consumption)
+    user_ids = org.existing_at("user_upserted", window.as_of) | set(messages) | set(consumption)
 
     rows: list[tuple[int, str, str, Row]] = []
     for user_id in user_ids:

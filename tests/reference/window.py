@@ -55,6 +55,12 @@ class Window:
     period_start: str
     period_end: str
     date_range: dict[str, str]
+    #: When attributes and existence are read (a bucket's: its export window's end).
+    attributes_at: datetime | None = None
+
+    @property
+    def as_of(self) -> datetime:
+        return self.end if self.attributes_at is None else self.attributes_at
 
 
 #: In ``available_timezones()`` but not places (contract §3): the host's own zone, IANA's

@@ -41,6 +41,10 @@ def test_the_fingerprint_is_what_is_asked_not_who_asks_or_in_which_order() -> No
     assert request_fingerprint(_message(format=None)) == base
     parquet = request_fingerprint(_message(format="parquet"))
     assert parquet not in (base, request_fingerprint(_message(format="ndjson")))
+    # No bucket (absent or null) is the same request; each bucket is another.
+    assert request_fingerprint(_message(bucket=None)) == base
+    weekly = request_fingerprint(_message(bucket="week"))
+    assert weekly not in (base, request_fingerprint(_message(bucket="day")))
 
 
 async def test_a_key_reused_for_a_different_request_is_refused() -> None:

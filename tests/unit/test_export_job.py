@@ -178,6 +178,7 @@ async def test_success_and_redelivery_give_the_same_file(tables: TableStore) -> 
     assert manifest["columns"] == csv_header(body)
     assert manifest["request"]["format"] == manifest["format"] == "csv"
     assert manifest["window"]["dateRange"] == first.data.dateRange
+    assert (manifest["request"]["bucket"], manifest["window"]["buckets"]) == (None, 0)
     assert manifest["ingestedThrough"] is None
     assert manifest["schemaVersion"] == 1
     clock.now = NOW + timedelta(days=40)
@@ -249,6 +250,19 @@ async def test_a_deleted_file_is_exported_again_to_the_same_key(tables: TableSto
     assert again.data.filePath == first.data.filePath
     assert store.csv_keys() == [first.data.filePath]
     assert store.objects[first.data.filePath][0] == body
+
+
+async def test_a_deleted_manifest_is_written_again(tables: TableStore) -> None:
+    store = MemoryStore()
+    await seed(tables)
+    first = await exporter(tables, store).answer(readable())
+    assert first.data is not None
+    manifest = first.data.filePath.removesuffix(".csv") + ".manifest.json"
+    written = store.objects.pop(manifest)[0]
+    again = await exporter(tables, store).answer(readable())
+    assert again.data is not None
+    assert again.data.filePath == first.data.filePath
+    assert store.objects[manifest][0] == written
 
 
 async def test_no_rows_is_404_and_recorded(tables: TableStore) -> None:

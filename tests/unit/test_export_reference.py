@@ -147,6 +147,7 @@ def compare(stream: Stream, payload: dict[str, Any], *, now: datetime = NOW) -> 
             to_tz=payload["to"]["timezone"],
             group_by=payload.get("group_by"),
             now=now,
+            bucket=payload.get("bucket"),
         )
     except RequestRejected as exc:
         rejected_status: int | None = exc.status

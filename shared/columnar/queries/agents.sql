@@ -2,6 +2,9 @@
 -- that existed at the window's end or was messaged in it; with $group_by = 'model' one
 -- row per (agent, model) messaged, and one row with an empty model for an agent without
 -- messages. Parameters: $start_ms, $end_ms (the window), $group_by ('' or 'model').
+-- Rows are per bucket (column bucket: relation buckets, cells.sql's window_facts; 0 for
+-- the existing entities without activity); column active: the row had activity in its
+-- bucket (a bucketed export keeps only those rows).
 -- active_users: senders whose user is not deleted at the end (a sender without any
 -- upsert before the end counts as active).
 -- Shaped like the other export queries on purpose: one file per type, read beside its
@@ -15,11 +18,12 @@ messages AS (
 agents_at_end AS (SELECT * FROM as_of('agents', $end_ms)),
 users_at_end AS (SELECT * FROM as_of('users', $end_ms)),
 agent_ids AS (
-    SELECT entity_id AS assistant_id FROM agents_at_end WHERE deleted_at_end = false
-    UNION SELECT assistant_id FROM messages
+    SELECT 0 AS bucket, entity_id AS assistant_id FROM agents_at_end WHERE deleted_at_end = false
+    UNION SELECT bucket, assistant_id FROM messages
 ),
 stats AS (
     SELECT
+        bucket,
         assistant_id,
         subgroup,
         count(*) AS messages,
@@ -36,18 +40,20 @@ stats AS (
         sum(cached_tokens) AS cached,
         sum(creation_tokens) AS creation
     FROM messages LEFT JOIN users_at_end AS u ON u.entity_id = messages.user_id
-    GROUP BY assistant_id, subgroup
+    GROUP BY bucket, assistant_id, subgroup
 ),
 rows AS (
     SELECT
+        bucket,
         assistant_id,
         coalesce(stats.subgroup, '') AS subgroup,
         coalesce(messages, 0) AS messages,
         coalesce(active_users, 0) AS active_users,
-        stats.* EXCLUDE (assistant_id, subgroup, messages, active_users)
-    FROM agent_ids LEFT JOIN stats USING (assistant_id)
+        stats.* EXCLUDE (bucket, assistant_id, subgroup, messages, active_users)
+    FROM agent_ids LEFT JOIN stats USING (bucket, assistant_id)
 )
 SELECT
+    rows.bucket,
     rows.assistant_id,
     rows.subgroup,
     text_attribute(a.attributes, 'name') AS assistant_name,
@@ -70,6 +76,7 @@ SELECT
     CAST(max_completion AS VARCHAR) AS max_completion_tokens,
     CAST(coalesce(cached, 0) AS VARCHAR) AS sum_cached_prompt_tokens,
     CAST(coalesce(creation, 0) AS VARCHAR) AS sum_cache_creation_tokens,
-    CAST(coalesce(prompt - cached - creation, 0) AS VARCHAR) AS sum_no_cache_tokens
+    CAST(coalesce(prompt - cached - creation, 0) AS VARCHAR) AS sum_no_cache_tokens,
+    messages > 0 AS active
 FROM rows LEFT JOIN agents_at_end AS a ON a.entity_id = rows.assistant_id
-ORDER BY rows.messages DESC, rows.assistant_id, rows.subgroup
+ORDER BY rows.bucket, rows.messages DESC, rows.assistant_id, rows.subgroup

@@ -2,6 +2,10 @@
 -- the window's end or made requests in it; with $group_by = 'model' one row per (key,
 -- model) requested, and one row with an empty model for a key without requests.
 -- Parameters: $start_ms, $end_ms (the window), $group_by ('' or 'model').
+-- Rows are per bucket (column bucket: relation buckets, cells.sql's window_facts; 0 for
+-- the existing entities without activity); column active: the row had activity in its
+-- bucket (a bucketed export keeps only those rows); nano_<column>: a money column's
+-- nano-dollars (a bucketed export carries its rounding).
 -- It reads the window's sums per key (key_parts.sql's window_totals).
 -- Shaped like the other export queries on purpose: one file per type, read beside its
 -- column table; what they share is in the macros of cells.sql.
@@ -13,11 +17,12 @@ requests AS (
 ),
 keys_at_end AS (SELECT * FROM as_of('api_keys', $end_ms)),
 key_ids AS (
-    SELECT entity_id AS api_key_id FROM keys_at_end WHERE deleted_at_end = false
-    UNION SELECT api_key_id FROM requests
+    SELECT 0 AS bucket, entity_id AS api_key_id FROM keys_at_end WHERE deleted_at_end = false
+    UNION SELECT bucket, api_key_id FROM requests
 ),
 stats AS (
     SELECT
+        bucket,
         api_key_id,
         subgroup,
         sum(requests) AS requests,
@@ -27,17 +32,19 @@ stats AS (
         sum(cached_tokens) AS cached,
         sum(creation_tokens) AS creation
     FROM requests
-    GROUP BY api_key_id, subgroup
+    GROUP BY bucket, api_key_id, subgroup
 ),
 rows AS (
     SELECT
+        bucket,
         api_key_id,
         coalesce(stats.subgroup, '') AS subgroup,
         coalesce(stats.requests, 0) AS requests,
-        stats.* EXCLUDE (api_key_id, subgroup, requests)
-    FROM key_ids LEFT JOIN stats USING (api_key_id)
+        stats.* EXCLUDE (bucket, api_key_id, subgroup, requests)
+    FROM key_ids LEFT JOIN stats USING (bucket, api_key_id)
 )
 SELECT
+    rows.bucket,
     rows.api_key_id,
     rows.subgroup,
     text_attribute(k.attributes, 'name') AS api_key_name,
@@ -47,6 +54,8 @@ SELECT
     CAST(coalesce(completion, 0) AS VARCHAR) AS sum_completion_tokens,
     CAST(coalesce(cached, 0) AS VARCHAR) AS cached_prompt_tokens,
     CAST(coalesce(creation, 0) AS VARCHAR) AS cache_creation_tokens,
-    CAST(coalesce(prompt - cached - creation, 0) AS VARCHAR) AS no_cache_tokens
+    CAST(coalesce(prompt - cached - creation, 0) AS VARCHAR) AS no_cache_tokens,
+    rows.requests > 0 AS active,
+    coalesce(cost, 0) AS nano_total_cost_usd
 FROM rows LEFT JOIN keys_at_end AS k ON k.entity_id = rows.api_key_id
-ORDER BY rows.requests DESC, rows.api_key_id, rows.subgroup
+ORDER BY rows.bucket, rows.requests DESC, rows.api_key_id, rows.subgroup

@@ -71,7 +71,7 @@ CREATE OR REPLACE MACRO as_of(dimension_kind, end_ms) AS TABLE
     WHERE kind = dimension_kind
     GROUP BY entity_id;
 
--- The window's facts: start_ms <= occurred_ms < end_ms.
+-- The window's facts: start_ms <= occurred_ms < end_ms (each with its bucket: engine.py).
 CREATE OR REPLACE MACRO window_facts(start_ms, end_ms) AS TABLE
     SELECT * FROM facts WHERE occurred_ms >= start_ms AND occurred_ms < end_ms;
 

@@ -57,7 +57,8 @@ def file_bytes(
     fixed: dict[str, str],
 ) -> bytes:
     """The file of a query's ``result`` in ``export_format``: the ``columns`` in order,
-    the ``fixed`` ones (``period_start``, ``period_end``, ``org_id``) filled in."""
+    the ``fixed`` ones (``period_start``, ``period_end``, ``org_id``) filled in; the
+    others (``bucket_start`` and ``bucket_end`` included) are ``result``'s."""
     cells = _cells(result, columns, group_by=group_by, fixed=fixed)
     if export_format is ExportFormat.CSV:
         return _csv(columns, cells)

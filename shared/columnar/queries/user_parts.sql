@@ -7,6 +7,7 @@
 --                per (user, subgroup, key): messages with that agent, project, model or
 --                action (a message with two actions counts once for each);
 --   'payg'       per user: the extra-usage amount (subgroup '').
+-- Each row also has its bucket (window_facts), last; the stored roll-ups have none.
 -- The janitor stores the partial of each merged month file (USER_ROLLUPS) and the
 -- exporter adds those of the files a window covers whole to the partial of the rest.
 CREATE OR REPLACE MACRO user_parts(start_ms, end_ms, by_model) AS TABLE
@@ -17,14 +18,15 @@ messages AS (
     WHERE kind = 'message'
 ),
 keyed AS (
-    SELECT 'assistant' AS part, user_id, subgroup, assistant_id AS key
+    SELECT 'assistant' AS part, user_id, subgroup, assistant_id AS key, bucket
     FROM messages WHERE assistant_id IS NOT NULL
     UNION ALL
-    SELECT 'project', user_id, subgroup, project_id FROM messages WHERE project_id IS NOT NULL
+    SELECT 'project', user_id, subgroup, project_id, bucket
+    FROM messages WHERE project_id IS NOT NULL
     UNION ALL
-    SELECT 'model', user_id, subgroup, model FROM messages
+    SELECT 'model', user_id, subgroup, model, bucket FROM messages
     UNION ALL
-    SELECT 'action', user_id, subgroup, unnest(actions) FROM messages
+    SELECT 'action', user_id, subgroup, unnest(actions), bucket FROM messages
 )
 SELECT
     'stats' AS part,
@@ -41,15 +43,16 @@ SELECT
     sum(cached_tokens) AS cached_tokens,
     sum(creation_tokens) AS creation_tokens,
     sum(cost_nano) AS cost_nano,
-    0 AS amount_nano
+    0 AS amount_nano,
+    bucket
 FROM messages
-GROUP BY user_id, subgroup
+GROUP BY bucket, user_id, subgroup
 UNION ALL
-SELECT part, user_id, subgroup, key, count(*), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+SELECT part, user_id, subgroup, key, count(*), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, bucket
 FROM keyed
-GROUP BY part, user_id, subgroup, key
+GROUP BY bucket, part, user_id, subgroup, key
 UNION ALL
-SELECT 'payg', user_id, '', NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, sum(amount_nano)
+SELECT 'payg', user_id, '', NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, sum(amount_nano), bucket
 FROM window_facts(start_ms, end_ms)
 WHERE kind = 'payg'
-GROUP BY user_id;
+GROUP BY bucket, user_id;

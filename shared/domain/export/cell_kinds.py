@@ -20,7 +20,7 @@ class CellKind(StrEnum):
 
 
 _COLUMNS: Final[dict[CellKind, tuple[str, ...]]] = {
-    CellKind.DATE: ("period_start", "period_end", "joined_at"),
+    CellKind.DATE: ("period_start", "period_end", "bucket_start", "bucket_end", "joined_at"),
     CellKind.MONEY: ("payg_limit_current", "payg_consumption_in_period", "total_cost_usd"),
     CellKind.PERCENTAGE: ("payg_utilization_pct_current",),
     CellKind.AVERAGE: ("messages_per_user", "avg_prompt_tokens", "avg_completion_tokens"),

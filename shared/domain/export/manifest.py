@@ -34,11 +34,13 @@ def manifest(request: ValidRequest, file: ExportFile, columns: list[str]) -> dic
             "data_type": request.data_type.value,
             "group_by": request.group_by,
             "format": request.format.value,
+            "bucket": None if request.bucket is None else request.bucket.value,
         },
         "window": {
             "dateRange": file.date_range,
             "periodStart": window.period_start().isoformat(),
             "periodEnd": window.period_end().isoformat(),
+            "buckets": len(request.buckets),
         },
         "filePath": file.file_path,
         "format": file.format,

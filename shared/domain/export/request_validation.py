@@ -21,7 +21,7 @@ Decisions where the contract is silent:
 * ``requested_by`` is informational: anything there is accepted and ignored.
 * ``data_type`` also accepts ``api-keys`` (the file-name kind) besides the contract's names.
 * ``group_by: ""`` is not null: it is an unknown subgroup (400).
-* ``format`` null or absent is ``csv``.
+* ``format`` null or absent is ``csv``; ``bucket`` null or absent is no buckets.
 """
 
 from __future__ import annotations
@@ -33,9 +33,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared import codec
+from shared.contracts.export_buckets import BUCKET_NAMES, BucketUnit
 from shared.contracts.export_formats import FORMAT_NAMES, ExportFormat
 from shared.contracts.export_types import DataType, spec
 from shared.contracts.ids import ID_RULE, is_valid_id
+from shared.domain.buckets import Bucket, buckets
 from shared.domain.export.context import WorkspaceOptions
 from shared.domain.timezones import is_accepted_zone
 from shared.domain.window import (
@@ -96,6 +98,9 @@ class ValidRequest:
     group_by: str | None
     window: Window
     format: ExportFormat = ExportFormat.CSV
+    bucket: BucketUnit | None = None
+    #: The window's buckets (``shared.domain.buckets``); empty when ``bucket`` is None.
+    buckets: tuple[Bucket, ...] = ()
 
 
 def _found(pattern: re.Pattern[bytes], value: bytes) -> str | None:
@@ -203,6 +208,17 @@ def _format(payload: dict[str, Any]) -> ExportFormat:
     return ExportFormat(value)
 
 
+def _bucket(payload: dict[str, Any]) -> BucketUnit | None:
+    value = payload.get("bucket")
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in BUCKET_NAMES:
+        raise _Invalid(
+            f"bucket {value!r} is unknown: use one of {', '.join(BUCKET_NAMES)}, or null"
+        )
+    return BucketUnit(value)
+
+
 def _window(payload: dict[str, Any], now: datetime) -> Window:
     from_text, from_zone = _bound("from", payload)
     to_text, to_zone = _bound("to", payload)
@@ -230,7 +246,9 @@ def validate_request(request: ReadableRequest, *, now: datetime) -> ValidRequest
         data_type = _data_type(payload)
         group_by = _group_by(payload, data_type)
         export_format = _format(payload)
+        bucket = _bucket(payload)
         window = _window(payload, now)
+        cut = () if bucket is None else tuple(buckets(window, bucket))
     except (_Invalid, WindowError) as exc:
         return Rejected(str(exc))
     return ValidRequest(
@@ -240,6 +258,8 @@ def validate_request(request: ReadableRequest, *, now: datetime) -> ValidRequest
         group_by=group_by,
         window=window,
         format=export_format,
+        bucket=bucket,
+        buckets=cut,
     )
 
 
