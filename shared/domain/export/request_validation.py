@@ -199,24 +199,23 @@ def _group_by(payload: dict[str, Any], data_type: DataType) -> str | None:
     return value
 
 
-def _format(payload: dict[str, Any]) -> ExportFormat:
-    value = payload.get("format")
+def _choice(payload: dict[str, Any], field: str, names: tuple[str, ...], alone: str) -> str | None:
+    """An optional field naming one of ``names`` (None when absent or null)."""
+    value = payload.get(field)
     if value is None:
-        return ExportFormat.CSV
-    if not isinstance(value, str) or value not in FORMAT_NAMES:
-        raise _Invalid(f"format {value!r} is unknown: use one of {', '.join(FORMAT_NAMES)}")
-    return ExportFormat(value)
+        return None
+    if not isinstance(value, str) or value not in names:
+        raise _Invalid(f"{field} {value!r} is unknown: use one of {', '.join(names)}{alone}")
+    return value
+
+
+def _format(payload: dict[str, Any]) -> ExportFormat:
+    return ExportFormat(_choice(payload, "format", FORMAT_NAMES, "") or ExportFormat.CSV)
 
 
 def _bucket(payload: dict[str, Any]) -> BucketUnit | None:
-    value = payload.get("bucket")
-    if value is None:
-        return None
-    if not isinstance(value, str) or value not in BUCKET_NAMES:
-        raise _Invalid(
-            f"bucket {value!r} is unknown: use one of {', '.join(BUCKET_NAMES)}, or null"
-        )
-    return BucketUnit(value)
+    unit = _choice(payload, "bucket", BUCKET_NAMES, ", or null")
+    return None if unit is None else BucketUnit(unit)
 
 
 def _window(payload: dict[str, Any], now: datetime) -> Window:
