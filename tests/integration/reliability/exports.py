@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from services.exporter.app import run_exporter
 from shared.adapters.export_client import ExportClient, export_request
@@ -48,10 +49,15 @@ class Window:
     timezone: str = "UTC"
 
 
-def dataset_window(dataset: Dataset) -> Window:
-    """From the start of the dataset's first UTC day to a quarter hour after its end."""
-    end = dataset.end + timedelta(minutes=15)
-    return Window(dataset.start.date().isoformat(), end.strftime("%Y-%m-%dT%H:%M:%S"))
+def dataset_window(dataset: Dataset, timezone: str = "UTC") -> Window:
+    """From the start of the dataset's first day to a quarter hour after its end, in
+    ``timezone``'s wall time: the window ends before the dataset was generated in every
+    zone, so no export is clipped at the service's present (which the reference, given
+    ``generated_at``, would place in an earlier quarter hour when the test crosses one)."""
+    zone = ZoneInfo(timezone)
+    start = dataset.start.astimezone(zone)
+    end = (dataset.end + timedelta(minutes=15)).astimezone(zone)
+    return Window(start.date().isoformat(), end.strftime("%Y-%m-%dT%H:%M:%S"), timezone)
 
 
 def requests_for(

@@ -74,6 +74,8 @@ async def test_twenty_workspaces_export_while_ingest_runs_flat_out(
     assert len(dataset.orgs) == WORKSPACES
     log = dataset.reference_log()
     window = dataset_window(dataset)
+    zones = ("UTC", "Asia/Kolkata", "UTC", "America/St_Johns", "UTC")
+    windows = {zone: dataset_window(dataset, zone) for zone in zones}
     tally = ExportTally()
     latencies: list[float] = []
     async with ServiceFleet(tmp_path) as fleet, ExportClient(settings) as client:
@@ -96,11 +98,10 @@ async def test_twenty_workspaces_export_while_ingest_runs_flat_out(
                 await progress.reached((burst + 0.5) / (size.bursts + 0.5))
                 before = await committed_total(settings)
                 messages = [
-                    export_request(org, kind, window.from_date, window.to_date, timezone=zone,
-                                   to_timezone=zone)
-                    for index, org in enumerate(dataset.orgs)
-                    for kind, zone in zip(EXPORT_TYPES, ("UTC", "Asia/Kolkata", "UTC",
-                                                         "America/St_Johns", "UTC"), strict=True)
+                    export_request(org, kind, windows[zone].from_date, windows[zone].to_date,
+                                   timezone=zone, to_timezone=zone)
+                    for org in dataset.orgs
+                    for kind, zone in zip(EXPORT_TYPES, zones, strict=True)
                 ] + [
                     export_request(org, "users", window.from_date, window.to_date, group_by="model")
                     for org in dataset.orgs
