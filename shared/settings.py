@@ -158,6 +158,30 @@ class Settings(BaseSettings):
     # beyond it 429 with Retry-After.
     api_max_exports_per_workspace: int = Field(default=4, ge=1)
 
+    # --- webhooks (docs/operations.md, "Webhook delivery") ---------------------------------
+    # Callbacks to loopback, private, link-local and unique-local addresses (never cloud
+    # metadata): refused unless this is set (tests and `usage-export up` set it).
+    webhook_allow_private: bool = False
+    # Plain http callback URLs (https only unless set; `usage-export up` sets it).
+    webhook_allow_http: bool = False
+    # After `webhooks secret` rotates a workspace's secret the old one signs too this long.
+    webhook_secret_overlap_s: float = Field(default=24 * 3600.0, ge=0)
+    # A delivery not answered 2xx this long after its first try is dead-lettered.
+    webhook_max_age_s: float = Field(default=24 * 3600.0, gt=0)
+    # Full-jitter backoff between tries: the n-th failure waits up to min(max, base*2^(n-1)).
+    webhook_retry_base_s: float = Field(default=5.0, gt=0)
+    webhook_retry_max_s: float = Field(default=3600.0, gt=0)
+    webhook_connect_timeout_s: float = Field(default=5.0, gt=0)
+    webhook_read_timeout_s: float = Field(default=10.0, gt=0)
+    # Resolving a callback's host, at request time (exporter, API) and before each try.
+    webhook_dns_timeout_s: float = Field(default=2.0, gt=0)
+    # Deliveries in flight at once per delivery replica.
+    webhook_concurrency: int = Field(default=16, ge=1)
+    # How often a delivery replica looks for pending deliveries that are due.
+    webhook_poll_interval_s: float = Field(default=1.0, gt=0)
+    delivery_group: str = "usage-delivery"
+    delivery_metrics_port: int = Field(default=9467, ge=0, le=65535)
+
     @model_validator(mode="after")
     def _presign_keys_come_in_pairs(self) -> Settings:
         if (self.s3_presign_access_key is None) != (self.s3_presign_secret_key is None):

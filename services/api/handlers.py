@@ -38,6 +38,7 @@ from shared.clock import Clock, system_clock
 from shared.contracts.completions import ExportCompletion
 from shared.contracts.export_formats import ExportFormat
 from shared.contracts.ids import ID_RULE, is_valid_id
+from shared.adapters.callback_vetting import CallbackRefused, CallbackVetter
 from shared.domain.export.request_validation import ReadableRequest, Rejected, validate_request
 from shared.errors import RetriableError
 from shared.lru import LruMap
@@ -85,9 +86,11 @@ class ExportApi:
         exports: ObjectStore,
         metrics: ApiMetrics | None = None,
         clock: Clock = system_clock,
+        vetter: CallbackVetter | None = None,
     ) -> None:
         self._settings = settings
         self._clock = clock
+        self._vetter = vetter or CallbackVetter.of(settings)
         self._verifier = verifier
         self._limiter = limiter
         self._waiter = waiter
@@ -225,6 +228,13 @@ class ExportApi:
         )
         if isinstance(checked, Rejected):
             raise BadRequest(checked.message)
+        if checked.callback_url is not None:
+            # Refused here with 400, before anything is published (the exporter vets it
+            # again, as it does for requests that come straight from Kafka).
+            try:
+                await self._vetter.vet(checked.callback_url)
+            except CallbackRefused as exc:
+                raise BadRequest(str(exc)) from None
         if not self._slots.enter(principal.org_id):
             raise Refused(
                 error_response(
@@ -295,6 +305,8 @@ class ExportApi:
             message["format"] = body.format.value
         if body.bucket is not None:
             message["bucket"] = body.bucket.value
+        if body.callback_url is not None:
+            message["callback_url"] = body.callback_url
         return message
 
     async def _publish_and_wait(

@@ -4,7 +4,7 @@ request is answered 409 instead of with the first request's export.
 ``idempotency-keys/{org_id}/{request_id}.json`` in the exports bucket is created with
 ``If-None-Match: *`` the first time a key is used (after the body is validated, before
 anything is published) and holds the request's fingerprint: a SHA-256 of its data type,
-``from``, ``to``, ``group_by``, ``format`` and ``bucket`` as sent. A repeat with the same
+``from``, ``to``, ``group_by``, ``format``, ``bucket`` and ``callback_url`` as sent. A repeat with the same
 fingerprint goes ahead (and gets the same export); any other is refused. The route
 variant (file, ``/csv``, ``/json``) is not part of it: those are one export answered in
 different shapes. Two first uses racing are decided by the conditional write.
@@ -27,7 +27,7 @@ _FINGERPRINTED = ("data_type", "from", "to", "group_by")
 
 def request_fingerprint(message: dict[str, Any]) -> str:
     """SHA-256 of what a request asks for (its contract §3 message's request fields; the
-    format only when it is not CSV and the bucket only when there is one, the defaults,
+    format only when it is not CSV, the bucket and the callback URL only when there is one,
     so that leaving them out or naming the default is the same request, and fingerprints
     made before formats and buckets still match)."""
     asked = {name: message.get(name) for name in _FINGERPRINTED}
@@ -36,6 +36,8 @@ def request_fingerprint(message: dict[str, Any]) -> str:
         asked["format"] = export_format
     if message.get("bucket") is not None:
         asked["bucket"] = message["bucket"]
+    if message.get("callback_url") is not None:
+        asked["callback_url"] = message["callback_url"]
     return hashlib.sha256(codec.dumps_sorted(asked)).hexdigest()
 
 

@@ -61,6 +61,13 @@ class ExportBody(BaseModel):
         "period_end; null (default) for one row per entity over the whole window (an "
         "addition to the reference API)",
     )
+    callback_url: Annotated[str, StringConstraints(max_length=2048)] | None = Field(
+        default=None,
+        description="An https URL that receives the export's completion as a signed POST "
+        "when it finishes, success or failure (Usage-Export-Signature; docs/contract.md "
+        "§4a). Hosts that resolve to loopback, private, link-local or metadata addresses "
+        "are refused with 400 (an addition to the reference API)",
+    )
 
 
 class DateRange(BaseModel):

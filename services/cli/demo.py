@@ -131,6 +131,7 @@ async def _data_dir(given: Path | None) -> AsyncIterator[Path]:
 
 
 async def _run(args: argparse.Namespace, console: Console, *, clock: Clock = system_clock) -> int:
+    from services.delivery.app import run_delivery
     from services.exporter.app import run_exporter
     from services.ingest.app import run_ingest
     from shared.embedded import EmbeddedStack
@@ -147,6 +148,7 @@ async def _run(args: argparse.Namespace, console: Console, *, clock: Clock = sys
             services = [
                 asyncio.create_task(run_ingest(settings, stop=stop)),
                 asyncio.create_task(run_exporter(settings, stop=stop)),
+                asyncio.create_task(run_delivery(settings, stop=stop)),
             ]
             try:
                 # One reading of the clock: the simulated span ends there, and every

@@ -66,6 +66,13 @@ def register(subparsers: Any) -> None:
         default=None,
         help="one row per entity per day, week or month (in --timezone) with activity",
     )
+    parser.add_argument(
+        "--callback-url",
+        default=None,
+        metavar="URL",
+        help="https URL that receives the completion as a signed POST (usage-export "
+        "webhooks secret --org ORG makes the signing secret)",
+    )
     parser.add_argument("--request-id", default=None, help="default: a new UUID")
     parser.add_argument(
         "--download", metavar="DIR", type=Path, default=None, help="save the file into DIR"
@@ -92,6 +99,7 @@ def _main(args: argparse.Namespace) -> int:
         requested_by="usage-export-cli",
         export_format=args.export_format,
         bucket=args.bucket,
+        callback_url=args.callback_url,
     )
     console = Console()
     return asyncio.run(_run(load_settings(), message, args.download, args.wait, console))

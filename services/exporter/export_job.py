@@ -48,9 +48,10 @@ import pyarrow.dataset as ds
 from aiokafka.errors import KafkaError
 
 from services.exporter.upload import StreamingUpload
+from shared.adapters.callback_vetting import CallbackRefused, CallbackVetter
 from shared.adapters.ingest_progress import ProgressSource
 from shared.adapters.object_store import ObjectStore
-from shared.adapters.request_ledger import RequestLedger
+from shared.adapters.request_ledger import RequestLedger, RequestRecord
 from shared.adapters.signed_completions import completion_of
 from shared.clock import Clock, system_clock
 from shared.columnar.queries.engine import (
@@ -118,8 +119,10 @@ class Exporter:
         exports: ObjectStore,
         clock: Clock = system_clock,
         progress: ProgressSource | None = None,
+        vetter: CallbackVetter | None = None,
     ) -> None:
         self._settings = settings
+        self._vetter = vetter or CallbackVetter.of(settings)
         self._tables = LatestTables(tables)
         self._exports = exports
         self._ledger = RequestLedger(exports)
@@ -235,9 +238,23 @@ class Exporter:
         validated = validate_request(request, now=record.first_seen)
         if isinstance(validated, Rejected):
             outcome = Outcome(validated.status, validated.message)
+        elif (refused := await self._callback_refused(record, validated)) is not None:
+            outcome = Outcome(400, refused)
         else:
             outcome = await self._export(validated)
         return await self._ledger.settle(record, outcome, replace=replace)
+
+    async def _callback_refused(self, record: RequestRecord, request: ValidRequest) -> str | None:
+        """Why the request's callback URL may not be called (its 400), else None after
+        recording it for the delivery service (before any completion can exist)."""
+        if request.callback_url is None:
+            return None
+        try:
+            await self._vetter.vet(request.callback_url)
+        except CallbackRefused as exc:
+            return str(exc)
+        await self._ledger.note_callback(record, request.callback_url)
+        return None
 
     async def _written(self, file: ExportFile) -> bool:
         """Whether the recorded file and its manifest are both in the store (a crash

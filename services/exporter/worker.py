@@ -36,7 +36,7 @@ from services.exporter.offsets import OffsetTracker
 from shared import codec
 from shared.adapters.dead_letters import headers_for_record, send_dead_letter
 from shared.adapters.rebalance import RevokeListener
-from shared.contracts.completions import ExportCompletion
+from shared.contracts.completions import CALLBACK_HEADER, ExportCompletion
 from shared.domain.export.request_validation import ReadableRequest, Unreadable, read_request
 from shared.observability import ExporterMetrics
 from shared.retry import Failure, broker_backoff, retry
@@ -189,7 +189,7 @@ class ExporterWorker:
             return completion, None
         async with self._requests.hold((readable.org_id, readable.request_id)), self._running:
             completion = await self._exporter.answer(readable)
-        await self._publish(completion)
+        await self._publish(completion, callback=readable.payload.get("callback_url") is not None)
         data_type = readable.payload.get("data_type")
         return completion, data_type if isinstance(data_type, str) else None
 
@@ -211,14 +211,19 @@ class ExporterWorker:
 
         await self._until_sent(send, f"dead letter of offset {record.offset}")
 
-    async def _publish(self, completion: ExportCompletion) -> None:
+    async def _publish(self, completion: ExportCompletion, *, callback: bool = False) -> None:
         value = codec.dumps(completion.model_dump(mode="json"))
+        # The body is the contract's completion, untouched; the header tells the delivery
+        # service that the request asked for a callback (it reads which in the request's
+        # record), so completions without one cost it nothing.
+        headers = [(CALLBACK_HEADER, b"1")] if callback else None
 
         async def send() -> None:
             await self._producer.send_and_wait(
                 self._settings.topic_export_completions,
                 key=completion.request_id.encode(),
                 value=value,
+                headers=headers,
             )
 
         await self._until_sent(send, f"completion of {completion.request_id}")

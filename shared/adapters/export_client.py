@@ -38,9 +38,10 @@ def export_request(
     requested_by: str | None = None,
     export_format: str | None = None,
     bucket: str | None = None,
+    callback_url: str | None = None,
 ) -> dict[str, Any]:
-    """A contract §3 request message (``format`` and ``bucket`` only when given: CSV,
-    and no buckets, by default)."""
+    """A contract §3 request message (``format``, ``bucket`` and ``callback_url`` only when
+    given: CSV, no buckets and no webhook by default)."""
     message = {
         "request_id": request_id or str(uuid.uuid4()),
         "org_id": org_id,
@@ -54,6 +55,8 @@ def export_request(
         message["format"] = export_format
     if bucket is not None:
         message["bucket"] = bucket
+    if callback_url is not None:
+        message["callback_url"] = callback_url
     return message
 
 

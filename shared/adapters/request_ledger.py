@@ -18,6 +18,10 @@ written: the contract's file name keeps only 8 characters of the request id, so 
 different requests for the same workspace, type and period could otherwise overwrite each
 other's file. The second one is answered 409.
 
+A request with a ``callback_url`` that passed vetting has it written into its record
+(:meth:`RequestLedger.note_callback`) before it is answered: the delivery service reads it
+there for each completion that says it has one (docs/decisions.md, "Webhooks").
+
 Record bodies carry a random nonce: SeaweedFS's ETag is the body's MD5, and an ETag
 must never repeat for a different write.
 """
@@ -46,6 +50,7 @@ class RequestRecord:
     first_seen_ms: int
     etag: str
     outcome: Outcome | None = None
+    callback_url: str | None = None
 
     @property
     def first_seen(self) -> datetime:
@@ -61,6 +66,7 @@ def _parse(body: bytes, etag: str) -> RequestRecord:
         first_seen_ms=int(data["first_seen_ms"]),
         etag=etag,
         outcome=Outcome.from_json(outcome) if outcome else None,
+        callback_url=data.get("callback_url"),
     )
 
 
@@ -72,6 +78,7 @@ def _body(record: RequestRecord, outcome: Outcome | None) -> bytes:
             "request_id": record.request_id,
             "first_seen_ms": record.first_seen_ms,
             "outcome": outcome.to_json() if outcome is not None else None,
+            "callback_url": record.callback_url,
             "nonce": uuid.uuid4().hex,
         }
     )
@@ -103,6 +110,27 @@ class RequestLedger:
             except PreconditionFailed:
                 continue  # created concurrently: read theirs
             return fresh
+        raise PreconditionFailed(f"request record {key} kept changing")
+
+    async def note_callback(self, record: RequestRecord, callback_url: str) -> None:
+        """Record the request's vetted callback URL (kept by every later write)."""
+        if record.callback_url == callback_url:
+            return
+        key = request_record_key(record.org_id, record.request_id)
+        for _ in range(5):
+            record.callback_url = callback_url
+            try:
+                record.etag = await self._store.put(
+                    key, _body(record, record.outcome), if_match=record.etag
+                )
+            except PreconditionFailed:
+                stored = await self._store.get(key)
+                if stored is None:
+                    raise
+                current = _parse(stored.body, stored.etag)
+                record.etag, record.outcome = current.etag, current.outcome
+                continue
+            return
         raise PreconditionFailed(f"request record {key} kept changing")
 
     async def settle(

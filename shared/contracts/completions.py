@@ -7,6 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+#: Kafka header on a completion whose request carried a ``callback_url`` (value ``1``).
+CALLBACK_HEADER = "usage-export-callback"
+
 
 class CompletionData(BaseModel):
     model_config = ConfigDict(frozen=True)

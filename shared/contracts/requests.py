@@ -52,6 +52,17 @@ class ExportRequest(BaseModel):
     format: ExportFormat = ExportFormat.CSV
     bucket: BucketUnit | None = None
     requested_by: Annotated[str | None, StringConstraints(max_length=256)] = None
+    callback_url: Annotated[
+        str | None,
+        StringConstraints(max_length=2048),
+        WithJsonSchema(
+            {
+                "anyOf": [{"type": "string", "format": "uri", "maxLength": 2048}, {"type": "null"}],
+                "description": "https URL that receives the completion as a signed POST "
+                "(contract §4a); public addresses only",
+            }
+        ),
+    ] = None
 
     @field_validator("data_type", mode="before")
     @classmethod

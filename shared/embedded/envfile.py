@@ -35,6 +35,9 @@ STACK_FIELDS = (
     "kafka_heartbeat_interval_ms",
     "events_partitions",
     "requests_partitions",
+    # Webhook receivers of a development stack run on this machine.
+    "webhook_allow_private",
+    "webhook_allow_http",
 )
 
 

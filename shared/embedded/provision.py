@@ -92,7 +92,7 @@ def isolated_settings(settings: Settings, tag: str) -> Settings:
         "topic_export_completions",
     )
     buckets = ("aggregates_bucket", "exports_bucket")
-    groups = ("ingest_group", "exporter_group")
+    groups = ("ingest_group", "exporter_group", "delivery_group")
     update: dict[str, object] = {name: f"{getattr(settings, name)}.{tag}" for name in topics}
     update |= {name: f"{getattr(settings, name)}-{tag}" for name in (*buckets, *groups)}
     too_long = [update[name] for name in buckets if len(str(update[name])) > 63]

@@ -35,6 +35,13 @@ EMBEDDED_KAFKA_OVERRIDES: dict[str, object] = {
     "kafka_heartbeat_interval_ms": 1_000,
 }
 
+#: A development stack's receivers are on this machine: webhooks may reach loopback and
+#: private addresses over plain http (production refuses both: docs/security.md).
+EMBEDDED_WEBHOOK_OVERRIDES: dict[str, object] = {
+    "webhook_allow_private": True,
+    "webhook_allow_http": True,
+}
+
 PRESIGN_ACCESS_KEY = "usage-export-presign"
 #: The store's admin keys when the base settings have none (the services' default is the
 #: default AWS credential chain, which a local store does not have).
@@ -203,6 +210,7 @@ class EmbeddedStack(StartStopContext):
                 "s3_presign_access_key": SecretStr(presign.access_key),
                 "s3_presign_secret_key": SecretStr(presign.secret_key),
                 **EMBEDDED_KAFKA_OVERRIDES,
+                **EMBEDDED_WEBHOOK_OVERRIDES,
             }
         )
         await self._broker.wait_ready(self._remaining(deadline))

@@ -68,6 +68,7 @@ _FREE_METRICS_PORTS = {
     "ingest_metrics_port": 0,
     "exporter_metrics_port": 0,
     "api_metrics_port": 0,
+    "delivery_metrics_port": 0,
     "api_port": 0,
 }
 

@@ -62,10 +62,19 @@ class FakeConsumer:
 class FakeProducer:
     def __init__(self) -> None:
         self.sent: dict[str, list[tuple[bytes | None, bytes | None]]] = defaultdict(list)
+        self.headers: dict[str, list[list[tuple[str, bytes]] | None]] = defaultdict(list)
         self.changed = asyncio.Condition()
 
-    async def send_and_wait(self, topic: str, *, key: bytes | None, value: bytes) -> None:
+    async def send_and_wait(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
         self.sent[topic].append((key, value))
+        self.headers[topic].append(headers)
         async with self.changed:
             self.changed.notify_all()
 

@@ -22,6 +22,9 @@ Decisions where the contract is silent:
 * ``data_type`` also accepts ``api-keys`` (the file-name kind) besides the contract's names.
 * ``group_by: ""`` is not null: it is an unknown subgroup (400).
 * ``format`` null or absent is ``csv``; ``bucket`` null or absent is no buckets.
+* ``callback_url`` null or absent is no webhook; a string is checked here for its type
+  only: its shape and where its host resolves need settings and DNS, so the exporter
+  and the API vet it next (``shared.adapters.callback_vetting``).
 """
 
 from __future__ import annotations
@@ -101,6 +104,8 @@ class ValidRequest:
     bucket: BucketUnit | None = None
     #: The window's buckets (``shared.domain.buckets``); empty when ``bucket`` is None.
     buckets: tuple[Bucket, ...] = ()
+    #: Not vetted yet (see the module's docstring).
+    callback_url: str | None = None
 
 
 def _found(pattern: re.Pattern[bytes], value: bytes) -> str | None:
@@ -218,6 +223,13 @@ def _bucket(payload: dict[str, Any]) -> BucketUnit | None:
     return None if unit is None else BucketUnit(unit)
 
 
+def _callback_url(payload: dict[str, Any]) -> str | None:
+    value = payload.get("callback_url")
+    if value is None or isinstance(value, str):
+        return value
+    raise _Invalid(f"callback_url must be an https URL string or null, not {type(value).__name__}")
+
+
 def _window(payload: dict[str, Any], now: datetime) -> Window:
     from_text, from_zone = _bound("from", payload)
     to_text, to_zone = _bound("to", payload)
@@ -246,6 +258,7 @@ def validate_request(request: ReadableRequest, *, now: datetime) -> ValidRequest
         group_by = _group_by(payload, data_type)
         export_format = _format(payload)
         bucket = _bucket(payload)
+        callback_url = _callback_url(payload)
         window = _window(payload, now)
         cut = () if bucket is None else tuple(buckets(window, bucket))
     except (_Invalid, WindowError) as exc:
@@ -259,6 +272,7 @@ def validate_request(request: ReadableRequest, *, now: datetime) -> ValidRequest
         format=export_format,
         bucket=bucket,
         buckets=cut,
+        callback_url=callback_url,
     )
 
 

@@ -1,0 +1,209 @@
+"""Pending, delivered and dead webhook deliveries: objects in the exports bucket.
+
+``webhooks/pending/{org}/{request_id}.{digest}.json`` is one delivery to make, created
+with ``If-None-Match: *`` (``digest``: the first 16 hex characters of the body's SHA-256,
+so a completion read twice makes one delivery, and a later, different completion of the
+same request makes another). A replica that tries it first *claims* it: an ``If-Match``
+write that counts the attempt and sets a lease, so two replicas never try it at once
+and a replica that dies mid-try leaves it to be claimed again once the lease ends. A 2xx
+writes ``webhooks/delivered/...`` (a small marker, checked before a new pending one is
+made) and deletes the pending object; running out of time moves it to
+``webhooks/dead/...`` with the last error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared import codec
+from shared.adapters.object_store import ObjectStore
+from shared.contracts.ids import is_valid_id
+from shared.domain.window import to_ms
+from shared.errors import PreconditionFailed, StoreRefused
+
+PENDING_PREFIX = "webhooks/pending/"
+DELIVERED_PREFIX = "webhooks/delivered/"
+DEAD_PREFIX = "webhooks/dead/"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def instant(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+def body_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()[:16]
+
+
+def delivery_name(org_id: str, request_id: str, digest: str) -> str:
+    """``{org}/{request_id}.{digest}.json`` below each prefix (ids validated first)."""
+    for name, value in (("org id", org_id), ("request id", request_id)):
+        if not is_valid_id(value):
+            raise ValueError(f"refusing to build an object key from {name} {value!r}")
+    return f"{org_id}/{request_id}.{digest}.json"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDelivery:
+    org_id: str
+    request_id: str
+    digest: str
+    callback_url: str
+    body: bytes
+    created_ms: int
+    attempts: int = 0
+    next_attempt_ms: int = 0
+    lease_until_ms: int = 0
+    last_error: str | None = None
+    etag: str = ""
+
+    @property
+    def name(self) -> str:
+        return delivery_name(self.org_id, self.request_id, self.digest)
+
+    @property
+    def key(self) -> str:
+        return PENDING_PREFIX + self.name
+
+    def due_ms(self) -> int:
+        """When it may be tried: its next attempt, or when a claim's lease ends."""
+        return max(self.next_attempt_ms, self.lease_until_ms)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "org_id": self.org_id,
+            "request_id": self.request_id,
+            "digest": self.digest,
+            "callback_url": self.callback_url,
+            "body": self.body.decode(),
+            "created_ms": self.created_ms,
+            "attempts": self.attempts,
+            "next_attempt_ms": self.next_attempt_ms,
+            "lease_until_ms": self.lease_until_ms,
+            "last_error": self.last_error,
+            "nonce": uuid.uuid4().hex,  # SeaweedFS's ETag is the body's MD5: never repeat it
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], etag: str) -> PendingDelivery:
+        return cls(
+            org_id=str(data["org_id"]),
+            request_id=str(data["request_id"]),
+            digest=str(data["digest"]),
+            callback_url=str(data["callback_url"]),
+            body=str(data["body"]).encode(),
+            created_ms=int(data["created_ms"]),
+            attempts=int(data["attempts"]),
+            next_attempt_ms=int(data["next_attempt_ms"]),
+            lease_until_ms=int(data["lease_until_ms"]),
+            last_error=data.get("last_error"),
+            etag=etag,
+        )
+
+
+def new_delivery(
+    org_id: str, request_id: str, callback_url: str, body: bytes, now: datetime
+) -> PendingDelivery:
+    return PendingDelivery(
+        org_id=org_id,
+        request_id=request_id,
+        digest=body_digest(body),
+        callback_url=callback_url,
+        body=body,
+        created_ms=to_ms(now),
+        next_attempt_ms=to_ms(now),
+    )
+
+
+class PendingStore:
+    """The deliveries' objects in one bucket."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self._store = store
+        #: key -> (etag, due ms) of pending objects read before: a listed object whose
+        #: ETag is unchanged and that is not due yet is not read again.
+        self._known: dict[str, tuple[str, int]] = {}
+
+    async def add(self, delivery: PendingDelivery) -> bool:
+        """Make the delivery durable; False when it exists or was delivered already."""
+        if await self._store.head(DELIVERED_PREFIX + delivery.name) is not None:
+            return False
+        try:
+            await self._store.put(delivery.key, codec.dumps(delivery.to_json()), if_none_match=True)
+        except PreconditionFailed:
+            return False
+        return True
+
+    async def due(self, now: datetime) -> list[PendingDelivery]:
+        """The pending deliveries that may be tried now, oldest due first."""
+        now_ms = to_ms(now)
+        listed = await self._store.list_objects(PENDING_PREFIX)
+        found: list[PendingDelivery] = []
+        for item in listed:
+            known = self._known.get(item.key)
+            if known is not None and known[0] == item.etag and known[1] > now_ms:
+                continue
+            stored = await self._store.get(item.key)
+            if stored is None:
+                continue
+            delivery = PendingDelivery.from_json(codec.loads(stored.body), stored.etag)
+            self._known[item.key] = (stored.etag, delivery.due_ms())
+            if delivery.due_ms() <= now_ms:
+                found.append(delivery)
+        listed_keys = {item.key for item in listed}
+        for key in [key for key in self._known if key not in listed_keys]:
+            del self._known[key]
+        return sorted(found, key=PendingDelivery.due_ms)
+
+    async def claim(
+        self, delivery: PendingDelivery, now: datetime, lease_s: float
+    ) -> PendingDelivery | None:
+        """This replica's try of it (the attempt counted, leased); None if another
+        replica changed it first."""
+        claimed = replace(
+            delivery,
+            attempts=delivery.attempts + 1,
+            lease_until_ms=to_ms(now + timedelta(seconds=lease_s)),
+        )
+        return await self._replace(claimed)
+
+    async def reschedule(
+        self, delivery: PendingDelivery, next_attempt: datetime, error: str
+    ) -> PendingDelivery | None:
+        return await self._replace(
+            replace(
+                delivery, next_attempt_ms=to_ms(next_attempt), lease_until_ms=0, last_error=error
+            )
+        )
+
+    async def delivered(self, delivery: PendingDelivery, now: datetime) -> None:
+        marker = {
+            "request_id": delivery.request_id,
+            "at_ms": to_ms(now),
+            "attempts": delivery.attempts,
+        }
+        await self._store.put(DELIVERED_PREFIX + delivery.name, codec.dumps(marker))
+        await self._store.delete(delivery.key)
+
+    async def dead(self, delivery: PendingDelivery, error: str) -> None:
+        record = replace(delivery, last_error=error).to_json()
+        await self._store.put(DEAD_PREFIX + delivery.name, codec.dumps(record))
+        await self._store.delete(delivery.key)
+
+    async def _replace(self, delivery: PendingDelivery) -> PendingDelivery | None:
+        try:
+            etag = await self._store.put(
+                delivery.key, codec.dumps(delivery.to_json()), if_match=delivery.etag
+            )
+        except PreconditionFailed:
+            return None
+        except StoreRefused as exc:
+            if exc.status == 404:  # finished and deleted by another replica meanwhile
+                return None
+            raise
+        self._known[delivery.key] = (etag, delivery.due_ms())
+        return replace(delivery, etag=etag)
