@@ -31,6 +31,7 @@ from services.api.schemas import ExportBody, PendingResponse
 from services.api.waiter import CompletionWaiter, RequestKey, TooManyWaiting
 from services.api.workspace_slots import WorkspaceSlots
 from shared import codec
+from shared.adapters.callback_vetting import CallbackRefused, CallbackVetter
 from shared.adapters.object_store import ObjectStore
 from shared.adapters.request_ledger import RequestLedger
 from shared.adapters.signed_completions import completion_of
@@ -38,7 +39,6 @@ from shared.clock import Clock, system_clock
 from shared.contracts.completions import ExportCompletion
 from shared.contracts.export_formats import ExportFormat
 from shared.contracts.ids import ID_RULE, is_valid_id
-from shared.adapters.callback_vetting import CallbackRefused, CallbackVetter
 from shared.domain.export.request_validation import ReadableRequest, Rejected, validate_request
 from shared.errors import RetriableError
 from shared.lru import LruMap

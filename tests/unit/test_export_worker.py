@@ -182,3 +182,30 @@ async def test_unreadable_requests_are_dead_lettered_and_committed() -> None:
     assert answerer.answered == ["ok-1", "ok-1"]
     assert consumer.commits[-1] == {TP: 4}
     assert worker.stats.dead_lettered == 2
+
+
+async def test_completions_of_requests_with_a_callback_carry_the_header() -> None:
+    settings = Settings()
+    asking = orjson.dumps(
+        {"request_id": "cb-1", "org_id": "ws-1", "callback_url": "https://hooks.example/x"}
+    )
+    consumer = FakeConsumer([asking, request("plain-1")])
+    producer = FakeProducer()
+    worker = ExporterWorker(
+        settings,
+        consumer=cast(AIOKafkaConsumer, consumer),
+        producer=cast(AIOKafkaProducer, producer),
+        exporter=GatedAnswerer(),
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    async with asyncio.timeout(10):
+        await producer.until_sent(settings.topic_export_completions, 2)
+    stop.set()
+    await running
+    topic = settings.topic_export_completions
+    by_key = dict(
+        zip((key for key, _ in producer.sent[topic]), producer.headers[topic], strict=True)
+    )
+    assert by_key[b"cb-1"] == [("usage-export-callback", b"1")]
+    assert by_key[b"plain-1"] is None

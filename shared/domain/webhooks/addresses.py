@@ -46,8 +46,9 @@ def refusal(address: IPAddress, *, allow_private: bool) -> str | None:
             return f"{address} is the unspecified address"
         if candidate.is_multicast:
             return f"{address} is a multicast address"
-        if candidate.is_reserved:  # 240/4 with the broadcast address, IETF-reserved IPv6
-            return f"{address} is a reserved address"
+    # Judged on the carried address: IPv6's reserved ::/8 holds ::1 and the mapped range.
+    if inner.is_reserved and not inner.is_loopback:
+        return f"{address} is a reserved address"  # 240/4 with broadcast, IETF-reserved
     if allow_private:
         return None
     if inner.is_loopback:
