@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 Sender = Callable[..., Awaitable[SendResult]]
 #: Beyond a try's own timeouts: how long a claim keeps other replicas off a delivery.
-_LEASE_MARGIN_S = 30.0
+_LEASE_MARGIN_S = 10.0
 
 
 def schedule_of(settings: Settings) -> RetrySchedule:

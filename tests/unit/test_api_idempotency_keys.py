@@ -45,6 +45,10 @@ def test_the_fingerprint_is_what_is_asked_not_who_asks_or_in_which_order() -> No
     assert request_fingerprint(_message(bucket=None)) == base
     weekly = request_fingerprint(_message(bucket="week"))
     assert weekly not in (base, request_fingerprint(_message(bucket="day")))
+    # a callback URL counts only when given (fingerprints made before webhooks still match)
+    assert request_fingerprint(_message(callback_url=None)) == base
+    hooked = request_fingerprint(_message(callback_url="https://a.example/x"))
+    assert hooked not in (base, request_fingerprint(_message(callback_url="https://b.example/x")))
 
 
 async def test_a_key_reused_for_a_different_request_is_refused() -> None:

@@ -21,7 +21,7 @@ from typing import Literal, Self
 from shared.embedded.processes import _parent_death_hook
 from shared.settings import Settings, settings_env
 
-Service = Literal["ingest", "exporter"]
+Service = Literal["ingest", "exporter", "delivery"]
 
 
 class ServiceProcess:
