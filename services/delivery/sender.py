@@ -34,7 +34,7 @@ class PinnedResolver(AbstractResolver):
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
-        if host != self._host:
+        if _normal(host) != _normal(self._host):
             raise OSError(f"{host} is not the vetted callback host")
         af = socket.AF_INET6 if self._address.version == 6 else socket.AF_INET
         return [
@@ -50,6 +50,10 @@ class PinnedResolver(AbstractResolver):
 
     async def close(self) -> None:
         return None
+
+
+def _normal(host: str) -> str:
+    return host.lower().rstrip(".")
 
 
 @dataclass(frozen=True, slots=True)
