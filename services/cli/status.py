@@ -30,7 +30,7 @@ def register(subparsers: Any) -> None:
         "status",
         help="can the broker and store be reached; lag, dead letters, newest day written",
         description="One look at a running deployment (the embedded stack or any "
-        "configured one): broker and store reachability, the ingest and exporter groups' "
+        "configured one): broker and store reachability, the ingest, exporter and delivery groups' "
         "lag per partition with the time of the oldest unconsumed record, dead letters per "
         "reason and topic, and the newest UTC day written per workspace. Moves no offset.",
     )

@@ -264,6 +264,7 @@ def asyncapi_document() -> dict[str, Any]:
         ),
     }
     ingest, exporter = _default("ingest_group"), _default("exporter_group")
+    delivery = _default("delivery_group")
     operations = {
         "ingestReceivesUsageEvents": _operation(
             "receive", "usageEvents",
@@ -286,7 +287,14 @@ def asyncapi_document() -> dict[str, Any]:
         ),
         "exporterSendsExportCompletions": _operation(
             "send", "exportCompletions",
-            "the exporter publishes the completion of each request it answered",
+            "the exporter publishes the completion of each request it answered (with the "
+            "header usage-export-callback: 1 when the request has a callback_url)",
+        ),
+        "deliveryReceivesExportCompletions": _operation(
+            "receive", "exportCompletions",
+            f"delivery (group {delivery}) POSTs each completion whose request has a "
+            "callback_url to it, signed (contract §4a)",
+            group=delivery,
         ),
         "exporterSendsDeadLetters": _operation(
             "send", "exportRequestsDlq",

@@ -153,6 +153,7 @@ async def gather_status(
         for group, topic in (
             (settings.ingest_group, settings.topic_events),
             (settings.exporter_group, settings.topic_export_requests),
+            (settings.delivery_group, settings.topic_export_completions),
         ):
             found = await _part(
                 status, f"lag of {group}", _group_lag(settings, group, topic, timeout_s)

@@ -55,8 +55,12 @@ async def test_status_shows_lag_dead_letters_and_newest_days(
 
     assert [item.reachable for item in status.reachability] == [True, True], status
     assert status.problems == []
-    ingest, exporter = status.groups
-    assert (ingest.group, exporter.group) == (settings.ingest_group, settings.exporter_group)
+    ingest, exporter, delivery = status.groups
+    assert (ingest.group, exporter.group, delivery.group) == (
+        settings.ingest_group,
+        settings.exporter_group,
+        settings.delivery_group,
+    )
     lagging = {p.partition: p for p in ingest.partitions}[partition]
     assert (lagging.committed, lagging.end, lagging.lag) == (end - 4, end, 4)
     assert lagging.oldest_unconsumed is not None
@@ -64,6 +68,7 @@ async def test_status_shows_lag_dead_letters_and_newest_days(
     assert lagging.oldest_unconsumed >= NOW - timedelta(seconds=5)
     assert ingest.lag == sum(ends.values()) - (end - 4)
     assert exporter.lag == 0
+    assert delivery.lag == 0
     expected: dict[str, int] = {}
     for reason, _, _ in LETTERS:
         expected[reason] = expected.get(reason, 0) + 1
