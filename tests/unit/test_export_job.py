@@ -9,6 +9,7 @@ import asyncio
 import csv
 import hashlib
 import io
+import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 
 from services.exporter import export_job
 from services.exporter.export_job import Exporter
+from shared.adapters.callback_vetting import CallbackVetter
 from shared.adapters.object_store import StoredObject
 from shared.columnar.queries.engine import connect
 from shared.columnar.schema import DIMENSIONS, DimensionVersion, dimensions_table, facts_table
@@ -27,6 +29,7 @@ from shared.columnar.tables import FACTS_TABLE, LatestTables, TableStore, Worksp
 from shared.domain.dimensions import SETTINGS_ENTITY
 from shared.domain.export.request_validation import ReadableRequest, read_request
 from shared.domain.facts import MESSAGE, NANO, Fact
+from shared.domain.webhooks.addresses import IPAddress
 from shared.domain.window import day_start_ms
 from shared.errors import StoreUnavailable
 from shared.settings import Settings
@@ -477,3 +480,41 @@ async def test_ingested_through_is_taken_before_the_read_and_recorded(tables: Ta
     assert failing.success
     assert failing.data is not None
     assert failing.data.ingestedThrough is None
+
+
+async def test_a_callback_is_vetted_then_recorded_and_a_refused_one_is_400(
+    tables: TableStore,
+) -> None:
+    store = MemoryStore()
+    await seed(tables)
+    addresses = {"hooks.example.com": "93.184.216.34", "sneaky.example.com": "10.0.0.9"}
+
+    async def resolve(host: str, port: int) -> list[IPAddress]:
+        return [ipaddress.ip_address(addresses[host])]
+
+    job = Exporter(
+        Settings(),
+        tables=tables,
+        exports=store,
+        clock=Clock(),
+        vetter=CallbackVetter.of(Settings(), resolve=resolve),
+    )
+    good = await job.answer(readable(request_id="cb-1", callback_url="https://hooks.example.com/x"))
+    assert good.success, good.error
+    record = orjson.loads(store.objects["requests/ws-1/cb-1.json"][0])
+    assert record["callback_url"] == "https://hooks.example.com/x"
+    assert record["outcome"]["status"] == 200  # settling kept the URL
+    for request_id, url, why in (
+        ("cb-2", "https://sneaky.example.com/x", "10.0.0.9 is a private address"),
+        ("cb-3", "http://hooks.example.com/x", "must use https"),
+        ("cb-4", "https://169.254.169.254/latest", "metadata"),
+    ):
+        refused = await job.answer(readable(request_id=request_id, callback_url=url))
+        assert refused.error is not None
+        assert refused.error.status == 400
+        assert why in refused.error.message
+        stored = orjson.loads(store.objects[f"requests/ws-1/{request_id}.json"][0])
+        assert stored["callback_url"] is None
+    bad_type = await job.answer(readable(request_id="cb-5", callback_url=7))
+    assert bad_type.error is not None
+    assert "callback_url must be" in bad_type.error.message
