@@ -82,12 +82,13 @@ def register(subparsers: Any) -> None:
     # One add_argument per option, spelled out: the shapes repeat across commands by design.
     parser = subparsers.add_parser(
         "up",
-        help="run a local broker, object store, ingest, exporter and HTTP API (embedded)",
+        help="run a local broker, object store, ingest, exporter, HTTP API and webhook "
+        "delivery (embedded)",
         description="Start a Kafka-compatible broker (Tansu, in memory) and an S3-compatible "
         "store (SeaweedFS, on disk under --data-dir) from pip-installed binaries, "
         "create topics and buckets, write DATA_DIR/usage.env, then run ingest, "
-        "exporter and the HTTP API until Ctrl-C or SIGTERM. Nothing is left running "
-        "afterwards.",
+        "exporter, the HTTP API and webhook delivery until Ctrl-C or SIGTERM. Nothing is "
+        "left running afterwards.",
     )
     parser.add_argument(
         "--data-dir",
