@@ -91,11 +91,17 @@ class Dispatcher:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._settings.webhook_poll_interval_s):
                     await _first(stop, wake)
-        if self._tasks:
-            _, late = await asyncio.wait(list(self._tasks.values()), timeout=self._lease_s)
-            for task in late:
-                task.cancel()  # its lease ends; another replica or a restart tries again
-            await asyncio.gather(*late, return_exceptions=True)
+        await self.settle(timeout_s=self._lease_s)
+
+    async def settle(self, *, timeout_s: float) -> None:
+        """Wait for the tries in flight; cancel those still running after ``timeout_s``
+        (their leases end, and another replica or a restart tries them again)."""
+        if not self._tasks:
+            return
+        _, late = await asyncio.wait(list(self._tasks.values()), timeout=timeout_s)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
 
     async def dispatch_due(self) -> int:
         """Start a try of each due delivery not in flight here (up to the limit)."""

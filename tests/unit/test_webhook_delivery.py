@@ -78,8 +78,7 @@ async def setup(
 
 async def run_due(dispatcher: Dispatcher) -> None:
     await dispatcher.dispatch_due()
-    for task in list(dispatcher._tasks.values()):
-        await task
+    await dispatcher.settle(timeout_s=10)
 
 
 def only(store: MemoryStore, prefix: str) -> dict[str, Any]:
@@ -152,18 +151,21 @@ async def test_a_host_now_resolving_to_a_private_address_is_not_called() -> None
 async def test_two_replicas_claim_one_delivery_once() -> None:
     sender = FakeSender()
     dispatcher, exports, clock, _ = await setup(sender)
+    aggregates = MemoryStore()
+    secrets = WebhookSecrets(aggregates, overlap_s=0)
+    await secrets.rotate("ws-1", START)
     other = Dispatcher(
         SETTINGS,
         pending=PendingStore(exports),
-        secrets=dispatcher._secrets,
+        secrets=secrets,
         vetter=vetter(),
         clock=clock,
         sender=sender,
     )
-    await dispatcher.dispatch_due()
-    await other.dispatch_due()
-    for task in [*dispatcher._tasks.values(), *other._tasks.values()]:
-        await task
+    assert await dispatcher.dispatch_due() == 1
+    assert await other.dispatch_due() == 1  # both saw it due: only one claim may win
+    await dispatcher.settle(timeout_s=10)
+    await other.settle(timeout_s=10)
     assert len(sender.calls) == 1
 
 
