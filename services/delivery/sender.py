@@ -11,6 +11,7 @@ their own timeouts.
 from __future__ import annotations
 
 import socket
+import ssl
 from dataclasses import dataclass
 
 import aiohttp
@@ -76,12 +77,16 @@ async def send(
     signature: str,
     connect_timeout_s: float,
     read_timeout_s: float,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> SendResult:
-    """POST ``body``; never raises for the receiver's failures (they are the result)."""
+    """POST ``body``; never raises for the receiver's failures (they are the result).
+    ``ssl_context``: None verifies receivers against the system's CAs (tests pass one
+    trusting their own CA)."""
     connector = aiohttp.TCPConnector(
         resolver=PinnedResolver(callback.target.host, callback.address),
         use_dns_cache=False,
         force_close=True,
+        ssl=ssl_context if ssl_context is not None else True,
     )
     timeout = aiohttp.ClientTimeout(
         total=connect_timeout_s + read_timeout_s,

@@ -1,20 +1,29 @@
 """The webhook POST against a real server on 127.0.0.1: it connects to the vetted
 address without resolving the URL's name (which does not exist), keeps the name in
-``Host``, follows no redirect, reads a bounded part of the answer and times out."""
+``Host`` and for TLS (SNI, the certificate's name check), follows no redirect, reads a
+bounded part of the answer and times out."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import ipaddress
+import ssl
 from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from services.delivery.sender import send
 from shared.adapters.callback_vetting import VettedCallback
 from shared.domain.webhooks.callback_url import parse_callback_url
+from tests.clock import NOW
 
 BODY = b'{"request_id":"r-1"}'
 
@@ -93,3 +102,77 @@ async def test_a_hanging_receiver_times_out_and_a_closed_port_is_an_error() -> N
     assert not closed.ok
     assert closed.status is None
     assert closed.error is not None
+
+
+def certificate_for(name: str, directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate (its own CA) for ``name`` only, and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    start = NOW - timedelta(hours=1)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_tls_checks_the_urls_name_while_connecting_to_the_vetted_address(
+    tmp_path: Path,
+) -> None:
+    name = "hooks.webhook-test.invalid"
+    cert_path, key_path = certificate_for(name, tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert_path, key_path)
+    seen: list[str] = []
+
+    async def hook(request: web.Request) -> web.StreamResponse:
+        seen.append(request.host)
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_tls).start()
+    port = int(runner.addresses[0][1])
+    trusting = ssl.create_default_context(cafile=str(cert_path))
+    try:
+
+        async def post_to(host: str) -> Any:
+            return await send(
+                pinned(f"https://{host}:{port}/hook"),
+                BODY,
+                request_id="r-1",
+                signature="t=1,v1=00",
+                connect_timeout_s=1.0,
+                read_timeout_s=1.0,
+                ssl_context=trusting,
+            )
+
+        good = await post_to(name)
+        # Same address, same certificate, another name: the certificate does not match it.
+        wrong = await post_to("other.webhook-test.invalid")
+    finally:
+        await runner.cleanup()
+    assert good.ok, good.error
+    assert seen == [f"{name}:{port}"]
+    assert not wrong.ok
+    assert wrong.error is not None
+    assert "certificate" in wrong.error.lower() or "hostname" in wrong.error.lower()
