@@ -4,8 +4,9 @@ Starts the embedded broker and store (free loopback ports, a temporary data dire
 runs ingest and exporter in this process, produces a simulated year of usage for a few
 workspaces, waits until ingest has committed all of it, requests every export type (with
 and without subgroups, some in non-UTC timezones), downloads the CSV files into
-``./exports``, makes one call through the HTTP API with a fresh API key and prints a
-summary — then stops everything it started.
+``./exports``, makes one call through the HTTP API with a fresh API key, asks one export
+with a ``callback_url`` and checks the signed webhook that arrives, and prints a summary —
+then stops everything it started.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.cli.demo_api import api_round_trip
+from services.cli.demo_webhook import webhook_round_trip
 from services.cli.runtime import setup_logging
 from shared.adapters.export_client import ExportClient, download, export_request
 from shared.adapters.kafka import make_consumer, make_producer
@@ -159,6 +161,9 @@ async def _run(args: argparse.Namespace, console: Console, *, clock: Clock = sys
                 api_ok = await api_round_trip(
                     settings, "ws-0001", window_start(today), today, console
                 )
+                hook_ok = await webhook_round_trip(
+                    settings, "ws-0001", window_start(today), today, console, clock
+                )
             finally:
                 stop.set()
                 await asyncio.gather(*services, return_exceptions=True)
@@ -171,7 +176,7 @@ async def _run(args: argparse.Namespace, console: Console, *, clock: Clock = sys
         f"{len(results) - len(failed)} of {len(results)} exports written to "
         f"[bold]{args.out}[/] in {time.monotonic() - started:.0f} s"
     )
-    return 1 if failed or not api_ok else 0
+    return 1 if failed or not api_ok or not hook_ok else 0
 
 
 async def _pipeline(
