@@ -295,6 +295,8 @@ class ExportApi:
             message["format"] = body.format.value
         if body.bucket is not None:
             message["bucket"] = body.bucket.value
+        if body.destination is not None:
+            message["destination"] = body.destination
         return message
 
     async def _publish_and_wait(

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from shared.contracts.destinations import DestinationName
 from shared.contracts.export_buckets import BucketUnit
 from shared.contracts.export_formats import ExportFormat
 from shared.contracts.ids import EntityId
@@ -59,6 +60,12 @@ class ExportBody(BaseModel):
         description="Time buckets: day, week or month in the from bound's timezone, one "
         "row per entity per bucket with activity, with bucket_start and bucket_end after "
         "period_end; null (default) for one row per entity over the whole window (an "
+        "addition to the reference API)",
+    )
+    destination: DestinationName | None = Field(
+        default=None,
+        description="A destination the exporter has configured: the file is also copied "
+        "to {prefix}/{type}/{period}/{filename} in its bucket (400 when unknown; an "
         "addition to the reference API)",
     )
 

@@ -28,7 +28,9 @@ _COMMANDS: tuple[str, ...] = (
     "services.cli.replay",
     "services.cli.exporter",
     "services.cli.api",
+    "services.cli.scheduler",
     "services.cli.keys",
+    "services.cli.schedules",
     "services.cli.request",
     "services.cli.demo",
     "services.cli.dlq",
@@ -38,7 +40,7 @@ _COMMANDS: tuple[str, ...] = (
 
 
 #: Commands that run a service: they keep aiokafka's own log lines.
-_SERVICES = frozenset({"ingest", "exporter", "api", "up"})
+_SERVICES = frozenset({"ingest", "exporter", "api", "scheduler", "up"})
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -133,6 +133,7 @@ async def _data_dir(given: Path | None) -> AsyncIterator[Path]:
 async def _run(args: argparse.Namespace, console: Console, *, clock: Clock = system_clock) -> int:
     from services.exporter.app import run_exporter
     from services.ingest.app import run_ingest
+    from services.scheduler.app import run_scheduler
     from shared.embedded import EmbeddedStack
 
     started = time.monotonic()
@@ -147,6 +148,8 @@ async def _run(args: argparse.Namespace, console: Console, *, clock: Clock = sys
             services = [
                 asyncio.create_task(run_ingest(settings, stop=stop)),
                 asyncio.create_task(run_exporter(settings, stop=stop)),
+                # As in `up`: schedules created against this stack are served too.
+                asyncio.create_task(run_scheduler(settings, stop=stop)),
             ]
             try:
                 # One reading of the clock: the simulated span ends there, and every

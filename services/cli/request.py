@@ -66,6 +66,12 @@ def register(subparsers: Any) -> None:
         default=None,
         help="one row per entity per day, week or month (in --timezone) with activity",
     )
+    parser.add_argument(
+        "--destination",
+        default=None,
+        help="also copy the file to this destination (configured on the exporter: "
+        "USAGE_DESTINATION_<NAME>_*)",
+    )
     parser.add_argument("--request-id", default=None, help="default: a new UUID")
     parser.add_argument(
         "--download", metavar="DIR", type=Path, default=None, help="save the file into DIR"
@@ -92,6 +98,7 @@ def _main(args: argparse.Namespace) -> int:
         requested_by="usage-export-cli",
         export_format=args.export_format,
         bucket=args.bucket,
+        destination=args.destination,
     )
     console = Console()
     return asyncio.run(_run(load_settings(), message, args.download, args.wait, console))

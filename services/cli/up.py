@@ -46,6 +46,7 @@ SERVICES: tuple[tuple[str, str, str], ...] = (
     ("ingest", "services.ingest.app", "run_ingest"),
     ("exporter", "services.exporter.app", "run_exporter"),
     ("api", "services.api.app", "run_api"),
+    ("scheduler", "services.scheduler.app", "run_scheduler"),
 )
 SERVICE_DRAIN_S = 60.0  # services flush and commit after stop is set; then we cancel
 ENV_FILE_NAME = "usage.env"
@@ -55,6 +56,7 @@ METRICS_PORTS = (
     ("ingest", "ingest_metrics_port"),
     ("exporter", "exporter_metrics_port"),
     ("api", "api_metrics_port"),
+    ("scheduler", "scheduler_metrics_port"),
 )
 
 

@@ -38,9 +38,10 @@ def export_request(
     requested_by: str | None = None,
     export_format: str | None = None,
     bucket: str | None = None,
+    destination: str | None = None,
 ) -> dict[str, Any]:
-    """A contract §3 request message (``format`` and ``bucket`` only when given: CSV,
-    and no buckets, by default)."""
+    """A contract §3 request message (``format``, ``bucket`` and ``destination`` only
+    when given: CSV, no buckets and no copy by default)."""
     message = {
         "request_id": request_id or str(uuid.uuid4()),
         "org_id": org_id,
@@ -54,6 +55,8 @@ def export_request(
         message["format"] = export_format
     if bucket is not None:
         message["bucket"] = bucket
+    if destination is not None:
+        message["destination"] = destination
     return message
 
 

@@ -78,7 +78,12 @@ def test_a_busy_default_metrics_port_moves_and_a_given_one_stays(
         taken = busy.getsockname()[1]
         settings = Settings(ingest_metrics_port=taken, exporter_metrics_port=0)
         chosen = up._metrics_ports(_parse("--api-metrics-port", "0"), settings)
-    assert set(chosen) == {"ingest_metrics_port", "exporter_metrics_port", "api_metrics_port"}
+    assert set(chosen) == {
+        "ingest_metrics_port",
+        "exporter_metrics_port",
+        "api_metrics_port",
+        "scheduler_metrics_port",
+    }
     assert taken not in chosen.values()
     assert 0 not in chosen.values()
 

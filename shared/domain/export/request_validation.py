@@ -22,17 +22,21 @@ Decisions where the contract is silent:
 * ``data_type`` also accepts ``api-keys`` (the file-name kind) besides the contract's names.
 * ``group_by: ""`` is not null: it is an unknown subgroup (400).
 * ``format`` null or absent is ``csv``; ``bucket`` null or absent is no buckets.
+* ``destination`` null or absent is none; a name of another shape is refused here, a
+  name the exporter has not configured by :func:`check_destination`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared import codec
+from shared.contracts.destinations import DESTINATION_RULE, is_destination_name
 from shared.contracts.export_buckets import BUCKET_NAMES, BucketUnit
 from shared.contracts.export_formats import FORMAT_NAMES, ExportFormat
 from shared.contracts.export_types import DataType, spec
@@ -101,6 +105,8 @@ class ValidRequest:
     bucket: BucketUnit | None = None
     #: The window's buckets (``shared.domain.buckets``); empty when ``bucket`` is None.
     buckets: tuple[Bucket, ...] = ()
+    #: Where the file is copied too (a configured destination's name), or None.
+    destination: str | None = None
 
 
 def _found(pattern: re.Pattern[bytes], value: bytes) -> str | None:
@@ -218,6 +224,15 @@ def _bucket(payload: dict[str, Any]) -> BucketUnit | None:
     return None if unit is None else BucketUnit(unit)
 
 
+def _destination(payload: dict[str, Any]) -> str | None:
+    value = payload.get("destination")
+    if value is None:
+        return None
+    if not is_destination_name(value):
+        raise _Invalid(f"destination {value!r} is not a destination name: {DESTINATION_RULE}")
+    return str(value)
+
+
 def _window(payload: dict[str, Any], now: datetime) -> Window:
     from_text, from_zone = _bound("from", payload)
     to_text, to_zone = _bound("to", payload)
@@ -246,6 +261,7 @@ def validate_request(request: ReadableRequest, *, now: datetime) -> ValidRequest
         group_by = _group_by(payload, data_type)
         export_format = _format(payload)
         bucket = _bucket(payload)
+        destination = _destination(payload)
         window = _window(payload, now)
         cut = () if bucket is None else tuple(buckets(window, bucket))
     except (_Invalid, WindowError) as exc:
@@ -259,6 +275,7 @@ def validate_request(request: ReadableRequest, *, now: datetime) -> ValidRequest
         format=export_format,
         bucket=bucket,
         buckets=cut,
+        destination=destination,
     )
 
 
@@ -271,3 +288,14 @@ def check_workspace_options(request: ValidRequest, options: WorkspaceOptions) ->
             "use 'source' or null"
         )
     return None
+
+
+def check_destination(request: ValidRequest, configured: Collection[str]) -> Rejected | None:
+    """The 400 of a destination this exporter has not configured (``USAGE_DESTINATION_*``)."""
+    if request.destination is None or request.destination in configured:
+        return None
+    known = ", ".join(sorted(configured)) or "none are configured"
+    return Rejected(
+        f"destination {request.destination!r} is not configured on the exporter "
+        f"(USAGE_DESTINATION_{request.destination.upper()}_BUCKET and the rest); known: {known}"
+    )
