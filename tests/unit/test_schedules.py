@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from shared.clock import TEST_CLOCK_FILE_VARIABLE, clock_from_environment, system_clock
 from shared.contracts.export_buckets import BucketUnit
 from shared.contracts.ids import is_valid_id
 from shared.domain.schedules import (
@@ -205,3 +207,16 @@ def test_records_round_trip() -> None:
     assert again.etag == "etag"
     with pytest.raises(ValueError, match="unknown schedule state"):
         Schedule.from_json(schedule.to_json() | {"state": "gone"})
+
+
+def test_the_test_clock_file_is_read_at_every_call_and_only_when_set(tmp_path: Path) -> None:
+    path = tmp_path / "clock"
+    path.write_text("2026-05-01T10:00:00+02:00", encoding="utf-8")
+    clock = clock_from_environment({TEST_CLOCK_FILE_VARIABLE: str(path)})
+    assert clock() == datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
+    path.write_text("2026-05-03T00:00:00+00:00", encoding="utf-8")
+    assert clock() == datetime(2026, 5, 3, tzinfo=UTC)
+    path.write_text("2026-05-03T00:00:00", encoding="utf-8")
+    with pytest.raises(ValueError, match="aware"):
+        clock()
+    assert clock_from_environment({}) is system_clock
