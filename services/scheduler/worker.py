@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -41,7 +42,9 @@ class SchedulerStats:
     failures: int = 0
 
 
-def _advanced(period: Period) -> Any:
+def _advanced(period: Period) -> Callable[[Schedule], Schedule]:
+    """The change that records ``period`` as published (never moves progress back)."""
+
     def change(current: Schedule) -> Schedule:
         if current.published_through is not None and current.published_through >= period.last_day:
             return current

@@ -405,13 +405,14 @@ async def test_up_takes_free_metrics_ports_when_the_defaults_are_busy(tmp_path: 
         flags = ("--api-port", str(api_port), "--api-metrics-port", "0")
         async with running_up(tmp_path, *flags, infra_only=False, env=settings_env) as up:
             env = await up.wait_ready()
-            names = [f"USAGE_{name}_METRICS_PORT" for name in ("INGEST", "EXPORTER", "API")]
+            services = ("INGEST", "EXPORTER", "API", "SCHEDULER")
+            names = [f"USAGE_{name}_METRICS_PORT" for name in services]
             ports = [int(env[name]) for name in names]
             assert int(busy) not in ports
-            assert len(set(ports)) == 3
+            assert len(set(ports)) == len(services)
             assert 0 not in ports
             deadline = time.monotonic() + UP_READY_TIMEOUT_S
-            while [await asyncio.to_thread(_health, port) for port in ports] != [200] * 3:
+            while [await asyncio.to_thread(_health, port) for port in ports] != [200] * 4:
                 assert up.process.returncode is None, up.output_tail()
                 assert time.monotonic() < deadline, up.output_tail()
                 await asyncio.sleep(0.5)
