@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -208,6 +209,22 @@ async def test_each_period_is_exported_once_through_kills_and_replicas(
                         replica.wait(timeout=30)
                 assert [replica.returncode for replica in replicas] == [0, 0]
                 assert done.published_through == periods[-1].last_day
+                # Phase three: progress records lost (as if every process had died between
+                # its publications and their records): the periods after the second are
+                # published again, under the same ids, and exported no second time.
+                await schedules.update(
+                    ORG,
+                    schedule.schedule_id,
+                    lambda s: replace(s, published_through=periods[1].last_day),
+                )
+                again = start_scheduler(settings, clock, scheduler_log)
+                try:
+                    await wait_published_through(
+                        schedules, schedule, periods[-1].last_day.isoformat()
+                    )
+                finally:
+                    again.send_signal(signal.SIGTERM)
+                    again.wait(timeout=30)
 
                 requests = [
                     orjson.loads(record.value)
@@ -228,8 +245,12 @@ async def test_each_period_is_exported_once_through_kills_and_replicas(
             exports = S3ObjectStore(settings, settings.exports_bucket)
             async with exports:
                 expected_ids = {period_request_id(schedule.schedule_id, p) for p in periods}
-                # Every publication is a period's derived request, and every period was published.
+                # Every publication is a period's derived request, and every period was published;
+                # those after the second at least twice (phase three).
                 assert {message["request_id"] for message in requests} == expected_ids
+                republished = [period_request_id(schedule.schedule_id, p) for p in periods[2:]]
+                for request_id in republished:
+                    assert [m["request_id"] for m in requests].count(request_id) >= 2
                 for message in requests:
                     assert message["destination"] == DESTINATION
                 # Every completion of an id is a success naming the same file.
