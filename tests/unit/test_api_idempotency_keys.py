@@ -45,6 +45,10 @@ def test_the_fingerprint_is_what_is_asked_not_who_asks_or_in_which_order() -> No
     assert request_fingerprint(_message(bucket=None)) == base
     weekly = request_fingerprint(_message(bucket="week"))
     assert weekly not in (base, request_fingerprint(_message(bucket="day")))
+    # No destination (absent or null) is the same request; each destination is another.
+    assert request_fingerprint(_message(destination=None)) == base
+    archive = request_fingerprint(_message(destination="archive"))
+    assert archive not in (base, request_fingerprint(_message(destination="lake")))
 
 
 async def test_a_key_reused_for_a_different_request_is_refused() -> None:

@@ -13,10 +13,16 @@ from services.exporter.destinations import DestinationCopier
 from services.exporter.export_job import Exporter
 from shared.columnar.tables import TableStore
 from shared.destinations import Destination, DestinationConfigError, parse_destinations
+from shared.domain.export.request_validation import (
+    Rejected,
+    ValidRequest,
+    check_destination,
+    validate_request,
+)
 from shared.errors import StoreRefused
 from shared.settings import Settings
 from tests.unit.memory_store import MemoryStore
-from tests.unit.test_export_job import Clock, readable, seed
+from tests.unit.test_export_job import NOW, Clock, readable, seed
 
 
 def test_destinations_are_parsed_from_their_variables() -> None:
@@ -151,3 +157,24 @@ async def test_a_refused_copy_is_a_503_and_the_request_is_not_settled(tmp_path: 
     assert retried.success
     assert retried.data is not None
     assert len(target.objects) == 1
+
+
+@pytest.mark.parametrize("name", ["Archive", "a-b", "", "_x", "x" * 64, 7])
+def test_a_destination_of_another_shape_is_a_400(name: object) -> None:
+    checked = validate_request(readable(destination=name), now=NOW)
+    assert isinstance(checked, Rejected)
+    assert "destination" in checked.message
+
+
+def test_a_valid_destination_is_carried_and_checked_against_the_configured() -> None:
+    checked = validate_request(readable(destination="archive_2"), now=NOW)
+    assert isinstance(checked, ValidRequest)
+    assert checked.destination == "archive_2"
+    assert check_destination(checked, {"archive_2"}) is None
+    refused = check_destination(checked, set())
+    assert refused is not None
+    assert "none are configured" in refused.message
+    no_copy = validate_request(readable(), now=NOW)
+    assert isinstance(no_copy, ValidRequest)
+    assert no_copy.destination is None
+    assert check_destination(no_copy, set()) is None
