@@ -17,7 +17,12 @@ from shared.adapters.kafka import make_producer
 from shared.adapters.s3 import S3ObjectStore
 from shared.clock import Clock, clock_from_environment
 from shared.lifecycle import started
-from shared.observability import ObservabilityServer, new_registry, service_checks
+from shared.observability import (
+    ObservabilityServer,
+    SchedulerMetrics,
+    new_registry,
+    service_checks,
+)
 from shared.settings import Settings
 from shared.startup import wait_for_dependencies
 
@@ -48,6 +53,7 @@ async def run_scheduler(
     """Publish the due periods of the schedules until ``stop`` is set."""
     clock = clock or clock_from_environment()
     registry = new_registry("scheduler")
+    metrics = SchedulerMetrics(registry)
     async with contextlib.AsyncExitStack() as stack:
         aggregates = await started(stack, S3ObjectStore(settings, settings.aggregates_bucket))
         server = await started(
@@ -71,6 +77,7 @@ async def run_scheduler(
             interval_s=settings.scheduler_interval_s,
             grace_s=settings.schedule_grace_s,
             clock=clock,
+            metrics=metrics,
         )
         log.info(
             "scheduler publishing to %s every %gs (grace %gs); metrics and health on %s",

@@ -24,6 +24,7 @@ from shared.clock import Clock, system_clock
 from shared.domain.schedules import Period, Schedule, due_periods, period_request
 from shared.domain.window import to_ms
 from shared.errors import UsageExportError
+from shared.observability import SchedulerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,9 @@ class Scheduler:
         interval_s: float,
         grace_s: float,
         clock: Clock = system_clock,
+        metrics: SchedulerMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._schedules = schedules
         self._publisher = publisher
         self._interval_s = interval_s
@@ -82,17 +85,19 @@ class Scheduler:
     async def run_round(self) -> None:
         """One pass over every schedule; a failure is logged and left for the next round."""
         self.stats.rounds += 1
+        if self._metrics is not None:
+            self._metrics.rounds.inc()
         try:
             schedules = await self._schedules.list_for(None)
         except UsageExportError as exc:
-            self.stats.failures += 1
+            self._failed()
             log.warning("cannot list the schedules: %s; next round in %gs", exc, self._interval_s)
             return
         for schedule in schedules:
             try:
                 await self._publish_due(schedule)
             except (UsageExportError, OSError) as exc:
-                self.stats.failures += 1
+                self._failed()
                 log.warning(
                     "schedule %s/%s: %s; next round in %gs",
                     schedule.org_id,
@@ -101,15 +106,22 @@ class Scheduler:
                     self._interval_s,
                 )
             except Exception as exc:  # the broker's errors (aiokafka) too: next round
-                self.stats.failures += 1
+                self._failed()
                 log.error(
                     "schedule %s/%s failed", schedule.org_id, schedule.schedule_id, exc_info=exc
                 )
+
+    def _failed(self) -> None:
+        self.stats.failures += 1
+        if self._metrics is not None:
+            self._metrics.failures.inc()
 
     async def _publish_due(self, schedule: Schedule) -> None:
         for period in due_periods(schedule, to_ms(self._clock()), grace_ms=self._grace_ms):
             if schedule.skipped(period):
                 self.stats.skipped += 1
+                if self._metrics is not None:
+                    self._metrics.skipped.inc()
                 log.info(
                     "schedule %s: period %s ended while paused: skipped",
                     schedule.schedule_id,
@@ -119,6 +131,8 @@ class Scheduler:
                 message = period_request(schedule, period)
                 await self._publisher.publish(message)
                 self.stats.published += 1
+                if self._metrics is not None:
+                    self._metrics.published.inc()
                 log.info(
                     "schedule %s: published period %s as request %s",
                     schedule.schedule_id,

@@ -10,11 +10,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from services.cli import build_parser, schedules
 from services.scheduler.store import ScheduleError, ScheduleStore
 from services.scheduler.worker import Scheduler
 from shared.domain.schedules import Schedule
+from shared.observability import SchedulerMetrics
 from tests.unit.memory_store import MemoryStore
 
 T = TypeVar("T")
@@ -37,9 +39,19 @@ class Publisher:
         self.sent.append(message)
 
 
-def _scheduler(store: MemoryStore, clock: MovableClock, publisher: Publisher) -> Scheduler:
+def _scheduler(
+    store: MemoryStore,
+    clock: MovableClock,
+    publisher: Publisher,
+    metrics: SchedulerMetrics | None = None,
+) -> Scheduler:
     return Scheduler(
-        ScheduleStore(store, clock=clock), publisher, interval_s=1, grace_s=7200, clock=clock
+        ScheduleStore(store, clock=clock),
+        publisher,
+        interval_s=1,
+        grace_s=7200,
+        clock=clock,
+        metrics=metrics,
     )
 
 
@@ -53,7 +65,8 @@ async def _created(store: MemoryStore, clock: MovableClock, **fields: Any) -> Sc
 async def test_due_periods_are_published_oldest_first_and_recorded() -> None:
     store, clock, publisher = MemoryStore(), MovableClock(CREATED), Publisher()
     schedule = await _created(store, clock)
-    scheduler = _scheduler(store, clock, publisher)
+    registry = CollectorRegistry()
+    scheduler = _scheduler(store, clock, publisher, SchedulerMetrics(registry))
     await scheduler.run_round()
     assert publisher.sent == []  # the first period (March 11) has not even started
     clock.now = datetime(2026, 3, 14, 0, 30, tzinfo=UTC)  # 01:30 Berlin: 11..12 due, 13 in grace
@@ -64,6 +77,9 @@ async def test_due_periods_are_published_oldest_first_and_recorded() -> None:
     assert stored.published_through == date(2026, 3, 12)
     await scheduler.run_round()  # nothing new is due
     assert len(publisher.sent) == 2
+    assert registry.get_sample_value("usage_scheduler_requests_published_total") == 2
+    assert registry.get_sample_value("usage_scheduler_rounds_total") == 3
+    assert registry.get_sample_value("usage_scheduler_failures_total") == 0
 
 
 async def test_a_crash_before_the_record_republishes_the_same_ids_only() -> None:
