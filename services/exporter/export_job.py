@@ -11,7 +11,8 @@ the users partials, or the sums per key), unless it is bucketed. Its type's quer
 (``shared.columnar.queries``) scans those files in a worker thread, reading only the
 columns and row groups it needs; the file's bytes (in the request's format) go up as one
 object (in parts when large), then its manifest beside it
-(``shared.domain.export.manifest``).
+(``shared.domain.export.manifest``). A request naming a ``destination`` has the file copied
+there too (``services.exporter.destinations``) before it is answered 200.
 
 :meth:`Exporter.answer` never raises (cancellation aside): every path ends in a
 completion. Transient failures (the store unavailable, a lost race on a record) are
@@ -359,7 +360,7 @@ class Exporter:
             metadata={"request-id": request.request_id, "org-id": org_id},
         )
         if request.destination is not None:
-            failed = await self._copy(request, file, data)
+            failed = await self._copy(request, request.destination, file, data)
             if failed is not None:
                 return failed
         finished = time.monotonic()
@@ -381,12 +382,13 @@ class Exporter:
         )
         return Outcome(200, file=file)
 
-    async def _copy(self, request: ValidRequest, file: ExportFile, data: bytes) -> Outcome | None:
+    async def _copy(
+        self, request: ValidRequest, destination: str, file: ExportFile, data: bytes
+    ) -> Outcome | None:
         """Copy the file to the request's destination; a refusal (wrong credentials, no
         such bucket) is a 503 that is not recorded, so the same request id retries the
         whole export later. A store that is away is retried until the deadline (503)."""
-        assert request.destination is not None
-        copier = self._destinations[request.destination]
+        copier = self._destinations[destination]
         window = request.window
         copy = DestinationCopy(
             data_type=request.data_type.value,
@@ -402,12 +404,12 @@ class Exporter:
             log.error(
                 "export %s: destination %s refused the copy: %s",
                 request.request_id,
-                request.destination,
+                destination,
                 exc,
             )
             return Outcome(
                 503,
-                f"the file was exported but destination {request.destination!r} refused its "
+                f"the file was exported but destination {destination!r} refused its "
                 f"copy ({exc}); {_RETRY_LATER}",
             )
         return None
