@@ -122,6 +122,13 @@ class Settings(BaseSettings):
     export_deadline_s: float = Field(default=120.0, gt=0)
     export_part_size_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
 
+    # --- scheduler (docs/operations.md, "Scheduled exports") --------------------------------
+    # How often the scheduler lists the schedules and publishes the periods that are due.
+    scheduler_interval_s: float = Field(default=60.0, gt=0)
+    # A period is due this long after its end (ingest catches up with its last events).
+    schedule_grace_s: float = Field(default=7200.0, ge=0)
+    scheduler_metrics_port: int = Field(default=9468, ge=0, le=65535)
+
     # --- HTTP API (docs/api.md) ------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=0, le=65535)

@@ -17,6 +17,7 @@ from services.api.handlers import ExportApi
 from services.api.rate_limit import RateLimiter
 from services.api.server import ApiRunner
 from services.api.waiter import CompletionWaiter
+from services.scheduler.store import ScheduleStore
 from shared.adapters.kafka import make_producer
 from shared.adapters.s3 import S3ObjectStore
 from shared.lifecycle import started
@@ -99,6 +100,7 @@ async def run_api(
             producer=producer,
             exports=exports,
             metrics=metrics,
+            schedules=ScheduleStore(aggregates),
         )
         application = api.application()
         # Innermost: the body is read (bounded, decoded) before the handler asks for it.

@@ -27,9 +27,11 @@ from services.api.rate_limit import RateLimiter
 from services.api.responses import error_response, export_body, failure_response, json_response
 from services.api.routes import EXPORT_ROUTES, STATUS_PATH, ExportRoute, Variant, status_path
 from services.api.rows import FileMissing, TooLarge, rows_body
+from services.api.schedules import SCHEDULES_PATH, ScheduleRoutes
 from services.api.schemas import ExportBody, PendingResponse
 from services.api.waiter import CompletionWaiter, RequestKey, TooManyWaiting
 from services.api.workspace_slots import WorkspaceSlots
+from services.scheduler.store import ScheduleStore
 from shared import codec
 from shared.adapters.callback_vetting import CallbackRefused, CallbackVetter
 from shared.adapters.object_store import ObjectStore
@@ -87,10 +89,12 @@ class ExportApi:
         metrics: ApiMetrics | None = None,
         clock: Clock = system_clock,
         vetter: CallbackVetter | None = None,
+        schedules: ScheduleStore | None = None,
     ) -> None:
         self._settings = settings
         self._clock = clock
         self._vetter = vetter or CallbackVetter.of(settings)
+        self._schedule_routes = ScheduleRoutes(schedules, self._authorized, self._vetter)
         self._verifier = verifier
         self._limiter = limiter
         self._waiter = waiter
@@ -111,6 +115,7 @@ class ExportApi:
             for route in EXPORT_ROUTES:
                 app.router.add_post(f"{prefix}{route.path}", self._export_handler(route))
             app.router.add_get(f"{prefix}{STATUS_PATH}", self._status, allow_head=False)
+            self._schedule_routes.add_to(app.router, prefix)
         return app
 
     # ---- guard ------------------------------------------------------------------------
@@ -198,6 +203,8 @@ class ExportApi:
         path = info.canonical if info is not None else ""
         if path.endswith(STATUS_PATH):
             return "status"
+        if SCHEDULES_PATH in path:
+            return "schedules"
         for route in EXPORT_ROUTES:
             if path.endswith(route.path):
                 return route.data_type.value
@@ -307,6 +314,8 @@ class ExportApi:
             message["bucket"] = body.bucket.value
         if body.callback_url is not None:
             message["callback_url"] = body.callback_url
+        if body.destination is not None:
+            message["destination"] = body.destination
         return message
 
     async def _publish_and_wait(

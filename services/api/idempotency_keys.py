@@ -4,7 +4,8 @@ request is answered 409 instead of with the first request's export.
 ``idempotency-keys/{org_id}/{request_id}.json`` in the exports bucket is created with
 ``If-None-Match: *`` the first time a key is used (after the body is validated, before
 anything is published) and holds the request's fingerprint: a SHA-256 of its data type,
-``from``, ``to``, ``group_by``, ``format``, ``bucket`` and ``callback_url`` as sent. A
+``from``, ``to``, ``group_by``, ``format``, ``bucket``, ``callback_url`` and
+``destination`` as sent. A
 repeat with the same fingerprint goes ahead (and gets the same export); any other is
 refused. The route variant (file, ``/csv``, ``/json``) is not part of it: those are one
 export answered in different shapes. Two first uses racing are decided by the conditional write.
@@ -38,6 +39,8 @@ def request_fingerprint(message: dict[str, Any]) -> str:
         asked["bucket"] = message["bucket"]
     if message.get("callback_url") is not None:
         asked["callback_url"] = message["callback_url"]
+    if message.get("destination") is not None:
+        asked["destination"] = message["destination"]
     return hashlib.sha256(codec.dumps_sorted(asked)).hexdigest()
 
 

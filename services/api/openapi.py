@@ -16,6 +16,16 @@ from typing import Any
 from pydantic import BaseModel
 
 from services.api.routes import EXPORT_ROUTES, STATUS_PATH, ExportRoute, Variant
+from services.api.schedules import (
+    PAUSE_PATH,
+    RESUME_PATH,
+    SCHEDULE_PATH,
+    SCHEDULE_ROUTES,
+    SCHEDULES_PATH,
+    ScheduleBody,
+    ScheduleListResponse,
+    ScheduleResponse,
+)
 from services.api.schemas import (
     ErrorResponse,
     ExportBody,
@@ -51,6 +61,9 @@ def _schemas() -> dict[str, Any]:
         (ErrorResponse, "serialization"),
         (PendingResponse, "serialization"),
         (ExportBody, "validation"),
+        (ScheduleBody, "validation"),
+        (ScheduleResponse, "serialization"),
+        (ScheduleListResponse, "serialization"),
     ]
     for model, mode in models:
         schema = model.model_json_schema(ref_template=_REF, mode=mode)  # type: ignore[arg-type]
@@ -158,12 +171,71 @@ def _status_operation() -> dict[str, Any]:
     }
 
 
+_ID_PARAMETER = {
+    "name": "schedule_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"},
+}
+_SCHEDULE_OPERATIONS: dict[tuple[str, str], tuple[str, str, str]] = {
+    # (method, path): (operationId, summary, success status)
+    ("POST", SCHEDULES_PATH): ("create_schedule", "Create a scheduled export", "201"),
+    ("GET", SCHEDULES_PATH): ("list_schedules", "This workspace's schedules", "200"),
+    ("GET", SCHEDULE_PATH): ("get_schedule", "One schedule", "200"),
+    ("DELETE", SCHEDULE_PATH): ("delete_schedule", "Delete a schedule", "200"),
+    ("POST", PAUSE_PATH): (
+        "pause_schedule",
+        "Pause (periods ending meanwhile are skipped)",
+        "200",
+    ),
+    ("POST", RESUME_PATH): ("resume_schedule", "Resume from the period in progress", "200"),
+}
+
+
+def _schedule_operation(method: str, path: str) -> dict[str, Any]:
+    operation_id, summary, success = _SCHEDULE_OPERATIONS[(method, path)]
+    if method == "GET" and path == SCHEDULES_PATH:
+        body: dict[str, Any] = _content(ScheduleListResponse)
+    elif method == "DELETE":
+        body = {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"success": {"type": "boolean"}},
+                    "required": ["success"],
+                }
+            }
+        }
+    else:
+        body = _content(ScheduleResponse)
+    statuses = (
+        [400, 401, 403, 429, 500, 503] if path == SCHEDULES_PATH else [401, 403, 404, 429, 500, 503]
+    )
+    operation: dict[str, Any] = {
+        "tags": ["Scheduled exports"],
+        "operationId": operation_id,
+        "summary": summary,
+        "responses": dict(
+            sorted(
+                {success: {"description": summary, "content": body}, **_errors(statuses)}.items()
+            )
+        ),
+    }
+    if "{schedule_id}" in path:
+        operation["parameters"] = [_ID_PARAMETER]
+    if method == "POST" and path == SCHEDULES_PATH:
+        operation["requestBody"] = {"required": True, "content": _content(ScheduleBody)}
+    return operation
+
+
 def openapi_document() -> dict[str, Any]:
     prefix = Settings.model_fields["api_path_prefix"].default
     paths: dict[str, Any] = {
         route.path: {"post": _export_operation(route)} for route in EXPORT_ROUTES
     }
     paths[STATUS_PATH] = {"get": _status_operation()}
+    for method, path in SCHEDULE_ROUTES:
+        paths.setdefault(path, {})[method.lower()] = _schedule_operation(method, path)
     return {
         "openapi": "3.1.0",
         "info": {

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from shared.contracts.destinations import DestinationName
 from shared.contracts.export_buckets import BucketUnit
 from shared.contracts.export_formats import ExportFormat
 from shared.contracts.ids import EntityId
@@ -67,6 +68,12 @@ class ExportBody(BaseModel):
         "when it finishes, success or failure (Usage-Export-Signature; docs/contract.md "
         "§4a). Hosts that resolve to loopback, private, link-local or metadata addresses "
         "are refused with 400 (an addition to the reference API)",
+    )
+    destination: DestinationName | None = Field(
+        default=None,
+        description="A destination the exporter has configured: the file is also copied "
+        "to {prefix}/{type}/{period}/{filename} in its bucket (400 when unknown; an "
+        "addition to the reference API)",
     )
 
 

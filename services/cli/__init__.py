@@ -29,8 +29,10 @@ _COMMANDS: tuple[str, ...] = (
     "services.cli.exporter",
     "services.cli.api",
     "services.cli.delivery",
+    "services.cli.scheduler",
     "services.cli.keys",
     "services.cli.webhooks",
+    "services.cli.schedules",
     "services.cli.request",
     "services.cli.demo",
     "services.cli.dlq",
@@ -40,7 +42,7 @@ _COMMANDS: tuple[str, ...] = (
 
 
 #: Commands that run a service: they keep aiokafka's own log lines.
-_SERVICES = frozenset({"ingest", "exporter", "api", "delivery", "up"})
+_SERVICES = frozenset({"ingest", "exporter", "api", "delivery", "scheduler", "up"})
 
 
 def build_parser() -> argparse.ArgumentParser:

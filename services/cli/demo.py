@@ -136,6 +136,7 @@ async def _run(args: argparse.Namespace, console: Console, *, clock: Clock = sys
     from services.delivery.app import run_delivery
     from services.exporter.app import run_exporter
     from services.ingest.app import run_ingest
+    from services.scheduler.app import run_scheduler
     from shared.embedded import EmbeddedStack
 
     started = time.monotonic()
@@ -151,6 +152,8 @@ async def _run(args: argparse.Namespace, console: Console, *, clock: Clock = sys
                 asyncio.create_task(run_ingest(settings, stop=stop)),
                 asyncio.create_task(run_exporter(settings, stop=stop)),
                 asyncio.create_task(run_delivery(settings, stop=stop)),
+                # As in `up`: schedules created against this stack are served too.
+                asyncio.create_task(run_scheduler(settings, stop=stop)),
             ]
             try:
                 # One reading of the clock: the simulated span ends there, and every

@@ -73,6 +73,12 @@ def register(subparsers: Any) -> None:
         help="https URL that receives the completion as a signed POST (usage-export "
         "webhooks secret --org ORG makes the signing secret)",
     )
+    parser.add_argument(
+        "--destination",
+        default=None,
+        help="also copy the file to this destination (configured on the exporter: "
+        "USAGE_DESTINATION_<NAME>_*)",
+    )
     parser.add_argument("--request-id", default=None, help="default: a new UUID")
     parser.add_argument(
         "--download", metavar="DIR", type=Path, default=None, help="save the file into DIR"
@@ -100,6 +106,7 @@ def _main(args: argparse.Namespace) -> int:
         export_format=args.export_format,
         bucket=args.bucket,
         callback_url=args.callback_url,
+        destination=args.destination,
     )
     console = Console()
     return asyncio.run(_run(load_settings(), message, args.download, args.wait, console))

@@ -4,7 +4,7 @@ The zero-set-up way to run everything on one machine (contract §7): servers com
 pip-installed wheels, run as children that die with this process, and stop cleanly on
 Ctrl-C or SIGTERM. The HTTP API listens on ``--api-port`` (default 8080) and
 ``USAGE_API_URL`` in ``usage.env`` names it. The services' metrics ports are the settings'
-(9464-9466) when free, else any free port, or what ``--*-metrics-port`` says (0: any free
+(9464-9468) when free, else any free port, or what ``--*-metrics-port`` says (0: any free
 port); ``usage.env`` names the ones chosen. ``--kafka-port``, ``--s3-port`` and
 ``--api-port`` take 0 for any free port too. ``--infra-only`` leaves the services to
 separate processes, which reach the servers through ``DATA_DIR/usage.env``.
@@ -47,6 +47,7 @@ SERVICES: tuple[tuple[str, str, str], ...] = (
     ("exporter", "services.exporter.app", "run_exporter"),
     ("api", "services.api.app", "run_api"),
     ("delivery", "services.delivery.app", "run_delivery"),
+    ("scheduler", "services.scheduler.app", "run_scheduler"),
 )
 SERVICE_DRAIN_S = 60.0  # services flush and commit after stop is set; then we cancel
 ENV_FILE_NAME = "usage.env"
@@ -57,6 +58,7 @@ METRICS_PORTS = (
     ("exporter", "exporter_metrics_port"),
     ("api", "api_metrics_port"),
     ("delivery", "delivery_metrics_port"),
+    ("scheduler", "scheduler_metrics_port"),
 )
 
 
@@ -82,13 +84,13 @@ def register(subparsers: Any) -> None:
     # One add_argument per option, spelled out: the shapes repeat across commands by design.
     parser = subparsers.add_parser(
         "up",
-        help="run a local broker, object store, ingest, exporter, HTTP API and webhook "
-        "delivery (embedded)",
+        help="run a local broker, object store, ingest, exporter, HTTP API, webhook "
+        "delivery and scheduler (embedded)",
         description="Start a Kafka-compatible broker (Tansu, in memory) and an S3-compatible "
         "store (SeaweedFS, on disk under --data-dir) from pip-installed binaries, "
         "create topics and buckets, write DATA_DIR/usage.env, then run ingest, "
-        "exporter, the HTTP API and webhook delivery until Ctrl-C or SIGTERM. Nothing is "
-        "left running afterwards.",
+        "exporter, the HTTP API, webhook delivery and the scheduler until Ctrl-C or "
+        "SIGTERM. Nothing is left running afterwards.",
     )
     parser.add_argument(
         "--data-dir",

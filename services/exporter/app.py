@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from services.exporter.destinations import open_copiers
 from services.exporter.export_job import Exporter
 from services.exporter.worker import ExporterWorker
 from shared.adapters.ingest_progress import IngestProgress
@@ -16,6 +17,7 @@ from shared.adapters.object_store import ObjectStore
 from shared.adapters.s3 import S3ObjectStore
 from shared.columnar.migration import wait_for_storage_format
 from shared.columnar.tables import TableStore, workspace_ids
+from shared.destinations import load_destinations
 from shared.errors import StorageFormatMismatch, UsageExportError
 from shared.lifecycle import in_background, started
 from shared.observability import ExporterMetrics, ObservabilityServer, new_registry, service_checks
@@ -63,8 +65,13 @@ async def run_exporter(
         )
         producer = await started(stack, make_producer(settings))
         progress = await started(stack, IngestProgress(settings))
+        copiers = await open_copiers(stack, settings, load_destinations())
         exporter = Exporter(
-            settings, tables=TableStore.of(settings), exports=exports, progress=progress
+            settings,
+            tables=TableStore.of(settings),
+            exports=exports,
+            progress=progress,
+            destinations=copiers,
         )
         in_background(stack, _warm_up(aggregates, exporter), name="exporter-warm-up")
         # Requests are few and latency counts: do not let an empty fetch wait 500 ms.

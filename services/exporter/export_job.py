@@ -11,7 +11,8 @@ the users partials, or the sums per key), unless it is bucketed. Its type's quer
 (``shared.columnar.queries``) scans those files in a worker thread, reading only the
 columns and row groups it needs; the file's bytes (in the request's format) go up as one
 object (in parts when large), then its manifest beside it
-(``shared.domain.export.manifest``).
+(``shared.domain.export.manifest``). A request naming a ``destination`` has the file copied
+there too (``services.exporter.destinations``) before it is answered 200.
 
 :meth:`Exporter.answer` never raises (cancellation aside): every path ends in a
 completion. Transient failures (the store unavailable, a lost race on a record) are
@@ -47,6 +48,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from aiokafka.errors import KafkaError
 
+from services.exporter.destinations import DestinationCopier, DestinationCopy
 from services.exporter.upload import StreamingUpload
 from shared.adapters.callback_vetting import CallbackRefused, CallbackVetter
 from shared.adapters.ingest_progress import ProgressSource
@@ -79,11 +81,12 @@ from shared.domain.export.request_validation import (
     ReadableRequest,
     Rejected,
     ValidRequest,
+    check_destination,
     check_workspace_options,
     validate_request,
 )
 from shared.domain.window import format_instant, to_ms, utc_day_of
-from shared.errors import PreconditionFailed, StoreUnavailable
+from shared.errors import PreconditionFailed, StoreRefused, StoreUnavailable
 from shared.retry import Backoff, Failure, is_retriable, retry
 from shared.settings import Settings
 
@@ -120,9 +123,11 @@ class Exporter:
         clock: Clock = system_clock,
         progress: ProgressSource | None = None,
         vetter: CallbackVetter | None = None,
+        destinations: Mapping[str, DestinationCopier] | None = None,
     ) -> None:
         self._settings = settings
         self._vetter = vetter or CallbackVetter.of(settings)
+        self._destinations = dict(destinations or {})
         self._tables = LatestTables(tables)
         self._exports = exports
         self._ledger = RequestLedger(exports)
@@ -236,6 +241,8 @@ class Exporter:
             )
             replace = True
         validated = validate_request(request, now=record.first_seen)
+        if not isinstance(validated, Rejected):
+            validated = check_destination(validated, self._destinations) or validated
         if isinstance(validated, Rejected):
             outcome = Outcome(validated.status, validated.message)
         elif (refused := await self._callback_refused(record, validated)) is not None:
@@ -369,6 +376,10 @@ class Exporter:
             content_type="application/json",
             metadata={"request-id": request.request_id, "org-id": org_id},
         )
+        if request.destination is not None:
+            failed = await self._copy(request, request.destination, file, data)
+            if failed is not None:
+                return failed
         finished = time.monotonic()
         log.info(
             "export %s: %s %s rows, %s bytes, %s parts, facts of %s UTC days (%s month files "
@@ -387,6 +398,38 @@ class Exporter:
             finished - queried_at,
         )
         return Outcome(200, file=file)
+
+    async def _copy(
+        self, request: ValidRequest, destination: str, file: ExportFile, data: bytes
+    ) -> Outcome | None:
+        """Copy the file to the request's destination; a refusal (wrong credentials, no
+        such bucket) is a 503 that is not recorded, so the same request id retries the
+        whole export later. A store that is away is retried until the deadline (503)."""
+        copier = self._destinations[destination]
+        window = request.window
+        copy = DestinationCopy(
+            data_type=request.data_type.value,
+            period=f"{window.period_start().isoformat()}_{window.period_end().isoformat()}",
+            filename=file.file_path.rsplit("/", 1)[-1],
+            data=data,
+            sha256=file.sha256,
+            content_type=request.format.content_type,
+        )
+        try:
+            await copier.copy(copy)
+        except StoreRefused as exc:
+            log.error(
+                "export %s: destination %s refused the copy: %s",
+                request.request_id,
+                destination,
+                exc,
+            )
+            return Outcome(
+                503,
+                f"the file was exported but destination {destination!r} refused its "
+                f"copy ({exc}); {_RETRY_LATER}",
+            )
+        return None
 
 
 async def _reading(read: Awaitable[_Read]) -> _Read:

@@ -39,9 +39,10 @@ def export_request(
     export_format: str | None = None,
     bucket: str | None = None,
     callback_url: str | None = None,
+    destination: str | None = None,
 ) -> dict[str, Any]:
-    """A contract §3 request message (``format``, ``bucket`` and ``callback_url`` only when
-    given: CSV, no buckets and no webhook by default)."""
+    """A contract §3 request message (``format``, ``bucket``, ``callback_url`` and
+    ``destination`` only when given: CSV, no buckets, no webhook and no copy by default)."""
     message = {
         "request_id": request_id or str(uuid.uuid4()),
         "org_id": org_id,
@@ -57,6 +58,8 @@ def export_request(
         message["bucket"] = bucket
     if callback_url is not None:
         message["callback_url"] = callback_url
+    if destination is not None:
+        message["destination"] = destination
     return message
 
 

@@ -13,6 +13,7 @@ from pydantic import (
     field_validator,
 )
 
+from shared.contracts.destinations import DestinationName
 from shared.contracts.export_buckets import BucketUnit
 from shared.contracts.export_formats import ExportFormat
 from shared.contracts.export_types import DataType as DataType
@@ -51,6 +52,8 @@ class ExportRequest(BaseModel):
     group_by: str | None = None
     format: ExportFormat = ExportFormat.CSV
     bucket: BucketUnit | None = None
+    #: A destination the exporter has configured: the file is copied there too.
+    destination: DestinationName | None = None
     requested_by: Annotated[str | None, StringConstraints(max_length=256)] = None
     callback_url: Annotated[
         str | None,

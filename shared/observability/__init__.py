@@ -13,7 +13,13 @@ from shared.observability.checks import (
     store_check,
     tcp_reachable,
 )
-from shared.observability.metrics import ApiMetrics, ExporterMetrics, IngestMetrics, new_registry
+from shared.observability.metrics import (
+    ApiMetrics,
+    ExporterMetrics,
+    IngestMetrics,
+    SchedulerMetrics,
+    new_registry,
+)
 from shared.observability.server import ObservabilityServer, ReadinessCheck
 
 __all__ = [
@@ -22,6 +28,7 @@ __all__ = [
     "IngestMetrics",
     "ObservabilityServer",
     "ReadinessCheck",
+    "SchedulerMetrics",
     "broker_check",
     "flag_check",
     "new_registry",

@@ -265,3 +265,27 @@ class ApiMetrics:
     def observe(self, route: str, status: int, seconds: float) -> None:
         self.requests.labels(route=route, status=str(status)).inc()
         self.request_seconds.labels(route=route).observe(seconds)
+
+
+class SchedulerMetrics:
+    """What the scheduler reports: rounds, publications, skipped periods, failures."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.rounds = Counter(
+            "usage_scheduler_rounds", "Passes over every schedule", registry=registry
+        )
+        self.published = Counter(
+            "usage_scheduler_requests_published",
+            "Export requests of due periods published (re-publications included)",
+            registry=registry,
+        )
+        self.skipped = Counter(
+            "usage_scheduler_periods_skipped",
+            "Periods passed over because they ended while their schedule was paused",
+            registry=registry,
+        )
+        self.failures = Counter(
+            "usage_scheduler_failures",
+            "Schedules (or listings) a round could not finish: retried next round",
+            registry=registry,
+        )

@@ -89,4 +89,6 @@ async def test_live_api_conforms_to_its_openapi_document(fresh_settings: Setting
         await exporter
     assert "POST /export/users" in tested
     assert "GET /export/requests/{request_id}" in tested
-    assert len(tested) == 19
+    assert "POST /schedules" in tested
+    assert "POST /schedules/{schedule_id}/pause" in tested
+    assert len(tested) == 25  # 19 export and status operations, 6 schedule operations

@@ -405,7 +405,7 @@ async def test_up_takes_free_metrics_ports_when_the_defaults_are_busy(tmp_path: 
         flags = ("--api-port", str(api_port), "--api-metrics-port", "0")
         async with running_up(tmp_path, *flags, infra_only=False, env=settings_env) as up:
             env = await up.wait_ready()
-            services = ("INGEST", "EXPORTER", "API", "DELIVERY")
+            services = ("INGEST", "EXPORTER", "API", "DELIVERY", "SCHEDULER")
             names = [f"USAGE_{name}_METRICS_PORT" for name in services]
             ports = [int(env[name]) for name in names]
             assert int(busy) not in ports

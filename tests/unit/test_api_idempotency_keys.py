@@ -49,6 +49,10 @@ def test_the_fingerprint_is_what_is_asked_not_who_asks_or_in_which_order() -> No
     assert request_fingerprint(_message(callback_url=None)) == base
     hooked = request_fingerprint(_message(callback_url="https://a.example/x"))
     assert hooked not in (base, request_fingerprint(_message(callback_url="https://b.example/x")))
+    # No destination (absent or null) is the same request; each destination is another.
+    assert request_fingerprint(_message(destination=None)) == base
+    archive = request_fingerprint(_message(destination="archive"))
+    assert archive not in (base, request_fingerprint(_message(destination="lake")))
 
 
 async def test_a_key_reused_for_a_different_request_is_refused() -> None:

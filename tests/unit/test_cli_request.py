@@ -51,6 +51,13 @@ def test_no_bucket_and_no_format_are_left_out(published: list[dict[str, Any]]) -
     (message,) = published
     assert "bucket" not in message
     assert "format" not in message
+    assert "destination" not in message
+
+
+def test_a_destination_is_sent_when_given(published: list[dict[str, Any]]) -> None:
+    assert _request("--destination", "archive") == 0
+    (message,) = published
+    assert message["destination"] == "archive"
 
 
 def test_an_unknown_bucket_is_refused_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:

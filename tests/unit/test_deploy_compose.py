@@ -136,7 +136,7 @@ def test_one_entry_builds_the_image_and_the_services_run_it() -> None:
     tag = builder["image"]
     assert tag == "usage-export:dev"
     users = {name for name, s in services.items() if s.get("image") == tag} - {"image"}
-    assert users == {"ingest", "exporter", "api", "delivery"}
+    assert users == {"ingest", "exporter", "api", "delivery", "scheduler"}
     for name in users:
         assert services[name]["pull_policy"] == "never", name  # a local tag, on no registry
         assert dependencies(services[name])["image"] == "service_completed_successfully", name

@@ -31,7 +31,7 @@ from shared.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 EXAMPLE = K8S / "overlays" / "example"
-SERVICES = ("ingest", "exporter", "api", "delivery")
+SERVICES = ("ingest", "exporter", "api", "delivery", "scheduler")
 #: Every kustomization an operator may build, by name.
 RENDERS = {
     "base": K8S / "base",

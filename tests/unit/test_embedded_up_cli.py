@@ -83,6 +83,7 @@ def test_a_busy_default_metrics_port_moves_and_a_given_one_stays(
         "exporter_metrics_port",
         "api_metrics_port",
         "delivery_metrics_port",
+        "scheduler_metrics_port",
     }
     assert taken not in chosen.values()
     assert 0 not in chosen.values()

@@ -25,17 +25,21 @@ Decisions where the contract is silent:
 * ``callback_url`` null or absent is no webhook; a string is checked here for its type
   only: its shape and where its host resolves need settings and DNS, so the exporter
   and the API vet it next (``shared.adapters.callback_vetting``).
+* ``destination`` null or absent is none; a name of another shape is refused here, a
+  name the exporter has not configured by :func:`check_destination`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared import codec
+from shared.contracts.destinations import DESTINATION_RULE, is_destination_name
 from shared.contracts.export_buckets import BUCKET_NAMES, BucketUnit
 from shared.contracts.export_formats import FORMAT_NAMES, ExportFormat
 from shared.contracts.export_types import DataType, spec
@@ -106,6 +110,8 @@ class ValidRequest:
     buckets: tuple[Bucket, ...] = ()
     #: Not vetted yet (see the module's docstring).
     callback_url: str | None = None
+    #: Where the file is copied to (a configured destination's name), or None.
+    destination: str | None = None
 
 
 def _found(pattern: re.Pattern[bytes], value: bytes) -> str | None:
@@ -230,6 +236,15 @@ def _callback_url(payload: dict[str, Any]) -> str | None:
     raise _Invalid(f"callback_url must be an https URL string or null, not {type(value).__name__}")
 
 
+def _destination(payload: dict[str, Any]) -> str | None:
+    value = payload.get("destination")
+    if value is None:
+        return None
+    if not is_destination_name(value):
+        raise _Invalid(f"destination {value!r} is not a destination name: {DESTINATION_RULE}")
+    return str(value)
+
+
 def _window(payload: dict[str, Any], now: datetime) -> Window:
     from_text, from_zone = _bound("from", payload)
     to_text, to_zone = _bound("to", payload)
@@ -259,6 +274,7 @@ def validate_request(request: ReadableRequest, *, now: datetime) -> ValidRequest
         export_format = _format(payload)
         bucket = _bucket(payload)
         callback_url = _callback_url(payload)
+        destination = _destination(payload)
         window = _window(payload, now)
         cut = () if bucket is None else tuple(buckets(window, bucket))
     except (_Invalid, WindowError) as exc:
@@ -273,6 +289,7 @@ def validate_request(request: ReadableRequest, *, now: datetime) -> ValidRequest
         bucket=bucket,
         buckets=cut,
         callback_url=callback_url,
+        destination=destination,
     )
 
 
@@ -285,3 +302,14 @@ def check_workspace_options(request: ValidRequest, options: WorkspaceOptions) ->
             "use 'source' or null"
         )
     return None
+
+
+def check_destination(request: ValidRequest, configured: Collection[str]) -> Rejected | None:
+    """The 400 of a destination this exporter has not configured (``USAGE_DESTINATION_*``)."""
+    if request.destination is None or request.destination in configured:
+        return None
+    known = ", ".join(sorted(configured)) or "none are configured"
+    return Rejected(
+        f"destination {request.destination!r} is not configured on the exporter "
+        f"(USAGE_DESTINATION_{request.destination.upper()}_BUCKET and the rest); known: {known}"
+    )

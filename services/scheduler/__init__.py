@@ -1,0 +1,1 @@
+"""The scheduler service: schedules in the store -> export requests of their due periods."""

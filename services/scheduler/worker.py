@@ -1,0 +1,149 @@
+"""The scheduler's loop: every ``scheduler_interval_s`` list the schedules and, for each
+active one, publish the export request of every due period not yet published, oldest
+first, recording ``published_through`` (``If-Match``) after each.
+
+Exactly once without coordination: a period's request id is derived from the schedule
+and the period (``shared.domain.schedules.period_request_id``), and the exporter answers
+a request id once (its request ledger). A crash between a publication and its progress
+record, a second replica, or a lost race on the record publishes the same id again,
+which is answered from the ledger without a second file. Progress is recorded only after
+the broker acknowledged the request, so a period is never recorded unpublished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from services.scheduler.store import ScheduleError, ScheduleStore
+from shared.clock import Clock, system_clock
+from shared.domain.schedules import Period, Schedule, due_periods, period_request
+from shared.domain.window import to_ms
+from shared.errors import UsageExportError
+from shared.observability import SchedulerMetrics
+
+log = logging.getLogger(__name__)
+
+
+class RequestPublisher(Protocol):
+    async def publish(self, message: dict[str, Any]) -> None:
+        """Publish one export request; return once the broker acknowledged it."""
+        ...
+
+
+@dataclass
+class SchedulerStats:
+    rounds: int = 0
+    published: int = 0
+    skipped: int = 0
+    failures: int = 0
+
+
+def _advanced(period: Period) -> Callable[[Schedule], Schedule]:
+    """The change that records ``period`` as published (never moves progress back)."""
+
+    def change(current: Schedule) -> Schedule:
+        if current.published_through is not None and current.published_through >= period.last_day:
+            return current
+        return replace(current, published_through=period.last_day)
+
+    return change
+
+
+class Scheduler:
+    """Publishes the due periods of the stored schedules."""
+
+    def __init__(
+        self,
+        schedules: ScheduleStore,
+        publisher: RequestPublisher,
+        *,
+        interval_s: float,
+        grace_s: float,
+        clock: Clock = system_clock,
+        metrics: SchedulerMetrics | None = None,
+    ) -> None:
+        self._metrics = metrics
+        self._schedules = schedules
+        self._publisher = publisher
+        self._interval_s = interval_s
+        self._grace_ms = round(grace_s * 1000)
+        self._clock = clock
+        self.stats = SchedulerStats()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """A round every ``interval_s`` until ``stop`` is set."""
+        while not stop.is_set():
+            await self.run_round()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._interval_s)
+
+    async def run_round(self) -> None:
+        """One pass over every schedule; a failure is logged and left for the next round."""
+        self.stats.rounds += 1
+        if self._metrics is not None:
+            self._metrics.rounds.inc()
+        try:
+            schedules = await self._schedules.list_for(None)
+        except UsageExportError as exc:
+            self._failed()
+            log.warning("cannot list the schedules: %s; next round in %gs", exc, self._interval_s)
+            return
+        for schedule in schedules:
+            try:
+                await self._publish_due(schedule)
+            except (UsageExportError, OSError) as exc:
+                self._failed()
+                log.warning(
+                    "schedule %s/%s: %s; next round in %gs",
+                    schedule.org_id,
+                    schedule.schedule_id,
+                    exc,
+                    self._interval_s,
+                )
+            except Exception as exc:  # the broker's errors (aiokafka) too: next round
+                self._failed()
+                log.error(
+                    "schedule %s/%s failed", schedule.org_id, schedule.schedule_id, exc_info=exc
+                )
+
+    def _failed(self) -> None:
+        self.stats.failures += 1
+        if self._metrics is not None:
+            self._metrics.failures.inc()
+
+    async def _publish_due(self, schedule: Schedule) -> None:
+        for period in due_periods(schedule, to_ms(self._clock()), grace_ms=self._grace_ms):
+            if schedule.skipped(period):
+                self.stats.skipped += 1
+                if self._metrics is not None:
+                    self._metrics.skipped.inc()
+                log.info(
+                    "schedule %s: period %s ended while paused: skipped",
+                    schedule.schedule_id,
+                    period.name,
+                )
+            else:
+                message = period_request(schedule, period)
+                await self._publisher.publish(message)
+                self.stats.published += 1
+                if self._metrics is not None:
+                    self._metrics.published.inc()
+                log.info(
+                    "schedule %s: published period %s as request %s",
+                    schedule.schedule_id,
+                    period.name,
+                    message["request_id"],
+                )
+            try:
+                schedule = await self._schedules.update(
+                    schedule.org_id, schedule.schedule_id, _advanced(period)
+                )
+            except ScheduleError:  # deleted meanwhile
+                return
+            if not schedule.active:  # paused meanwhile
+                return

@@ -1,0 +1,213 @@
+"""The scheduler (services/scheduler) against an in-memory store and publisher: due periods
+published oldest first with derived ids, progress recorded, a crash between publish and
+record re-publishes the same id only, replicas agree, pause/resume, and the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from services.cli import build_parser, schedules
+from services.scheduler.store import ScheduleError, ScheduleStore
+from services.scheduler.worker import Scheduler
+from shared.domain.schedules import Schedule
+from shared.observability import SchedulerMetrics
+from tests.unit.memory_store import MemoryStore
+
+T = TypeVar("T")
+CREATED = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
+
+
+class MovableClock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Publisher:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    async def publish(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+
+
+def _scheduler(
+    store: MemoryStore,
+    clock: MovableClock,
+    publisher: Publisher,
+    metrics: SchedulerMetrics | None = None,
+) -> Scheduler:
+    return Scheduler(
+        ScheduleStore(store, clock=clock),
+        publisher,
+        interval_s=1,
+        grace_s=7200,
+        clock=clock,
+        metrics=metrics,
+    )
+
+
+async def _created(store: MemoryStore, clock: MovableClock, **fields: Any) -> Schedule:
+    schedules_ = ScheduleStore(store, clock=clock)
+    return await schedules_.create(
+        schedules_.new("ws-1", "users", fields.pop("every", "day"), "Europe/Berlin", **fields)
+    )
+
+
+async def test_due_periods_are_published_oldest_first_and_recorded() -> None:
+    store, clock, publisher = MemoryStore(), MovableClock(CREATED), Publisher()
+    schedule = await _created(store, clock)
+    registry = CollectorRegistry()
+    scheduler = _scheduler(store, clock, publisher, SchedulerMetrics(registry))
+    await scheduler.run_round()
+    assert publisher.sent == []  # the first period (March 11) has not even started
+    clock.now = datetime(2026, 3, 14, 0, 30, tzinfo=UTC)  # 01:30 Berlin: 11..12 due, 13 in grace
+    await scheduler.run_round()
+    assert [m["from"]["date"] for m in publisher.sent] == ["2026-03-11", "2026-03-12"]
+    stored = await ScheduleStore(store).get("ws-1", schedule.schedule_id)
+    assert stored is not None
+    assert stored.published_through == date(2026, 3, 12)
+    await scheduler.run_round()  # nothing new is due
+    assert len(publisher.sent) == 2
+    assert registry.get_sample_value("usage_scheduler_requests_published_total") == 2
+    assert registry.get_sample_value("usage_scheduler_rounds_total") == 3
+    assert registry.get_sample_value("usage_scheduler_failures_total") == 0
+
+
+async def test_a_crash_before_the_record_republishes_the_same_ids_only() -> None:
+    store, clock, publisher = MemoryStore(), MovableClock(CREATED), Publisher()
+    await _created(store, clock)
+    clock.now = CREATED + timedelta(days=5)
+    real_put = store.put
+    writes = 0
+
+    async def crash_on_second_record(key: str, body: bytes, **kwargs: Any) -> str:
+        nonlocal writes
+        if kwargs.get("if_match") is not None:
+            writes += 1
+            if writes == 2:
+                raise RuntimeError("killed")
+        return await real_put(key, body, **kwargs)
+
+    store.put = crash_on_second_record  # type: ignore[method-assign]
+    await _scheduler(store, clock, publisher).run_round()  # dies after publishing March 12
+    store.put = real_put  # type: ignore[method-assign]
+    first_ids = [m["request_id"] for m in publisher.sent]
+    assert len(first_ids) == 2
+    await _scheduler(store, clock, publisher).run_round()  # a restarted process
+    ids = [m["request_id"] for m in publisher.sent]
+    days = [m["from"]["date"] for m in publisher.sent]
+    assert days == ["2026-03-11", "2026-03-12", "2026-03-12", "2026-03-13", "2026-03-14"]
+    assert ids[2] == ids[1]  # the republished period is the same request
+    assert len(set(ids)) == 4
+
+
+async def test_two_replicas_publish_each_period_under_one_id() -> None:
+    store, clock = MemoryStore(), MovableClock(CREATED)
+    await _created(store, clock, every="week")
+    clock.now = CREATED + timedelta(days=40)
+    one, two = Publisher(), Publisher()
+    await asyncio.gather(
+        _scheduler(store, clock, one).run_round(), _scheduler(store, clock, two).run_round()
+    )
+    by_day: dict[str, set[str]] = {}
+    for message in one.sent + two.sent:
+        by_day.setdefault(message["from"]["date"], set()).add(message["request_id"])
+    assert sorted(by_day) == ["2026-03-16", "2026-03-23", "2026-03-30", "2026-04-06"]
+    assert all(len(ids) == 1 for ids in by_day.values())
+
+
+async def test_paused_publishes_nothing_and_resume_skips_what_ended_while_paused() -> None:
+    store, clock, publisher = MemoryStore(), MovableClock(CREATED), Publisher()
+    schedule = await _created(store, clock)
+    schedules_ = ScheduleStore(store, clock=clock)
+    clock.now = datetime(2026, 3, 12, 12, 0, tzinfo=UTC)
+    await schedules_.pause("ws-1", schedule.schedule_id)
+    clock.now = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)
+    scheduler = _scheduler(store, clock, publisher)
+    await scheduler.run_round()
+    assert publisher.sent == []
+    await schedules_.resume("ws-1", schedule.schedule_id)
+    clock.now = datetime(2026, 3, 22, 12, 0, tzinfo=UTC)
+    await scheduler.run_round()
+    # March 11 ended before the pause; 12..19 ended while paused; 20 and 21 after.
+    assert [m["from"]["date"] for m in publisher.sent] == [
+        "2026-03-11",
+        "2026-03-20",
+        "2026-03-21",
+    ]
+    stored = await schedules_.get("ws-1", schedule.schedule_id)
+    assert stored is not None
+    assert stored.published_through == date(2026, 3, 21)
+
+
+async def test_invalid_schedules_and_unknown_ids_are_refused() -> None:
+    store, clock = MemoryStore(), MovableClock(CREATED)
+    schedules_ = ScheduleStore(store, clock=clock)
+    with pytest.raises(ScheduleError, match="group_by"):
+        schedules_.new("ws-1", "projects", "day", "UTC", group_by="model")
+    with pytest.raises(ScheduleError, match="every"):
+        schedules_.new("ws-1", "users", "hour", "UTC")
+    with pytest.raises(ScheduleError, match="IANA"):
+        schedules_.new("ws-1", "users", "day", "/etc/localtime")
+    with pytest.raises(ScheduleError, match="no schedule"):
+        await schedules_.pause("ws-1", "nope")
+    with pytest.raises(ScheduleError, match="not a valid id"):
+        await schedules_.delete("ws-1", "../x")
+
+
+def test_the_cli_creates_lists_pauses_resumes_and_deletes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, clock = MemoryStore(), MovableClock(CREATED)
+
+    def with_schedules(call: Callable[[ScheduleStore], Awaitable[T]]) -> T:
+        return asyncio.run(call(ScheduleStore(store, clock=clock)))  # type: ignore[arg-type]
+
+    monkeypatch.setattr(schedules, "_with_schedules", with_schedules)
+
+    def run(*argv: str) -> tuple[int, str]:
+        args = build_parser().parse_args(["schedules", *argv])
+        status: int = args.func(args)
+        captured = capsys.readouterr()
+        return status, captured.out + captured.err
+
+    status, out = run(
+        "create", "--org", "ws-1", "--type", "models", "--every", "month",
+        "--timezone", "Asia/Kolkata", "--group-by", "source", "--format", "parquet",
+        "--destination", "archive",
+    )  # fmt: skip
+    assert status == 0, out
+    schedule_id = out.strip().splitlines()[-1]
+    (stored,) = asyncio.run(ScheduleStore(store).list_for("ws-1"))
+    assert (stored.schedule_id, stored.data_type, stored.every.value) == (
+        schedule_id,
+        "models",
+        "month",
+    )
+    assert (stored.group_by, stored.format, stored.destination) == ("source", "parquet", "archive")
+    status, out = run("list", "--org", "ws-1")
+    assert status == 0
+    assert schedule_id in out
+    assert "active" in out
+    assert run("pause", "--org", "ws-1", schedule_id)[0] == 0
+    assert "paused" in run("list", "--org", "ws-1")[1]
+    assert run("resume", "--org", "ws-1", schedule_id)[0] == 0
+    assert "active" in run("list", "--org", "ws-1")[1]
+    assert run("delete", "--org", "ws-1", schedule_id)[0] == 0
+    assert "no schedules" in run("list", "--org", "ws-1")[1]
+    status, out = run(
+        "create", "--org", "ws-1", "--type", "projects", "--every", "day", "--timezone", "UTC",
+        "--group-by", "model",
+    )  # fmt: skip
+    assert status == 1
+    assert "group_by" in out
+    assert run("delete", "--org", "ws-1", schedule_id)[0] == 1
