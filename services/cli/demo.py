@@ -5,8 +5,9 @@ runs ingest and exporter in this process, produces a simulated year of usage for
 workspaces, waits until ingest has committed all of it, requests every export type (with
 and without subgroups, some in non-UTC timezones), downloads the CSV files into
 ``./exports``, makes one call through the HTTP API with a fresh API key, asks one export
-with a ``callback_url`` and checks the signed webhook that arrives, and prints a summary —
-then stops everything it started.
+with a ``callback_url`` and checks the signed webhook that arrives, creates a daily
+schedule (backdated four days) and waits for the scheduler's exports of the closed days,
+and prints a summary — then stops everything it started.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.cli.demo_api import api_round_trip
+from services.cli.demo_schedule import schedule_round_trip
 from services.cli.demo_webhook import webhook_round_trip
 from services.cli.runtime import setup_logging
 from shared.adapters.export_client import ExportClient, download, export_request
@@ -38,6 +40,7 @@ from shared.settings import Settings
 from shared.simulation import SimConfig, simulate
 
 _COMMIT_WAIT_S = 180.0
+_SCHEDULER_EVERY = {"scheduler_interval_s": 2.0}
 
 
 def register(subparsers: Any) -> None:
@@ -152,8 +155,10 @@ async def _run(args: argparse.Namespace, console: Console, *, clock: Clock = sys
                 asyncio.create_task(run_ingest(settings, stop=stop)),
                 asyncio.create_task(run_exporter(settings, stop=stop)),
                 asyncio.create_task(run_delivery(settings, stop=stop)),
-                # As in `up`: schedules created against this stack are served too.
-                asyncio.create_task(run_scheduler(settings, stop=stop)),
+                # As in `up`, looking for due periods every 2 s (the demo's schedule).
+                asyncio.create_task(
+                    run_scheduler(settings.model_copy(update=_SCHEDULER_EVERY), stop=stop)
+                ),
             ]
             try:
                 # One reading of the clock: the simulated span ends there, and every
@@ -167,6 +172,7 @@ async def _run(args: argparse.Namespace, console: Console, *, clock: Clock = sys
                 hook_ok = await webhook_round_trip(
                     settings, "ws-0001", window_start(today), today, console, clock
                 )
+                schedule_ok = await schedule_round_trip(settings, "ws-0001", console, clock)
             finally:
                 stop.set()
                 await asyncio.gather(*services, return_exceptions=True)
@@ -179,7 +185,7 @@ async def _run(args: argparse.Namespace, console: Console, *, clock: Clock = sys
         f"{len(results) - len(failed)} of {len(results)} exports written to "
         f"[bold]{args.out}[/] in {time.monotonic() - started:.0f} s"
     )
-    return 1 if failed or not api_ok or not hook_ok else 0
+    return 1 if failed or not (api_ok and hook_ok and schedule_ok) else 0
 
 
 async def _pipeline(
