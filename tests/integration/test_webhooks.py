@@ -38,6 +38,7 @@ from shared.domain.webhooks.signature import REQUEST_ID_HEADER, SIGNATURE_HEADER
 from shared.settings import Settings, settings_env
 from tests.clock import NOW
 from tests.integration.api_tools import call, create_key, running_api, window
+from tests.integration.columnar_seed import activity, seed_days, store_workspace, versions
 from tests.integration.conftest import FreshSettingsFactory
 from tests.integration.reliability.processes import ServiceFleet
 
@@ -207,6 +208,42 @@ async def test_retries_survive_a_killed_delivery_service_and_every_signature_ver
     # exactly the completion published on the topic
     assert orjson.loads(delivered["body"]) == completion.model_dump(mode="json")
     assert delivered["body"] == codec.dumps(completion.model_dump(mode="json"))
+
+
+async def test_a_successful_export_is_delivered_with_its_download_link(
+    make_fresh_settings: FreshSettingsFactory, tmp_path: Path
+) -> None:
+    settings = await make_fresh_settings(**FAST_RETRIES)
+    days = seed_days(3)
+    await store_workspace(settings, ORG, activity(7, "hook", 60, days), versions("hook", 5, days))
+    secret = new_secret(settings)
+    async with (
+        receiving(secret) as receiver,
+        ServiceFleet(tmp_path) as fleet,
+        exporter(settings) as client,
+    ):
+        receiver.then = "ok"
+        delivery = fleet.start("delivery", settings, log_level="INFO")
+        await delivery.wait_for_log("delivery consuming")
+        message = export_request(
+            ORG,
+            "users",
+            days[0].isoformat(),
+            NOW.date().isoformat(),
+            request_id=f"hook-{uuid.uuid4()}",
+            callback_url=receiver.url,
+        )
+        completion = await client.request(message)
+        assert completion.success, completion
+        assert completion.data is not None
+        assert completion.data.recordCount > 0
+        await until(lambda: receiver.answered_ok(message["request_id"]), "the delivery")
+    [seen] = receiver.seen
+    assert seen["verified"]
+    assert seen["body"] == codec.dumps(completion.model_dump(mode="json"))
+    delivered = orjson.loads(seen["body"])
+    assert delivered["success"] is True
+    assert delivered["data"]["downloadUrl"] == completion.data.downloadUrl
 
 
 async def test_a_rotated_secret_signs_with_both_during_the_overlap(
