@@ -58,18 +58,29 @@ async def started(stack: contextlib.AsyncExitStack, resource: S) -> S:
 
 
 def in_background(
-    stack: contextlib.AsyncExitStack, coroutine: Coroutine[Any, Any, T], *, name: str
+    stack: contextlib.AsyncExitStack,
+    coroutine: Coroutine[Any, Any, T],
+    *,
+    name: str,
+    finish_within_s: float = 0.0,
 ) -> asyncio.Task[T]:
     """Run ``coroutine`` as a task that the stack cancels (and awaits) when it unwinds.
+
+    With ``finish_within_s``, a task that ends by itself once the service stops (it
+    watches the same ``stop`` event) is first given that long to do so: cancelling an
+    await on a worker thread leaves the thread running while the process exits, so a
+    pass that is writing (a Delta commit) would be cut mid-write.
 
     The task's own exception is not raised by the unwinding: a caller that cares reads
     it from the task before the stack closes.
     """
     task = asyncio.create_task(coroutine, name=name)
-    stack.push_async_callback(_cancel_and_wait, task)
+    stack.push_async_callback(_cancel_and_wait, task, finish_within_s)
     return task
 
 
-async def _cancel_and_wait(task: asyncio.Task[Any]) -> None:
+async def _cancel_and_wait(task: asyncio.Task[Any], finish_within_s: float = 0.0) -> None:
+    if finish_within_s > 0:
+        await asyncio.wait({task}, timeout=finish_within_s)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

@@ -27,6 +27,9 @@ from shared.startup import wait_for_dependencies
 
 log = logging.getLogger(__name__)
 
+#: How long the janitor's pass in flight may take to finish once ingest stops.
+JANITOR_FINISH_S = 30.0
+
 
 # Every service runner has this signature (deliberately alike): the CLI and `up` call them as one.
 async def run_ingest(
@@ -69,7 +72,10 @@ async def run_ingest(
         consumer.subscribe([settings.topic_events], listener=worker.listener)
         await started(stack, consumer)
         janitor = Janitor(settings, store, tables, touched=worker.writers.take_committed)
-        in_background(stack, janitor.run(stop), name="ingest-janitor")
+        # Its pass in flight finishes (bounded) rather than being cut at exit.
+        in_background(
+            stack, janitor.run(stop), name="ingest-janitor", finish_within_s=JANITOR_FINISH_S
+        )
         log.info(
             "ingest consuming %s as group %s; metrics and health on %s",
             settings.topic_events,

@@ -165,6 +165,7 @@ def ingest_faked(fail_at: str | None) -> Iterator[Journal]:
         monkeypatch.setattr(ingest_app, "IngestWorker", lambda *_, **__: FakeWorker(journal))
         janitor = SimpleNamespace(run=lambda _: never())
         monkeypatch.setattr(ingest_app, "Janitor", lambda *_, **__: janitor)
+        monkeypatch.setattr(ingest_app, "JANITOR_FINISH_S", 0.05)  # never() does not finish
         yield journal
 
 
@@ -353,6 +354,27 @@ async def test_started_stops_a_resource_whose_start_failed_half_way() -> None:
     with pytest.raises(Injected):
         await start_three()
     assert journal.entries == ["start whole", "start half", "stop half", "stop whole"]
+
+
+async def test_in_background_lets_a_stopping_task_finish_its_pass_first() -> None:
+    stop = asyncio.Event()
+    finished: list[str] = []
+
+    async def one_more_pass() -> None:
+        await stop.wait()
+        await asyncio.sleep(0.05)  # the pass in flight when the service stops
+        finished.append("pass")
+
+    for finish_within_s, expected in ((5.0, ["pass"]), (0.0, [])):
+        finished.clear()
+        async with contextlib.AsyncExitStack() as stack:
+            task = in_background(
+                stack, one_more_pass(), name="pass-under-test", finish_within_s=finish_within_s
+            )
+            stop.set()
+        assert finished == expected, finish_within_s
+        assert task.cancelled() is (not expected)
+        stop.clear()
 
 
 async def test_in_background_is_cancelled_when_the_stack_unwinds() -> None:
