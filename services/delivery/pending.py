@@ -14,6 +14,7 @@ made) and deletes the pending object; running out of time moves it to
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -25,9 +26,13 @@ from shared.contracts.ids import is_valid_id
 from shared.domain.window import to_ms
 from shared.errors import PreconditionFailed, StoreRefused
 
+log = logging.getLogger(__name__)
+
 PENDING_PREFIX = "webhooks/pending/"
 DELIVERED_PREFIX = "webhooks/delivered/"
 DEAD_PREFIX = "webhooks/dead/"
+#: The due time cached for a malformed pending object: never, until it changes.
+_NEVER_MS = 2**62
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -90,7 +95,8 @@ class PendingDelivery:
 
     @classmethod
     def from_json(cls, data: dict[str, Any], etag: str) -> PendingDelivery:
-        return cls(
+        """Raises ValueError, KeyError or TypeError for a record that is not one."""
+        delivery = cls(
             org_id=str(data["org_id"]),
             request_id=str(data["request_id"]),
             digest=str(data["digest"]),
@@ -103,6 +109,8 @@ class PendingDelivery:
             last_error=data.get("last_error"),
             etag=etag,
         )
+        delivery.name  # noqa: B018 - raises ValueError for ids that make no key
+        return delivery
 
 
 def new_delivery(
@@ -147,17 +155,30 @@ class PendingStore:
             known = self._known.get(item.key)
             if known is not None and known[0] == item.etag and known[1] > now_ms:
                 continue
-            stored = await self._store.get(item.key)
-            if stored is None:
-                continue
-            delivery = PendingDelivery.from_json(codec.loads(stored.body), stored.etag)
-            self._known[item.key] = (stored.etag, delivery.due_ms())
-            if delivery.due_ms() <= now_ms:
+            delivery = await self._read(item.key)
+            if delivery is not None and delivery.due_ms() <= now_ms:
                 found.append(delivery)
         listed_keys = {item.key for item in listed}
         for key in [key for key in self._known if key not in listed_keys]:
             del self._known[key]
         return sorted(found, key=PendingDelivery.due_ms)
+
+    async def _read(self, key: str) -> PendingDelivery | None:
+        """The pending object at ``key`` (its due time cached); None when it is gone or
+        malformed (logged, and not read again until it changes: it must not stop the
+        others)."""
+        stored = await self._store.get(key)
+        if stored is None:
+            self._known.pop(key, None)
+            return None
+        try:
+            delivery = PendingDelivery.from_json(codec.loads(stored.body), stored.etag)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.error("pending webhook delivery %s is malformed (%r): left alone", key, exc)
+            self._known[key] = (stored.etag, _NEVER_MS)
+            return None
+        self._known[key] = (stored.etag, delivery.due_ms())
+        return delivery
 
     async def claim(
         self, delivery: PendingDelivery, now: datetime, lease_s: float

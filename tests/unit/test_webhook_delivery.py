@@ -210,3 +210,17 @@ async def test_rotation_signs_with_both_secrets_for_the_overlap_only() -> None:
     assert await secrets.signing("ws-1", later) == [second]
     third = await secrets.rotate("ws-1", later)
     assert await secrets.signing("ws-1", later) == [third, second]
+
+
+async def test_a_malformed_pending_object_is_left_alone_and_the_others_delivered() -> None:
+    sender = FakeSender()
+    dispatcher, exports, _, _ = await setup(sender)
+    exports.objects[PENDING_PREFIX + "ws-1/r-0.0000000000000000.json"] = (b"not json", '"x1"', {})
+    exports.objects[PENDING_PREFIX + "ws-1/r-2.0000000000000000.json"] = (b"{}", '"x2"', {})
+    exports.objects[PENDING_PREFIX + "ws-1/r-3.0000000000000000.json"] = (b"[1]", '"x3"', {})
+    await run_due(dispatcher)  # raised out of dispatch_due before: the service stopped
+    assert [call["body"] for call in sender.calls] == [BODY]
+    assert len([key for key in exports.objects if key.startswith(PENDING_PREFIX)]) == 3
+    reads = len(exports.gets)
+    await run_due(dispatcher)
+    assert len(exports.gets) == reads  # unchanged malformed objects are not read again
