@@ -105,8 +105,11 @@ class Dispatcher:
 
     async def dispatch_due(self) -> int:
         """Start a try of each due delivery not in flight here (up to the limit)."""
+        room = self._settings.webhook_concurrency - len(self._tasks)
+        if room <= 0:
+            return 0
         try:
-            due = await self._pending.due(self._clock())
+            due = await self._pending.due(self._clock(), limit=room, skip=set(self._tasks))
         except UsageExportError as exc:
             log.warning("cannot list pending webhook deliveries (%s); retrying", exc)
             return 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -132,8 +133,8 @@ class PendingStore:
 
     def __init__(self, store: ObjectStore) -> None:
         self._store = store
-        #: key -> (etag, due ms) of pending objects read before: a listed object whose
-        #: ETag is unchanged and that is not due yet is not read again.
+        #: key -> (etag, due ms) of every pending object read before: an object is read
+        #: again only when its ETag changes or it is about to be tried.
         self._known: dict[str, tuple[str, int]] = {}
 
     async def add(self, delivery: PendingDelivery) -> bool:
@@ -146,22 +147,35 @@ class PendingStore:
             return False
         return True
 
-    async def due(self, now: datetime) -> list[PendingDelivery]:
-        """The pending deliveries that may be tried now, oldest due first."""
+    async def due(
+        self, now: datetime, *, limit: int, skip: Collection[str] = ()
+    ) -> list[PendingDelivery]:
+        """Up to ``limit`` pending deliveries that may be tried now, earliest due first,
+        none of ``skip`` (keys in flight here). Each object is read once per version to
+        learn when it is due; after that only the ones returned are read again, so a
+        backlog costs its listing and ``limit`` reads a poll, not a read of every object."""
         now_ms = to_ms(now)
         listed = await self._store.list_objects(PENDING_PREFIX)
-        found: list[PendingDelivery] = []
         for item in listed:
             known = self._known.get(item.key)
-            if known is not None and known[0] == item.etag and known[1] > now_ms:
-                continue
-            delivery = await self._read(item.key)
-            if delivery is not None and delivery.due_ms() <= now_ms:
-                found.append(delivery)
+            if known is None or known[0] != item.etag:
+                await self._read(item.key)
         listed_keys = {item.key for item in listed}
         for key in [key for key in self._known if key not in listed_keys]:
             del self._known[key]
-        return sorted(found, key=PendingDelivery.due_ms)
+        candidates = sorted(
+            (due_ms, key)
+            for key, (_, due_ms) in self._known.items()
+            if due_ms <= now_ms and key not in skip
+        )
+        found: list[PendingDelivery] = []
+        for _, key in candidates:
+            if len(found) >= limit:
+                break
+            delivery = await self._read(key)
+            if delivery is not None and delivery.due_ms() <= now_ms:
+                found.append(delivery)
+        return found
 
     async def _read(self, key: str) -> PendingDelivery | None:
         """The pending object at ``key`` (its due time cached); None when it is gone or

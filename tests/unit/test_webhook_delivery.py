@@ -173,7 +173,7 @@ async def test_a_claimed_delivery_whose_replica_died_is_tried_after_its_lease() 
     sender = FakeSender()
     dispatcher, exports, clock, _ = await setup(sender)
     pending = PendingStore(exports)
-    [due] = await pending.due(clock())
+    [due] = await pending.due(clock(), limit=10)
     assert await pending.claim(due, clock(), lease_s=60) is not None  # then "SIGKILL"
     await run_due(dispatcher)
     assert sender.calls == []
@@ -191,7 +191,7 @@ async def test_a_completion_taken_twice_is_one_delivery_and_none_after_delivery(
     assert not await pending.add(delivery)
     other = new_delivery("ws-1", "r-1", "https://hooks.example/x", BODY + b" ", START)
     assert await pending.add(other)  # another completion of the request: its own delivery
-    [first, _] = await pending.due(START)
+    [first, _] = await pending.due(START, limit=10)
     claimed = await pending.claim(first, START, 60)
     assert claimed is not None
     await pending.delivered(claimed, START)
@@ -224,3 +224,37 @@ async def test_a_malformed_pending_object_is_left_alone_and_the_others_delivered
     reads = len(exports.gets)
     await run_due(dispatcher)
     assert len(exports.gets) == reads  # unchanged malformed objects are not read again
+
+
+async def test_a_backlog_costs_reads_of_the_tries_started_not_of_every_due_object() -> None:
+    store = MemoryStore()
+    pending = PendingStore(store)
+    for n in range(50):
+        body = BODY + b" " * n
+        made = START + timedelta(seconds=n)
+        assert await pending.add(new_delivery("ws-1", f"r-{n}", "https://h/x", body, made))
+    now = START + timedelta(minutes=1)
+    first = await pending.due(now, limit=4)
+    assert [d.request_id for d in first] == ["r-0", "r-1", "r-2", "r-3"]  # oldest due first
+    store.gets.clear()
+    again = await pending.due(now, limit=4, skip={d.key for d in first})
+    assert [d.request_id for d in again] == ["r-4", "r-5", "r-6", "r-7"]
+    assert len(store.gets) == 4  # was 50 a poll: every due object read again each time
+
+
+async def test_a_dispatcher_with_a_backlog_reads_only_what_it_starts() -> None:
+    sender = FakeSender()
+    dispatcher, exports, _, _ = await setup(sender)
+    pending = PendingStore(exports)
+    for n in range(2, 60):
+        body = BODY + b" " * n
+        assert await pending.add(new_delivery("ws-1", f"r-{n}", "https://h/x", body, START))
+    assert await dispatcher.dispatch_due() == SETTINGS.webhook_concurrency
+    await dispatcher.settle(timeout_s=10)
+    left = len([key for key in exports.objects if key.startswith(PENDING_PREFIX)])
+    assert left == 59 - SETTINGS.webhook_concurrency
+    exports.gets.clear()
+    assert await dispatcher.dispatch_due() == SETTINGS.webhook_concurrency
+    await dispatcher.settle(timeout_s=10)
+    pending_reads = [key for key in exports.gets if key.startswith(PENDING_PREFIX)]
+    assert len(pending_reads) == SETTINGS.webhook_concurrency  # not the whole backlog
