@@ -46,6 +46,7 @@ async def test_a_public_host_is_vetted_with_its_first_address() -> None:
         ("https://user:pw@hooks.example.com/", "user info"),
         ("https://hooks.example.com/#frag", "fragment"),
         ("https://hooks.example.com:99999/", "not a URL"),
+        ("https://hooks.example.com:0/", "port 0"),  # was vetted for 443, sent to :0
         ("https://hooks.example.com/ a", "without spaces"),
         ("https://hooks.example.com/" + "a" * 2048, "longer than"),
         (42, "must be a string"),
