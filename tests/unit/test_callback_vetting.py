@@ -124,3 +124,21 @@ def test_webhook_settings_parse_from_the_environment(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("USAGE_WEBHOOK_RETRY_BASE_S", "0")
     with pytest.raises(ValueError, match="webhook_retry_base_s"):
         Settings()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://2130706433/",  # 127.0.0.1 in decimal
+        "https://0x7f.1/",  # and in hex, short form
+        "https://0177.0.0.1/",  # octal
+        "https://127.1/",
+        "https://[::ffff:7f00:1]/",
+        "https://[0:0:0:0:0:ffff:127.0.0.1]/",
+    ],
+)
+async def test_numeric_and_dotted_spellings_of_loopback_are_refused(url: str) -> None:
+    # The system resolver (no network for these) turns every spelling into 127.0.0.1.
+    vetter = CallbackVetter(allow_private=False, allow_http=False, dns_timeout_s=5)
+    with pytest.raises(CallbackRefused, match="loopback"):
+        await vetter.vet(url)
