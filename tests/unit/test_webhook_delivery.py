@@ -258,3 +258,35 @@ async def test_a_dispatcher_with_a_backlog_reads_only_what_it_starts() -> None:
     await dispatcher.settle(timeout_s=10)
     pending_reads = [key for key in exports.gets if key.startswith(PENDING_PREFIX)]
     assert len(pending_reads) == SETTINGS.webhook_concurrency  # not the whole backlog
+
+
+class BrokenSecrets(WebhookSecrets):
+    """A secrets record that cannot be read (malformed, or a failure the try does not
+    expect): every try ends before its POST."""
+
+    async def signing(self, org_id: str, now: datetime) -> list[str]:
+        raise KeyError("secrets")
+
+
+async def test_a_delivery_whose_tries_keep_failing_before_the_post_is_dead_lettered_in_time() -> (
+    None
+):
+    exports, clock, sender = MemoryStore(), Clock(), FakeSender()
+    pending = PendingStore(exports)
+    assert await pending.add(new_delivery("ws-1", "r-1", "https://hooks.example/x", BODY, START))
+    dispatcher = Dispatcher(
+        SETTINGS,
+        pending=pending,
+        secrets=BrokenSecrets(MemoryStore(), overlap_s=0),
+        vetter=vetter(),
+        clock=clock,
+        sender=sender,
+    )
+    for _ in range(40):  # a try every lease: tried forever before, never dead-lettered
+        await run_due(dispatcher)
+        clock.now += timedelta(seconds=60)
+    assert clock.now - START > timedelta(seconds=SETTINGS.webhook_max_age_s)
+    assert sender.calls == []
+    assert not [key for key in exports.objects if key.startswith(PENDING_PREFIX)]
+    dead = only(exports, DEAD_PREFIX)
+    assert "out of time" in dead["last_error"]
