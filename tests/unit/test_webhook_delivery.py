@@ -290,3 +290,13 @@ async def test_a_delivery_whose_tries_keep_failing_before_the_post_is_dead_lette
     assert not [key for key in exports.objects if key.startswith(PENDING_PREFIX)]
     dead = only(exports, DEAD_PREFIX)
     assert "out of time" in dead["last_error"]
+
+
+async def test_rotating_again_within_the_overlap_keeps_two_secrets_signing() -> None:
+    # Contract §4a: the previous secret signs as a second v1=. Every earlier one kept
+    # signing too: a third v1=, and a header growing with each rotation of the overlap
+    # (100 rotations: 6.5 KiB of header, past many servers' limits).
+    secrets = WebhookSecrets(MemoryStore(), overlap_s=3600)
+    made = [await secrets.rotate("ws-1", START + timedelta(minutes=n)) for n in range(5)]
+    signing = await secrets.signing("ws-1", START + timedelta(minutes=5))
+    assert signing == [made[4], made[3]]
