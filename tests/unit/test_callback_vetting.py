@@ -142,3 +142,30 @@ async def test_numeric_and_dotted_spellings_of_loopback_are_refused(url: str) ->
     vetter = CallbackVetter(allow_private=False, allow_http=False, dns_timeout_s=5)
     with pytest.raises(CallbackRefused, match="loopback"):
         await vetter.vet(url)
+
+
+async def test_hung_lookups_do_not_starve_the_default_executor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A callback host whose name servers never answer keeps getaddrinfo's thread busy
+    # long after the vetting's timeout. In the default executor those threads are the
+    # ones the exporter's scans run in (asyncio.to_thread): a workspace could stall
+    # every export with a few requests naming such a host.
+    import threading
+
+    release = threading.Event()
+
+    def hung(*args: object, **kwargs: object) -> list[object]:
+        release.wait(30)
+        raise OSError("released")
+
+    monkeypatch.setattr("socket.getaddrinfo", hung)
+    vetter = CallbackVetter(allow_private=False, allow_http=False, dns_timeout_s=0.05)
+    try:
+        for n in range(40):
+            # within the limit a lookup times out; beyond it, it is refused at once
+            with pytest.raises(CallbackRefused, match="within|lookups are still running"):
+                await vetter.vet(f"https://hung-{n}.example/")
+        assert await asyncio.wait_for(asyncio.to_thread(lambda: "free"), 2) == "free"
+    finally:
+        release.set()
