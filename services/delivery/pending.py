@@ -131,8 +131,11 @@ def new_delivery(
 class PendingStore:
     """The deliveries' objects in one bucket."""
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, *, reads_per_poll: int = 1000) -> None:
         self._store = store
+        #: Objects not known yet (or changed) read per :meth:`due`: after a restart a
+        #: backlog is learnt a slice a poll, and tries start after the first slice.
+        self._reads_per_poll = reads_per_poll
         #: key -> (etag, due ms) of every pending object read before: an object is read
         #: again only when its ETag changes or it is about to be tried.
         self._known: dict[str, tuple[str, int]] = {}
@@ -152,13 +155,16 @@ class PendingStore:
     ) -> list[PendingDelivery]:
         """Up to ``limit`` pending deliveries that may be tried now, earliest due first,
         none of ``skip`` (keys in flight here). Each object is read once per version to
-        learn when it is due; after that only the ones returned are read again, so a
-        backlog costs its listing and ``limit`` reads a poll, not a read of every object."""
+        learn when it is due (at most ``reads_per_poll`` a call); after that only the ones
+        returned are read again, so a backlog costs its listing and ``limit`` reads a poll,
+        not a read of every object."""
         now_ms = to_ms(now)
         listed = await self._store.list_objects(PENDING_PREFIX)
+        reads = 0
         for item in listed:
             known = self._known.get(item.key)
-            if known is None or known[0] != item.etag:
+            if (known is None or known[0] != item.etag) and reads < self._reads_per_poll:
+                reads += 1
                 await self._read(item.key)
         listed_keys = {item.key for item in listed}
         for key in [key for key in self._known if key not in listed_keys]:

@@ -300,3 +300,25 @@ async def test_rotating_again_within_the_overlap_keeps_two_secrets_signing() -> 
     made = [await secrets.rotate("ws-1", START + timedelta(minutes=n)) for n in range(5)]
     signing = await secrets.signing("ws-1", START + timedelta(minutes=5))
     assert signing == [made[4], made[3]]
+
+
+async def test_after_a_restart_a_backlog_is_learnt_a_slice_a_poll_and_tries_start_at_once() -> None:
+    # Every unknown object was read before the first try: 100k pending objects after a
+    # restart meant 100k sequential GETs (minutes) before anything was sent.
+    store = MemoryStore()
+    for n in range(20):
+        body = BODY + b" " * n
+        made = START + timedelta(seconds=n)
+        assert await PendingStore(store).add(
+            new_delivery("ws-1", f"r-{n}", "https://h/x", body, made)
+        )
+    pending = PendingStore(store, reads_per_poll=5)
+    now = START + timedelta(minutes=1)
+    store.gets.clear()
+    first = await pending.due(now, limit=2)
+    assert len(first) == 2
+    assert len(store.gets) <= 5 + 2
+    seen = {d.key for d in first}
+    for _ in range(10):
+        seen |= {d.key for d in await pending.due(now, limit=2, skip=seen)}
+    assert len(seen) == 20  # the later slices are learnt and tried too
