@@ -322,3 +322,38 @@ async def test_after_a_restart_a_backlog_is_learnt_a_slice_a_poll_and_tries_star
     for _ in range(10):
         seen |= {d.key for d in await pending.due(now, limit=2, skip=seen)}
     assert len(seen) == 20  # the later slices are learnt and tried too
+
+
+async def test_a_retry_is_signed_with_the_secrets_signing_when_it_is_made() -> None:
+    exports, aggregates, clock = MemoryStore(), MemoryStore(), Clock()
+    secrets = WebhookSecrets(aggregates, overlap_s=60)
+    old = await secrets.rotate("ws-1", START)
+    pending = PendingStore(exports)
+    assert await pending.add(new_delivery("ws-1", "r-1", "https://hooks.example/x", BODY, START))
+    sender = FakeSender(SendResult(500, "answered HTTP 500"), SendResult(500, "answered HTTP 500"))
+    settings = Settings(webhook_retry_base_s=200.0, webhook_retry_max_s=200.0)
+    dispatcher = Dispatcher(
+        settings,
+        pending=pending,
+        secrets=secrets,
+        vetter=vetter(),
+        clock=clock,
+        uniform=lambda: 0.5,
+        sender=sender,
+    )
+    await run_due(dispatcher)  # fails; next try 100 s later
+    clock.now += timedelta(seconds=10)
+    new = await secrets.rotate("ws-1", clock.now)
+    clock.now += timedelta(seconds=90)  # the overlap (60 s) has ended
+    await run_due(dispatcher)
+    clock.now += timedelta(seconds=200)
+    await run_due(dispatcher)
+    first, second, third = (call["signature"] for call in sender.calls)
+    assert first.count("v1=") == 1
+    assert verify(first, BODY, old, now=int(START.timestamp()))
+    at = int((START + timedelta(seconds=100)).timestamp())
+    assert second.startswith(f"t={at},")
+    assert second.count("v1=") == 1
+    assert verify(second, BODY, new, now=at)
+    assert not verify(second, BODY, old, now=at)
+    assert third != second  # a fresh t each try
