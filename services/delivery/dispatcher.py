@@ -148,6 +148,8 @@ class Dispatcher:
         claimed = await self._pending.claim(delivery, now, self._lease_s)
         if claimed is None:
             return  # another replica has it
+        if await self._pending.finished_before(claimed):
+            return
         deadline = instant(claimed.created_ms) + timedelta(seconds=self._schedule.max_age_s)
         if now >= deadline:  # its tries kept ending before a result (a crash, a bad record)
             await self._dead(claimed, f"out of time; last error: {claimed.last_error or 'none'}")

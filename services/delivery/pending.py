@@ -221,6 +221,14 @@ class PendingStore:
             )
         )
 
+    async def finished_before(self, delivery: PendingDelivery) -> bool:
+        """Whether it was delivered already (a crash between the marker and the delete
+        left the pending object): then the pending object is deleted now."""
+        if await self._store.head(DELIVERED_PREFIX + delivery.name) is None:
+            return False
+        await self._store.delete(delivery.key)
+        return True
+
     async def delivered(self, delivery: PendingDelivery, now: datetime) -> None:
         marker = {
             "request_id": delivery.request_id,

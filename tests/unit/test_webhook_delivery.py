@@ -357,3 +357,18 @@ async def test_a_retry_is_signed_with_the_secrets_signing_when_it_is_made() -> N
     assert verify(second, BODY, new, now=at)
     assert not verify(second, BODY, old, now=at)
     assert third != second  # a fresh t each try
+
+
+async def test_a_crash_between_the_delivered_marker_and_the_delete_sends_nothing_again() -> None:
+    sender = FakeSender()
+    dispatcher, exports, clock, _ = await setup(sender)
+    pending = PendingStore(exports)
+    [due] = await pending.due(clock(), limit=1)
+    claimed = await pending.claim(due, clock(), lease_s=60)
+    assert claimed is not None
+    marker = {"request_id": "r-1", "at_ms": 0, "attempts": 1}
+    await exports.put(DELIVERED_PREFIX + claimed.name, codec.dumps(marker))  # then "SIGKILL"
+    clock.now += timedelta(seconds=61)
+    await run_due(dispatcher)
+    assert sender.calls == []  # was POSTed a second time
+    assert not [key for key in exports.objects if key.startswith(PENDING_PREFIX)]
