@@ -164,7 +164,7 @@ async def test_hung_lookups_do_not_starve_the_default_executor(
     try:
         for n in range(40):
             # within the limit a lookup times out; beyond it, it is refused at once
-            with pytest.raises(CallbackRefused, match="within|lookups are still running"):
+            with pytest.raises(CallbackRefused, match=r"within|lookups are still running"):
                 await vetter.vet(f"https://hung-{n}.example/")
         assert await asyncio.wait_for(asyncio.to_thread(lambda: "free"), 2) == "free"
     finally:
