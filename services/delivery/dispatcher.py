@@ -6,7 +6,8 @@ service on a separate consumer group). Each try: claim the delivery (``If-Match`
 replica that loses the claim drops it), read the workspace's signing secrets, vet the
 URL again (DNS may have changed since the request), sign, POST to the vetted address.
 A 2xx ends it; anything else reschedules it with full-jitter backoff, until its next
-try would fall past ``webhook_max_age_s`` after its creation: then it is dead-lettered.
+try would fall past ``webhook_max_age_s`` after its creation: then it is dead-lettered
+(so is one claimed past that age: its tries kept ending without a result).
 A workspace without a signing secret is dead-lettered at once: nothing unsigned is
 ever sent (contract §4a).
 """
@@ -19,6 +20,7 @@ import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from services.delivery.metrics import DeliveryMetrics
 from services.delivery.pending import PendingDelivery, PendingStore, instant
@@ -105,8 +107,11 @@ class Dispatcher:
 
     async def dispatch_due(self) -> int:
         """Start a try of each due delivery not in flight here (up to the limit)."""
+        room = self._settings.webhook_concurrency - len(self._tasks)
+        if room <= 0:
+            return 0
         try:
-            due = await self._pending.due(self._clock())
+            due = await self._pending.due(self._clock(), limit=room, skip=set(self._tasks))
         except UsageExportError as exc:
             log.warning("cannot list pending webhook deliveries (%s); retrying", exc)
             return 0
@@ -143,6 +148,12 @@ class Dispatcher:
         claimed = await self._pending.claim(delivery, now, self._lease_s)
         if claimed is None:
             return  # another replica has it
+        if await self._pending.finished_before(claimed):
+            return
+        deadline = instant(claimed.created_ms) + timedelta(seconds=self._schedule.max_age_s)
+        if now >= deadline:  # its tries kept ending before a result (a crash, a bad record)
+            await self._dead(claimed, f"out of time; last error: {claimed.last_error or 'none'}")
+            return
         secrets = await self._secrets.signing(claimed.org_id, now)
         if not secrets:
             await self._dead(claimed, no_secret_error(claimed.org_id))

@@ -102,7 +102,18 @@ class Intake:
             and is_valid_id(request_id)
         ):
             return  # an unreadable request's 400: it has no record, so no callback
-        request = await self._ledger.peek(org_id, request_id)
+        try:
+            request = await self._ledger.peek(org_id, request_id)
+        except (ValueError, KeyError, TypeError) as exc:  # the store's errors are not these
+            log.error(
+                "request record of %s/%s is unreadable (%r): no webhook for the completion "
+                "at offset %s",
+                org_id,
+                request_id,
+                exc,
+                record.offset,
+            )
+            return
         if request is None or request.callback_url is None:
             return  # refused at request time, or asked none
         delivery = new_delivery(

@@ -14,7 +14,9 @@ made) and deletes the pending object; running out of time moves it to
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,9 +27,13 @@ from shared.contracts.ids import is_valid_id
 from shared.domain.window import to_ms
 from shared.errors import PreconditionFailed, StoreRefused
 
+log = logging.getLogger(__name__)
+
 PENDING_PREFIX = "webhooks/pending/"
 DELIVERED_PREFIX = "webhooks/delivered/"
 DEAD_PREFIX = "webhooks/dead/"
+#: The due time cached for a malformed pending object: never, until it changes.
+_NEVER_MS = 2**62
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -90,7 +96,8 @@ class PendingDelivery:
 
     @classmethod
     def from_json(cls, data: dict[str, Any], etag: str) -> PendingDelivery:
-        return cls(
+        """Raises ValueError, KeyError or TypeError for a record that is not one."""
+        delivery = cls(
             org_id=str(data["org_id"]),
             request_id=str(data["request_id"]),
             digest=str(data["digest"]),
@@ -103,6 +110,8 @@ class PendingDelivery:
             last_error=data.get("last_error"),
             etag=etag,
         )
+        delivery.name  # noqa: B018 - raises ValueError for ids that make no key
+        return delivery
 
 
 def new_delivery(
@@ -122,10 +131,13 @@ def new_delivery(
 class PendingStore:
     """The deliveries' objects in one bucket."""
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, *, reads_per_poll: int = 1000) -> None:
         self._store = store
-        #: key -> (etag, due ms) of pending objects read before: a listed object whose
-        #: ETag is unchanged and that is not due yet is not read again.
+        #: Objects not known yet (or changed) read per :meth:`due`: after a restart a
+        #: backlog is learnt a slice a poll, and tries start after the first slice.
+        self._reads_per_poll = reads_per_poll
+        #: key -> (etag, due ms) of every pending object read before: an object is read
+        #: again only when its ETag changes or it is about to be tried.
         self._known: dict[str, tuple[str, int]] = {}
 
     async def add(self, delivery: PendingDelivery) -> bool:
@@ -138,26 +150,55 @@ class PendingStore:
             return False
         return True
 
-    async def due(self, now: datetime) -> list[PendingDelivery]:
-        """The pending deliveries that may be tried now, oldest due first."""
+    async def due(
+        self, now: datetime, *, limit: int, skip: Collection[str] = ()
+    ) -> list[PendingDelivery]:
+        """Up to ``limit`` pending deliveries that may be tried now, earliest due first,
+        none of ``skip`` (keys in flight here). Each object is read once per version to
+        learn when it is due (at most ``reads_per_poll`` a call); after that only the ones
+        returned are read again, so a backlog costs its listing and ``limit`` reads a poll,
+        not a read of every object."""
         now_ms = to_ms(now)
         listed = await self._store.list_objects(PENDING_PREFIX)
-        found: list[PendingDelivery] = []
+        reads = 0
         for item in listed:
             known = self._known.get(item.key)
-            if known is not None and known[0] == item.etag and known[1] > now_ms:
-                continue
-            stored = await self._store.get(item.key)
-            if stored is None:
-                continue
-            delivery = PendingDelivery.from_json(codec.loads(stored.body), stored.etag)
-            self._known[item.key] = (stored.etag, delivery.due_ms())
-            if delivery.due_ms() <= now_ms:
-                found.append(delivery)
+            if (known is None or known[0] != item.etag) and reads < self._reads_per_poll:
+                reads += 1
+                await self._read(item.key)
         listed_keys = {item.key for item in listed}
         for key in [key for key in self._known if key not in listed_keys]:
             del self._known[key]
-        return sorted(found, key=PendingDelivery.due_ms)
+        candidates = sorted(
+            (due_ms, key)
+            for key, (_, due_ms) in self._known.items()
+            if due_ms <= now_ms and key not in skip
+        )
+        found: list[PendingDelivery] = []
+        for _, key in candidates:
+            if len(found) >= limit:
+                break
+            delivery = await self._read(key)
+            if delivery is not None and delivery.due_ms() <= now_ms:
+                found.append(delivery)
+        return found
+
+    async def _read(self, key: str) -> PendingDelivery | None:
+        """The pending object at ``key`` (its due time cached); None when it is gone or
+        malformed (logged, and not read again until it changes: it must not stop the
+        others)."""
+        stored = await self._store.get(key)
+        if stored is None:
+            self._known.pop(key, None)
+            return None
+        try:
+            delivery = PendingDelivery.from_json(codec.loads(stored.body), stored.etag)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.error("pending webhook delivery %s is malformed (%r): left alone", key, exc)
+            self._known[key] = (stored.etag, _NEVER_MS)
+            return None
+        self._known[key] = (stored.etag, delivery.due_ms())
+        return delivery
 
     async def claim(
         self, delivery: PendingDelivery, now: datetime, lease_s: float
@@ -179,6 +220,14 @@ class PendingStore:
                 delivery, next_attempt_ms=to_ms(next_attempt), lease_until_ms=0, last_error=error
             )
         )
+
+    async def finished_before(self, delivery: PendingDelivery) -> bool:
+        """Whether it was delivered already (a crash between the marker and the delete
+        left the pending object): then the pending object is deleted now."""
+        if await self._store.head(DELIVERED_PREFIX + delivery.name) is None:
+            return False
+        await self._store.delete(delivery.key)
+        return True
 
     async def delivered(self, delivery: PendingDelivery, now: datetime) -> None:
         marker = {

@@ -244,23 +244,29 @@ class Exporter:
         if not isinstance(validated, Rejected):
             validated = check_destination(validated, self._destinations) or validated
         if isinstance(validated, Rejected):
+            # Contract §4a: the callback gets every outcome, this 400 too, when it passes.
+            callback = request.payload.get("callback_url")
+            if isinstance(callback, str):
+                await self._callback_refused(record, callback)
             outcome = Outcome(validated.status, validated.message)
-        elif (refused := await self._callback_refused(record, validated)) is not None:
+        elif (refused := await self._callback_refused(record, validated.callback_url)) is not None:
             outcome = Outcome(400, refused)
         else:
             outcome = await self._export(validated)
         return await self._ledger.settle(record, outcome, replace=replace)
 
-    async def _callback_refused(self, record: RequestRecord, request: ValidRequest) -> str | None:
+    async def _callback_refused(
+        self, record: RequestRecord, callback_url: str | None
+    ) -> str | None:
         """Why the request's callback URL may not be called (its 400), else None after
         recording it for the delivery service (before any completion can exist)."""
-        if request.callback_url is None:
+        if callback_url is None:
             return None
         try:
-            await self._vetter.vet(request.callback_url)
+            await self._vetter.vet(callback_url)
         except CallbackRefused as exc:
             return str(exc)
-        await self._ledger.note_callback(record, request.callback_url)
+        await self._ledger.note_callback(record, callback_url)
         return None
 
     async def _written(self, file: ExportFile) -> bool:

@@ -8,10 +8,13 @@ very address vetted here (no second lookup, so no DNS-rebinding window).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from shared.domain.webhooks.addresses import IPAddress, refusal
 from shared.domain.webhooks.callback_url import CallbackTarget, parse_callback_url
@@ -26,9 +29,44 @@ class CallbackRefused(UsageExportError):
     """The callback URL may not be called; the message says why (a 400's message)."""
 
 
+#: Lookups at once, in daemon threads of their own. ``getaddrinfo`` cannot be cancelled:
+#: a host whose name servers never answer holds its thread long after the vetting's
+#: timeout. In the default executor those would be the threads the exporter's scans run
+#: in (``asyncio.to_thread``), so a few such requests could stall every export; here a
+#: lookup beyond the limit is refused at once instead (a 400, or a failed try).
+MAX_LOOKUPS = 32
+_lookups = threading.BoundedSemaphore(MAX_LOOKUPS)
+
+
 async def system_resolve(host: str, port: int) -> list[IPAddress]:
     """The host's addresses from the system resolver (getaddrinfo in a thread)."""
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    if not _lookups.acquire(blocking=False):
+        raise OSError(f"{MAX_LOOKUPS} callback host lookups are still running")
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[list[Any]] = loop.create_future()
+
+    def settle(result: list[Any] | None, error: BaseException | None) -> None:
+        if answer.done():  # the vetting timed out meanwhile
+            return
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(result or [])
+
+    def lookup() -> None:
+        result: list[Any] | None = None
+        error: BaseException | None = None
+        try:
+            result = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting coroutine
+            error = exc
+        finally:
+            _lookups.release()
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=lookup, name="callback-dns", daemon=True).start()
+    infos = await answer
     found: list[IPAddress] = []
     for *_, sockaddr in infos:
         address = ipaddress.ip_address(str(sockaddr[0]).partition("%")[0])

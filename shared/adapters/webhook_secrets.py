@@ -62,13 +62,13 @@ class SigningSecret:
 def rotated(
     current: list[SigningSecret], now: datetime, overlap_s: float, fresh: str
 ) -> list[SigningSecret]:
-    """``fresh`` first; the previous current one retiring after the overlap; retired ones
-    dropped."""
+    """``fresh`` first, then the previous current one retiring after the overlap; every
+    older one is dropped (a delivery carries at most two ``v1=``, contract §4a, and a
+    rotation after a leak ends the secrets before it)."""
     kept = [
-        secret
-        if secret.retires_at is not None
-        else SigningSecret(secret.secret, secret.created_at, now + timedelta(seconds=overlap_s))
+        SigningSecret(secret.secret, secret.created_at, now + timedelta(seconds=overlap_s))
         for secret in current
+        if secret.retires_at is None
     ]
     return [SigningSecret(fresh, now), *(secret for secret in kept if secret.signs_at(now))]
 

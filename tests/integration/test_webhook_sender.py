@@ -42,8 +42,18 @@ async def server(seen: list[dict[str, Any]]) -> AsyncIterator[int]:
         await asyncio.sleep(3)
         return web.Response(status=200)
 
+    async def endless(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=200)
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            while True:  # an answer that never ends: only its first bytes may be read
+                await response.write(b"z" * 65536)
+                await asyncio.sleep(0.001)
+        return response
+
     app = web.Application()
     app.router.add_post("/hook", hook)
+    app.router.add_post("/endless", endless)
     app.router.add_post("/moved", moved)
     app.router.add_post("/slow", slow)
     runner = web.AppRunner(app, shutdown_timeout=0.5)
@@ -146,8 +156,18 @@ async def test_tls_checks_the_urls_name_while_connecting_to_the_vetted_address(
         seen.append(request.host)
         return web.Response(status=200)
 
+    async def endless(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=200)
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            while True:  # an answer that never ends: only its first bytes may be read
+                await response.write(b"z" * 65536)
+                await asyncio.sleep(0.001)
+        return response
+
     app = web.Application()
     app.router.add_post("/hook", hook)
+    app.router.add_post("/endless", endless)
     runner = web.AppRunner(app, shutdown_timeout=0.5)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_tls).start()
@@ -176,3 +196,10 @@ async def test_tls_checks_the_urls_name_while_connecting_to_the_vetted_address(
     assert not wrong.ok
     assert wrong.error is not None
     assert "certificate" in wrong.error.lower() or "hostname" in wrong.error.lower()
+
+
+async def test_only_the_first_bytes_of_an_endless_answer_are_read() -> None:
+    async with server([]) as port:
+        result = await post(f"http://hooks.webhook-test.invalid:{port}/endless")
+    assert result.ok  # reading it all would have timed out (or filled the memory)
+    assert result.status == 200

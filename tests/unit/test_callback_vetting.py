@@ -46,6 +46,7 @@ async def test_a_public_host_is_vetted_with_its_first_address() -> None:
         ("https://user:pw@hooks.example.com/", "user info"),
         ("https://hooks.example.com/#frag", "fragment"),
         ("https://hooks.example.com:99999/", "not a URL"),
+        ("https://hooks.example.com:0/", "port 0"),  # was vetted for 443, sent to :0
         ("https://hooks.example.com/ a", "without spaces"),
         ("https://hooks.example.com/" + "a" * 2048, "longer than"),
         (42, "must be a string"),
@@ -123,3 +124,48 @@ def test_webhook_settings_parse_from_the_environment(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("USAGE_WEBHOOK_RETRY_BASE_S", "0")
     with pytest.raises(ValueError, match="webhook_retry_base_s"):
         Settings()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://2130706433/",  # 127.0.0.1 in decimal
+        "https://0x7f.1/",  # and in hex, short form
+        "https://0177.0.0.1/",  # octal
+        "https://127.1/",
+        "https://[::ffff:7f00:1]/",
+        "https://[0:0:0:0:0:ffff:127.0.0.1]/",
+    ],
+)
+async def test_numeric_and_dotted_spellings_of_loopback_are_refused(url: str) -> None:
+    # The system resolver (no network for these) turns every spelling into 127.0.0.1.
+    vetter = CallbackVetter(allow_private=False, allow_http=False, dns_timeout_s=5)
+    with pytest.raises(CallbackRefused, match="loopback"):
+        await vetter.vet(url)
+
+
+async def test_hung_lookups_do_not_starve_the_default_executor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A callback host whose name servers never answer keeps getaddrinfo's thread busy
+    # long after the vetting's timeout. In the default executor those threads are the
+    # ones the exporter's scans run in (asyncio.to_thread): a workspace could stall
+    # every export with a few requests naming such a host.
+    import threading
+
+    release = threading.Event()
+
+    def hung(*args: object, **kwargs: object) -> list[object]:
+        release.wait(30)
+        raise OSError("released")
+
+    monkeypatch.setattr("socket.getaddrinfo", hung)
+    vetter = CallbackVetter(allow_private=False, allow_http=False, dns_timeout_s=0.05)
+    try:
+        for n in range(40):
+            # within the limit a lookup times out; beyond it, it is refused at once
+            with pytest.raises(CallbackRefused, match=r"within|lookups are still running"):
+                await vetter.vet(f"https://hung-{n}.example/")
+        assert await asyncio.wait_for(asyncio.to_thread(lambda: "free"), 2) == "free"
+    finally:
+        release.set()

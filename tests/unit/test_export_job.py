@@ -518,3 +518,37 @@ async def test_a_callback_is_vetted_then_recorded_and_a_refused_one_is_400(
     bad_type = await job.answer(readable(request_id="cb-5", callback_url=7))
     assert bad_type.error is not None
     assert "callback_url must be" in bad_type.error.message
+
+
+async def test_a_request_refused_for_another_reason_keeps_its_callback(
+    tables: TableStore,
+) -> None:
+    # Contract §4a: a request with a callback_url is POSTed its completion whatever the
+    # status, 400 included; the callback was only recorded for requests that validated.
+    store = MemoryStore()
+    await seed(tables)
+
+    async def resolve(host: str, port: int) -> list[IPAddress]:
+        return [ipaddress.ip_address("93.184.216.34")]
+
+    job = Exporter(
+        Settings(),
+        tables=tables,
+        exports=store,
+        clock=Clock(),
+        vetter=CallbackVetter.of(Settings(), resolve=resolve),
+    )
+    url = "https://hooks.example.com/x"
+    bad = await job.answer(readable(request_id="cb-9", data_type="nope", callback_url=url))
+    assert bad.error is not None
+    assert bad.error.status == 400
+    assert "data_type" in bad.error.message
+    record = orjson.loads(store.objects["requests/ws-1/cb-9.json"][0])
+    assert record["callback_url"] == url
+    private = await job.answer(
+        readable(request_id="cb-10", data_type="nope", callback_url="https://10.0.0.1/")
+    )
+    assert private.error is not None
+    assert "data_type" in private.error.message  # the first reason is kept
+    stored = orjson.loads(store.objects["requests/ws-1/cb-10.json"][0])
+    assert stored["callback_url"] is None

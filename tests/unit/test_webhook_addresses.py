@@ -9,7 +9,15 @@ import pytest
 
 from shared.domain.webhooks.addresses import refusal
 
-PUBLIC = ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8", "2002:808:808::1"]
+PUBLIC = [
+    "93.184.216.34",
+    "8.8.8.8",
+    "2606:4700:4700::1111",
+    "::ffff:8.8.8.8",
+    "2002:808:808::1",
+    "192.0.0.9",  # global anycast inside 192.0.0.0/24
+    "192.0.0.10",
+]
 #: Refused unless private addresses are allowed: (address, what the reason says).
 PRIVATE = [
     ("127.0.0.1", "loopback"),
@@ -30,6 +38,12 @@ PRIVATE = [
     ("192.0.2.1", "private"),  # documentation
     ("2001:db8::1", "private"),  # documentation
     ("198.18.0.1", "private"),  # benchmarking
+    # Not global, yet Python 3.11 calls them global:
+    ("fec0::1", "site-local"),  # deprecated site-local fec0::/10, the docstring's promise
+    ("feff::1", "site-local"),
+    ("192.0.0.8", "not a public"),  # IETF protocol assignments 192.0.0.0/24
+    ("::ffff:192.0.0.8", "not a public"),
+    ("3fff::1", "not a public"),  # documentation (RFC 9637)
 ]
 #: Refused even when private addresses are allowed.
 ALWAYS = [

@@ -111,3 +111,29 @@ async def test_nothing_is_committed_while_the_store_cannot_take_the_delivery() -
     await asyncio.wait_for(running, 10)
     assert consumer.commits == [{TP: 1}]
     assert [key for key in store.objects if key.startswith(PENDING_PREFIX)]
+
+
+async def test_an_unreadable_request_record_skips_its_webhook_not_the_others() -> None:
+    # It raised out of run(): the service stopped, and after each restart it read the same
+    # batch again and stopped again, so no webhook was ever taken in after it.
+    store = MemoryStore()
+    ledger = RequestLedger(store)
+    store.objects["requests/ws-1/r-bad.json"] = (b'{"schema": 1}', '"b1"', {})
+    record = await ledger.open("ws-1", "r-hook", START)
+    await ledger.note_callback(record, "https://hooks.example/x")
+    stop = asyncio.Event()
+    records = [Record(0, completion("r-bad"), HEADER), Record(1, completion("r-hook"), HEADER)]
+    consumer = FakeConsumer(records, stop)
+    intake = Intake(
+        Settings(),
+        consumer=cast(AIOKafkaConsumer, consumer),
+        ledger=ledger,
+        pending=PendingStore(store),
+        wake=asyncio.Event(),
+        clock=fixed_clock(START),
+    )
+    await asyncio.wait_for(intake.run(stop), 10)
+    pending = [key for key in store.objects if key.startswith(PENDING_PREFIX)]
+    assert len(pending) == 1
+    assert pending[0].startswith(f"{PENDING_PREFIX}ws-1/r-hook.")
+    assert consumer.commits == [{TP: 2}]

@@ -63,3 +63,16 @@ def test_the_receiver_example_in_the_contract_runs_and_verifies() -> None:
     assert verified(BODY + b"x", header, "whsec_test", now=T) is False
     assert verified(BODY, header, "whsec_test", now=T + 3600) is False
     assert verified(BODY, "t=1,v1=zz", "whsec_test", now=T) is False
+
+
+def test_the_receiver_example_refuses_odd_timestamps_instead_of_raising() -> None:
+    text = CONTRACT.read_text()
+    found = re.search(r"<!-- receiver-example -->\s*```python\n(.*?)```", text, re.S)
+    assert found is not None
+    namespace: dict[str, object] = {}
+    exec(compile(found.group(1), "contract-example", "exec"), namespace)  # noqa: S102 - our docs
+    verified = namespace["verified"]
+    assert callable(verified)
+    mac_t = mac(BODY, "whsec_test", T)
+    for header in ("t=\u00b2,v1=00", f"t=,v1={mac_t}", "t=1 ,v1=00"):
+        assert verified(BODY, header, "whsec_test", now=T) is False  # "²".isdigit(): int raised

@@ -22,6 +22,17 @@ METADATA_ADDRESSES: Final = frozenset(
     for text in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200", "192.0.0.192")
 )
 _NAT64: Final = ipaddress.ip_network("64:ff9b::/96")
+_SITE_LOCAL: Final = ipaddress.ip_network("fec0::/10")
+#: Not globally reachable (IANA special-purpose registries) though Python 3.11's
+#: ``is_global`` says they are: IETF protocol assignments but for the two global anycast
+#: addresses in it, and IPv6 documentation (RFC 9637).
+_NOT_GLOBAL: Final = (
+    ipaddress.ip_network("192.0.0.0/24"),
+    ipaddress.ip_network("3fff::/20"),
+)
+_GLOBAL_EXCEPTIONS: Final = frozenset(
+    ipaddress.ip_address(text) for text in ("192.0.0.9", "192.0.0.10")
+)
 
 
 def embedded_ipv4(address: IPAddress) -> IPAddress:
@@ -57,8 +68,13 @@ def refusal(address: IPAddress, *, allow_private: bool) -> str | None:
         return f"{address} is a link-local address"
     if isinstance(inner, ipaddress.IPv6Address) and inner in ipaddress.ip_network("fc00::/7"):
         return f"{address} is a unique-local address"
+    if isinstance(inner, ipaddress.IPv6Address) and inner in _SITE_LOCAL:
+        return f"{address} is a site-local address"
     if inner.is_private:
         return f"{address} is a private address"
-    if not inner.is_global:  # documentation, benchmarking, CGNAT, Teredo, ...
+    if inner in _GLOBAL_EXCEPTIONS:
+        return None
+    # documentation, benchmarking, CGNAT, Teredo, ...
+    if not inner.is_global or any(inner in network for network in _NOT_GLOBAL):
         return f"{address} is not a public address"
     return None

@@ -60,5 +60,7 @@ def parse_callback_url(url: object, *, allow_http: bool) -> CallbackTarget:
         literal = True
     except ValueError:
         literal = False
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if parts.port == 0:
+        raise ValueError(f"callback_url {url!r} names port 0")
+    port = parts.port if parts.port is not None else (443 if parts.scheme == "https" else 80)
     return CallbackTarget(url=url, host=host, port=port, is_ip_literal=literal)
