@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
+import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -211,3 +212,27 @@ def test_the_cli_creates_lists_pauses_resumes_and_deletes(
     assert status == 1
     assert "group_by" in out
     assert run("delete", "--org", "ws-1", schedule_id)[0] == 1
+
+
+async def test_a_malformed_schedule_record_is_ignored_and_the_others_are_published() -> None:
+    store, clock, publisher = MemoryStore(), MovableClock(CREATED), Publisher()
+    good = await _created(store, clock)
+    base = good.to_json()
+    bad_records: list[Any] = [
+        [],
+        "text",
+        base | {"schedule_id": "a1", "group_by": 5},
+        base | {"schedule_id": "a2", "timezone": "Mars/Olympus"},
+        base | {"schedule_id": "a3", "org_id": ["ws-1"]},
+    ]
+    for index, record in enumerate(bad_records):
+        schedule_id = record["schedule_id"] if isinstance(record, dict) else f"bad{index}"
+        await store.put(f"schedules/ws-1/{schedule_id}.json", orjson.dumps(record))
+    listed = await ScheduleStore(store).list_for(None)
+    assert [s.schedule_id for s in listed] == [good.schedule_id]
+    clock.now = CREATED + timedelta(days=3)
+    scheduler = _scheduler(store, clock, publisher)
+    await scheduler.run_round()
+    assert [m["from"]["date"] for m in publisher.sent] == ["2026-03-11", "2026-03-12"]
+    assert scheduler.stats.failures == 0
+
