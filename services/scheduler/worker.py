@@ -93,6 +93,10 @@ class Scheduler:
             self._failed()
             log.warning("cannot list the schedules: %s; next round in %gs", exc, self._interval_s)
             return
+        except Exception as exc:  # an unexpected failure of the store's client: next round
+            self._failed()
+            log.error("cannot list the schedules; next round in %gs", self._interval_s, exc_info=exc)
+            return
         for schedule in schedules:
             try:
                 await self._publish_due(schedule)

@@ -236,3 +236,20 @@ async def test_a_malformed_schedule_record_is_ignored_and_the_others_are_publish
     assert [m["from"]["date"] for m in publisher.sent] == ["2026-03-11", "2026-03-12"]
     assert scheduler.stats.failures == 0
 
+
+async def test_a_listing_that_fails_unexpectedly_ends_the_round_not_the_scheduler() -> None:
+    store, clock, publisher = MemoryStore(), MovableClock(CREATED), Publisher()
+    await _created(store, clock)
+    real_list = store.list_objects
+
+    async def broken(prefix: str) -> Any:
+        raise RuntimeError("the store client broke")
+
+    store.list_objects = broken  # type: ignore[method-assign]
+    scheduler = _scheduler(store, clock, publisher)
+    clock.now = CREATED + timedelta(days=3)
+    await scheduler.run_round()
+    assert scheduler.stats.failures == 1
+    store.list_objects = real_list  # type: ignore[method-assign]
+    await scheduler.run_round()
+    assert len(publisher.sent) == 2
