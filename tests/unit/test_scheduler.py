@@ -253,3 +253,33 @@ async def test_a_listing_that_fails_unexpectedly_ends_the_round_not_the_schedule
     store.list_objects = real_list  # type: ignore[method-assign]
     await scheduler.run_round()
     assert len(publisher.sent) == 2
+
+
+async def test_a_round_reads_only_the_schedules_that_changed_since_the_last_listing() -> None:
+    store, clock, publisher = MemoryStore(), MovableClock(CREATED), Publisher()
+    kept = [await _created(store, clock) for _ in range(5)]
+    await store.put("schedules/ws-1/broken.json", b"[]")
+    real_get = store.get
+    reads: list[str] = []
+
+    async def counting_get(key: str) -> Any:
+        reads.append(key)
+        return await real_get(key)
+
+    store.get = counting_get  # type: ignore[method-assign]
+    scheduler = _scheduler(store, clock, publisher)
+    await scheduler.run_round()
+    assert len(reads) == 6  # nothing due yet: each record read once
+    reads.clear()
+    await scheduler.run_round()
+    assert reads == []  # nothing changed: no record read, the broken one neither
+    schedules_ = ScheduleStore(store, clock=clock)
+    await schedules_.pause("ws-1", kept[0].schedule_id)
+    await schedules_.delete("ws-1", kept[1].schedule_id)
+    reads.clear()
+    await scheduler.run_round()
+    assert reads == [f"schedules/ws-1/{kept[0].schedule_id}.json"]
+    clock.now = CREATED + timedelta(days=2)
+    await scheduler.run_round()
+    published = {m["requested_by"] for m in publisher.sent}
+    assert published == {f"schedule:{s.schedule_id}" for s in kept[2:]}
