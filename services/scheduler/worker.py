@@ -54,6 +54,10 @@ def _advanced(period: Period) -> Callable[[Schedule], Schedule]:
     return change
 
 
+class _BrokerFailed(Exception):
+    """A publication failed: the broker is every schedule's, so the round ends."""
+
+
 class Scheduler:
     """Publishes the due periods of the stored schedules."""
 
@@ -100,6 +104,17 @@ class Scheduler:
         for schedule in schedules:
             try:
                 await self._publish_due(schedule)
+            except _BrokerFailed as exc:
+                # Every other schedule would wait for the same broker's timeout in turn.
+                self._failed()
+                log.error(
+                    "publishing schedule %s/%s's request failed; the round ends, next in %gs",
+                    schedule.org_id,
+                    schedule.schedule_id,
+                    self._interval_s,
+                    exc_info=exc.__cause__,
+                )
+                return
             except (UsageExportError, OSError) as exc:
                 self._failed()
                 log.warning(
@@ -133,7 +148,10 @@ class Scheduler:
                 )
             else:
                 message = period_request(schedule, period)
-                await self._publisher.publish(message)
+                try:
+                    await self._publisher.publish(message)
+                except Exception as exc:  # aiokafka's errors, a timeout
+                    raise _BrokerFailed(str(exc)) from exc
                 self.stats.published += 1
                 if self._metrics is not None:
                     self._metrics.published.inc()

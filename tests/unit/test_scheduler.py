@@ -283,3 +283,28 @@ async def test_a_round_reads_only_the_schedules_that_changed_since_the_last_list
     await scheduler.run_round()
     published = {m["requested_by"] for m in publisher.sent}
     assert published == {f"schedule:{s.schedule_id}" for s in kept[2:]}
+
+
+async def test_a_broker_failure_ends_the_round_instead_of_waiting_on_every_schedule() -> None:
+    store, clock = MemoryStore(), MovableClock(CREATED)
+    for _ in range(3):
+        await _created(store, clock)
+    attempts: list[str] = []
+
+    class Down:
+        async def publish(self, message: dict[str, Any]) -> None:
+            attempts.append(message["request_id"])
+            raise TimeoutError("the broker did not answer")
+
+    clock.now = CREATED + timedelta(days=3)
+    scheduler = Scheduler(
+        ScheduleStore(store, clock=clock), Down(), interval_s=1, grace_s=7200, clock=clock
+    )
+    await scheduler.run_round()
+    assert len(attempts) == 1
+    assert scheduler.stats.failures == 1
+    assert all(s.published_through is None for s in await ScheduleStore(store).list_for(None))
+    publisher = Publisher()
+    scheduler._publisher = publisher  # the broker is back
+    await scheduler.run_round()
+    assert len(publisher.sent) == 6
