@@ -308,3 +308,32 @@ async def test_a_broker_failure_ends_the_round_instead_of_waiting_on_every_sched
     scheduler._publisher = publisher  # the broker is back
     await scheduler.run_round()
     assert len(publisher.sent) == 6
+
+
+@pytest.mark.parametrize("action", ["delete", "pause"])
+async def test_a_schedule_deleted_or_paused_during_a_round_stops_there(action: str) -> None:
+    store, clock = MemoryStore(), MovableClock(CREATED)
+    schedule = await _created(store, clock)
+    schedules_ = ScheduleStore(store, clock=clock)
+    sent: list[str] = []
+
+    class Acting:
+        async def publish(self, message: dict[str, Any]) -> None:
+            sent.append(message["from"]["date"])
+            if len(sent) == 1:  # the user acts while the first period is being published
+                await getattr(schedules_, action)("ws-1", schedule.schedule_id)
+
+    clock.now = CREATED + timedelta(days=5)
+    scheduler = Scheduler(schedules_, Acting(), interval_s=1, grace_s=7200, clock=clock)
+    await scheduler.run_round()
+    assert sent == ["2026-03-11"]
+    assert scheduler.stats.failures == 0
+    stored = await schedules_.get("ws-1", schedule.schedule_id)
+    if action == "delete":
+        assert stored is None  # the progress write did not bring it back
+        assert store.body(f"schedules/ws-1/{schedule.schedule_id}.json") is None
+    else:
+        assert stored is not None
+        assert (stored.state, stored.published_through) == ("paused", date(2026, 3, 11))
+    await scheduler.run_round()
+    assert sent == ["2026-03-11"]
