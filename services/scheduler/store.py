@@ -18,7 +18,7 @@ from shared.contracts.export_buckets import BUCKET_NAMES, BucketUnit
 from shared.contracts.ids import ID_RULE, is_valid_id
 from shared.domain.schedules import Schedule, pause, resume, schedule_problem
 from shared.domain.window import to_ms
-from shared.errors import PreconditionFailed, UsageExportError
+from shared.errors import PreconditionFailed, StoreRefused, UsageExportError
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +156,13 @@ class ScheduleStore:
                 etag = await self._store.put(key, _body(changed), if_match=current.etag)
             except PreconditionFailed:
                 continue
+            except StoreRefused:
+                # AWS answers 404 (not 412) to If-Match on a key deleted meanwhile.
+                if await self._store.head(key) is None:
+                    raise ScheduleError(
+                        f"workspace {org_id} has no schedule {schedule_id}"
+                    ) from None
+                raise
             return replace(changed, etag=etag)
         raise PreconditionFailed(f"schedule {key} kept changing")
 

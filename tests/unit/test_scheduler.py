@@ -17,6 +17,7 @@ from services.cli import build_parser, schedules
 from services.scheduler.store import ScheduleError, ScheduleStore
 from services.scheduler.worker import Scheduler
 from shared.domain.schedules import Schedule
+from shared.errors import StoreRefused
 from shared.observability import SchedulerMetrics
 from tests.unit.memory_store import MemoryStore
 
@@ -337,3 +338,30 @@ async def test_a_schedule_deleted_or_paused_during_a_round_stops_there(action: s
         assert (stored.state, stored.published_through) == ("paused", date(2026, 3, 11))
     await scheduler.run_round()
     assert sent == ["2026-03-11"]
+
+
+async def test_a_change_racing_a_delete_on_aws_is_an_unknown_schedule() -> None:
+    """AWS answers a conditional PUT on a key deleted meanwhile with 404 NoSuchKey (a
+    refusal), not 412: the change is still "no such schedule", not a store failure."""
+    store, clock = MemoryStore(), MovableClock(CREATED)
+    schedule = await _created(store, clock)
+    schedules_ = ScheduleStore(store, clock=clock)
+    real_put = store.put
+
+    async def delete_first(key: str, body: bytes, **kwargs: Any) -> str:
+        await store.delete(key)  # the DELETE lands between the read and the write
+        raise StoreRefused("PUT: NoSuchKey")
+
+    store.put = delete_first  # type: ignore[method-assign]
+    with pytest.raises(ScheduleError, match="no schedule"):
+        await schedules_.pause("ws-1", schedule.schedule_id)
+    store.put = real_put  # type: ignore[method-assign]
+    other = await _created(store, clock)
+
+    async def refused(key: str, body: bytes, **kwargs: Any) -> str:
+        raise StoreRefused("PUT: AccessDenied")
+
+    store.put = refused  # type: ignore[method-assign]
+    with pytest.raises(StoreRefused):  # a refusal of an existing record stays one
+        await schedules_.pause("ws-1", other.schedule_id)
+
