@@ -175,6 +175,9 @@ class ScheduleStore:
         return await self.update(org_id, schedule_id, lambda s: resume(s, now_ms))
 
     async def delete(self, org_id: str, schedule_id: str) -> None:
-        if await self.get(org_id, schedule_id) is None:
+        """Delete the record under this workspace's prefix, readable or not (an
+        unreadable record, ignored by the scheduler, can be removed the same way)."""
+        key = schedule_object(org_id, schedule_id)
+        if await self._store.head(key) is None:
             raise ScheduleError(f"workspace {org_id} has no schedule {schedule_id}")
-        await self._store.delete(schedule_object(org_id, schedule_id))
+        await self._store.delete(key)

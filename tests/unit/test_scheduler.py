@@ -365,3 +365,13 @@ async def test_a_change_racing_a_delete_on_aws_is_an_unknown_schedule() -> None:
     with pytest.raises(StoreRefused):  # a refusal of an existing record stays one
         await schedules_.pause("ws-1", other.schedule_id)
 
+
+async def test_an_unreadable_record_can_be_deleted() -> None:
+    store, clock = MemoryStore(), MovableClock(CREATED)
+    await store.put("schedules/ws-1/broken.json", b"[]")
+    schedules_ = ScheduleStore(store, clock=clock)
+    assert await schedules_.get("ws-1", "broken") is None
+    await schedules_.delete("ws-1", "broken")
+    assert store.body("schedules/ws-1/broken.json") is None
+    with pytest.raises(ScheduleError, match="no schedule"):
+        await schedules_.delete("ws-1", "broken")
