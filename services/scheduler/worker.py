@@ -99,7 +99,9 @@ class Scheduler:
             return
         except Exception as exc:  # an unexpected failure of the store's client: next round
             self._failed()
-            log.error("cannot list the schedules; next round in %gs", self._interval_s, exc_info=exc)
+            log.error(
+                "cannot list the schedules; next round in %gs", self._interval_s, exc_info=exc
+            )
             return
         for schedule in schedules:
             try:

@@ -31,7 +31,5 @@ def file_clock(path: Path) -> Clock:
 
 if __name__ == "__main__":
     # The CLI imports the runner by name when the command runs: it finds this one.
-    app.run_scheduler = functools.partial(  # type: ignore[assignment]
-        app.run_scheduler, clock=file_clock(Path(sys.argv[1]))
-    )
+    app.run_scheduler = functools.partial(app.run_scheduler, clock=file_clock(Path(sys.argv[1])))
     sys.exit(main(["scheduler"]))
