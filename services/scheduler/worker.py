@@ -78,16 +78,20 @@ class Scheduler:
         self._grace_ms = round(grace_s * 1000)
         self._clock = clock
         self.stats = SchedulerStats()
+        self._stop: asyncio.Event | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """A round every ``interval_s`` until ``stop`` is set."""
         while not stop.is_set():
-            await self.run_round()
+            await self.run_round(stop)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._interval_s)
 
-    async def run_round(self) -> None:
-        """One pass over every schedule; a failure is logged and left for the next round."""
+    async def run_round(self, stop: asyncio.Event | None = None) -> None:
+        """One pass over every schedule; a failure is logged and left for the next round.
+        A ``stop`` set meanwhile ends the round after the publication in progress is
+        recorded (a catch-up round can be long; SIGTERM must not wait for it)."""
+        self._stop = stop
         self.stats.rounds += 1
         if self._metrics is not None:
             self._metrics.rounds.inc()
@@ -104,6 +108,8 @@ class Scheduler:
             )
             return
         for schedule in schedules:
+            if self._stopping():
+                return
             try:
                 await self._publish_due(schedule)
             except _BrokerFailed as exc:
@@ -131,6 +137,9 @@ class Scheduler:
                 log.error(
                     "schedule %s/%s failed", schedule.org_id, schedule.schedule_id, exc_info=exc
                 )
+
+    def _stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
 
     def _failed(self) -> None:
         self.stats.failures += 1
@@ -169,5 +178,5 @@ class Scheduler:
                 )
             except ScheduleError:  # deleted meanwhile
                 return
-            if not schedule.active:  # paused meanwhile
+            if not schedule.active or self._stopping():  # paused meanwhile, or stopping
                 return

@@ -375,3 +375,26 @@ async def test_an_unreadable_record_can_be_deleted() -> None:
     assert store.body("schedules/ws-1/broken.json") is None
     with pytest.raises(ScheduleError, match="no schedule"):
         await schedules_.delete("ws-1", "broken")
+
+
+async def test_stop_ends_a_catch_up_round_after_the_publication_in_progress() -> None:
+    store, clock = MemoryStore(), MovableClock(CREATED)
+    first = await _created(store, clock)
+    await _created(store, clock)
+    stop = asyncio.Event()
+    sent: list[str] = []
+
+    class Stopping:
+        async def publish(self, message: dict[str, Any]) -> None:
+            sent.append(message["from"]["date"])
+            stop.set()  # SIGTERM while the first period is being published
+
+    clock.now = CREATED + timedelta(days=30)
+    scheduler = Scheduler(
+        ScheduleStore(store, clock=clock), Stopping(), interval_s=1, grace_s=7200, clock=clock
+    )
+    await asyncio.wait_for(scheduler.run(stop), 5)
+    assert sent == ["2026-03-11"]  # not the 28 other due days, nor the other schedule's
+    stored = await ScheduleStore(store).get("ws-1", first.schedule_id)
+    assert stored is not None
+    assert stored.published_through == date(2026, 3, 11)  # recorded before stopping
