@@ -379,7 +379,7 @@ async def test_an_unreadable_record_can_be_deleted() -> None:
 
 async def test_stop_ends_a_catch_up_round_after_the_publication_in_progress() -> None:
     store, clock = MemoryStore(), MovableClock(CREATED)
-    first = await _created(store, clock)
+    await _created(store, clock)
     await _created(store, clock)
     stop = asyncio.Event()
     sent: list[str] = []
@@ -395,6 +395,9 @@ async def test_stop_ends_a_catch_up_round_after_the_publication_in_progress() ->
     )
     await asyncio.wait_for(scheduler.run(stop), 5)
     assert sent == ["2026-03-11"]  # not the 28 other due days, nor the other schedule's
-    stored = await ScheduleStore(store).get("ws-1", first.schedule_id)
-    assert stored is not None
-    assert stored.published_through == date(2026, 3, 11)  # recorded before stopping
+    # Recorded before stopping (on whichever of the two schedules came first).
+    progress = sorted(
+        str(s.published_through) for s in await ScheduleStore(store).list_for("ws-1")
+    )
+    assert progress == ["2026-03-11", "None"]
+
