@@ -148,6 +148,9 @@ class Scheduler:
 
     async def _publish_due(self, schedule: Schedule) -> None:
         for period in due_periods(schedule, to_ms(self._clock()), grace_ms=self._grace_ms):
+            through = schedule.published_through
+            if through is not None and through >= period.last_day:
+                continue  # another replica published it since this round listed
             if schedule.skipped(period):
                 self.stats.skipped += 1
                 if self._metrics is not None:

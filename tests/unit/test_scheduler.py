@@ -401,3 +401,25 @@ async def test_stop_ends_a_catch_up_round_after_the_publication_in_progress() ->
     )
     assert progress == ["2026-03-11", "None"]
 
+
+async def test_a_replica_does_not_republish_what_another_recorded_during_its_round() -> None:
+    store, clock = MemoryStore(), MovableClock(CREATED)
+    await _created(store, clock)
+    clock.now = CREATED + timedelta(days=10)
+    other = Publisher()
+    mine: list[str] = []
+
+    class Overtaken:
+        async def publish(self, message: dict[str, Any]) -> None:
+            mine.append(message["from"]["date"])
+            if len(mine) == 1:  # the other replica runs its whole round meanwhile
+                await _scheduler(store, clock, other).run_round()
+
+    scheduler = Scheduler(
+        ScheduleStore(store, clock=clock), Overtaken(), interval_s=1, grace_s=7200, clock=clock
+    )
+    await scheduler.run_round()
+    assert len(other.sent) == 9  # March 11 to 19
+    assert mine == ["2026-03-11"]  # the rest was recorded by the other replica
+    (stored,) = await ScheduleStore(store).list_for("ws-1")
+    assert stored.published_through == date(2026, 3, 19)
