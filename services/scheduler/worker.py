@@ -44,12 +44,15 @@ class SchedulerStats:
 
 
 def _advanced(period: Period) -> Callable[[Schedule], Schedule]:
-    """The change that records ``period`` as published (never moves progress back)."""
+    """The change that records ``period`` as published (never moves progress back), and
+    forgets the pauses that ended by its end: no later period can end inside them, so the
+    record does not grow with every pause and resume."""
 
     def change(current: Schedule) -> Schedule:
         if current.published_through is not None and current.published_through >= period.last_day:
             return current
-        return replace(current, published_through=period.last_day)
+        pauses = tuple(pause for pause in current.pauses if pause[1] > period.end_ms)
+        return replace(current, published_through=period.last_day, pauses=pauses)
 
     return change
 

@@ -423,3 +423,27 @@ async def test_a_replica_does_not_republish_what_another_recorded_during_its_rou
     assert mine == ["2026-03-11"]  # the rest was recorded by the other replica
     (stored,) = await ScheduleStore(store).list_for("ws-1")
     assert stored.published_through == date(2026, 3, 19)
+
+
+async def test_pauses_no_later_period_can_end_in_are_forgotten() -> None:
+    store, clock, publisher = MemoryStore(), MovableClock(CREATED), Publisher()
+    schedule = await _created(store, clock)
+    schedules_ = ScheduleStore(store, clock=clock)
+    for hour in range(40):  # paused from :50 to :20 every hour, March 12 00:50 UTC on
+        clock.now = datetime(2026, 3, 12, 0, 50, tzinfo=UTC) + timedelta(hours=hour)
+        await schedules_.pause("ws-1", schedule.schedule_id)
+        clock.now += timedelta(minutes=30)
+        await schedules_.resume("ws-1", schedule.schedule_id)
+    clock.now = datetime(2026, 3, 16, 12, 0, tzinfo=UTC)
+    await _scheduler(store, clock, publisher).run_round()
+    # Berlin's March 12 ends at 23:00 UTC, inside the pause from 22:50: skipped.
+    assert [m["from"]["date"] for m in publisher.sent] == [
+        "2026-03-11",
+        "2026-03-13",
+        "2026-03-14",
+        "2026-03-15",
+    ]
+    stored = await schedules_.get("ws-1", schedule.schedule_id)
+    assert stored is not None
+    assert stored.published_through == date(2026, 3, 15)
+    assert stored.pauses == ()
