@@ -396,9 +396,7 @@ async def test_stop_ends_a_catch_up_round_after_the_publication_in_progress() ->
     await asyncio.wait_for(scheduler.run(stop), 5)
     assert sent == ["2026-03-11"]  # not the 28 other due days, nor the other schedule's
     # Recorded before stopping (on whichever of the two schedules came first).
-    progress = sorted(
-        str(s.published_through) for s in await ScheduleStore(store).list_for("ws-1")
-    )
+    progress = sorted(str(s.published_through) for s in await ScheduleStore(store).list_for("ws-1"))
     assert progress == ["2026-03-11", "None"]
 
 
