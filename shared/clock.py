@@ -9,10 +9,8 @@ limits) use ``time.monotonic``, which is not a date and is unaffected by either.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 Clock = Callable[[], datetime]
 """Returns the current instant as an aware UTC ``datetime``."""
@@ -29,28 +27,3 @@ def fixed_clock(instant: datetime) -> Clock:
         raise ValueError("a clock answers aware instants")
     pinned = instant.astimezone(UTC)
     return lambda: pinned
-
-
-#: Test-only: a file holding an ISO 8601 instant that a service's clock reads at every
-#: call instead of the wall clock (``clock_from_environment``). Only the service runners
-#: that document it honour it (the scheduler); it exists so that an integration test can
-#: move a *subprocess's* time, which ``fixed_clock`` cannot reach. Never set in production.
-TEST_CLOCK_FILE_VARIABLE = "USAGE_TEST_CLOCK_FILE"
-
-
-def file_clock(path: Path) -> Clock:
-    """A clock answering the instant written in ``path`` (re-read at every call)."""
-
-    def read() -> datetime:
-        instant = datetime.fromisoformat(path.read_text(encoding="utf-8").strip())
-        if instant.tzinfo is None:
-            raise ValueError(f"{path} must hold an aware ISO 8601 instant")
-        return instant.astimezone(UTC)
-
-    return read
-
-
-def clock_from_environment(environ: Mapping[str, str] | None = None) -> Clock:
-    """``system_clock``, unless ``USAGE_TEST_CLOCK_FILE`` names a file (tests only)."""
-    path = (os.environ if environ is None else environ).get(TEST_CLOCK_FILE_VARIABLE)
-    return system_clock if not path else file_clock(Path(path))

@@ -18,6 +18,7 @@ carry the name only.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -57,7 +58,12 @@ class Destination:
     secret_access_key: SecretStr | None = field(default=None, repr=False)
 
     def object_key(self, data_type: str, period: str, filename: str) -> str:
-        """``{prefix}/{type}/{period}/{filename}`` (no leading slash without a prefix)."""
+        """``{prefix}/{type}/{period}/{filename}`` (no leading slash without a prefix).
+        Raises ValueError unless each of the three is one plain path segment, so that no
+        value can move the copy out of ``{prefix}/`` (``..``, ``/``, ``\\``)."""
+        for part in (data_type, period, filename):
+            if not _is_segment(part):
+                raise ValueError(f"{part!r} is not a plain key segment of a destination copy")
         parts = [self.prefix.strip("/"), data_type, period, filename]
         return "/".join(part for part in parts if part)
 
@@ -73,6 +79,24 @@ class Destination:
                 "s3_secret_key": self.secret_access_key,
             }
         )
+
+
+_SEGMENT_RE: Final = re.compile(r"[A-Za-z0-9_.:=+-]+", re.ASCII)
+
+
+def _is_segment(part: str) -> bool:
+    """One key segment: no separator, no control character, not ``.`` or ``..``."""
+    return _SEGMENT_RE.fullmatch(part) is not None and part not in {".", ".."}
+
+
+def _prefix_problem(prefix: str) -> str | None:
+    segments = prefix.strip("/").split("/")
+    if prefix.strip("/") and not all(_is_segment(segment) for segment in segments):
+        return (
+            "must be key segments of [A-Za-z0-9_.:=+-] separated by single '/', none of "
+            "them '.' or '..'"
+        )
+    return None
 
 
 def _split(variable: str) -> tuple[str, str] | None:
@@ -116,12 +140,15 @@ def parse_destinations(environ: Mapping[str, str]) -> dict[str, Destination]:
                 f"set both {variable}_ACCESS_KEY_ID and {variable}_SECRET_ACCESS_KEY, or "
                 "neither (neither: the default AWS credential chain)"
             )
+        prefix = values.get("PREFIX", "")
+        if (problem := _prefix_problem(prefix)) is not None:
+            raise DestinationConfigError(f"{variable}_PREFIX {prefix!r} {problem}")
         destinations[name] = Destination(
             name=name,
             bucket=bucket,
             endpoint=values.get("ENDPOINT") or None,
             region=values.get("REGION") or None,
-            prefix=values.get("PREFIX", ""),
+            prefix=prefix,
             access_key_id=key_id,
             secret_access_key=None if secret is None else SecretStr(secret),
         )

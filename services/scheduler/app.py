@@ -15,7 +15,7 @@ from services.scheduler.worker import Scheduler
 from shared import codec
 from shared.adapters.kafka import make_producer
 from shared.adapters.s3 import S3ObjectStore
-from shared.clock import Clock, clock_from_environment
+from shared.clock import Clock, system_clock
 from shared.lifecycle import started
 from shared.observability import (
     ObservabilityServer,
@@ -51,7 +51,7 @@ async def run_scheduler(
     clock: Clock | None = None,
 ) -> None:
     """Publish the due periods of the schedules until ``stop`` is set."""
-    clock = clock or clock_from_environment()
+    clock = clock or system_clock
     registry = new_registry("scheduler")
     metrics = SchedulerMetrics(registry)
     async with contextlib.AsyncExitStack() as stack:

@@ -18,7 +18,7 @@ from shared.contracts.export_buckets import BUCKET_NAMES, BucketUnit
 from shared.contracts.ids import ID_RULE, is_valid_id
 from shared.domain.schedules import Schedule, pause, resume, schedule_problem
 from shared.domain.window import to_ms
-from shared.errors import PreconditionFailed, UsageExportError
+from shared.errors import PreconditionFailed, StoreRefused, UsageExportError
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,9 @@ class ScheduleStore:
     def __init__(self, store: ObjectStore, *, clock: Clock = system_clock) -> None:
         self._store = store
         self._clock = clock
+        #: Each listed key's listing ETag and what its GET read (None: unreadable), so
+        #: that a listing reads again only the records that changed since the last one.
+        self._listed: dict[str, tuple[str, Schedule | None]] = {}
 
     def new(
         self,
@@ -109,19 +112,31 @@ class ScheduleStore:
         return schedule
 
     async def list_for(self, org_id: str | None = None) -> list[Schedule]:
-        """Every schedule (of ``org_id``, or of all workspaces), oldest first."""
+        """Every schedule (of ``org_id``, or of all workspaces), oldest first. A record
+        whose listing ETag is the one of the previous listing is not read again: a round
+        costs one paged LIST plus one GET per changed schedule, not one GET per schedule."""
         prefix = SCHEDULES_PREFIX if org_id is None else f"{SCHEDULES_PREFIX}{org_id}/"
         if org_id is not None:
             schedule_object(org_id, "x")  # the org id's check
         found: list[Schedule] = []
+        listed: dict[str, tuple[str, Schedule | None]] = {}
         for item in await self._store.list_objects(prefix):
             org, _, name = item.key.removeprefix(SCHEDULES_PREFIX).partition("/")
             schedule_id = name.removesuffix(".json")
             if not (is_valid_id(org) and is_valid_id(schedule_id)):
                 continue
-            schedule = await self.get(org, schedule_id)
+            known = self._listed.get(item.key)
+            if item.etag and known is not None and known[0] == item.etag:
+                schedule = known[1]  # unchanged since the last listing: not read again
+            else:
+                schedule = await self.get(org, schedule_id)
+            listed[item.key] = (item.etag, schedule)
             if schedule is not None:
                 found.append(schedule)
+        # Forget what is gone (deleted schedules): the cache holds the latest listing only.
+        for key in [key for key in self._listed if key.startswith(prefix)]:
+            del self._listed[key]
+        self._listed.update(listed)
         return sorted(found, key=lambda s: (s.created_ms, s.schedule_id))
 
     async def update(
@@ -141,6 +156,13 @@ class ScheduleStore:
                 etag = await self._store.put(key, _body(changed), if_match=current.etag)
             except PreconditionFailed:
                 continue
+            except StoreRefused:
+                # AWS answers 404 (not 412) to If-Match on a key deleted meanwhile.
+                if await self._store.head(key) is None:
+                    raise ScheduleError(
+                        f"workspace {org_id} has no schedule {schedule_id}"
+                    ) from None
+                raise
             return replace(changed, etag=etag)
         raise PreconditionFailed(f"schedule {key} kept changing")
 
@@ -153,6 +175,9 @@ class ScheduleStore:
         return await self.update(org_id, schedule_id, lambda s: resume(s, now_ms))
 
     async def delete(self, org_id: str, schedule_id: str) -> None:
-        if await self.get(org_id, schedule_id) is None:
+        """Delete the record under this workspace's prefix, readable or not (an
+        unreadable record, ignored by the scheduler, can be removed the same way)."""
+        key = schedule_object(org_id, schedule_id)
+        if await self._store.head(key) is None:
             raise ScheduleError(f"workspace {org_id} has no schedule {schedule_id}")
-        await self._store.delete(schedule_object(org_id, schedule_id))
+        await self._store.delete(key)

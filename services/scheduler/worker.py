@@ -44,14 +44,21 @@ class SchedulerStats:
 
 
 def _advanced(period: Period) -> Callable[[Schedule], Schedule]:
-    """The change that records ``period`` as published (never moves progress back)."""
+    """The change that records ``period`` as published (never moves progress back), and
+    forgets the pauses that ended by its end: no later period can end inside them, so the
+    record does not grow with every pause and resume."""
 
     def change(current: Schedule) -> Schedule:
         if current.published_through is not None and current.published_through >= period.last_day:
             return current
-        return replace(current, published_through=period.last_day)
+        pauses = tuple(pause for pause in current.pauses if pause[1] > period.end_ms)
+        return replace(current, published_through=period.last_day, pauses=pauses)
 
     return change
+
+
+class _BrokerFailed(Exception):
+    """A publication failed: the broker is every schedule's, so the round ends."""
 
 
 class Scheduler:
@@ -74,16 +81,20 @@ class Scheduler:
         self._grace_ms = round(grace_s * 1000)
         self._clock = clock
         self.stats = SchedulerStats()
+        self._stop: asyncio.Event | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """A round every ``interval_s`` until ``stop`` is set."""
         while not stop.is_set():
-            await self.run_round()
+            await self.run_round(stop)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._interval_s)
 
-    async def run_round(self) -> None:
-        """One pass over every schedule; a failure is logged and left for the next round."""
+    async def run_round(self, stop: asyncio.Event | None = None) -> None:
+        """One pass over every schedule; a failure is logged and left for the next round.
+        A ``stop`` set meanwhile ends the round after the publication in progress is
+        recorded (a catch-up round can be long; SIGTERM must not wait for it)."""
+        self._stop = stop
         self.stats.rounds += 1
         if self._metrics is not None:
             self._metrics.rounds.inc()
@@ -93,9 +104,28 @@ class Scheduler:
             self._failed()
             log.warning("cannot list the schedules: %s; next round in %gs", exc, self._interval_s)
             return
+        except Exception as exc:  # an unexpected failure of the store's client: next round
+            self._failed()
+            log.error(
+                "cannot list the schedules; next round in %gs", self._interval_s, exc_info=exc
+            )
+            return
         for schedule in schedules:
+            if self._stopping():
+                return
             try:
                 await self._publish_due(schedule)
+            except _BrokerFailed as exc:
+                # Every other schedule would wait for the same broker's timeout in turn.
+                self._failed()
+                log.error(
+                    "publishing schedule %s/%s's request failed; the round ends, next in %gs",
+                    schedule.org_id,
+                    schedule.schedule_id,
+                    self._interval_s,
+                    exc_info=exc.__cause__,
+                )
+                return
             except (UsageExportError, OSError) as exc:
                 self._failed()
                 log.warning(
@@ -111,6 +141,9 @@ class Scheduler:
                     "schedule %s/%s failed", schedule.org_id, schedule.schedule_id, exc_info=exc
                 )
 
+    def _stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
+
     def _failed(self) -> None:
         self.stats.failures += 1
         if self._metrics is not None:
@@ -118,6 +151,9 @@ class Scheduler:
 
     async def _publish_due(self, schedule: Schedule) -> None:
         for period in due_periods(schedule, to_ms(self._clock()), grace_ms=self._grace_ms):
+            through = schedule.published_through
+            if through is not None and through >= period.last_day:
+                continue  # another replica published it since this round listed
             if schedule.skipped(period):
                 self.stats.skipped += 1
                 if self._metrics is not None:
@@ -129,7 +165,10 @@ class Scheduler:
                 )
             else:
                 message = period_request(schedule, period)
-                await self._publisher.publish(message)
+                try:
+                    await self._publisher.publish(message)
+                except Exception as exc:  # aiokafka's errors, a timeout
+                    raise _BrokerFailed(str(exc)) from exc
                 self.stats.published += 1
                 if self._metrics is not None:
                     self._metrics.published.inc()
@@ -145,5 +184,5 @@ class Scheduler:
                 )
             except ScheduleError:  # deleted meanwhile
                 return
-            if not schedule.active:  # paused meanwhile
+            if not schedule.active or self._stopping():  # paused meanwhile, or stopping
                 return

@@ -158,30 +158,53 @@ class Schedule:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], etag: str = "") -> Schedule:
-        """Raises ValueError, KeyError or TypeError for a record that is not one."""
+    def from_json(cls, data: Any, etag: str = "") -> Schedule:
+        """Raises ValueError, KeyError or TypeError for a record that is not one (not an
+        object, a field of the wrong type, a timezone that is not an IANA name), so that
+        a stored schedule that loads can be shown and scheduled."""
+        if not isinstance(data, dict):
+            raise TypeError(f"a schedule record is a JSON object, not {type(data).__name__}")
         through = data.get("published_through")
         state = str(data.get("state") or ACTIVE)
         if state not in (ACTIVE, PAUSED):
             raise ValueError(f"unknown schedule state {state!r}")
         return cls(
-            schedule_id=str(data["schedule_id"]),
-            org_id=str(data["org_id"]),
-            data_type=str(data["data_type"]),
+            schedule_id=_text(data, "schedule_id"),
+            org_id=_text(data, "org_id"),
+            data_type=_text(data, "data_type"),
             every=BucketUnit(data["every"]),
-            timezone=str(data["timezone"]),
+            timezone=_zone_name(data),
             created_ms=int(data["created_ms"]),
-            group_by=data.get("group_by"),
-            bucket=data.get("bucket"),
-            format=data.get("format"),
-            destination=data.get("destination"),
-            callback_url=data.get("callback_url"),
+            group_by=_optional_text(data, "group_by"),
+            bucket=_optional_text(data, "bucket"),
+            format=_optional_text(data, "format"),
+            destination=_optional_text(data, "destination"),
+            callback_url=_optional_text(data, "callback_url"),
             state=state,
             paused_ms=None if data.get("paused_ms") is None else int(data["paused_ms"]),
             pauses=tuple((int(a), int(b)) for a, b in data.get("pauses") or ()),
             published_through=None if through is None else date.fromisoformat(through),
             etag=etag,
         )
+
+
+def _text(data: dict[str, Any], name: str) -> str:
+    value = data[name]
+    if not isinstance(value, str):
+        raise TypeError(f"schedule field {name} must be a string")
+    return value
+
+
+def _optional_text(data: dict[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    return None if value is None else _text(data, name)
+
+
+def _zone_name(data: dict[str, Any]) -> str:
+    name = _text(data, "timezone")
+    if not is_accepted_zone(name):
+        raise ValueError(f"schedule timezone {name!r} is not an IANA timezone name")
+    return name
 
 
 def due_periods(

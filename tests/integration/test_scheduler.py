@@ -1,5 +1,5 @@
 """Scheduled exports on the real stack: a scheduler *process* on a clock the test moves
-(``USAGE_TEST_CLOCK_FILE``), killed with SIGKILL and restarted as two replicas while
+(``tests.integration.scheduler_process``), killed with SIGKILL and restarted as two replicas while
 several periods are due; every period is exported exactly once (one request id, one
 ledger record, one file, one destination copy per period; every completion of an id
 names the same file), the files match the reference, and the copies are in a second
@@ -31,7 +31,7 @@ from services.exporter.app import run_exporter
 from services.ingest.app import run_ingest
 from services.scheduler.store import ScheduleStore
 from shared.adapters.s3 import S3ObjectStore
-from shared.clock import TEST_CLOCK_FILE_VARIABLE, fixed_clock
+from shared.clock import fixed_clock
 from shared.contracts.completions import ExportCompletion
 from shared.domain.schedules import Schedule, due_periods, period_request, period_request_id
 from shared.domain.window import to_ms
@@ -109,10 +109,10 @@ class ClockFile:
 def start_scheduler(settings: Settings, clock: ClockFile, log: Path) -> subprocess.Popen[bytes]:
     env = {name: value for name, value in os.environ.items() if not name.startswith("USAGE_")}
     env |= settings_env(settings)
-    env |= {TEST_CLOCK_FILE_VARIABLE: str(clock.path), "USAGE_LOG_FORMAT": "json"}
+    env |= {"USAGE_LOG_FORMAT": "json"}
     with log.open("ab") as output:
         return subprocess.Popen(
-            [sys.executable, "-m", "services", "scheduler"],
+            [sys.executable, "-m", "tests.integration.scheduler_process", str(clock.path)],
             cwd=ROOT,
             env=env,
             stdout=output,

@@ -87,11 +87,33 @@ def test_a_destination_gets_its_own_store_settings_never_the_main_keys() -> None
         ({"USAGE_DESTINATION_X_COLOUR": "red"}, "is not a destination setting"),
         ({"USAGE_DESTINATION__BUCKET": "b"}, "is not a destination setting"),
         ({"USAGE_DESTINATION_X-Y_BUCKET": "b"}, "must be"),
+        ({"USAGE_DESTINATION_X_BUCKET": "b", "USAGE_DESTINATION_X_PREFIX": "a/../b"}, "'..'"),
+        ({"USAGE_DESTINATION_X_BUCKET": "b", "USAGE_DESTINATION_X_PREFIX": ".."}, "'..'"),
+        ({"USAGE_DESTINATION_X_BUCKET": "b", "USAGE_DESTINATION_X_PREFIX": "a//b"}, "'..'"),
+        ({"USAGE_DESTINATION_X_BUCKET": "b", "USAGE_DESTINATION_X_PREFIX": "a\\b"}, "'..'"),
     ],
 )
 def test_incomplete_destinations_are_refused(environ: dict[str, str], expected: str) -> None:
     with pytest.raises(DestinationConfigError, match=expected):
         parse_destinations(environ)
+
+
+def test_a_copy_key_never_leaves_its_prefix() -> None:
+    destination = parse_destinations(
+        {"USAGE_DESTINATION_X_BUCKET": "b", "USAGE_DESTINATION_X_PREFIX": "/team/usage/"}
+    )["x"]
+    assert destination.object_key("users", "2026-01-01_2026-01-31", "u.csv") == (
+        "team/usage/users/2026-01-01_2026-01-31/u.csv"
+    )
+    for parts in [
+        ("..", "2026-01-01_2026-01-31", "u.csv"),
+        ("users", "../..", "u.csv"),
+        ("users", "2026-01-01_2026-01-31", "../../other/u.csv"),
+        ("users/../x", "p", "u.csv"),
+        ("users", "p", ""),
+    ]:
+        with pytest.raises(ValueError, match="plain key segment"):
+            destination.object_key(*parts)
 
 
 def _exporter(tables: TableStore, store: MemoryStore, copier: DestinationCopier) -> Exporter:

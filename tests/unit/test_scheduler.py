@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
+import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -16,6 +17,7 @@ from services.cli import build_parser, schedules
 from services.scheduler.store import ScheduleError, ScheduleStore
 from services.scheduler.worker import Scheduler
 from shared.domain.schedules import Schedule
+from shared.errors import StoreRefused
 from shared.observability import SchedulerMetrics
 from tests.unit.memory_store import MemoryStore
 
@@ -211,3 +213,235 @@ def test_the_cli_creates_lists_pauses_resumes_and_deletes(
     assert status == 1
     assert "group_by" in out
     assert run("delete", "--org", "ws-1", schedule_id)[0] == 1
+
+
+async def test_a_malformed_schedule_record_is_ignored_and_the_others_are_published() -> None:
+    store, clock, publisher = MemoryStore(), MovableClock(CREATED), Publisher()
+    good = await _created(store, clock)
+    base = good.to_json()
+    bad_records: list[Any] = [
+        [],
+        "text",
+        base | {"schedule_id": "a1", "group_by": 5},
+        base | {"schedule_id": "a2", "timezone": "Mars/Olympus"},
+        base | {"schedule_id": "a3", "org_id": ["ws-1"]},
+    ]
+    for index, record in enumerate(bad_records):
+        schedule_id = record["schedule_id"] if isinstance(record, dict) else f"bad{index}"
+        await store.put(f"schedules/ws-1/{schedule_id}.json", orjson.dumps(record))
+    listed = await ScheduleStore(store).list_for(None)
+    assert [s.schedule_id for s in listed] == [good.schedule_id]
+    clock.now = CREATED + timedelta(days=3)
+    scheduler = _scheduler(store, clock, publisher)
+    await scheduler.run_round()
+    assert [m["from"]["date"] for m in publisher.sent] == ["2026-03-11", "2026-03-12"]
+    assert scheduler.stats.failures == 0
+
+
+async def test_a_listing_that_fails_unexpectedly_ends_the_round_not_the_scheduler() -> None:
+    store, clock, publisher = MemoryStore(), MovableClock(CREATED), Publisher()
+    await _created(store, clock)
+    real_list = store.list_objects
+
+    async def broken(prefix: str) -> Any:
+        raise RuntimeError("the store client broke")
+
+    store.list_objects = broken  # type: ignore[method-assign]
+    scheduler = _scheduler(store, clock, publisher)
+    clock.now = CREATED + timedelta(days=3)
+    await scheduler.run_round()
+    assert scheduler.stats.failures == 1
+    store.list_objects = real_list  # type: ignore[method-assign]
+    await scheduler.run_round()
+    assert len(publisher.sent) == 2
+
+
+async def test_a_round_reads_only_the_schedules_that_changed_since_the_last_listing() -> None:
+    store, clock, publisher = MemoryStore(), MovableClock(CREATED), Publisher()
+    kept = [await _created(store, clock) for _ in range(5)]
+    await store.put("schedules/ws-1/broken.json", b"[]")
+    real_get = store.get
+    reads: list[str] = []
+
+    async def counting_get(key: str) -> Any:
+        reads.append(key)
+        return await real_get(key)
+
+    store.get = counting_get  # type: ignore[method-assign]
+    scheduler = _scheduler(store, clock, publisher)
+    await scheduler.run_round()
+    assert len(reads) == 6  # nothing due yet: each record read once
+    reads.clear()
+    await scheduler.run_round()
+    assert reads == []  # nothing changed: no record read, the broken one neither
+    schedules_ = ScheduleStore(store, clock=clock)
+    await schedules_.pause("ws-1", kept[0].schedule_id)
+    await schedules_.delete("ws-1", kept[1].schedule_id)
+    reads.clear()
+    await scheduler.run_round()
+    assert reads == [f"schedules/ws-1/{kept[0].schedule_id}.json"]
+    clock.now = CREATED + timedelta(days=2)
+    await scheduler.run_round()
+    published = {m["requested_by"] for m in publisher.sent}
+    assert published == {f"schedule:{s.schedule_id}" for s in kept[2:]}
+
+
+async def test_a_broker_failure_ends_the_round_instead_of_waiting_on_every_schedule() -> None:
+    store, clock = MemoryStore(), MovableClock(CREATED)
+    for _ in range(3):
+        await _created(store, clock)
+    attempts: list[str] = []
+
+    class Down:
+        async def publish(self, message: dict[str, Any]) -> None:
+            attempts.append(message["request_id"])
+            raise TimeoutError("the broker did not answer")
+
+    clock.now = CREATED + timedelta(days=3)
+    scheduler = Scheduler(
+        ScheduleStore(store, clock=clock), Down(), interval_s=1, grace_s=7200, clock=clock
+    )
+    await scheduler.run_round()
+    assert len(attempts) == 1
+    assert scheduler.stats.failures == 1
+    assert all(s.published_through is None for s in await ScheduleStore(store).list_for(None))
+    publisher = Publisher()
+    scheduler._publisher = publisher  # the broker is back
+    await scheduler.run_round()
+    assert len(publisher.sent) == 6
+
+
+@pytest.mark.parametrize("action", ["delete", "pause"])
+async def test_a_schedule_deleted_or_paused_during_a_round_stops_there(action: str) -> None:
+    store, clock = MemoryStore(), MovableClock(CREATED)
+    schedule = await _created(store, clock)
+    schedules_ = ScheduleStore(store, clock=clock)
+    sent: list[str] = []
+
+    class Acting:
+        async def publish(self, message: dict[str, Any]) -> None:
+            sent.append(message["from"]["date"])
+            if len(sent) == 1:  # the user acts while the first period is being published
+                await getattr(schedules_, action)("ws-1", schedule.schedule_id)
+
+    clock.now = CREATED + timedelta(days=5)
+    scheduler = Scheduler(schedules_, Acting(), interval_s=1, grace_s=7200, clock=clock)
+    await scheduler.run_round()
+    assert sent == ["2026-03-11"]
+    assert scheduler.stats.failures == 0
+    stored = await schedules_.get("ws-1", schedule.schedule_id)
+    if action == "delete":
+        assert stored is None  # the progress write did not bring it back
+        assert store.body(f"schedules/ws-1/{schedule.schedule_id}.json") is None
+    else:
+        assert stored is not None
+        assert (stored.state, stored.published_through) == ("paused", date(2026, 3, 11))
+    await scheduler.run_round()
+    assert sent == ["2026-03-11"]
+
+
+async def test_a_change_racing_a_delete_on_aws_is_an_unknown_schedule() -> None:
+    """AWS answers a conditional PUT on a key deleted meanwhile with 404 NoSuchKey (a
+    refusal), not 412: the change is still "no such schedule", not a store failure."""
+    store, clock = MemoryStore(), MovableClock(CREATED)
+    schedule = await _created(store, clock)
+    schedules_ = ScheduleStore(store, clock=clock)
+    real_put = store.put
+
+    async def delete_first(key: str, body: bytes, **kwargs: Any) -> str:
+        await store.delete(key)  # the DELETE lands between the read and the write
+        raise StoreRefused("PUT: NoSuchKey")
+
+    store.put = delete_first  # type: ignore[method-assign]
+    with pytest.raises(ScheduleError, match="no schedule"):
+        await schedules_.pause("ws-1", schedule.schedule_id)
+    store.put = real_put  # type: ignore[method-assign]
+    other = await _created(store, clock)
+
+    async def refused(key: str, body: bytes, **kwargs: Any) -> str:
+        raise StoreRefused("PUT: AccessDenied")
+
+    store.put = refused  # type: ignore[method-assign]
+    with pytest.raises(StoreRefused):  # a refusal of an existing record stays one
+        await schedules_.pause("ws-1", other.schedule_id)
+
+
+async def test_an_unreadable_record_can_be_deleted() -> None:
+    store, clock = MemoryStore(), MovableClock(CREATED)
+    await store.put("schedules/ws-1/broken.json", b"[]")
+    schedules_ = ScheduleStore(store, clock=clock)
+    assert await schedules_.get("ws-1", "broken") is None
+    await schedules_.delete("ws-1", "broken")
+    assert store.body("schedules/ws-1/broken.json") is None
+    with pytest.raises(ScheduleError, match="no schedule"):
+        await schedules_.delete("ws-1", "broken")
+
+
+async def test_stop_ends_a_catch_up_round_after_the_publication_in_progress() -> None:
+    store, clock = MemoryStore(), MovableClock(CREATED)
+    await _created(store, clock)
+    await _created(store, clock)
+    stop = asyncio.Event()
+    sent: list[str] = []
+
+    class Stopping:
+        async def publish(self, message: dict[str, Any]) -> None:
+            sent.append(message["from"]["date"])
+            stop.set()  # SIGTERM while the first period is being published
+
+    clock.now = CREATED + timedelta(days=30)
+    scheduler = Scheduler(
+        ScheduleStore(store, clock=clock), Stopping(), interval_s=1, grace_s=7200, clock=clock
+    )
+    await asyncio.wait_for(scheduler.run(stop), 5)
+    assert sent == ["2026-03-11"]  # not the 28 other due days, nor the other schedule's
+    # Recorded before stopping (on whichever of the two schedules came first).
+    progress = sorted(str(s.published_through) for s in await ScheduleStore(store).list_for("ws-1"))
+    assert progress == ["2026-03-11", "None"]
+
+
+async def test_a_replica_does_not_republish_what_another_recorded_during_its_round() -> None:
+    store, clock = MemoryStore(), MovableClock(CREATED)
+    await _created(store, clock)
+    clock.now = CREATED + timedelta(days=10)
+    other = Publisher()
+    mine: list[str] = []
+
+    class Overtaken:
+        async def publish(self, message: dict[str, Any]) -> None:
+            mine.append(message["from"]["date"])
+            if len(mine) == 1:  # the other replica runs its whole round meanwhile
+                await _scheduler(store, clock, other).run_round()
+
+    scheduler = Scheduler(
+        ScheduleStore(store, clock=clock), Overtaken(), interval_s=1, grace_s=7200, clock=clock
+    )
+    await scheduler.run_round()
+    assert len(other.sent) == 9  # March 11 to 19
+    assert mine == ["2026-03-11"]  # the rest was recorded by the other replica
+    (stored,) = await ScheduleStore(store).list_for("ws-1")
+    assert stored.published_through == date(2026, 3, 19)
+
+
+async def test_pauses_no_later_period_can_end_in_are_forgotten() -> None:
+    store, clock, publisher = MemoryStore(), MovableClock(CREATED), Publisher()
+    schedule = await _created(store, clock)
+    schedules_ = ScheduleStore(store, clock=clock)
+    for hour in range(40):  # paused from :50 to :20 every hour, March 12 00:50 UTC on
+        clock.now = datetime(2026, 3, 12, 0, 50, tzinfo=UTC) + timedelta(hours=hour)
+        await schedules_.pause("ws-1", schedule.schedule_id)
+        clock.now += timedelta(minutes=30)
+        await schedules_.resume("ws-1", schedule.schedule_id)
+    clock.now = datetime(2026, 3, 16, 12, 0, tzinfo=UTC)
+    await _scheduler(store, clock, publisher).run_round()
+    # Berlin's March 12 ends at 23:00 UTC, inside the pause from 22:50: skipped.
+    assert [m["from"]["date"] for m in publisher.sent] == [
+        "2026-03-11",
+        "2026-03-13",
+        "2026-03-14",
+        "2026-03-15",
+    ]
+    stored = await schedules_.get("ws-1", schedule.schedule_id)
+    assert stored is not None
+    assert stored.published_through == date(2026, 3, 15)
+    assert stored.pauses == ()

@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.clock import TEST_CLOCK_FILE_VARIABLE, clock_from_environment, system_clock
 from shared.contracts.export_buckets import BucketUnit
 from shared.contracts.ids import is_valid_id
 from shared.domain.schedules import (
@@ -26,6 +25,7 @@ from shared.domain.schedules import (
     schedule_problem,
 )
 from shared.domain.window import to_ms
+from tests.integration.scheduler_process import file_clock
 
 HOUR_MS = 3_600_000
 GRACE_MS = 2 * HOUR_MS
@@ -219,14 +219,25 @@ def test_records_round_trip() -> None:
         Schedule.from_json(schedule.to_json() | {"state": "gone"})
 
 
-def test_the_test_clock_file_is_read_at_every_call_and_only_when_set(tmp_path: Path) -> None:
+def test_file_clock_is_test_only_and_read_at_every_call(tmp_path: Path) -> None:
     path = tmp_path / "clock"
     path.write_text("2026-05-01T10:00:00+02:00", encoding="utf-8")
-    clock = clock_from_environment({TEST_CLOCK_FILE_VARIABLE: str(path)})
+    clock = file_clock(path)
     assert clock() == datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
     path.write_text("2026-05-03T00:00:00+00:00", encoding="utf-8")
     assert clock() == datetime(2026, 5, 3, tzinfo=UTC)
     path.write_text("2026-05-03T00:00:00", encoding="utf-8")
     with pytest.raises(ValueError, match="aware"):
         clock()
-    assert clock_from_environment({}) is system_clock
+
+
+def test_no_variable_of_a_service_replaces_the_wall_clock() -> None:
+    """Production code cannot be moved in time by a stray environment variable: the
+    test clock file is an argument of a test-only entry point."""
+    root = Path(__file__).resolve().parents[2]
+    sources = [*root.joinpath("shared").rglob("*.py"), *root.joinpath("services").rglob("*.py")]
+    assert sources
+    for source in sources:
+        text = source.read_text(encoding="utf-8")
+        assert "CLOCK_FILE" not in text, source
+        assert "file_clock" not in text, source
