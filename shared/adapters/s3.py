@@ -5,7 +5,8 @@ Every call is retried on transient failures (connection errors, timeouts, 5xx, t
 with jittered exponential backoff; after ``s3_max_attempts`` it raises
 :class:`StoreUnavailable` (retriable) so the caller decides whether to wait longer.
 Conditional writes (``If-Match`` / ``If-None-Match: *``) fence concurrent writers: a lost
-race raises :class:`PreconditionFailed`. Any other refusal (403, 400, ...) raises
+race (412, 409, or 404 for an ``If-Match`` on a key deleted since) raises
+:class:`PreconditionFailed`. Any other refusal (403, 400, ...) raises
 :class:`StoreRefused` at once, with the status and the store's error code: no botocore or
 aiohttp exception leaves this module.
 """
@@ -263,8 +264,12 @@ class S3ObjectStore:
             try:
                 response = await self.client.put_object(**request)
             except ClientError as exc:
+                # AWS answers an If-Match PUT on a key deleted since it was read with 404:
+                # the same lost race as a 412 (the version read is gone).
                 if conditional and (
-                    _error_code(exc) in _PRECONDITION or _status(exc) in {409, 412}
+                    _error_code(exc) in _PRECONDITION
+                    or _status(exc) in {409, 412}
+                    or (if_match is not None and _is_not_found(exc))
                 ):
                     raise PreconditionFailed(f"conditional PUT {key} lost a race") from exc
                 raise

@@ -135,3 +135,11 @@ async def test_a_lost_race_is_precondition_failed(status_code: tuple[int, str]) 
     with pytest.raises(PreconditionFailed):
         await store.put("k", b"{}", if_none_match=True)
     assert client.calls == 1
+
+
+async def test_an_if_match_put_on_a_deleted_key_is_a_lost_race() -> None:
+    # AWS answers 404 where SeaweedFS and MinIO answer 412: the version read is gone.
+    store, client = store_failing_with(client_error(404, "NoSuchKey"))
+    with pytest.raises(PreconditionFailed):
+        await store.put("k", b"{}", if_match='"etag"')
+    assert client.calls == 1
