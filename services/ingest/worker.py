@@ -8,11 +8,17 @@ every workspace's pending rows (one Delta commit per table, carrying the positio
 for dead letters to be acknowledged, and only then commit the Kafka offsets. A crash
 anywhere replays at most the uncommitted tail, and what it replays is dropped by
 position or by id, so each event counts once (``services.ingest.workspace_writer``).
+
+A flush runs as a task while the loop fetches and decodes the next batch (the commits
+wait on the store on other threads, the decoding is CPU on this one); the decoded batch
+is applied to the writers only once that flush is over, so a flush never sees a writer
+change under it and at most one decoded batch waits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter, defaultdict
@@ -81,6 +87,21 @@ def flush_due(
     return elapsed_s >= interval
 
 
+@dataclass
+class _Decoded:
+    """A fetched batch, decoded and split by workspace, not yet applied."""
+
+    batch: dict[TopicPartition, list[Any]]
+    facts: defaultdict[str, list[tuple[Source, Offsets, pa.Table]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    versions: defaultdict[str, defaultdict[Source, list[tuple[int, DimensionVersion]]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(list))
+    )
+    rejected: list[tuple[Any, Rejected]] = field(default_factory=list)
+    positions: dict[TopicPartition, int] = field(default_factory=dict)
+
+
 class IngestWorker:
     """One ingest process. ``await run()`` until ``stop`` is set (SIGTERM), then drain."""
 
@@ -118,33 +139,49 @@ class IngestWorker:
     # ---- main loop ----------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         settings = self._settings
-        while not stop.is_set():
-            batch = await self._consumer.getmany(
-                timeout_ms=int(min(settings.ingest_flush_interval_s, 0.5) * 1000),
-                max_records=settings.ingest_batch_max_records,
-            )
-            fetched = sum(len(records) for records in batch.values())
-            if batch:
-                await self.process(batch)
-            if flush_due(
-                settings,
-                elapsed_s=time.monotonic() - self._last_flush,
-                backlog=fetched >= settings.ingest_batch_max_records or self._behind(),
-                pending_facts=self.writers.pending,
-                over_bounds=self.writers.over_bounds(),
-            ):
-                await self.flush_and_commit(stop)
+        flushing: asyncio.Task[None] | None = None
+        try:
+            while not stop.is_set():
+                batch = await self._consumer.getmany(
+                    timeout_ms=int(min(settings.ingest_flush_interval_s, 0.5) * 1000),
+                    max_records=settings.ingest_batch_max_records,
+                )
+                fetched = sum(len(records) for records in batch.values())
+                decoded = self.decode(batch) if batch else None
+                if flushing is not None:
+                    await flushing  # what it raised is raised here
+                    flushing = None
+                if decoded is not None:
+                    await self.apply(decoded)
+                if flush_due(
+                    settings,
+                    elapsed_s=time.monotonic() - self._last_flush,
+                    backlog=fetched >= settings.ingest_batch_max_records or self._behind(),
+                    pending_facts=self.writers.pending,
+                    over_bounds=self.writers.over_bounds(),
+                ):
+                    flushing = asyncio.create_task(self.flush_and_commit(stop))
+            if flushing is not None:
+                await flushing
+                flushing = None
+        finally:
+            if flushing is not None:
+                # The loop failed: the flush in flight ends as it would have (cancelled
+                # mid-commit, its rows could be committed and still pending).
+                with contextlib.suppress(Exception):
+                    await flushing
         await self.flush_and_commit(stop, final=True)
 
     async def process(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        """Decode a fetched batch and apply it to the writers."""
+        await self.apply(self.decode(batch))
+
+    def decode(self, batch: dict[TopicPartition, list[Any]]) -> _Decoded:
+        """A fetched batch decoded and split by workspace; no writer is touched."""
         accepted = AcceptedRange.at(
             self._clock(), future_tolerance=timedelta(seconds=self._settings.future_tolerance_s)
         )
-        facts: defaultdict[str, list[tuple[Source, Offsets, pa.Table]]] = defaultdict(list)
-        versions: defaultdict[str, defaultdict[Source, list[tuple[int, DimensionVersion]]]] = (
-            defaultdict(lambda: defaultdict(list))
-        )
-        positions: dict[TopicPartition, int] = {}
+        result = _Decoded(batch)
         for tp, records in batch.items():
             self.stats.consumed += len(records)
             source = (tp.topic, tp.partition)
@@ -153,8 +190,7 @@ class IngestWorker:
                 accepted,
                 max_bytes=self._settings.max_event_bytes,
             )
-            for index, rejected in decoded.rejected:
-                await self._dead_letter(records[index], rejected)
+            result.rejected.extend((records[index], why) for index, why in decoded.rejected)
             if decoded.fact_records:
                 offsets = np.fromiter(
                     (records[index].offset for index in decoded.fact_records),
@@ -162,10 +198,21 @@ class IngestWorker:
                     count=len(decoded.fact_records),
                 )
                 for org, selected in by_workspace(decoded.facts):
-                    facts[org].append((source, offsets[selected], decoded.facts.take(selected)))
+                    result.facts[org].append(
+                        (source, offsets[selected], decoded.facts.take(selected))
+                    )
             for index, org, version in decoded.dimensions:
-                versions[org][source].append((records[index].offset, version))
-            positions[tp] = records[-1].offset + 1
+                result.versions[org][source].append((records[index].offset, version))
+            result.positions[tp] = records[-1].offset + 1
+        return result
+
+    async def apply(self, decoded: _Decoded) -> None:
+        """Dead-letter the rejections, then add the rows to their workspaces' writers and
+        advance the positions a commit may cover."""
+        batch, facts, versions = decoded.batch, decoded.facts, decoded.versions
+        for record, rejected in decoded.rejected:
+            await self._dead_letter(record, rejected)
+        positions = decoded.positions
         sources = [(tp.topic, tp.partition) for tp in self._consumer.assignment() | set(batch)]
         # Open, apply and advance the positions under the flush lock: the revoke callback
         # (flush, commit) runs on the coordinator's task and must not commit records

@@ -162,3 +162,73 @@ async def test_a_refused_dead_letter_is_sent_again_before_any_commit(tmp_path: P
     await worker._dead_letters_acknowledged()
     assert producer.sent == [b"not json", b"not json"]
     assert worker._dead_letters == []
+
+
+class ScriptedConsumer(FakeConsumer):
+    """Hands out the given batches one per ``getmany``, then sets ``stop``."""
+
+    def __init__(self, batches: list[dict[TopicPartition, list[Record]]], stop: asyncio.Event):
+        super().__init__()
+        self._batches = batches
+        self._stop = stop
+
+    async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[Any, list[Record]]:
+        await asyncio.sleep(0)
+        if not self._batches:
+            self._stop.set()
+            return {}
+        return self._batches.pop(0)
+
+
+async def test_the_next_batch_is_decoded_during_a_flush_and_applied_after_it(
+    tmp_path: Path,
+) -> None:
+    """A flush runs while the loop fetches and decodes the next batch; that batch reaches
+    the writers only once the flush is over, and every commit covers applied records."""
+    stop = asyncio.Event()
+    batches = [{TP: [Record(offset=n, value=message(n))]} for n in range(3)]
+    consumer = ScriptedConsumer(batches, stop)
+    settings = Settings(ingest_max_pending_facts=1)  # a flush after every batch
+    worker = IngestWorker(
+        settings,
+        consumer=consumer,
+        producer=None,
+        tables=TableStore.local(str(tmp_path)),
+        clock=lambda: datetime(2026, 11, 22, tzinfo=UTC),
+    )
+    events: list[str] = []
+    flush, decode, apply = worker.writers.flush, worker.decode, worker.apply
+
+    async def slow_flush(positions: Any) -> Any:
+        events.append(f"flush {sorted(positions.values())} starts")
+        for _ in range(20):  # long enough for the loop to fetch and decode meanwhile
+            await asyncio.sleep(0)
+        report = await flush(positions)
+        events.append("flush ends")
+        return report
+
+    def traced_decode(batch: Any) -> Any:
+        events.append(f"decode {[r.offset for r in batch[TP]]}")
+        return decode(batch)
+
+    async def traced_apply(decoded: Any) -> None:
+        events.append(f"apply {[r.offset for r in decoded.batch[TP]]}")
+        await apply(decoded)
+
+    worker.writers.flush = slow_flush  # type: ignore[method-assign]
+    worker.decode = traced_decode  # type: ignore[method-assign]
+    worker.apply = traced_apply  # type: ignore[method-assign]
+    await worker.run(stop)
+
+    assert events[:7] == [
+        "decode [0]",
+        "apply [0]",
+        "flush [1] starts",
+        "decode [1]",  # while the first flush is in flight
+        "flush ends",
+        "apply [1]",
+        "flush [2] starts",
+    ]
+    assert consumer.commits == [{TP: 1}, {TP: 2}, {TP: 3}]
+    stored = await read_facts(TableStore.local(str(tmp_path)), "ws-1", DAY, DAY, ["event_id"])
+    assert sorted(stored.column("event_id").to_pylist()) == ["e0", "e1", "e2"]
