@@ -82,9 +82,6 @@ class Settings(BaseSettings):
     # every flush writes a file per touched day: flush less often, bounded by the cap.
     ingest_backlog_flush_interval_s: float = Field(default=10.0, gt=0)
     ingest_max_pending_facts: int = Field(default=200_000, ge=1)
-    # A workspace's pending facts spanning more UTC days than this (a backfill) are
-    # committed early: delta-rs holds a file writer (~1.3 MB) per day while it commits.
-    ingest_max_pending_days: int = Field(default=32, ge=1)
     ingest_flush_concurrency: int = Field(default=32, ge=1)
     # Bound of the (estimated) megabytes the workspace writers hold: each workspace's id
     # index (12 bytes an event of the retention), recent ids and pending rows. Writers with

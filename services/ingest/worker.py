@@ -122,7 +122,6 @@ class IngestWorker:
         self.writers = Writers(
             tables,
             max_bytes=settings.ingest_cache_max_mb * 1024 * 1024,
-            max_days=settings.ingest_max_pending_days,
             concurrency=settings.ingest_flush_concurrency,
         )
         self.stats = IngestStats()

@@ -117,7 +117,6 @@ class WorkspaceWriter:
         self._confirmed: LruMap[int, set[str]] = LruMap(_CONFIRMED_DAYS)
         self._recent: set[str] = set()
         self._older: set[str] = set()
-        self._pending_days: set[int] = set()
         self.sources: set[TopicPartition] = set()
         self._files: frozenset[str] = frozenset()  # the facts files the index holds
 
@@ -148,12 +147,6 @@ class WorkspaceWriter:
         return int(sum(chunk.rows.num_rows for chunk in self._facts)) + len(self._dimensions)
 
     @property
-    def pending_days(self) -> int:
-        """The UTC days the pending facts fall on: a commit writes a file for each, and
-        delta-rs holds a writer (≈ 1.3 MB, measured) per day while it writes."""
-        return len(self._pending_days)
-
-    @property
     def nbytes(self) -> int:
         """Memory held: the index, the pending rows and their ids (estimated)."""
         rows = int(sum(chunk.rows.nbytes + chunk.offsets.nbytes for chunk in self._facts))
@@ -182,8 +175,6 @@ class WorkspaceWriter:
             rows, offsets = rows.take(positions), offsets[np.asarray(keep, dtype=np.int64)]
         if rows.num_rows:
             self._facts.append(_Facts(source, offsets, rows))
-            days = pc.unique(pc.cast(rows.column("day"), pa.int32())).to_pylist()
-            self._pending_days.update(days)
         return Applied(rows.num_rows, offered - rows.num_rows)
 
     async def _new_ids(self, ids: Sequence[str]) -> list[int]:
@@ -270,7 +261,7 @@ class WorkspaceWriter:
             )
             versions = [version for _, _, version in self._dimensions]
             try:
-                await self._tables.append(
+                appended = await self._tables.append(
                     facts,
                     dimensions_table(self.org_id, versions),
                     {source: positions[source] for source in sources},
@@ -281,6 +272,14 @@ class WorkspaceWriter:
                 await self._rebase()
                 continue
             self._committed(facts)
+            if appended.others_after:
+                # The snapshot moved past another writer's commit: index its ids now.
+                self._files |= appended.facts_files
+                await self._catch_up()
+            else:
+                # Every commit since the snapshot would have refused this one but the
+                # janitor's span rewrites, which add no id: the index holds every file.
+                self._files = self._tables.facts_files()
         return conflicts
 
     def _committed(self, facts: pa.Table) -> None:
@@ -298,12 +297,8 @@ class WorkspaceWriter:
                 if cached is not None:
                     cached.add(event_id)
         self._positions = self._tables.positions(self.sources)
-        # Every commit since the snapshot would have refused this one but the janitor's,
-        # which add no id: the index holds every file of the new snapshot.
-        self._files = self._tables.facts_files()
         self._facts, self._dimensions = [], []
         self._pending_ids.clear()
-        self._pending_days.clear()
 
     async def _rebase(self) -> None:
         """After losing a commit race: reload, and keep only the pending rows the tables
@@ -311,7 +306,6 @@ class WorkspaceWriter:
         facts, dimensions = self._facts, self._dimensions
         self._facts, self._dimensions = [], []
         self._pending_ids.clear()
-        self._pending_days.clear()
         await self._catch_up()
         for chunk in facts:
             await self.add_facts(chunk.source, chunk.offsets, chunk.rows)

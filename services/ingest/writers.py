@@ -32,12 +32,9 @@ class FlushReport:
 
 
 class Writers:
-    def __init__(
-        self, store: TableStore, *, max_bytes: int, max_days: int, concurrency: int
-    ) -> None:
+    def __init__(self, store: TableStore, *, max_bytes: int, concurrency: int) -> None:
         self._store = store
         self._max_bytes = max_bytes
-        self._max_days = max_days
         self._gate = asyncio.Semaphore(concurrency)
         self.open: OrderedDict[str, WorkspaceWriter] = OrderedDict()
         self._committed: set[str] = set()
@@ -94,10 +91,7 @@ class Writers:
 
     def over_bounds(self) -> bool:
         """Evict writers with nothing pending while over the memory bound; True if still
-        over, or if a writer's pending facts span more than ``max_days`` UTC days (a
-        backfill: its commit would hold a file writer per day), when only a commit helps."""
-        if any(writer.pending_days > self._max_days for writer in self.open.values()):
-            return True
+        over, when only a commit helps."""
         nbytes = self.nbytes
         for org in list(self.open):
             if nbytes <= self._max_bytes:

@@ -44,17 +44,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Final, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Transaction
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+from deltalake.transaction import AddAction, RemoveAction
 
 from shared.adapters.object_store import ObjectStore
+from shared.clock import Clock, system_clock
+from shared.columnar.data_files import filesystem, write_files
 from shared.columnar.schema import (
     DIMENSIONS,
     FACTS,
@@ -127,6 +130,8 @@ class TableStore:
 
     root: str
     options: Mapping[str, str]
+    #: Stamps the data files' modification time (the Delta add action's).
+    clock: Clock = field(default=system_clock, compare=False)
 
     @classmethod
     def of(cls, settings: Settings) -> TableStore:
@@ -174,6 +179,16 @@ class Positions:
         """Whether ``table`` already holds what the record at ``offset`` contributes."""
         recorded = (self.facts if table == FACTS_TABLE else self.dimensions).get(source)
         return recorded is not None and offset < recorded
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """What :meth:`WorkspaceTables.append` committed: the facts files it added (paths
+    relative to the table), and whether the snapshot now also holds a fenced commit made
+    after it (another writer's rows, whose ids the caller has not seen)."""
+
+    facts_files: frozenset[str]
+    others_after: bool
 
 
 class WorkspaceTables:
@@ -292,10 +307,14 @@ class WorkspaceTables:
         facts: pa.Table,
         dimensions: pa.Table,
         positions: Mapping[TopicPartition, int],
-    ) -> None:
+    ) -> Appended:
         """Commit a flush: the dimensions, then the facts, each in one commit that records
         ``positions`` (source partition -> next offset). A table with no rows is not
         committed (its version stays below; replay finds nothing for it there).
+
+        Afterwards the snapshot is each table's latest commit, which may hold commits made
+        after this one: the janitor's span rewrites (no new ids), or another writer's
+        (:attr:`Appended.others_after`: a caller that dedups must catch up on their ids).
 
         Raises :class:`FencedOut` when another writer committed to the table since this
         snapshot (whatever its partitions: the caller's dedup must see the ids it added),
@@ -308,10 +327,16 @@ class WorkspaceTables:
         rows[FACTS_TABLE] = with_spans(facts)
         if not positions:
             raise ValueError("a commit must record the positions it covers")
+        appended = Appended(frozenset(), others_after=False)
         async with self._lock:
             for name in COMMIT_ORDER:
                 if rows[name].num_rows:
-                    await self._commit(name, rows[name], positions)
+                    paths, others_after = await self._commit(name, rows[name], positions)
+                    appended = Appended(
+                        paths if name == FACTS_TABLE else appended.facts_files,
+                        others_after=appended.others_after or others_after,
+                    )
+        return appended
 
     def _check_rows(self, name: str, data: pa.Table) -> None:
         if not data.schema.equals(_SCHEMAS[name]):
@@ -321,7 +346,9 @@ class WorkspaceTables:
 
     async def _commit(
         self, name: str, data: pa.Table, positions: Mapping[TopicPartition, int]
-    ) -> None:
+    ) -> tuple[frozenset[str], bool]:
+        """Write and commit ``data``; the paths added, and whether the latest snapshot holds
+        another fenced commit after this one."""
         table = self._tables[name]
         for source, next_offset in positions.items():
             recorded = table.transaction_version(app_id(*source))
@@ -334,12 +361,28 @@ class WorkspaceTables:
         # Every writer's commit also records WRITER_APP_ID: delta-rs refuses a commit when
         # one since its snapshot recorded an app id it records too, so two writers of the
         # workspace are serialized, and the loser refreshes and dedups against the winner.
-        transactions.append(Transaction(WRITER_APP_ID, table.version() + 1))
+        fence = table.version() + 1
+        transactions.append(Transaction(WRITER_APP_ID, fence))
         properties = CommitProperties(app_transactions=transactions)
-        try:
-            await asyncio.to_thread(
-                write_deltalake, table, data, mode="append", commit_properties=properties
+        fs, path = filesystem(self.uri(name), self.store.options)
+        modified_ms = int(self.store.clock().timestamp() * 1000)
+        partition_by = _PARTITIONS[name]
+
+        def write_and_commit() -> list[AddAction]:
+            actions = write_files(
+                data, partition_by, fs=fs, table_path=path, modified_ms=modified_ms
             )
+            table.create_write_transaction(
+                list[AddAction | RemoveAction](actions),
+                mode="append",
+                schema=table.schema(),
+                partition_by=partition_by or None,
+                commit_properties=properties,
+            )
+            return actions
+
+        try:
+            actions = await asyncio.to_thread(write_and_commit)
         except CommitFailedError as exc:
             if TXN_CONFLICT in str(exc).lower():
                 raise FencedOut(
@@ -347,6 +390,11 @@ class WorkspaceTables:
                     f"{table.version()}; nothing of this batch was committed to {name}"
                 ) from exc
             raise
+        # The commit leaves the object's snapshot where it was: move it to the latest. A
+        # fenced commit after this one (a writer's, a replay's) recorded another number.
+        await asyncio.to_thread(table.update_incremental)
+        others_after = table.transaction_version(WRITER_APP_ID) != fence
+        return frozenset(action.path for action in actions), others_after
 
 
 def _open_for_reading(store: TableStore, org_id: str, table: str) -> DeltaTable | None:

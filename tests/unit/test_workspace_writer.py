@@ -7,12 +7,18 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from services.ingest.janitor import Janitor
 from services.ingest.workspace_writer import WorkspaceWriter
-from services.ingest.writers import Writers
-from shared.columnar.schema import facts_table
-from shared.columnar.tables import TableStore, read_dimensions, read_facts
+from shared.columnar.schema import facts_table, with_spans
+from shared.columnar.tables import (
+    FACTS_TABLE,
+    WRITER_APP_ID,
+    TableStore,
+    read_dimensions,
+    read_facts,
+)
 from shared.domain.facts import PAYG
 from shared.settings import Settings
 
@@ -87,21 +93,6 @@ async def test_a_flush_of_dimension_versions_alone_commits(tmp_path: Path) -> No
     assert stored.column("event_id").to_pylist() == ["d1"]
 
 
-async def test_facts_spanning_too_many_days_ask_for_an_early_commit(tmp_path: Path) -> None:
-    """A backfill's batch may touch a year of days; a commit holds a file writer per day,
-    so past ``max_days`` the writers are over their bounds until committed."""
-    store = TableStore.local(str(tmp_path))
-    writers = Writers(store, max_bytes=1 << 30, max_days=2, concurrency=2)
-    await writers.ensure([ORG], [P0])
-    writer = writers[ORG]
-    await offer(writer, 0, payg("a", D1), payg("b", D2))
-    assert (writer.pending_days, writers.over_bounds()) == (2, False)
-    await offer(writer, 2, payg("c", D1, hour=9), payg("d", date(2026, 5, 20)))
-    assert (writer.pending_days, writers.over_bounds()) == (3, True)
-    await writers.flush({P0: 4})
-    assert (writer.pending_days, writers.over_bounds()) == (0, False)
-
-
 async def test_one_batch_confirms_candidates_of_more_days_than_are_cached(
     tmp_path: Path,
 ) -> None:
@@ -145,3 +136,35 @@ async def test_a_writer_fenced_by_a_merge_catches_up_without_doubling_its_index(
     assert await offer(writer, 3, payg("a", D2, hour=9)) == 0
     stored = await read_facts(store, ORG, D1, D2, ["event_id"])
     assert sorted(stored.column("event_id").to_pylist()) == ["a", "b", "c"]
+
+
+async def test_a_writer_commit_landing_right_after_this_one_has_its_ids_indexed(
+    tmp_path: Path,
+) -> None:
+    """A commit leaves its table object where it was, and the writer moves to the latest
+    commit, which may hold another writer's made just after: that writer's ids must
+    reach the index, or a later duplicate of one of its events would count twice."""
+    store = TableStore.local(str(tmp_path))
+    writer = await WorkspaceWriter.open(store, ORG, [P0])
+    assert await offer(writer, 0, payg("e1", D1)) == 1
+    facts = writer._tables._tables[FACTS_TABLE]
+    moved = facts.update_incremental
+
+    def another_writer_commits_first() -> None:
+        facts.update_incremental = moved  # type: ignore[method-assign]  # once
+        other = DeltaTable(store.uri(ORG, FACTS_TABLE))
+        rows = with_spans(facts_table(ORG, [payg("e2", D2)]))
+        fence = [Transaction(WRITER_APP_ID, other.version() + 1)]
+        write_deltalake(
+            other, rows, mode="append", commit_properties=CommitProperties(app_transactions=fence)
+        )
+        moved()
+
+    facts.update_incremental = another_writer_commits_first  # type: ignore[method-assign]
+    assert await writer.commit({P0: 1}) == 0
+    forget_recent(writer)
+
+    # e2, produced again later, is the other writer's: a duplicate, whatever its day.
+    assert await offer(writer, 1, payg("e2", D1, hour=3)) == 0
+    stored = await read_facts(store, ORG, D1, D2, ["event_id"])
+    assert sorted(stored.column("event_id").to_pylist()) == ["e1", "e2"]
