@@ -39,6 +39,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Final, cast
 
 import msgspec
+import numpy as np
 import pyarrow as pa
 
 from services.ingest.validation import AcceptedRange, Rejected, read_record
@@ -267,10 +268,13 @@ def decode_batch(
 
 def _table(rows: list[Row]) -> pa.Table:
     columns = dict(zip(_ROW_NAMES, zip(*rows, strict=True), strict=True)) if rows else {}
-    occurred = columns.get("occurred_ms", ())
-    days = pa.array([ms // _DAY_MS for ms in occurred], pa.int32()).cast(pa.date32())
+    occurred = np.fromiter(columns.pop("occurred_ms", ()), dtype=np.int64, count=len(rows))
+    built = {
+        "occurred_ms": pa.array(occurred),
+        "day": pa.array((occurred // _DAY_MS).astype(np.int32)).cast(pa.date32()),
+    }
     arrays = [
-        days if name == "day" else pa.array(columns.get(name, ()), FACTS.field(name).type)
+        built[name] if name in built else pa.array(columns.get(name, ()), FACTS.field(name).type)
         for name in FACTS.names
     ]
     return pa.Table.from_arrays(arrays, schema=FACTS)

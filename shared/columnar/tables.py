@@ -61,6 +61,7 @@ from shared.columnar.data_files import filesystem, write_files
 from shared.columnar.schema import (
     DIMENSIONS,
     FACTS,
+    SPAN,
     STORED_FACTS,
     day_span,
     month_span,
@@ -204,6 +205,7 @@ class WorkspaceTables:
         self.org_id = org_id
         self._tables = dict(tables)
         self._lock = asyncio.Lock()
+        self._facts_cache: tuple[int, ds.Dataset] | None = None
 
     @classmethod
     async def open(cls, store: TableStore, org_id: str) -> WorkspaceTables:
@@ -264,10 +266,11 @@ class WorkspaceTables:
             schema = pa.schema([FACTS.field(name) for name in wanted])
             if not days:
                 return schema.empty_table()
-            spans = sorted({span for day in days for span in spans_of(day, day)})
-            dataset = table.to_pyarrow_dataset(file_pruning_predicate=[("span", "in", spans)])
+            spans = pa.array(sorted({span for day in days for span in spans_of(day, day)}))
             wanted_days = pa.array(sorted(days), pa.date32())
-            return dataset.to_table(columns=wanted, filter=ds.field("day").isin(wanted_days))
+            # Each fragment's expression holds its span and statistics: pruned without I/O.
+            chosen = ds.field(SPAN).isin(spans) & ds.field("day").isin(wanted_days)
+            return self._facts_snapshot(table).to_table(columns=wanted, filter=chosen)
 
         return await asyncio.to_thread(read)
 
@@ -275,7 +278,7 @@ class WorkspaceTables:
         """The committed facts files of this snapshot (only those of ``paths`` if given,
         see :meth:`facts_files`), as a pyarrow dataset (to stream columns in batches;
         blocking to read)."""
-        dataset = self._tables[FACTS_TABLE].to_pyarrow_dataset()
+        dataset = self._facts_snapshot(self._tables[FACTS_TABLE])
         if paths is None:
             return dataset
         found = projected(dataset, dataset.schema, paths.__contains__)
@@ -283,6 +286,15 @@ class WorkspaceTables:
         if missed:  # a path missed would be ids missing from an index
             raise ValueError(f"{missed} of the files are not in the snapshot")
         return found
+
+    def _facts_snapshot(self, table: DeltaTable) -> ds.Dataset:
+        """Every facts file of the snapshot as a dataset, built once per version (delta-rs
+        walks the whole log's files to build one: ingest reads a few days' ids per batch)."""
+        version = table.version()
+        cached = self._facts_cache
+        if cached is None or cached[0] != version:
+            cached = self._facts_cache = (version, table.to_pyarrow_dataset())
+        return cached[1]
 
     def facts_files(self) -> frozenset[str]:
         """The paths (relative to the table) of this snapshot's facts files."""
