@@ -58,7 +58,11 @@ def filesystem(uri: str, options: Mapping[str, str]) -> tuple[pafs.FileSystem, s
 
 def _s3(options: Mapping[str, str]) -> pafs.S3FileSystem:
     """The same endpoint, region and keys as delta-rs (absent keys: the AWS default chain)."""
-    arguments: dict[str, Any] = {"region": options.get("AWS_REGION", "us-east-1")}
+    # Delayed open: a small file is one PutObject, not a multipart upload's three requests.
+    arguments: dict[str, Any] = {
+        "region": options.get("AWS_REGION", "us-east-1"),
+        "allow_delayed_open": True,
+    }
     endpoint = options.get("AWS_ENDPOINT_URL")
     if endpoint:
         parts = urlsplit(endpoint)
