@@ -23,8 +23,9 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections import deque
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -35,7 +36,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake.transaction import AddAction
 
-#: Files uploaded at once by one append (each thread holds one file in memory).
+#: Files uploaded at once (each upload holds its encoded file).
 UPLOAD_THREADS: Final = 8
 _POOL: Final = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="data-files")
 _FILESYSTEMS: dict[tuple[str, tuple[tuple[str, str], ...]], pafs.FileSystem] = {}
@@ -102,21 +103,31 @@ def write_files(
         parts = [({}, data)]
     local = isinstance(fs, pafs.LocalFileSystem)
 
-    def write(partition: dict[str, str], rows: pa.Table) -> AddAction:
+    def upload(path: str, body: pa.Buffer) -> None:
+        if local:
+            fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        with fs.open_output_stream(path) as out:
+            out.write(body)
+
+    # Encoded here, one file at a time (Arrow's allocations stay on this thread); only the
+    # uploads, which wait on the store, run in the pool, at most UPLOAD_THREADS * 2 queued.
+    actions: list[AddAction] = []
+    uploads: deque[Future[None]] = deque()
+    for partition, rows in parts:
         folder = "".join(f"{name}={value}/" for name, value in partition.items())
         relative = f"{folder}part-00000-{uuid.uuid4()}-c000.snappy.parquet"
         sink = pa.BufferOutputStream()
         pq.write_table(rows, sink, compression="snappy")
         body = sink.getvalue()
-        path = f"{table_path}/{relative}"
-        if local:
-            fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-        with fs.open_output_stream(path) as out:
-            out.write(body)
-        return AddAction(relative, body.size, partition, modified_ms, True, file_stats(rows))
-
-    futures = [_POOL.submit(write, partition, rows) for partition, rows in parts]
-    return [future.result() for future in futures]
+        actions.append(
+            AddAction(relative, body.size, partition, modified_ms, True, file_stats(rows))
+        )
+        if len(uploads) >= 2 * UPLOAD_THREADS:
+            uploads.popleft().result()
+        uploads.append(_POOL.submit(upload, f"{table_path}/{relative}", body))
+    for pending in uploads:
+        pending.result()
+    return actions
 
 
 def file_stats(rows: pa.Table) -> str:
