@@ -9,10 +9,10 @@ for dead letters to be acknowledged, and only then commit the Kafka offsets. A c
 anywhere replays at most the uncommitted tail, and what it replays is dropped by
 position or by id, so each event counts once (``services.ingest.workspace_writer``).
 
-A flush runs as a task while the loop fetches and decodes the next batch (the commits
-wait on the store on other threads, the decoding is CPU on this one); the decoded batch
-is applied to the writers only once that flush is over, so a flush never sees a writer
-change under it and at most one decoded batch waits.
+A flush runs as a task while the loop fetches and decodes the next batches (the commits
+wait on the store on other threads, the decoding is CPU on this one); decoded batches
+are applied to the writers only once that flush is over, so a flush never sees a writer
+change under it, and at most a few batches wait (``_WAITING_BATCHES``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -101,6 +101,15 @@ class _Decoded:
     rejected: list[tuple[Any, Rejected]] = field(default_factory=list)
     positions: dict[TopicPartition, int] = field(default_factory=dict)
 
+    @property
+    def records(self) -> int:
+        return sum(len(records) for records in self.batch.values())
+
+
+#: While a flush is in flight, the loop fetches and decodes up to this many full batches,
+#: then waits for the flush before applying them.
+_WAITING_BATCHES: Final = 4
+
 
 class IngestWorker:
     """One ingest process. ``await run()`` until ``stop`` is set (SIGTERM), then drain."""
@@ -139,6 +148,7 @@ class IngestWorker:
     async def run(self, stop: asyncio.Event) -> None:
         settings = self._settings
         flushing: asyncio.Task[None] | None = None
+        waiting: list[_Decoded] = []  # decoded while a flush is in flight
         try:
             while not stop.is_set():
                 batch = await self._consumer.getmany(
@@ -146,12 +156,18 @@ class IngestWorker:
                     max_records=settings.ingest_batch_max_records,
                 )
                 fetched = sum(len(records) for records in batch.values())
-                decoded = self.decode(batch) if batch else None
+                if batch:
+                    waiting.append(self.decode(batch))
                 if flushing is not None:
+                    held = sum(decoded.records for decoded in waiting)
+                    limit = _WAITING_BATCHES * settings.ingest_batch_max_records
+                    if fetched and not flushing.done() and held < limit:
+                        continue  # fetch and decode more while the flush waits on the store
                     await flushing  # what it raised is raised here
                     flushing = None
-                if decoded is not None:
+                for decoded in waiting:
                     await self.apply(decoded)
+                waiting.clear()
                 if flush_due(
                     settings,
                     elapsed_s=time.monotonic() - self._last_flush,
@@ -163,6 +179,8 @@ class IngestWorker:
             if flushing is not None:
                 await flushing
                 flushing = None
+            for decoded in waiting:
+                await self.apply(decoded)
         finally:
             if flushing is not None:
                 # The loop failed: the flush in flight ends as it would have (cancelled
