@@ -22,7 +22,7 @@ import contextlib
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final, TypeVar
@@ -105,6 +105,27 @@ class _Decoded:
     def records(self) -> int:
         return sum(len(records) for records in self.batch.values())
 
+    def only(self, assigned: Collection[TopicPartition]) -> _Decoded:
+        """What came from the partitions still ``assigned`` (a rebalance while the batch
+        waited revoked the others: their next owner reads them again)."""
+        if set(self.batch) <= set(assigned):
+            return self
+        kept = {(tp.topic, tp.partition) for tp in self.batch if tp in assigned}
+        result = _Decoded({tp: records for tp, records in self.batch.items() if tp in assigned})
+        for org, chunks in self.facts.items():
+            result.facts[org] = [chunk for chunk in chunks if chunk[0] in kept]
+        for org, by_source in self.versions.items():
+            for source, items in by_source.items():
+                if source in kept:
+                    result.versions[org][source] = items
+        result.rejected = [
+            (record, why)
+            for record, why in self.rejected
+            if (record.topic, record.partition) in kept
+        ]
+        result.positions = {tp: at for tp, at in self.positions.items() if tp in assigned}
+        return result
+
 
 #: While a flush is in flight, the loop fetches and decodes up to this many full batches,
 #: then waits for the flush before applying them.
@@ -166,7 +187,7 @@ class IngestWorker:
                     await flushing  # what it raised is raised here
                     flushing = None
                 for decoded in waiting:
-                    await self.apply(decoded)
+                    await self.apply(decoded.only(self._consumer.assignment()))
                 waiting.clear()
                 if flush_due(
                     settings,
@@ -180,7 +201,7 @@ class IngestWorker:
                 await flushing
                 flushing = None
             for decoded in waiting:
-                await self.apply(decoded)
+                await self.apply(decoded.only(self._consumer.assignment()))
         finally:
             if flushing is not None:
                 # The loop failed: the flush in flight ends as it would have (cancelled
@@ -266,7 +287,7 @@ class IngestWorker:
     def _behind(self) -> bool:
         """Whether a backlog is waiting: the partitions read lag their high watermarks by
         a full batch or more (a fetch may come back short of a batch even then)."""
-        lag = self.checkpoint.lag(self._consumer.highwater)
+        lag = self.checkpoint.lag(self._highwater)
         return lag >= self._settings.ingest_batch_max_records
 
     async def _open(self, orgs: list[str], sources: list[Source]) -> None:
@@ -286,11 +307,19 @@ class IngestWorker:
             on_retry=warn,
         )
 
+    def _highwater(self, tp: TopicPartition) -> int | None:
+        """The partition's high watermark; None once it is no longer assigned (aiokafka
+        refuses to answer then; a revoke may land while a batch is being applied)."""
+        if tp not in self._consumer.assignment():
+            return None
+        mark: int | None = self._consumer.highwater(tp)
+        return mark
+
     def _report_lag(self, batch: dict[TopicPartition, list[Any]]) -> None:
         assert self._metrics is not None
         positions = self.checkpoint.next_offsets()
         for tp in batch:
-            highwater = self._consumer.highwater(tp)
+            highwater = self._highwater(tp)
             if highwater is not None and tp in positions:
                 self._metrics.set_lag(tp.topic, tp.partition, highwater - positions[tp])
 

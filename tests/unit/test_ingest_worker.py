@@ -232,3 +232,41 @@ async def test_the_next_batch_is_decoded_during_a_flush_and_applied_after_it(
     assert all(list(commit.values()) <= [3] for commit in consumer.commits)
     stored = await read_facts(TableStore.local(str(tmp_path)), "ws-1", DAY, DAY, ["event_id"])
     assert sorted(stored.column("event_id").to_pylist()) == ["e0", "e1", "e2"]
+
+
+async def test_a_batch_of_a_partition_revoked_while_it_waited_is_not_applied(
+    tmp_path: Path,
+) -> None:
+    """A rebalance during a flush revokes a partition whose batch was decoded meanwhile:
+    that batch is dropped (its next owner reads it again), and the loop goes on."""
+    stop = asyncio.Event()
+    other = TopicPartition(TP.topic, 1)
+    batches: list[dict[TopicPartition, list[Record]]] = [
+        {TP: [Record(offset=0, value=message(0))]},
+        {other: [Record(offset=0, value=message(1), partition=1)]},
+        {TP: [Record(offset=1, value=message(2))]},
+    ]
+    consumer = ScriptedConsumer(batches, stop)
+    assigned = {TP, other}
+    consumer.assignment = lambda: set(assigned)  # type: ignore[method-assign]
+    worker = IngestWorker(
+        Settings(ingest_max_pending_facts=1),
+        consumer=consumer,
+        producer=None,
+        tables=TableStore.local(str(tmp_path)),
+        clock=lambda: datetime(2026, 11, 22, tzinfo=UTC),
+    )
+    flush = worker.writers.flush
+
+    async def flush_then_revoke(positions: Any) -> Any:
+        for _ in range(20):  # the loop decodes the next batch meanwhile
+            await asyncio.sleep(0)
+        assigned.discard(other)
+        return await flush(positions)
+
+    worker.writers.flush = flush_then_revoke  # type: ignore[method-assign]
+    await worker.run(stop)
+
+    stored = await read_facts(TableStore.local(str(tmp_path)), "ws-1", DAY, DAY, ["event_id"])
+    assert sorted(stored.column("event_id").to_pylist()) == ["e0", "e2"]
+    assert other not in worker.checkpoint.next_offsets()
