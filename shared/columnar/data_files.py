@@ -59,10 +59,13 @@ def filesystem(uri: str, options: Mapping[str, str]) -> tuple[pafs.FileSystem, s
 
 def _s3(options: Mapping[str, str]) -> pafs.S3FileSystem:
     """The same endpoint, region and keys as delta-rs (absent keys: the AWS default chain)."""
-    # Delayed open: a small file is one PutObject, not a multipart upload's three requests.
+    # Delayed open: a small file is one PutObject, not a multipart upload's three requests;
+    # no background writes: the upload is over (stored, or failed) when close returns, in
+    # the pool's thread, so no commit can name a file still on its way.
     arguments: dict[str, Any] = {
         "region": options.get("AWS_REGION", "us-east-1"),
         "allow_delayed_open": True,
+        "background_writes": False,
     }
     endpoint = options.get("AWS_ENDPOINT_URL")
     if endpoint:

@@ -348,11 +348,15 @@ class FlushLog:
         self._proxy = proxy
         self._bucket = bucket
 
-    def writes_since_last_commit(self, prefix: str) -> tuple[list[str], str | None]:
+    def writes_since_last_commit(
+        self, prefix: str, *, since: int = 0
+    ) -> tuple[list[str], str | None]:
         """(keys written under ``prefix`` since its last log entry PUT, newest first; the
-        key of that log entry, None if there is none)."""
+        key of that log entry, None if there is none), among the requests from the
+        ``since``-th on (those of one process: a process killed earlier may have left
+        uploads unfinished, which are in the log but not in the store)."""
         written: list[str] = []
-        for line in reversed(self._proxy.requests):
+        for line in reversed(self._proxy.requests[since:]):
             method, key = request_key(line, self._bucket)
             if key is None or not key.startswith(prefix) or method not in ("PUT", "POST"):
                 continue
@@ -453,13 +457,15 @@ async def test_sigkilled_ingest_loses_and_doubles_nothing(
             row.details["durable_not_committed_at_kill"] = redelivered
             assert redelivered > 0, "the kill did not fall between a durable commit and offsets"
             store_proxy.release()
+            started_at = len(store_proxy.requests)
             ingest = fleet.start("ingest", settings, log_level="INFO")
 
             # 3. Parquet files of the facts are written, the commit adding them is not.
             written: list[list[str]] = []
 
             def after_data_files(match: re.Match[bytes]) -> bool:
-                keys, _ = flushes.writes_since_last_commit(match.group(1).decode() + "/")
+                prefix = match.group(1).decode() + "/"
+                keys, _ = flushes.writes_since_last_commit(prefix, since=started_at)
                 files = [key for key in keys if key.endswith(".parquet")]
                 if not is_data_commit(match) or not files:
                     return False
