@@ -1,6 +1,7 @@
 """Roll-ups (``shared.columnar.rollups``): an export that reads the janitor's partials of
-the month files its window covers whole (the users partials, or the sums per key of the
-api_keys, models and projects exports) is byte for byte the export of the facts alone
+the month files its window covers whole (the users partials, the sums per key of the
+api_keys, models and projects exports, or the agent messages' partials of the agents
+export) is byte for byte the export of the facts alone
 (which ``test_export_reference`` holds against the oracle), for every type and subgroup
 that reads roll-ups, in every window shape: whole months, months cut in part, quarter
 hours, zones far from UTC, with late day files in a rolled-up month and roll-ups of files
@@ -21,6 +22,7 @@ from services.exporter.export_job import query_export, settings_of
 from services.ingest import janitor as janitor_module
 from shared.columnar.queries.engine import ROLLUP_RELATIONS
 from shared.columnar.rollups import (
+    AGENT_PARTS,
     KEY_SUMS,
     ROLLUP_KINDS,
     USER_PARTS,
@@ -181,7 +183,10 @@ def test_a_window_that_cuts_a_month_file_reads_its_facts(tmp_path: Path, stream:
     assert in_cut.rolled_up_files == 5
 
 
-@pytest.mark.parametrize(("kind", "data_type"), [(USER_PARTS, "users"), (KEY_SUMS, "api_keys")])
+@pytest.mark.parametrize(
+    ("kind", "data_type"),
+    [(USER_PARTS, "users"), (KEY_SUMS, "api_keys"), (AGENT_PARTS, "assistants")],
+)
 def test_a_replaced_file_s_roll_up_is_not_used_and_is_forgotten(
     tmp_path: Path, stream: Stream, kind: RollupKind, data_type: str
 ) -> None:
@@ -236,7 +241,7 @@ def test_roll_ups_are_chosen_largest_first_and_never_overlap() -> None:
 
 
 @pytest.mark.parametrize("kind", ROLLUP_KINDS)
-def test_partials_of_disjoint_facts_add_up_to_the_partials_of_their_union(
+def test_partials_of_disjoint_facts_combine_into_the_partials_of_their_union(
     stream: Stream, kind: RollupKind
 ) -> None:
     facts = stream.orgs["ws-0004"].facts.select(list(kind.facts_columns))
@@ -246,8 +251,11 @@ def test_partials_of_disjoint_facts_add_up_to_the_partials_of_their_union(
     )
     key = list(kind.keys)
     measures = [name for name in both.column_names if name not in key]
-    summed = both.group_by(key, use_threads=False).aggregate([(m, "sum") for m in measures])
-    summed = summed.rename_columns([name.removesuffix("_sum") for name in summed.column_names])
+    combined = both.group_by(key, use_threads=False).aggregate(
+        [(m, kind.combined(m)) for m in measures]
+    )
+    named = {f"{m}_{kind.combined(m)}": m for m in measures}
+    summed = combined.rename_columns([named.get(n, n) for n in combined.column_names])
     whole = parts_of(kind, facts)
     order = [(name, "ascending") for name in key]
     assert whole.num_rows < facts.num_rows
