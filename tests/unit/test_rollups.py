@@ -10,6 +10,8 @@ that are gone.
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import pyarrow as pa
@@ -39,7 +41,14 @@ from shared.columnar.rollups import (
     rollup_kind,
     rollup_members,
 )
-from shared.columnar.schema import FACTS, MEMBERS, SPAN, STORED_FACTS, with_spans
+from shared.columnar.schema import (
+    FACTS,
+    MEMBERS,
+    SPAN,
+    STORED_FACTS,
+    dimensions_table,
+    with_spans,
+)
 from shared.columnar.tables import FACTS_TABLE, TableStore
 from shared.contracts.export_types import DataType, spec
 from shared.domain.export.request_validation import ReadableRequest, ValidRequest, validate_request
@@ -310,3 +319,58 @@ def test_a_month_without_users_activity_is_rolled_up_once(tmp_path: Path, stream
         assert rolled_up_export(store, workspace, validated) == facts_only_export(
             workspace, validated
         )
+
+
+def test_agents_from_roll_ups_keep_deleted_senders_and_null_tokens_exact(
+    tmp_path: Path, stream: Stream
+) -> None:
+    """The agents figures that are not sums, from the roll-ups as from the facts: senders
+    deleted by the window's end (active_users), minima and maxima over months where some
+    or all tokens are null, distinct users and conversations across months."""
+    org = "ws-0001"
+    full = stream.orgs[org]
+    facts = full.facts
+    agent_messages = pc.and_(
+        pc.equal(facts.column("kind"), "message"), pc.is_valid(facts.column("assistant_id"))
+    )
+    agents = facts.filter(agent_messages)
+    counts = pc.value_counts(agents.column("assistant_id")).to_pylist()
+    busiest = max(counts, key=lambda entry: (entry["counts"], entry["values"]))["values"]
+    # The busiest agent's prompt tokens are never known; everyone's completion tokens
+    # are unknown in even months (min and max combine months with and without values).
+    months = pc.cast(pc.strftime(facts.column("day"), "%m"), pa.int64())
+    no_prompt = pc.equal(facts.column("assistant_id"), busiest)
+    no_completion = pc.equal(pc.bit_wise_and(months, 1), 0)
+    prompt = pc.if_else(no_prompt, pa.scalar(None, pa.int64()), facts.column("prompt_tokens"))
+    completion = pc.if_else(
+        no_completion, pa.scalar(None, pa.int64()), facts.column("completion_tokens")
+    )
+    facts = facts.set_column(facts.schema.get_field_index("prompt_tokens"), "prompt_tokens", prompt)
+    facts = facts.set_column(
+        facts.schema.get_field_index("completion_tokens"), "completion_tokens", completion
+    )
+    # Three of the agents' senders are deleted a day before NOW.
+    senders = sorted(set(agents.column("user_id").to_pylist()) - {None})[:3]
+    deleted_ms = int(NOW.timestamp() * 1000) - 86_400_000
+    deletions = dimensions_table(
+        org,
+        [("users", user, deleted_ms, f"zz-delete-{user}", {"deleted": True}) for user in senders],
+    )
+    workspace = Workspace(facts.cast(FACTS), pa.concat_tables([full.dimensions, deletions]))
+    store = seeded(tmp_path, org, workspace)
+    roll_up_all(store, org, (AGENT_PARTS,))
+    for group_by in (None, "model"):
+        for start, end, zone in WINDOWS:
+            validated = valid(request(org, "assistants", start, end, zone, group_by))
+            assert rolled_up_export(store, workspace, validated) == facts_only_export(
+                workspace, validated
+            ), (group_by, start, end, zone)
+    # The case is exercised: the 12-month file has senders deleted and unknown minima.
+    twelve = valid(request(org, "assistants", "2025-11-21", "2026-11-20", "UTC"))
+    assert read_of(store, twelve).rolled_up_files >= 10
+    rows = list(csv.DictReader(io.StringIO(facts_only_export(workspace, twelve).decode())))
+    assert any(int(row["active_users"]) < int(row["unique_users"]) for row in rows)
+    [mine] = [row for row in rows if row["assistant_id"] == busiest]
+    assert (mine["min_prompt_tokens"], mine["max_prompt_tokens"]) == ("", "")
+    assert int(mine["messages"]) > 0
+    assert mine["min_completion_tokens"] != ""

@@ -25,15 +25,29 @@ agent_ids AS (
     SELECT 0 AS bucket, entity_id AS assistant_id FROM agents_at_end WHERE deleted_at_end = false
     UNION SELECT bucket, assistant_id FROM messages
 ),
-stats AS (
+-- Each agent's senders once, then their state at the end: the join is of the distinct
+-- (agent, sender) pairs, not of every row.
+senders AS (
+    SELECT
+        bucket,
+        assistant_id,
+        subgroup,
+        count(*) AS unique_users,
+        count(*) FILTER (WHERE u.deleted_at_end IS DISTINCT FROM true) AS active_users
+    FROM (
+        SELECT DISTINCT bucket, assistant_id, subgroup, user_id
+        FROM messages
+        WHERE user_id IS NOT NULL
+    ) AS pairs
+    LEFT JOIN users_at_end AS u ON u.entity_id = pairs.user_id
+    GROUP BY bucket, assistant_id, subgroup
+),
+sums AS (
     SELECT
         bucket,
         assistant_id,
         subgroup,
         sum(messages) AS messages,
-        count(DISTINCT messages.user_id) AS unique_users,
-        count(DISTINCT messages.user_id) FILTER (WHERE u.deleted_at_end IS DISTINCT FROM true)
-            AS active_users,
         count(DISTINCT conversation_id) AS conversations,
         sum(prompt_tokens) AS prompt,
         min(min_prompt_tokens) AS min_prompt,
@@ -43,8 +57,12 @@ stats AS (
         max(max_completion_tokens) AS max_completion,
         sum(cached_tokens) AS cached,
         sum(creation_tokens) AS creation
-    FROM messages LEFT JOIN users_at_end AS u ON u.entity_id = messages.user_id
+    FROM messages
     GROUP BY bucket, assistant_id, subgroup
+),
+stats AS (
+    SELECT sums.*, unique_users, active_users
+    FROM sums LEFT JOIN senders USING (bucket, assistant_id, subgroup)
 ),
 rows AS (
     SELECT
