@@ -5,14 +5,14 @@ every event appended before that instant is in the tables it reads next. An expo
 storage format 3 (``shared.columnar.tables``): the workspace's dimension
 versions, then picks the facts files of the UTC days the window touches (a closed month
 is one merged file) from tables kept open between exports and moved to their latest
-commit first (``LatestTables``); an export of any type but agents takes the janitor's
-roll-ups of the month files its window holds whole instead (``shared.columnar.rollups``:
-the users partials, or the sums per key), unless it is bucketed. Its type's query
-(``shared.columnar.queries``) scans those files in a worker thread, reading only the
-columns and row groups it needs; the file's bytes (in the request's format) go up as one
-object (in parts when large), then its manifest beside it
-(``shared.domain.export.manifest``). A request naming a ``destination`` has the file copied
-there too (``services.exporter.destinations``) before it is answered 200.
+commit first (``LatestTables``); an export takes the janitor's roll-ups of the month files
+its window holds whole instead (``shared.columnar.rollups``: the users partials, the sums
+per key, or the agent messages' partials), unless it is bucketed (or of users by model).
+Its type's query (``shared.columnar.queries``) scans those files in a worker thread,
+reading only the columns and row groups it needs; the file's bytes (in the request's
+format) go up as one object (in parts when large), then its manifest beside it
+(``shared.domain.export.manifest``). A request naming a ``destination`` has the file
+copied there too (``services.exporter.destinations``) before it is answered 200.
 
 :meth:`Exporter.answer` never raises (cancellation aside): every path ends in a
 completion. Transient failures (the store unavailable, a lost race on a record) are

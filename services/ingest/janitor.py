@@ -14,10 +14,11 @@ Two loops in every ingest process:
   - *compacting a day* of the current month with ``COMPACT_MIN_FILES`` files or more
     into one;
   - *rolling up* each month file that has no roll-ups yet: the users export's partials of
-    its rows and its facts summed per key (``shared.columnar.rollups``), which exports of
-    windows covering the file whole read instead of its facts; then the sum of every
-    month file's roll-ups as one merged roll-up of each kind, which a window covering all
-    of those months reads instead.
+    its rows, its facts summed per key and its agent messages per (agent, model, user,
+    conversation) (``shared.columnar.rollups``), which exports of windows covering the
+    file whole read instead of its facts; then the sum of every month file's roll-ups as
+    one merged roll-up of each kind, which a window covering all of those months reads
+    instead.
 
   Both are a commit that changes no content (``shared.columnar.rewrite.rewrite_spans``):
   delta-rs refuses it when an ingest commit since its snapshot added a file to one of its

@@ -1,24 +1,26 @@
 """Roll-ups: the partial aggregates of each merged month file, which exports add up.
 
-Two derived Delta tables per workspace (``docs/storage.md``, "Roll-ups") hold, for facts
+Three derived Delta tables per workspace (``docs/storage.md``, "Roll-ups") hold, for facts
 files of month spans, what an export's query computes from that file's facts alone:
 ``user_rollups`` the users export's partials (``queries/user_parts.sql``, USER_ROLLUPS),
 ``key_rollups`` the message and API request facts summed per key, which the api_keys,
-models and projects exports add up (``queries/key_parts.sql``, KEY_ROLLUPS). Each is
-partitioned by the roll-up's name: the facts file it summarizes, or ``merged-…`` for the
-sum of all month files' roll-ups (one *merged* roll-up). A 12-month export then reads the
-year's partials instead of every fact, and adds the partials of the facts it still reads
-(the current month's days, a month the window covers in part, late day files). The
-agents export counts distinct users and conversations per agent, which do not add up
-from month to month in fewer rows than the facts: it has no roll-up.
+models and projects exports add up (``queries/key_parts.sql``, KEY_ROLLUPS),
+``agent_rollups`` the agent messages per (agent, model, user, conversation), over which
+the agents export counts distinct users and conversations and adds up the rest
+(``queries/agent_parts.sql``, AGENT_ROLLUPS). Each is partitioned by the roll-up's name:
+the facts file it summarizes, or ``merged-…`` for the sum of all month files' roll-ups
+(one *merged* roll-up). A 12-month export then reads the year's partials instead of every
+fact, and adds the partials of the facts it still reads (the current month's days, a
+month the window covers in part, late day files).
 
 **Exact by construction.** A roll-up summarizes immutable data files: it is used only
 while those files are in the facts snapshot the export reads, and only when the window
 holds every row of each (the files' ``occurred_ms`` statistics in the Delta log); every
 other file is read as facts. A file the janitor replaces (a late month merge, retention)
 makes its roll-ups unused, never wrong; a missing roll-up only makes an export read facts.
-The partials are sums and per-key counts, so the partials of disjoint files add up to
-the partial of their union.
+The partials are sums, per-key counts and per-key minima and maxima, so the partials of
+disjoint files combine into the partial of their union (a distinct count is the number
+of distinct keys among the combined rows).
 
 **Once per file.** A roll-up is committed as an overwrite of its partition: two janitors
 that build the same one race on that predicate and one is refused (or replaces the
@@ -46,6 +48,8 @@ from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from shared.columnar.queries.engine import connect
 from shared.columnar.schema import (
+    AGENT_COLUMNS,
+    AGENT_ROLLUPS,
     DIMENSIONS,
     FACTS,
     KEY_COLUMNS,
@@ -58,6 +62,7 @@ from shared.columnar.schema import (
     USER_ROLLUPS,
 )
 from shared.columnar.tables import (
+    AGENT_ROLLUPS_TABLE,
     KEY_ROLLUPS_TABLE,
     TXN_CONFLICT,
     USER_ROLLUPS_TABLE,
@@ -81,7 +86,9 @@ class RollupKind:
     """One roll-up table: its name (also the relation the queries read), the schema of
     its partials, its partition column (the roll-up's name), the column whose value
     ``members`` marks a roll-up's members row, the query of the partials of ``facts``,
-    the facts columns that query reads, and the columns partials are added up by."""
+    the facts columns that query reads, and the columns partials are combined by (the
+    rest are added up, but for columns named ``min_…`` and ``max_…``: see
+    :meth:`combined`)."""
 
     table: str
     rows: pa.Schema
@@ -90,6 +97,14 @@ class RollupKind:
     parts: str
     facts_columns: tuple[str, ...]
     keys: tuple[str, ...]
+
+    def combined(self, column: str) -> str:
+        """The aggregate that combines the partials of ``column`` (not a key): ``min`` of
+        a ``min_…`` column, ``max`` of a ``max_…`` one, else ``sum``."""
+        for aggregate in ("min", "max"):
+            if column.startswith(f"{aggregate}_"):
+                return aggregate
+        return "sum"
 
     @property
     def read_rows(self) -> pa.Schema:
@@ -104,7 +119,7 @@ class RollupKind:
         )
 
 
-# Two literals, every field spelled out (the shapes repeat: that is the table).
+# Three literals, every field spelled out (the shapes repeat: that is the table).
 USER_PARTS: Final = RollupKind(
     table=USER_ROLLUPS_TABLE,
     rows=USER_ROLLUPS,
@@ -123,17 +138,27 @@ KEY_SUMS: Final = RollupKind(
     facts_columns=spec(DataType.MODELS).facts_columns,
     keys=KEY_COLUMNS,
 )
-ROLLUP_KINDS: Final = (USER_PARTS, KEY_SUMS)
+AGENT_PARTS: Final = RollupKind(
+    table=AGENT_ROLLUPS_TABLE,
+    rows=AGENT_ROLLUPS,
+    name=ROLLUP,
+    marker="kind",
+    parts="SELECT * EXCLUDE (bucket) FROM agent_parts($start_ms, $end_ms)",
+    facts_columns=spec(DataType.ASSISTANTS).facts_columns,
+    keys=AGENT_COLUMNS,
+)
+ROLLUP_KINDS: Final = (USER_PARTS, KEY_SUMS, AGENT_PARTS)
 
 
 def rollup_kind(data_type: DataType, group_by: str | None) -> RollupKind | None:
     """The roll-ups an export of ``data_type`` (and ``group_by``) can read: the users
-    partials without a subgroup (they are stored per user, not per model), the sums per
-    key for API keys, models and projects (a key holds every subgroup), none for agents."""
+    partials without a subgroup (they are stored per user, not per model), the agent
+    messages' partials for agents and the sums per key for API keys, models and projects
+    (a key holds every subgroup)."""
     if data_type is DataType.USERS:
         return USER_PARTS if group_by is None else None
     if data_type is DataType.ASSISTANTS:
-        return None
+        return AGENT_PARTS
     return KEY_SUMS
 
 
@@ -323,9 +348,14 @@ def merged_source(members: Iterable[str]) -> str:
 
 
 def _summed(kind: RollupKind, parts: pa.Table) -> pa.Table:
-    """``parts`` (``kind.rows``, members rows left out) added up per key (blocking)."""
+    """``parts`` (``kind.rows``, members rows left out) combined per key: added up, their
+    minima and maxima taken (:meth:`RollupKind.combined`; blocking)."""
     keys = ", ".join(kind.keys)
-    sums = ", ".join(f"sum({name}) AS {name}" for name in kind.rows.names if name not in kind.keys)
+    sums = ", ".join(
+        f"{kind.combined(name)}({name}) AS {name}"
+        for name in kind.rows.names
+        if name not in kind.keys
+    )
     con = duckdb.connect()
     try:
         con.register("parts", parts)

@@ -144,6 +144,27 @@ KEY_ROLLUPS: Final = pa.schema(
 #: What those queries read as ``key_rollups``: the sums and their roll-up's name.
 KEY_ROLLUP_ROWS: Final = KEY_ROLLUPS.append(pa.field(ROLLUP, pa.string(), nullable=False))
 
+#: The agent messages of one facts file per (agent, model, user, conversation), as
+#: ``queries/agent_parts.sql`` computes them: what the agents export counts distinct
+#: users and conversations over and adds up (``messages``: how many; a sum, ``min_…`` or
+#: ``max_…`` is null when every message's value is). ``kind`` is always 'message' (or
+#: ``members``).
+AGENT_COLUMNS: Final = ("kind", "assistant_id", "model", "user_id", "conversation_id")
+AGENT_ROLLUPS: Final = pa.schema(
+    [FACTS.field(name) for name in AGENT_COLUMNS]
+    + [pa.field("messages", pa.int64(), nullable=False)]
+    + [
+        pa.field(name, pa.int64())
+        for name in (
+            "prompt_tokens", "min_prompt_tokens", "max_prompt_tokens",
+            "completion_tokens", "min_completion_tokens", "max_completion_tokens",
+            "cached_tokens", "creation_tokens",
+        )
+    ]
+)  # fmt: skip
+#: What the agents query reads as ``agent_rollups``: the partials and their roll-up's name.
+AGENT_ROLLUP_ROWS: Final = AGENT_ROLLUPS.append(pa.field(ROLLUP, pa.string(), nullable=False))
+
 DIMENSION_KINDS: Final = ("users", "agents", "projects", "api_keys", "settings")
 
 DIMENSIONS: Final = pa.schema(

@@ -80,7 +80,8 @@ DIMENSIONS_TABLE: Final = "dimensions"
 #: The janitor's roll-ups of merged month files (``shared.columnar.rollups``).
 USER_ROLLUPS_TABLE: Final = "user_rollups"
 KEY_ROLLUPS_TABLE: Final = "key_rollups"
-ROLLUP_TABLES: Final = (USER_ROLLUPS_TABLE, KEY_ROLLUPS_TABLE)
+AGENT_ROLLUPS_TABLE: Final = "agent_rollups"
+ROLLUP_TABLES: Final = (USER_ROLLUPS_TABLE, KEY_ROLLUPS_TABLE, AGENT_ROLLUPS_TABLE)
 #: Dimensions first: see the module docstring.
 COMMIT_ORDER: Final = (DIMENSIONS_TABLE, FACTS_TABLE)
 #: What a writer hands over (the span column is added on the way in).

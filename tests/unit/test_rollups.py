@@ -1,6 +1,7 @@
 """Roll-ups (``shared.columnar.rollups``): an export that reads the janitor's partials of
-the month files its window covers whole (the users partials, or the sums per key of the
-api_keys, models and projects exports) is byte for byte the export of the facts alone
+the month files its window covers whole (the users partials, the sums per key of the
+api_keys, models and projects exports, or the agent messages' partials of the agents
+export) is byte for byte the export of the facts alone
 (which ``test_export_reference`` holds against the oracle), for every type and subgroup
 that reads roll-ups, in every window shape: whole months, months cut in part, quarter
 hours, zones far from UTC, with late day files in a rolled-up month and roll-ups of files
@@ -9,6 +10,8 @@ that are gone.
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import pyarrow as pa
@@ -21,6 +24,7 @@ from services.exporter.export_job import query_export, settings_of
 from services.ingest import janitor as janitor_module
 from shared.columnar.queries.engine import ROLLUP_RELATIONS
 from shared.columnar.rollups import (
+    AGENT_PARTS,
     KEY_SUMS,
     ROLLUP_KINDS,
     USER_PARTS,
@@ -37,7 +41,14 @@ from shared.columnar.rollups import (
     rollup_kind,
     rollup_members,
 )
-from shared.columnar.schema import FACTS, MEMBERS, SPAN, STORED_FACTS, with_spans
+from shared.columnar.schema import (
+    FACTS,
+    MEMBERS,
+    SPAN,
+    STORED_FACTS,
+    dimensions_table,
+    with_spans,
+)
 from shared.columnar.tables import FACTS_TABLE, TableStore
 from shared.contracts.export_types import DataType, spec
 from shared.domain.export.request_validation import ReadableRequest, ValidRequest, validate_request
@@ -181,7 +192,10 @@ def test_a_window_that_cuts_a_month_file_reads_its_facts(tmp_path: Path, stream:
     assert in_cut.rolled_up_files == 5
 
 
-@pytest.mark.parametrize(("kind", "data_type"), [(USER_PARTS, "users"), (KEY_SUMS, "api_keys")])
+@pytest.mark.parametrize(
+    ("kind", "data_type"),
+    [(USER_PARTS, "users"), (KEY_SUMS, "api_keys"), (AGENT_PARTS, "assistants")],
+)
 def test_a_replaced_file_s_roll_up_is_not_used_and_is_forgotten(
     tmp_path: Path, stream: Stream, kind: RollupKind, data_type: str
 ) -> None:
@@ -236,7 +250,7 @@ def test_roll_ups_are_chosen_largest_first_and_never_overlap() -> None:
 
 
 @pytest.mark.parametrize("kind", ROLLUP_KINDS)
-def test_partials_of_disjoint_facts_add_up_to_the_partials_of_their_union(
+def test_partials_of_disjoint_facts_combine_into_the_partials_of_their_union(
     stream: Stream, kind: RollupKind
 ) -> None:
     facts = stream.orgs["ws-0004"].facts.select(list(kind.facts_columns))
@@ -246,8 +260,11 @@ def test_partials_of_disjoint_facts_add_up_to_the_partials_of_their_union(
     )
     key = list(kind.keys)
     measures = [name for name in both.column_names if name not in key]
-    summed = both.group_by(key, use_threads=False).aggregate([(m, "sum") for m in measures])
-    summed = summed.rename_columns([name.removesuffix("_sum") for name in summed.column_names])
+    combined = both.group_by(key, use_threads=False).aggregate(
+        [(m, kind.combined(m)) for m in measures]
+    )
+    named = {f"{m}_{kind.combined(m)}": m for m in measures}
+    summed = combined.rename_columns([named.get(n, n) for n in combined.column_names])
     whole = parts_of(kind, facts)
     order = [(name, "ascending") for name in key]
     assert whole.num_rows < facts.num_rows
@@ -302,3 +319,58 @@ def test_a_month_without_users_activity_is_rolled_up_once(tmp_path: Path, stream
         assert rolled_up_export(store, workspace, validated) == facts_only_export(
             workspace, validated
         )
+
+
+def test_agents_from_roll_ups_keep_deleted_senders_and_null_tokens_exact(
+    tmp_path: Path, stream: Stream
+) -> None:
+    """The agents figures that are not sums, from the roll-ups as from the facts: senders
+    deleted by the window's end (active_users), minima and maxima over months where some
+    or all tokens are null, distinct users and conversations across months."""
+    org = "ws-0001"
+    full = stream.orgs[org]
+    facts = full.facts
+    agent_messages = pc.and_(
+        pc.equal(facts.column("kind"), "message"), pc.is_valid(facts.column("assistant_id"))
+    )
+    agents = facts.filter(agent_messages)
+    counts = pc.value_counts(agents.column("assistant_id")).to_pylist()
+    busiest = max(counts, key=lambda entry: (entry["counts"], entry["values"]))["values"]
+    # The busiest agent's prompt tokens are never known; everyone's completion tokens
+    # are unknown in even months (min and max combine months with and without values).
+    months = pc.cast(pc.strftime(facts.column("day"), "%m"), pa.int64())
+    no_prompt = pc.equal(facts.column("assistant_id"), busiest)
+    no_completion = pc.equal(pc.bit_wise_and(months, 1), 0)
+    prompt = pc.if_else(no_prompt, pa.scalar(None, pa.int64()), facts.column("prompt_tokens"))
+    completion = pc.if_else(
+        no_completion, pa.scalar(None, pa.int64()), facts.column("completion_tokens")
+    )
+    facts = facts.set_column(facts.schema.get_field_index("prompt_tokens"), "prompt_tokens", prompt)
+    facts = facts.set_column(
+        facts.schema.get_field_index("completion_tokens"), "completion_tokens", completion
+    )
+    # Three of the agents' senders are deleted a day before NOW.
+    senders = sorted(set(agents.column("user_id").to_pylist()) - {None})[:3]
+    deleted_ms = int(NOW.timestamp() * 1000) - 86_400_000
+    deletions = dimensions_table(
+        org,
+        [("users", user, deleted_ms, f"zz-delete-{user}", {"deleted": True}) for user in senders],
+    )
+    workspace = Workspace(facts.cast(FACTS), pa.concat_tables([full.dimensions, deletions]))
+    store = seeded(tmp_path, org, workspace)
+    roll_up_all(store, org, (AGENT_PARTS,))
+    for group_by in (None, "model"):
+        for start, end, zone in WINDOWS:
+            validated = valid(request(org, "assistants", start, end, zone, group_by))
+            assert rolled_up_export(store, workspace, validated) == facts_only_export(
+                workspace, validated
+            ), (group_by, start, end, zone)
+    # The case is exercised: the 12-month file has senders deleted and unknown minima.
+    twelve = valid(request(org, "assistants", "2025-11-21", "2026-11-20", "UTC"))
+    assert read_of(store, twelve).rolled_up_files >= 10
+    rows = list(csv.DictReader(io.StringIO(facts_only_export(workspace, twelve).decode())))
+    assert any(int(row["active_users"]) < int(row["unique_users"]) for row in rows)
+    [mine] = [row for row in rows if row["assistant_id"] == busiest]
+    assert (mine["min_prompt_tokens"], mine["max_prompt_tokens"]) == ("", "")
+    assert int(mine["messages"]) > 0
+    assert mine["min_completion_tokens"] != ""

@@ -7,13 +7,17 @@
 -- bucket (a bucketed export keeps only those rows).
 -- active_users: senders whose user is not deleted at the end (a sender without any
 -- upsert before the end counts as active).
+-- It reads the agent messages as partials per (agent, model, user, conversation)
+-- (agent_parts.sql's window_agents: of the facts, and the janitor's roll-ups of the month
+-- files the window covers whole), so the distinct users and conversations of an agent
+-- are the distinct ones of its partials' rows and every other figure their sum (minimum,
+-- maximum).
 -- Shaped like the other export queries on purpose: one file per type, read beside its
 -- column table; what they share is in the macros of cells.sql.
 WITH
 messages AS (
     SELECT *, CASE WHEN $group_by = 'model' THEN model ELSE '' END AS subgroup
-    FROM window_facts($start_ms, $end_ms)
-    WHERE kind = 'message' AND assistant_id IS NOT NULL
+    FROM window_agents($start_ms, $end_ms)
 ),
 agents_at_end AS (SELECT * FROM as_of('agents', $end_ms)),
 users_at_end AS (SELECT * FROM as_of('users', $end_ms)),
@@ -21,26 +25,44 @@ agent_ids AS (
     SELECT 0 AS bucket, entity_id AS assistant_id FROM agents_at_end WHERE deleted_at_end = false
     UNION SELECT bucket, assistant_id FROM messages
 ),
-stats AS (
+-- Each agent's senders once, then their state at the end: the join is of the distinct
+-- (agent, sender) pairs, not of every row.
+senders AS (
     SELECT
         bucket,
         assistant_id,
         subgroup,
-        count(*) AS messages,
-        count(DISTINCT messages.user_id) AS unique_users,
-        count(DISTINCT messages.user_id) FILTER (WHERE u.deleted_at_end IS DISTINCT FROM true)
-            AS active_users,
+        count(*) AS unique_users,
+        count(*) FILTER (WHERE u.deleted_at_end IS DISTINCT FROM true) AS active_users
+    FROM (
+        SELECT DISTINCT bucket, assistant_id, subgroup, user_id
+        FROM messages
+        WHERE user_id IS NOT NULL
+    ) AS pairs
+    LEFT JOIN users_at_end AS u ON u.entity_id = pairs.user_id
+    GROUP BY bucket, assistant_id, subgroup
+),
+sums AS (
+    SELECT
+        bucket,
+        assistant_id,
+        subgroup,
+        sum(messages) AS messages,
         count(DISTINCT conversation_id) AS conversations,
         sum(prompt_tokens) AS prompt,
-        min(prompt_tokens) AS min_prompt,
-        max(prompt_tokens) AS max_prompt,
+        min(min_prompt_tokens) AS min_prompt,
+        max(max_prompt_tokens) AS max_prompt,
         sum(completion_tokens) AS completion,
-        min(completion_tokens) AS min_completion,
-        max(completion_tokens) AS max_completion,
+        min(min_completion_tokens) AS min_completion,
+        max(max_completion_tokens) AS max_completion,
         sum(cached_tokens) AS cached,
         sum(creation_tokens) AS creation
-    FROM messages LEFT JOIN users_at_end AS u ON u.entity_id = messages.user_id
+    FROM messages
     GROUP BY bucket, assistant_id, subgroup
+),
+stats AS (
+    SELECT sums.*, unique_users, active_users
+    FROM sums LEFT JOIN senders USING (bucket, assistant_id, subgroup)
 ),
 rows AS (
     SELECT

@@ -43,7 +43,13 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from shared.columnar.queries.files import file_bytes
-from shared.columnar.schema import DIMENSIONS, FACTS, KEY_ROLLUP_ROWS, ROLLUP_ROWS
+from shared.columnar.schema import (
+    AGENT_ROLLUP_ROWS,
+    DIMENSIONS,
+    FACTS,
+    KEY_ROLLUP_ROWS,
+    ROLLUP_ROWS,
+)
 from shared.contracts.export_buckets import BUCKET_COLUMNS
 from shared.contracts.export_formats import ExportFormat
 from shared.contracts.export_types import DataType, spec
@@ -72,10 +78,15 @@ def query_text(data_type: DataType) -> str:
 
 
 #: Macros defined once per process: the cell formats and relations every query shares,
-#: then the users export's partial aggregates and the sums per key (which use them).
-_MACRO_FILES: Final = ("cells.sql", "user_parts.sql", "key_parts.sql")
+#: then the users export's partial aggregates, the sums per key and the agent messages'
+#: partials (which use them).
+_MACRO_FILES: Final = ("cells.sql", "user_parts.sql", "key_parts.sql", "agent_parts.sql")
 #: The roll-up relations a query may read (``shared.columnar.rollups``), empty unless given.
-ROLLUP_RELATIONS: Final = {"user_rollups": ROLLUP_ROWS, "key_rollups": KEY_ROLLUP_ROWS}
+ROLLUP_RELATIONS: Final = {
+    "user_rollups": ROLLUP_ROWS,
+    "key_rollups": KEY_ROLLUP_ROWS,
+    "agent_rollups": AGENT_ROLLUP_ROWS,
+}
 #: The quarter hours of each bucket (``connect``).
 BUCKET_SLOTS: Final = pa.schema([("slot", pa.int64()), ("bucket", pa.int64())])
 _FACTS_VIEW: Final = (

@@ -20,13 +20,14 @@ _PART = r"part-\d{5}-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}-c\d{3}\.[a-z0-9]+
 _LOG = r"_delta_log/(\d{20}\.json|\d{20}\.checkpoint\.parquet|_last_checkpoint)"
 #: A roll-up's name: the facts file it sums, or a merged one's digest.
 _ROLLUP = rf"({_PART}|merged-[0-9a-f]{{32}})"
-#: Storage format 3 (docs/storage.md): a workspace's two Delta tables and the two derived
-#: roll-up tables, nothing else.
+#: Storage format 3 (docs/storage.md): a workspace's two Delta tables and the three
+#: derived roll-up tables, nothing else.
 AGGREGATE_KEY = re.compile(
     rf"v3/workspaces/(?P<org>[^/]+)/(facts/({_LOG}|span=({_DAY}|\d{{4}}-\d{{2}})/{_PART})"
     rf"|dimensions/({_LOG}|{_PART})"
     rf"|user_rollups/({_LOG}|source={_ROLLUP}/{_PART})"
-    rf"|key_rollups/({_LOG}|rollup={_ROLLUP}/{_PART}))"
+    rf"|key_rollups/({_LOG}|rollup={_ROLLUP}/{_PART})"
+    rf"|agent_rollups/({_LOG}|rollup={_ROLLUP}/{_PART}))"
 )
 _KINDS = "(users|agents|api-keys|projects|models)"
 #: An export file in each format (contract §5), its owner marker, its manifest (§4).
