@@ -23,7 +23,7 @@ import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Collection, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Final, TypeVar
 
@@ -89,9 +89,11 @@ def flush_due(
 
 @dataclass
 class _Decoded:
-    """A fetched batch, decoded and split by workspace, not yet applied."""
+    """A fetched batch, decoded and split by workspace, not yet applied. The records
+    themselves are not kept (their values would be held twice while batches wait for a
+    flush): only how many each partition gave, and the rejected ones for their dead letters."""
 
-    batch: dict[TopicPartition, list[Any]]
+    counts: dict[TopicPartition, int]
     facts: defaultdict[str, list[tuple[Source, Offsets, pa.Table]]] = field(
         default_factory=lambda: defaultdict(list)
     )
@@ -103,15 +105,15 @@ class _Decoded:
 
     @property
     def records(self) -> int:
-        return sum(len(records) for records in self.batch.values())
+        return sum(self.counts.values())
 
     def only(self, assigned: Collection[TopicPartition]) -> _Decoded:
         """What came from the partitions still ``assigned`` (a rebalance while the batch
         waited revoked the others: their next owner reads them again)."""
-        if set(self.batch) <= set(assigned):
+        if set(self.counts) <= set(assigned):
             return self
-        kept = {(tp.topic, tp.partition) for tp in self.batch if tp in assigned}
-        result = _Decoded({tp: records for tp, records in self.batch.items() if tp in assigned})
+        kept = {(tp.topic, tp.partition) for tp in self.counts if tp in assigned}
+        result = _Decoded({tp: count for tp, count in self.counts.items() if tp in assigned})
         for org, chunks in self.facts.items():
             result.facts[org] = [chunk for chunk in chunks if chunk[0] in kept]
         for org, by_source in self.versions.items():
@@ -150,7 +152,7 @@ class IngestWorker:
         self._producer = producer
         self._clock = clock
         self.writers = Writers(
-            tables,
+            replace(tables, clock=clock),  # stamps the data files' modification times
             max_bytes=settings.ingest_cache_max_mb * 1024 * 1024,
             concurrency=settings.ingest_flush_concurrency,
         )
@@ -179,6 +181,7 @@ class IngestWorker:
                 fetched = sum(len(records) for records in batch.values())
                 if batch:
                     waiting.append(self.decode(batch))
+                del batch  # the records go: their columns wait
                 if flushing is not None:
                     held = sum(decoded.records for decoded in waiting)
                     limit = _WAITING_BATCHES * settings.ingest_batch_max_records
@@ -219,7 +222,7 @@ class IngestWorker:
         accepted = AcceptedRange.at(
             self._clock(), future_tolerance=timedelta(seconds=self._settings.future_tolerance_s)
         )
-        result = _Decoded(batch)
+        result = _Decoded({tp: len(records) for tp, records in batch.items()})
         for tp, records in batch.items():
             self.stats.consumed += len(records)
             source = (tp.topic, tp.partition)
@@ -247,11 +250,12 @@ class IngestWorker:
     async def apply(self, decoded: _Decoded) -> None:
         """Dead-letter the rejections, then add the rows to their workspaces' writers and
         advance the positions a commit may cover."""
-        batch, facts, versions = decoded.batch, decoded.facts, decoded.versions
+        facts, versions = decoded.facts, decoded.versions
         for record, rejected in decoded.rejected:
             await self._dead_letter(record, rejected)
         positions = decoded.positions
-        sources = [(tp.topic, tp.partition) for tp in self._consumer.assignment() | set(batch)]
+        read = set(decoded.counts)
+        sources = [(tp.topic, tp.partition) for tp in self._consumer.assignment() | read]
         # Open, apply and advance the positions under the flush lock: the revoke callback
         # (flush, commit) runs on the coordinator's task and must not commit records
         # whose rows are not pending yet.
@@ -279,10 +283,10 @@ class IngestWorker:
             # Only now may a commit cover these records.
             self.checkpoint.advance(positions)
         if self._metrics is not None:
-            self._metrics.events_consumed.inc(sum(len(records) for records in batch.values()))
+            self._metrics.events_consumed.inc(decoded.records)
             self._metrics.events_applied.inc(applied)
             self._metrics.events_duplicated.inc(offered - applied)
-            self._report_lag(batch)
+            self._report_lag(read)
 
     def _behind(self) -> bool:
         """Whether a backlog is waiting: the partitions read lag their high watermarks by
@@ -315,10 +319,10 @@ class IngestWorker:
         mark: int | None = self._consumer.highwater(tp)
         return mark
 
-    def _report_lag(self, batch: dict[TopicPartition, list[Any]]) -> None:
+    def _report_lag(self, read: Collection[TopicPartition]) -> None:
         assert self._metrics is not None
         positions = self.checkpoint.next_offsets()
-        for tp in batch:
+        for tp in read:
             highwater = self._highwater(tp)
             if highwater is not None and tp in positions:
                 self._metrics.set_lag(tp.topic, tp.partition, highwater - positions[tp])

@@ -13,9 +13,10 @@ import orjson
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaTimeoutError
+from deltalake import DeltaTable
 
 from services.ingest.worker import IngestWorker
-from shared.columnar.tables import TableStore, read_facts
+from shared.columnar.tables import FACTS_TABLE, TableStore, read_facts
 from shared.settings import Settings
 
 TP = TopicPartition("usage.events", 0)
@@ -130,6 +131,28 @@ async def test_redelivered_records_are_skipped_by_position_and_by_id(tmp_path: P
     assert set(stored.column("day").to_pylist()) == {DAY}
 
 
+async def test_data_files_are_stamped_by_the_injected_clock(tmp_path: Path) -> None:
+    """The add actions' modification times come from the worker's clock, not the host's."""
+    worker = local_worker(tmp_path, FakeConsumer())
+    await worker.process({TP: [Record(offset=n, value=message(n)) for n in range(3)]})
+    await worker.flush_and_commit()
+
+    table = DeltaTable(TableStore.local(str(tmp_path)).uri("ws-1", FACTS_TABLE))
+    stamped = table.get_add_actions(flatten=True).column("modification_time").to_pylist()
+    expected = datetime(2026, 11, 22, tzinfo=UTC)
+    assert stamped
+    assert {_as_utc(at) for at in stamped} == {expected}
+
+
+def _as_utc(at: Any) -> datetime:
+    """An add action's modification time as an aware datetime (delta-rs gives ms or a
+    naive timestamp depending on the version)."""
+    if isinstance(at, int):
+        return datetime.fromtimestamp(at / 1000, tz=UTC)
+    assert isinstance(at, datetime)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
 class FlakyProducer:
     """The first send's acknowledgement fails; later ones succeed."""
 
@@ -212,7 +235,7 @@ async def test_the_next_batch_is_decoded_during_a_flush_and_applied_after_it(
         return decode(batch)
 
     async def traced_apply(decoded: Any) -> None:
-        events.append(f"apply {[r.offset for r in decoded.batch[TP]]}")
+        events.append(f"apply {[decoded.positions[TP] - 1]}")  # one record a batch
         await apply(decoded)
 
     worker.writers.flush = slow_flush  # type: ignore[method-assign]
