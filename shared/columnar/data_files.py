@@ -94,7 +94,7 @@ def write_files(
     if partition_by:
         (column,) = partition_by  # one partition column is all the tables have
         data = data.sort_by(column)
-        values = data.column(column)
+        values = data.column(column).combine_chunks()
         ends = [*pc.indices_nonzero(pc.not_equal(values[1:], values[:-1])).to_pylist(), None]
         parts, start = [], 0
         for end in ends:
