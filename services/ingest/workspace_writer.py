@@ -31,7 +31,6 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from shared.columnar.id_index import IdIndex
 from shared.columnar.schema import FACTS, DimensionVersion, dimensions_table
@@ -56,8 +55,8 @@ _CONFIRMED_DAYS: Final = 8
 #: many: a producer's retry or a redelivery is nearly always of a recent event, and is then
 #: confirmed without reading the store.
 _RECENT_IDS: Final = 50_000
-#: Rows per Arrow batch when the index is built (bounds the transient memory).
-_INDEX_BATCH: Final = 65_536
+#: The columns the index is built from.
+_ID_COLUMNS: Final = ("event_id", "day")
 
 Offsets = npt.NDArray[np.int64]
 
@@ -80,20 +79,20 @@ class Applied:
     duplicates: int
 
 
-def _index_of(facts: ds.Dataset) -> IdIndex:
+def _index_of(batches: Iterable[pa.RecordBatch]) -> IdIndex:
     """The index of every stored id, read in batches (memory: one batch of ids)."""
     index = IdIndex()
-    for batch in facts.to_batches(columns=["event_id", "day"], batch_size=_INDEX_BATCH):
+    for batch in batches:
         days = pc.cast(batch.column(1), pa.int32()).to_numpy(zero_copy_only=False)
         index.add(batch.column(0).to_pylist(), days)
     return index
 
 
-def _index_more(index: IdIndex, facts: ds.Dataset) -> None:
-    """Add the ids of ``facts`` (files new since the index was built) that the index does
-    not hold under their day yet: another writer's new ids are added; the ids of a file
-    the janitor rewrote (the same ids, under the same days) are not added twice."""
-    for batch in facts.to_batches(columns=["event_id", "day"], batch_size=_INDEX_BATCH):
+def _index_more(index: IdIndex, batches: Iterable[pa.RecordBatch]) -> None:
+    """Add the ids of ``batches`` (files new since the index was built) that the index
+    does not hold under their day yet: another writer's new ids are added; the ids of a
+    file the compactor rewrote (the same ids, under the same days) are not added twice."""
+    for batch in batches:
         ids = batch.column(0).to_pylist()
         days = pc.cast(batch.column(1), pa.int32()).to_numpy(zero_copy_only=False)
         known = index.candidates(ids)
@@ -134,7 +133,7 @@ class WorkspaceWriter:
         await self._tables.refresh()
         self._positions = self._tables.positions(self.sources)
         self._files = self._tables.facts_files()
-        self._index = await asyncio.to_thread(_index_of, self._tables.facts_dataset())
+        self._index = await asyncio.to_thread(_index_of, self._tables.facts_batches(_ID_COLUMNS))
         self._confirmed.clear()
         self._recent.clear()
         self._older.clear()
@@ -323,7 +322,8 @@ class WorkspaceWriter:
         files = self._tables.facts_files()
         new = files - self._files
         if new:
-            await asyncio.to_thread(_index_more, self._index, self._tables.facts_dataset(new))
+            ids = self._tables.facts_batches(_ID_COLUMNS, new)
+            await asyncio.to_thread(_index_more, self._index, ids)
         self._files = files
         # Days cached before may have gained ids; this writer's own recent ids still hold.
         self._confirmed.clear()

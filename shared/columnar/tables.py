@@ -43,10 +43,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Final, TypeVar
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -97,6 +98,13 @@ WRITER_APP_ID: Final = "usage-export:writer"
 #: A checkpoint every 10 commits (Delta's default is 100): opening a table reads its last
 #: checkpoint and the commits after it, one request each (6-9 ms against the store).
 _TABLE_CONFIGURATION: Final[dict[str, str | None]] = {"delta.checkpointInterval": "10"}
+
+#: When a whole table's facts are streamed, the files are opened this many at a time (a
+#: fragment keeps its file's Parquet metadata once read: tens of KB a file) ...
+_FILES_PER_SCAN: Final = 256
+#: ... in batches of at most this many rows.
+_SCAN_BATCH_ROWS: Final = 65_536
+_PARQUET: Final = ds.ParquetFileFormat()
 
 #: What a store call may raise while the object store is unavailable: retried by callers.
 #: (delta-rs reports object-store failures as OSError or DeltaError.)
@@ -206,7 +214,7 @@ class WorkspaceTables:
         self.org_id = org_id
         self._tables = dict(tables)
         self._lock = asyncio.Lock()
-        self._facts_cache: tuple[int, ds.Dataset] | None = None
+        self._files_cache: tuple[int, dict[str, list[str]]] | None = None
 
     @classmethod
     async def open(cls, store: TableStore, org_id: str) -> WorkspaceTables:
@@ -258,49 +266,67 @@ class WorkspaceTables:
 
     async def facts_on(self, days: Collection[date], columns: Sequence[str]) -> pa.Table:
         """The facts of the given UTC days (any set of them), as of this snapshot, with a
-        ``day`` column: one pass over the snapshot's files for all of them (delta-rs walks
-        every file of the log to select a day's, so a day at a time costs that walk each)."""
-        table = self._tables[FACTS_TABLE]
+        ``day`` column: only the files of those days' spans are opened."""
         wanted = ["day", *(name for name in columns if name != "day")]
 
         def read() -> pa.Table:
             schema = pa.schema([FACTS.field(name) for name in wanted])
             if not days:
                 return schema.empty_table()
-            spans = pa.array(sorted({span for day in days for span in spans_of(day, day)}))
-            wanted_days = pa.array(sorted(days), pa.date32())
-            # Each fragment's expression holds its span and statistics: pruned without I/O.
-            chosen = ds.field(SPAN).isin(spans) & ds.field("day").isin(wanted_days)
-            return self._facts_snapshot(table).to_table(columns=wanted, filter=chosen)
+            by_span = self._files_by_span()
+            spans = {span for day in days for span in spans_of(day, day)}
+            paths = [path for span in sorted(spans) for path in by_span.get(span, ())]
+            in_days = ds.field("day").isin(pa.array(sorted(days), pa.date32()))
+            # Month files are sorted by time: row-group statistics skip the other days.
+            return self._files(paths, schema).to_table(filter=in_days)
 
         return await asyncio.to_thread(read)
 
-    def facts_dataset(self, paths: Collection[str] | None = None) -> ds.Dataset:
-        """The committed facts files of this snapshot (only those of ``paths`` if given,
-        see :meth:`facts_files`), as a pyarrow dataset (to stream columns in batches;
-        blocking to read)."""
-        dataset = self._facts_snapshot(self._tables[FACTS_TABLE])
-        if paths is None:
-            return dataset
-        found = projected(dataset, dataset.schema, paths.__contains__)
-        missed = len(paths) - len(found.files)
+    def facts_batches(
+        self, columns: Sequence[str], paths: Collection[str] | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """The given columns of this snapshot's committed facts files (only those of
+        ``paths`` if given, see :meth:`facts_files`), in batches of at most ``_SCAN_BATCH_ROWS``
+        rows (blocking: run it in a thread). The files are opened ``_FILES_PER_SCAN`` at a
+        time: a file's fragment keeps its Parquet metadata once read, tens of KB a file."""
+        every = [path for found in self._files_by_span().values() for path in found]
+        chosen = every if paths is None else [path for path in every if path in paths]
+        missed = 0 if paths is None else len(paths) - len(chosen)
         if missed:  # a path missed would be ids missing from an index
             raise ValueError(f"{missed} of the files are not in the snapshot")
-        return found
+        schema = pa.schema([FACTS.field(name) for name in columns])
+        for first in range(0, len(chosen), _FILES_PER_SCAN):
+            group = self._files(chosen[first : first + _FILES_PER_SCAN], schema)
+            yield from group.to_batches(batch_size=_SCAN_BATCH_ROWS)
 
-    def _facts_snapshot(self, table: DeltaTable) -> ds.Dataset:
-        """Every facts file of the snapshot as a dataset, built once per version (delta-rs
-        walks the whole log's files to build one: ingest reads a few days' ids per batch)."""
+    def _files(self, paths: Sequence[str], schema: pa.Schema) -> ds.FileSystemDataset:
+        """These facts files (paths relative to the table) as a dataset of ``schema``'s
+        columns, built from the paths alone (delta-rs's dataset of a whole snapshot costs
+        ~100 KB a file to build: hundreds of MB for a year of day files)."""
+        fs, root = filesystem(self.uri(FACTS_TABLE), self.store.options)
+        fragments = [
+            _PARQUET.make_fragment(f"{root}/{unquote(path)}", filesystem=fs) for path in paths
+        ]
+        return ds.FileSystemDataset(fragments, schema, _PARQUET, fs)
+
+    def _files_by_span(self) -> dict[str, list[str]]:
+        """This snapshot's facts files by span, read from its add actions once a version."""
+        table = self._tables[FACTS_TABLE]
         version = table.version()
-        cached = self._facts_cache
+        cached = self._files_cache
         if cached is None or cached[0] != version:
-            cached = self._facts_cache = (version, table.to_pyarrow_dataset())
+            actions = pa.table(table.get_add_actions(flatten=True))
+            by_span: dict[str, list[str]] = {}
+            if actions.num_rows:
+                spans = actions.column(f"partition.{SPAN}").to_pylist()
+                for span, path in zip(spans, actions.column("path").to_pylist(), strict=True):
+                    by_span.setdefault(span, []).append(path)
+            cached = self._files_cache = (version, by_span)
         return cached[1]
 
     def facts_files(self) -> frozenset[str]:
         """The paths (relative to the table) of this snapshot's facts files."""
-        actions = pa.table(self._tables[FACTS_TABLE].get_add_actions(flatten=True))
-        return frozenset(actions.column("path").to_pylist())
+        return frozenset(path for found in self._files_by_span().values() for path in found)
 
     def positions(self, sources: Iterable[TopicPartition]) -> Positions:
         """What the snapshot records as durable for each of ``sources`` (per table).

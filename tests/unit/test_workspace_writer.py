@@ -7,15 +7,18 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
+import pytest
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from services.ingest.janitor import Janitor
 from services.ingest.workspace_writer import WorkspaceWriter
+from shared.columnar import tables as tables_module
 from shared.columnar.schema import facts_table, with_spans
 from shared.columnar.tables import (
     FACTS_TABLE,
     WRITER_APP_ID,
     TableStore,
+    WorkspaceTables,
     read_dimensions,
     read_facts,
 )
@@ -80,6 +83,31 @@ async def test_a_reopened_writer_knows_every_stored_id(tmp_path: Path) -> None:
     rows = facts_table(ORG, [payg("b", D1), payg("a", D2), payg("c", D2)])
     applied = await other.add_facts(("usage.events", 1), np.arange(3, dtype=np.int64), rows)
     assert (applied.applied, applied.duplicates) == (1, 2)
+
+
+async def test_a_reopened_writer_reads_the_stored_ids_a_few_files_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index is built from the files in groups (not one dataset of the whole table):
+    every id of every group is known, and naming a file the snapshot lacks is an error."""
+    monkeypatch.setattr(tables_module, "_FILES_PER_SCAN", 2)
+    store = TableStore.local(str(tmp_path))
+    first = await WorkspaceWriter.open(store, ORG, [P0])
+    days = [date(2026, 5, day) for day in range(1, 6)]  # five spans: five files a commit
+    await offer(first, 0, *(payg(f"a{n}", day) for n, day in enumerate(days)))
+    await first.commit({P0: 5})
+    await offer(first, 5, *(payg(f"b{n}", day) for n, day in enumerate(days)))
+    await first.commit({P0: 10})
+    tables = await WorkspaceTables.open(store, ORG)
+    assert len(tables.facts_files()) == 10
+
+    other = await WorkspaceWriter.open(store, ORG, [("usage.events", 1)])
+    again = [payg(f"{letter}{n}", D2) for letter in "ab" for n in range(5)]
+    rows = facts_table(ORG, [*again, payg("new", D2)])
+    applied = await other.add_facts(("usage.events", 1), np.arange(11, dtype=np.int64), rows)
+    assert (applied.applied, applied.duplicates) == (1, 10)
+    with pytest.raises(ValueError, match="1 of the files"):
+        list(tables.facts_batches(["event_id"], {"span=2026-05-01/missing.parquet"}))
 
 
 async def test_a_flush_of_dimension_versions_alone_commits(tmp_path: Path) -> None:
