@@ -17,7 +17,7 @@ from deltalake import DeltaTable
 from bench.consumers import ConsumerRun, run_service
 from bench.stack import new_tag, run_settings, workload_settings
 from bench.workload import Produced, Tap, produce_simulation
-from services.ingest.janitor import files_per_span, plan
+from services.compactor.janitor import files_per_span, plan
 from shared.columnar.rollups import (
     ROLLUP_KINDS,
     facts_files,

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
-from services.ingest.janitor import Janitor
+from services.compactor.janitor import Janitor
 from services.ingest.workspace_writer import WorkspaceWriter
 from shared.columnar.schema import facts_table, with_spans
 from shared.columnar.tables import (
