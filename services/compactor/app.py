@@ -13,6 +13,7 @@ from services.compactor.metrics import CompactorMetrics
 from services.compactor.rounds import Compactor
 from services.compactor.shard import Shard
 from shared.adapters.s3 import S3ObjectStore
+from shared.clock import Clock, system_clock
 from shared.columnar.migration import wait_for_storage_format
 from shared.columnar.tables import TableStore
 from shared.lifecycle import in_background, started
@@ -33,8 +34,10 @@ async def run_compactor(
     *,
     stop: asyncio.Event,
     on_serving: Callable[[str], None] | None = None,
+    clock: Clock | None = None,
 ) -> None:
-    """Tidy the shard's workspaces until ``stop`` is set."""
+    """Tidy the shard's workspaces until ``stop`` is set (``clock`` says which months are
+    closed and which days expired: the system's unless a test gives one)."""
     registry = new_registry("compactor")
     metrics = CompactorMetrics(registry)
     shard = Shard.of(settings)
@@ -59,7 +62,9 @@ async def run_compactor(
         await wait_for_dependencies(settings, [store], service="compactor", stop=stop, broker=False)
         await wait_for_storage_format(store, settings)
         janitor = Janitor(settings, store, TableStore.of(settings))
-        compactor = Compactor(settings, store, janitor, shard=shard, metrics=metrics)
+        compactor = Compactor(
+            settings, store, janitor, shard=shard, metrics=metrics, clock=clock or system_clock
+        )
         log.info(
             "compactor tidying shard %s of %s every %gs (full pass every %gs); "
             "metrics and health on %s",
