@@ -12,6 +12,9 @@ Two durations per run, both ending at that moment:
   (written when the group join completes, right before the first fetch); for peers,
   when they took their first record.
 Throughput is records / ``consume_s``.
+
+The service is ingest alone: the compactor (month merges, roll-ups) is a service of its
+own, which the export benchmark runs after ingest (:mod:`bench.compactor`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -57,8 +59,6 @@ class ConsumerRun:
     consume_s: float | None = None
     peak_rss_mb: float | None = None
     error: str | None = None
-    #: After the last commit: until the janitor had nothing left to tidy (export runs).
-    settle_s: float | None = None
 
     @property
     def events_per_s(self) -> float | None:
@@ -75,7 +75,6 @@ class ConsumerRun:
             "events_per_s": self.events_per_s,
             "peak_rss_mb": self.peak_rss_mb,
             "error": self.error,
-            "settle_s": self.settle_s,
         }
 
 
@@ -110,12 +109,9 @@ async def run_service(
     log_path: Path,
     *,
     timeout_s: float,
-    settled: Callable[[], Awaitable[bool]] | None = None,
-    settle_timeout_s: float = 300.0,
 ) -> ConsumerRun:
-    """The real ingest service (``python -m services ingest``) with ``settings``; with
-    ``settled``, kept running after its last commit until ``settled()`` is true (its
-    janitor's work done), at most ``settle_timeout_s``."""
+    """The real ingest service (``python -m services ingest``) with ``settings``, stopped
+    once its group has committed ``ends``."""
     run = ConsumerRun(SERVICE, records)
     process = Measured(service_argv(), env=child_env(settings), log_path=log_path)
     async with CommitWatcher(settings, settings.ingest_group, settings.topic_events) as watcher:
@@ -127,24 +123,12 @@ async def run_service(
             run.wall_s = finished - process.started_at
             first = assigned_at(process.log_text())
             run.consume_s = None if first is None else finished - first
-            if settled is not None:
-                run.settle_s = await _settle(settled, settle_timeout_s)
         except (TimeoutError, RuntimeError) as exc:
             run.error = f"{exc}; log tail:\n{process.log_tail()}"
         finally:
             run.peak_rss_mb = process.sample_peak_rss()
             await process.stop()
     return run
-
-
-async def _settle(settled: Callable[[], Awaitable[bool]], timeout_s: float) -> float | None:
-    """Seconds until ``settled()`` (None if it never was within ``timeout_s``)."""
-    began = time.monotonic()
-    while time.monotonic() - began < timeout_s:
-        if await settled():
-            return time.monotonic() - began
-        await asyncio.sleep(1.0)
-    return None
 
 
 async def run_peer(

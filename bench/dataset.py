@@ -1,6 +1,7 @@
 """A dataset for the export and replay benchmarks: simulated workspaces produced into a
-fresh topic and ingested by the real ingest service (a subprocess), which is then
-stopped."""
+fresh topic, ingested by the real ingest service (a subprocess), which is then stopped,
+and tidied by the real compactor (another subprocess: every closed month merged and rolled
+up, as a deployment keeps them), which is stopped in turn."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from typing import Any
 
 from deltalake import DeltaTable
 
+from bench.compactor import CompactorRun, compact_until_tidy
 from bench.consumers import ConsumerRun, run_service
 from bench.stack import new_tag, run_settings, workload_settings
 from bench.workload import Produced, Tap, produce_simulation
-from services.ingest.janitor import files_per_span, plan
+from services.compactor.janitor import files_per_span, plan
 from shared.columnar.rollups import (
     ROLLUP_KINDS,
     facts_files,
@@ -69,7 +71,7 @@ class WorkspaceSpec:
 
 
 def _tidied(settings: Settings, orgs: list[str], now: datetime) -> bool:
-    """Whether ingest's janitor has nothing left to merge, compact or roll up in ``orgs``
+    """Whether the compactor has nothing left to merge, compact or roll up in ``orgs``
     (what it does within ``USAGE_COMPACTION_INTERVAL_S`` of a commit)."""
     store = TableStore.of(settings)
     options = dict(store.options)
@@ -89,6 +91,7 @@ class Dataset:
     settings: Settings  # the topic, buckets and groups holding the ingested data
     produced: Produced
     ingest: ConsumerRun
+    compactor: CompactorRun
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -96,8 +99,12 @@ class Dataset:
             "events_per_s": self.ingest.events_per_s,
             "ingest_consume_s": self.ingest.consume_s,
             "ingest_peak_rss_mb": self.ingest.peak_rss_mb,
-            "janitor_settle_s": self.ingest.settle_s,
             "ingest_error": self.ingest.error,
+            # The compactor runs after ingest, alone: from its spawn until every closed
+            # month was merged and rolled up; its memory is its own, not ingest's.
+            "compactor_settle_s": self.compactor.settle_s,
+            "compactor_peak_rss_mb": self.compactor.peak_rss_mb,
+            "compactor_error": self.compactor.error,
         }
 
 
@@ -130,14 +137,22 @@ async def build_dataset(
         produced.records,
         work_dir / f"dataset-ingest-{settings.ingest_group}.log",
         timeout_s=timeout_s,
-        settled=lambda: asyncio.to_thread(_tidied, settings, orgs, now),
     )
     if ingest.error is not None:
         raise RuntimeError(f"ingesting the dataset failed: {ingest.error}")
-    settled = ingest.settle_s if ingest.settle_s is None else round(ingest.settle_s)
     say(
         f"ingested at {ingest.events_per_s or 0:,.0f} events/s "
-        f"(peak RSS {ingest.peak_rss_mb or 0:.0f} MB); the janitor had merged and rolled "
-        f"up the closed months {settled} s after the last commit"
+        f"(peak RSS {ingest.peak_rss_mb or 0:.0f} MB); compacting ..."
     )
-    return Dataset(settings=settings, produced=produced, ingest=ingest)
+    compactor = await compact_until_tidy(
+        settings,
+        lambda: asyncio.to_thread(_tidied, settings, orgs, now),
+        work_dir / f"dataset-compactor-{settings.ingest_group}.log",
+    )
+    if compactor.error is not None:
+        raise RuntimeError(f"compacting the dataset failed: {compactor.error}")
+    say(
+        f"the compactor had merged and rolled up the closed months {compactor.settle_s or 0:.0f} s "
+        f"after its start (peak RSS {compactor.peak_rss_mb or 0:.0f} MB)"
+    )
+    return Dataset(settings=settings, produced=produced, ingest=ingest, compactor=compactor)

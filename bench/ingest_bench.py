@@ -7,6 +7,10 @@ workloads of ``--events`` events each, each produced once into a topic of its ow
 * **one big workspace** (``--big-users``, 10,000 by default, with the export
   benchmark's 1,000 agents, 300 projects, 100 API keys and 20 models): every event in
   one partition, so its throughput is the ceiling for the largest customer.
+
+Ingest runs alone: the compactor (month merges, roll-ups, retention) is a service of its
+own since session 12 and is not started here (the export benchmark runs it and reports
+its memory apart).
 """
 
 from __future__ import annotations
@@ -121,6 +125,7 @@ def ratios(consumers: dict[str, dict[str, Any]]) -> dict[str, float | None]:
 async def run(config: IngestConfig, say: Callable[[str], None]) -> dict[str, Any]:
     now = datetime.now(UTC)
     load_before = machine.load_average()
+    say(f"{SERVICE} runs alone: the compactor is another service, not started here")
     measured: dict[str, dict[str, Any]] = {}
     async with embedded_stack() as stack:
         for index, (name, sim) in enumerate(config.workloads(now).items()):
@@ -142,13 +147,15 @@ async def run(config: IngestConfig, say: Callable[[str], None]) -> dict[str, Any
             "runs": config.runs,
             "peers": list(config.peers),
             "end": now.isoformat(),
+            "compactor": "not run: ingest alone (the compactor is a service of its own)",
         },
         "load_average_before": load_before,
         "measures": (
             "events/s = records in the topic / consume_s; consume_s = first fetch (service: "
             "its 'assigned' log line; peers: first record taken) until the group's committed "
             "offsets reach the topic end (service: every event durable in S3); wall_s = "
-            "process spawn until then (interpreter start, imports and group join included)"
+            "process spawn until then (interpreter start, imports and group join included); "
+            "the service is ingest alone, without the compactor"
         ),
         "workloads": measured,
         "targets": every,

@@ -106,7 +106,10 @@ def print_export(section: dict[str, Any], console: Console) -> None:
     console.print(table)
     console.print(
         f"exporter peak RSS: {_fmt(section.get('exporter_peak_rss_mb'))} MB; "
-        f"ingest of the dataset: {_fmt(section['dataset'].get('events_per_s'))} events/s; "
+        f"ingest of the dataset: {_fmt(section['dataset'].get('events_per_s'))} events/s, "
+        f"peak RSS {_fmt(section['dataset'].get('ingest_peak_rss_mb'))} MB; "
+        f"compactor after it: {_fmt(section['dataset'].get('compactor_settle_s'))} s, "
+        f"peak RSS {_fmt(section['dataset'].get('compactor_peak_rss_mb'))} MB; "
         f"users 12 months, ours ÷ OLAP peer (p50): {_fmt(section.get('ours_over_peer_p50'), 2)}"
     )
     console.print(targets_table("export targets", section["targets"]))

@@ -58,7 +58,7 @@ async def run_settings(workload: Settings, tag: str) -> Settings:
 
 
 #: Settings a service subprocess must not share with another one on this machine.
-_PORT_FIELDS = ("ingest_metrics_port", "exporter_metrics_port")
+_PORT_FIELDS = ("ingest_metrics_port", "exporter_metrics_port", "compactor_metrics_port")
 
 
 def child_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:

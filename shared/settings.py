@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Final, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The oldest event ingest accepts is from the UTC day 12 calendar months (at most 366
@@ -92,10 +92,16 @@ class Settings(BaseSettings):
     future_tolerance_s: int = Field(default=24 * 3600, ge=0)
     retention_days: int = Field(default=366, ge=1)
     retention_margin_days: int = Field(default=31, ge=0)
+
+    # --- compactor (docs/operations.md, "Compactor") ------------------------------------
+    # The full pass over every workspace (retention and vacuum included).
     janitor_interval_s: float = Field(default=3600.0, gt=0)
-    # How often the workspaces ingest wrote to get their small files compacted and their
-    # closed months merged (the full janitor pass, retention included, is hourly).
+    # How often the compactor looks for workspaces with new commits and gets their small
+    # files compacted, their closed months merged and rolled up.
     compaction_interval_s: float = Field(default=30.0, gt=0)
+    # This replica's share of the workspaces, "k/n": those whose org id's CRC-32 mod n is k.
+    compactor_shard: str = "0/1"
+    compactor_metrics_port: int = Field(default=9469, ge=0, le=65535)
 
     # --- observability -------------------------------------------------------------------
     # /metrics, /health/live, /health/ready. Port 0 binds a free port (tests); two ports
@@ -186,6 +192,12 @@ class Settings(BaseSettings):
     delivery_group: str = "usage-delivery"
     delivery_metrics_port: int = Field(default=9467, ge=0, le=65535)
 
+    @field_validator("compactor_shard")
+    @classmethod
+    def _shard_is_k_of_n(cls, value: str) -> str:
+        parse_shard(value)
+        return value
+
     @model_validator(mode="after")
     def _presign_keys_come_in_pairs(self) -> Settings:
         if (self.s3_presign_access_key is None) != (self.s3_presign_secret_key is None):
@@ -260,6 +272,19 @@ def kafka_security_problem(settings: Settings) -> str | None:
     if settings.kafka_ssl_keyfile and not settings.kafka_ssl_certfile:
         return "USAGE_KAFKA_SSL_KEYFILE needs USAGE_KAFKA_SSL_CERTFILE (the client certificate)"
     return None
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"k/n"`` (``USAGE_COMPACTOR_SHARD``) as ``(k, n)``, with ``0 <= k < n``; a
+    ValueError naming the setting and what it takes otherwise."""
+    index, slash, count = text.strip().partition("/")
+    if slash and index.isdecimal() and count.isdecimal() and int(index) < int(count):
+        return int(index), int(count)
+    raise ValueError(
+        f"USAGE_COMPACTOR_SHARD={text!r} is not a shard: write k/n, this replica's number k "
+        "and the number of compactor replicas n, with 0 <= k < n (e.g. 0/1, or 0/3, 1/3 "
+        "and 2/3 for three replicas)"
+    )
 
 
 @lru_cache(maxsize=1)

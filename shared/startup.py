@@ -8,7 +8,8 @@ with the broker's backoff, logging once per attempt, for ``USAGE_STARTUP_WAIT_S`
 it the service exits with the error of the dependency still away (one line from the
 command line). Ingest waits for the store too (it can do nothing without it); the
 exporter and the API wait for the broker only, because a request that meets a store
-outage is answered 503, at start as at any time.
+outage is answered 503, at start as at any time; the compactor waits for the store only
+(it uses no broker).
 """
 
 from __future__ import annotations
@@ -34,11 +35,14 @@ class StoppedWhileWaiting(UsageExportError):
     """The service was asked to stop before its dependencies answered: a clean exit."""
 
 
-async def _away(settings: Settings, stores: Sequence[ObjectStore]) -> list[Exception]:
+async def _away(
+    settings: Settings, stores: Sequence[ObjectStore], *, broker: bool
+) -> list[Exception]:
     """What does not answer right now: the broker's error, then each store's."""
     away: list[Exception] = []
     try:
-        await tcp_reachable(settings.kafka_bootstrap)
+        if broker:
+            await tcp_reachable(settings.kafka_bootstrap)
     except (OSError, ValueError) as exc:
         away.append(KafkaConnectionError(f"broker {settings.kafka_bootstrap}: {exc}"))
     for store in stores:
@@ -55,13 +59,15 @@ async def wait_for_dependencies(
     *,
     service: str,
     stop: asyncio.Event,
+    broker: bool = True,
 ) -> None:
-    """Return once the broker and every store answer; raise the first one still away after
-    ``startup_wait_s`` (:class:`StoppedWhileWaiting` if ``stop`` is set meanwhile)."""
+    """Return once the broker (unless ``broker`` is false: the compactor uses none) and
+    every store answer; raise the first one still away after ``startup_wait_s``
+    (:class:`StoppedWhileWaiting` if ``stop`` is set meanwhile)."""
     deadline = time.monotonic() + settings.startup_wait_s
     delays = broker_backoff(settings).delays()
     attempt = 0
-    while away := await _away(settings, stores):
+    while away := await _away(settings, stores, broker=broker):
         attempt += 1
         left = deadline - time.monotonic()
         missing = "; ".join(str(error) for error in away)

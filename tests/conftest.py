@@ -31,6 +31,7 @@ os.environ["USAGE_INGEST_METRICS_PORT"] = "0"
 os.environ["USAGE_EXPORTER_METRICS_PORT"] = "0"
 os.environ["USAGE_API_METRICS_PORT"] = "0"
 os.environ["USAGE_SCHEDULER_METRICS_PORT"] = "0"
+os.environ["USAGE_COMPACTOR_METRICS_PORT"] = "0"
 os.environ["USAGE_API_PORT"] = "0"
 # Unset S3 keys mean AWS's default credential chain: it must never ask the link-local
 # instance-metadata address (off loopback) from a test.

@@ -24,6 +24,7 @@ MISCONFIGURED = 2
 _COMMANDS: tuple[str, ...] = (
     "services.cli.up",
     "services.cli.ingest",
+    "services.cli.compactor",
     "services.cli.simulate",
     "services.cli.replay",
     "services.cli.exporter",
@@ -42,7 +43,7 @@ _COMMANDS: tuple[str, ...] = (
 
 
 #: Commands that run a service: they keep aiokafka's own log lines.
-_SERVICES = frozenset({"ingest", "exporter", "api", "delivery", "scheduler", "up"})
+_SERVICES = frozenset({"ingest", "compactor", "exporter", "api", "delivery", "scheduler", "up"})
 
 
 def build_parser() -> argparse.ArgumentParser:

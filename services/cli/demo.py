@@ -1,13 +1,13 @@
 """``usage-export demo``: the whole pipeline on this machine, end to end, in a minute or two.
 
 Starts the embedded broker and store (free loopback ports, a temporary data directory),
-runs ingest and exporter in this process, produces a simulated year of usage for a few
-workspaces, waits until ingest has committed all of it, requests every export type (with
-and without subgroups, some in non-UTC timezones), downloads the CSV files into
-``./exports``, makes one call through the HTTP API with a fresh API key, asks one export
-with a ``callback_url`` and checks the signed webhook that arrives, creates a daily
-schedule (backdated four days) and waits for the scheduler's exports of the closed days,
-and prints a summary — then stops everything it started.
+runs ingest, the compactor and exporter in this process, produces a simulated year of
+usage for a few workspaces, waits until ingest has committed all of it, requests every
+export type (with and without subgroups, some in non-UTC timezones), downloads the CSV
+files into ``./exports``, makes one call through the HTTP API with a fresh API key, asks
+one export with a ``callback_url`` and checks the signed webhook that arrives, creates a
+daily schedule (backdated four days) and waits for the scheduler's exports of the closed
+days, and prints a summary — then stops everything it started.
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "demo",
         help="run the whole pipeline locally and write sample exports to ./exports",
-        description="Start the embedded broker and store, run ingest and exporter, simulate "
-        "a year of usage, request every export type and save the CSV files.",
+        description="Start the embedded broker and store, run ingest, the compactor and "
+        "exporter, simulate a year of usage, request every export type and save the CSV "
+        "files.",
     )
     parser.add_argument(
         "--out",
@@ -136,6 +137,7 @@ async def _data_dir(given: Path | None) -> AsyncIterator[Path]:
 
 
 async def _run(args: argparse.Namespace, console: Console, *, clock: Clock = system_clock) -> int:
+    from services.compactor.app import run_compactor
     from services.delivery.app import run_delivery
     from services.exporter.app import run_exporter
     from services.ingest.app import run_ingest
@@ -153,6 +155,7 @@ async def _run(args: argparse.Namespace, console: Console, *, clock: Clock = sys
             stop = asyncio.Event()
             services = [
                 asyncio.create_task(run_ingest(settings, stop=stop)),
+                asyncio.create_task(run_compactor(settings, stop=stop)),
                 asyncio.create_task(run_exporter(settings, stop=stop)),
                 asyncio.create_task(run_delivery(settings, stop=stop)),
                 # As in `up`, looking for due periods every 2 s (the demo's schedule).

@@ -11,8 +11,11 @@ import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pydantic import ValidationError
+
 from shared.adapters import logging as structured_logging
-from shared.settings import load_settings
+from shared.errors import ConfigurationError
+from shared.settings import Settings, load_settings
 from shared.startup import StoppedWhileWaiting
 
 _FORMATS = {"json": True, "text": False, "auto": None}
@@ -53,7 +56,7 @@ def _run_service(args: argparse.Namespace, *, runner: str) -> int:
     setup_logging(args.log_level)
     module_name, _, function_name = runner.partition(":")
     run = getattr(importlib.import_module(module_name), function_name)
-    settings = load_settings()
+    settings = settings_or_refusal()
 
     async def service(stop: asyncio.Event) -> None:
         await run(settings, stop=stop)
@@ -62,3 +65,18 @@ def _run_service(args: argparse.Namespace, *, runner: str) -> int:
         return run_until_signalled(service)
     except StoppedWhileWaiting:  # SIGTERM before the broker and the store answered
         return 0
+
+
+def settings_or_refusal() -> Settings:
+    """The settings; a value they refuse is a :class:`ConfigurationError` naming the
+    variable and what it takes (one line from the command line, exit 2)."""
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            message = str(error["msg"]).removeprefix("Value error, ")
+            name = "USAGE_" + "_".join(str(part) for part in error["loc"]).upper()
+            named = not error["loc"] or name in message
+            problems.append(message if named else f"{name}: {message}")
+        raise ConfigurationError("; ".join(problems)) from exc

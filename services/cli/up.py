@@ -4,7 +4,7 @@ The zero-set-up way to run everything on one machine (contract §7): servers com
 pip-installed wheels, run as children that die with this process, and stop cleanly on
 Ctrl-C or SIGTERM. The HTTP API listens on ``--api-port`` (default 8080) and
 ``USAGE_API_URL`` in ``usage.env`` names it. The services' metrics ports are the settings'
-(9464-9468) when free, else any free port, or what ``--*-metrics-port`` says (0: any free
+(9464-9469) when free, else any free port, or what ``--*-metrics-port`` says (0: any free
 port); ``usage.env`` names the ones chosen. ``--kafka-port``, ``--s3-port`` and
 ``--api-port`` take 0 for any free port too. ``--infra-only`` leaves the services to
 separate processes, which reach the servers through ``DATA_DIR/usage.env``.
@@ -44,6 +44,7 @@ ServiceMain = Callable[..., Coroutine[Any, Any, object]]
 # ``up --infra-only`` works before a service exists and never pays for its imports.
 SERVICES: tuple[tuple[str, str, str], ...] = (
     ("ingest", "services.ingest.app", "run_ingest"),
+    ("compactor", "services.compactor.app", "run_compactor"),
     ("exporter", "services.exporter.app", "run_exporter"),
     ("api", "services.api.app", "run_api"),
     ("delivery", "services.delivery.app", "run_delivery"),
@@ -55,6 +56,7 @@ DEFAULT_API_PORT = 8080
 #: (service, setting) of each /metrics and /health listener ``up`` runs.
 METRICS_PORTS = (
     ("ingest", "ingest_metrics_port"),
+    ("compactor", "compactor_metrics_port"),
     ("exporter", "exporter_metrics_port"),
     ("api", "api_metrics_port"),
     ("delivery", "delivery_metrics_port"),
@@ -84,13 +86,13 @@ def register(subparsers: Any) -> None:
     # One add_argument per option, spelled out: the shapes repeat across commands by design.
     parser = subparsers.add_parser(
         "up",
-        help="run a local broker, object store, ingest, exporter, HTTP API, webhook "
-        "delivery and scheduler (embedded)",
+        help="run a local broker, object store, ingest, compactor, exporter, HTTP API, "
+        "webhook delivery and scheduler (embedded)",
         description="Start a Kafka-compatible broker (Tansu, in memory) and an S3-compatible "
         "store (SeaweedFS, on disk under --data-dir) from pip-installed binaries, "
-        "create topics and buckets, write DATA_DIR/usage.env, then run ingest, "
-        "exporter, the HTTP API, webhook delivery and the scheduler until Ctrl-C or "
-        "SIGTERM. Nothing is left running afterwards.",
+        "create topics and buckets, write DATA_DIR/usage.env, then run ingest, the "
+        "compactor, exporter, the HTTP API, webhook delivery and the scheduler until Ctrl-C "
+        "or SIGTERM. Nothing is left running afterwards.",
     )
     parser.add_argument(
         "--data-dir",

@@ -7,13 +7,12 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from services.ingest.janitor import Janitor
 from services.ingest.worker import IngestWorker
 from shared.adapters.kafka import make_consumer, make_producer
 from shared.adapters.s3 import S3ObjectStore
 from shared.columnar.migration import wait_for_storage_format
 from shared.columnar.tables import TableStore
-from shared.lifecycle import in_background, started
+from shared.lifecycle import started
 from shared.observability import (
     IngestMetrics,
     ObservabilityServer,
@@ -26,9 +25,6 @@ from shared.settings import Settings
 from shared.startup import wait_for_dependencies
 
 log = logging.getLogger(__name__)
-
-#: How long the janitor's pass in flight may take to finish once ingest stops.
-JANITOR_FINISH_S = 30.0
 
 
 # Every service runner has this signature (deliberately alike): the CLI and `up` call them as one.
@@ -71,11 +67,6 @@ async def run_ingest(
         )
         consumer.subscribe([settings.topic_events], listener=worker.listener)
         await started(stack, consumer)
-        janitor = Janitor(settings, store, tables, touched=worker.writers.take_committed)
-        # Its pass in flight finishes (bounded) rather than being cut at exit.
-        in_background(
-            stack, janitor.run(stop), name="ingest-janitor", finish_within_s=JANITOR_FINISH_S
-        )
         log.info(
             "ingest consuming %s as group %s; metrics and health on %s",
             settings.topic_events,

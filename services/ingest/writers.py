@@ -22,7 +22,7 @@ from shared.columnar.tables import TableStore, TopicPartition
 T = TypeVar("T")
 
 
-# Counters of one flush: the janitor's Sweep and replay's summary look alike, count other passes.
+# Counters of one flush: the compactor's Sweep and replay's summary look alike, count other passes.
 @dataclass
 class FlushReport:
     workspaces: int = 0
@@ -37,7 +37,6 @@ class Writers:
         self._max_bytes = max_bytes
         self._gate = asyncio.Semaphore(concurrency)
         self.open: OrderedDict[str, WorkspaceWriter] = OrderedDict()
-        self._committed: set[str] = set()
 
     async def _bounded(self, awaitable: Awaitable[T]) -> T:
         async with self._gate:
@@ -80,14 +79,8 @@ class Writers:
         if errors:
             raise errors[0]
         report.conflicts = sum(result for result in results if isinstance(result, int))
-        self._committed.update(writer.org_id for writer in dirty)
         report.seconds = time.monotonic() - started
         return report
-
-    def take_committed(self) -> set[str]:
-        """The workspaces committed to since the last call (the janitor tidies them)."""
-        committed, self._committed = self._committed, set()
-        return committed
 
     def over_bounds(self) -> bool:
         """Evict writers with nothing pending while over the memory bound; True if still

@@ -84,8 +84,13 @@ class ObjectStore(Protocol):
         """Remove the object (a missing one is not an error)."""
         ...
 
-    async def list_objects(self, prefix: str) -> list[ListedObject]:
-        """Every object below ``prefix``, in key order."""
+    async def list_objects(
+        self, prefix: str, *, start_after: str | None = None
+    ) -> list[ListedObject]:
+        """Every object below ``prefix``, in key order; with ``start_after`` only those
+        whose key sorts after it (S3's ``StartAfter``: the store skips the others, so a
+        listing of what is new since a known key costs one request however many came
+        before)."""
         ...
 
     async def list_prefixes(self, prefix: str) -> list[str]:

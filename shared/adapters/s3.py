@@ -305,21 +305,27 @@ class S3ObjectStore:
             found.extend(entry["Prefix"] for entry in page.get("CommonPrefixes", []))
         return found
 
-    async def list_objects(self, prefix: str) -> list[ListedObject]:
+    async def list_objects(
+        self, prefix: str, *, start_after: str | None = None
+    ) -> list[ListedObject]:
         found: list[ListedObject] = []
-        async for page in self._pages(prefix, delimiter=None):
+        async for page in self._pages(prefix, delimiter=None, start_after=start_after):
             found.extend(
                 ListedObject(key=entry["Key"], size=entry["Size"], etag=entry.get("ETag", ""))
                 for entry in page.get("Contents", [])
             )
         return found
 
-    async def _pages(self, prefix: str, delimiter: str | None) -> AsyncIterator[Any]:
+    async def _pages(
+        self, prefix: str, delimiter: str | None, *, start_after: str | None = None
+    ) -> AsyncIterator[Any]:
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"Bucket": self._bucket, "Prefix": prefix}
             if delimiter:
                 kwargs["Delimiter"] = delimiter
+            if start_after:  # kept on every page: S3 ignores it once a token is given
+                kwargs["StartAfter"] = start_after
             if token:
                 kwargs["ContinuationToken"] = token
 

@@ -69,6 +69,7 @@ _FREE_METRICS_PORTS = {
     "exporter_metrics_port": 0,
     "api_metrics_port": 0,
     "delivery_metrics_port": 0,
+    "compactor_metrics_port": 0,
     "api_port": 0,
 }
 

@@ -8,7 +8,8 @@ timezones (UTC, Europe/Berlin across a DST change, Asia/Kolkata, Asia/Kathmandu,
 America/St_Johns), downloaded through its signed URL, and compared byte for byte with
 ``tests.reference`` computed from the raw events. The closed months are merged and rolled
 up first, so the exports of long windows (all types but agents) read the janitor's
-roll-ups of the months they cover whole (and the facts of the rest).
+roll-ups of the months they cover whole (and the facts of the rest): the compactor's
+janitor is called directly for that (tests/integration/test_compactor.py runs the service).
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ import pyarrow.parquet as pq
 import pytest
 import pytest_asyncio
 
+from services.compactor.janitor import Janitor, Sweep
 from services.exporter.app import run_exporter
 from services.ingest.app import run_ingest
-from services.ingest.janitor import Janitor, Sweep
 from shared.adapters.export_client import ExportClient, export_request
 from shared.adapters.s3 import S3ObjectStore
 from shared.clock import system_clock
@@ -233,13 +234,14 @@ async def dataset(stack: InfraStack) -> AsyncIterator[Dataset]:
 
 
 async def settle_janitor(settings: Settings) -> None:
-    """Merge the closed months and roll them up, as ingest's janitor does within
-    ``USAGE_COMPACTION_INTERVAL_S`` of a commit: the exports of windows that cover whole
-    months then read roll-ups from the store (``shared.columnar.rollups``)."""
+    """Merge the closed months and roll them up, as the compactor does within
+    ``USAGE_COMPACTION_INTERVAL_S`` of a commit (its janitor, called here): the exports of
+    windows that cover whole months then read roll-ups from the store
+    (``shared.columnar.rollups``)."""
     tables = TableStore.of(settings)
     async with S3ObjectStore(settings, settings.aggregates_bucket) as objects:
         janitor = Janitor(settings, objects, tables)
-        for _ in range(20):  # a round refused by ingest's own janitor is tried again
+        for _ in range(20):  # a round refused by an ingest commit is tried again
             swept = await janitor.tidy([*ORGS, EDGE_ORG], NOW)
             if swept == Sweep(workspaces=swept.workspaces):
                 break

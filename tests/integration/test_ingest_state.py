@@ -1,6 +1,6 @@
-"""Ingest's writers and janitor against the real store: two writers of one workspace
-never lose or double an event; the janitor deletes expired days and merges a closed month's
-small files without changing what is stored."""
+"""Ingest's writers and the compactor's janitor against the real store: two writers of one
+workspace never lose or double an event; the janitor deletes expired days and merges a
+closed month's small files without changing what is stored."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import numpy as np
 from deltalake import DeltaTable
 
-from services.ingest.janitor import COMPACT_MIN_FILES, Janitor
+from services.compactor.janitor import COMPACT_MIN_FILES, Janitor
 from services.ingest.workspace_writer import WorkspaceWriter
 from shared.adapters.s3 import S3ObjectStore
 from shared.columnar.schema import facts_table

@@ -45,6 +45,32 @@ async def test_get_put_delete_and_conditional_writes(settings: Settings) -> None
         await store.delete(key)  # deleting what is gone is fine
 
 
+async def test_a_listing_after_a_key_returns_only_the_keys_after_it(settings: Settings) -> None:
+    """``start_after`` (S3's ``StartAfter``) is honoured by the store: what the compactor
+    relies on to see a Delta log's new commits in one request."""
+    log = "v3/workspaces/ws-start-after/facts/_delta_log/"
+    commits = [f"{log}{version:020d}.json" for version in range(5)]
+    keys = [*commits, f"{log}00000000000000000003.checkpoint.parquet", f"{log}_last_checkpoint"]
+    async with S3ObjectStore(settings, settings.aggregates_bucket) as store:
+        for key in keys:
+            await store.put(key, b"{}")
+        everything = [item.key for item in await store.list_objects(log)]
+        after = [item.key for item in await store.list_objects(log, start_after=commits[2])]
+        beyond = await store.list_objects(log, start_after=f"{log}~")
+        absent = [item.key for item in await store.list_objects(log, start_after=f"{log}0")]
+        for key in keys:
+            await store.delete(key)
+    assert everything == sorted(keys)
+    assert after == [
+        f"{log}00000000000000000003.checkpoint.parquet",
+        commits[3],
+        commits[4],
+        f"{log}_last_checkpoint",
+    ]
+    assert beyond == []
+    assert absent == sorted(keys)  # a key that does not exist is a bound as well
+
+
 async def test_completing_a_gone_upload_is_upload_not_found(settings: Settings) -> None:
     async with S3ObjectStore(settings, settings.exports_bucket) as store:
         upload_id = await store.create_multipart_upload(

@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from services.ingest.janitor import Janitor
+from services.compactor.janitor import Janitor
 from shared.adapters.s3 import S3ObjectStore
 from shared.columnar.tables import TableStore, WorkspaceTables
 from shared.domain.facts import MESSAGE

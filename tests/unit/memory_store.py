@@ -83,13 +83,15 @@ class MemoryStore:
     async def delete(self, key: str) -> None:
         self.objects.pop(key, None)
 
-    async def list_objects(self, prefix: str) -> list[ListedObject]:
+    async def list_objects(
+        self, prefix: str, *, start_after: str | None = None
+    ) -> list[ListedObject]:
         self._check()
         self.lists += 1
         return [
             ListedObject(key=key, size=len(found[0]), etag=found[1])
             for key, found in sorted(self.objects.items())
-            if key.startswith(prefix)
+            if key.startswith(prefix) and (start_after is None or key > start_after)
         ]
 
     async def list_prefixes(self, prefix: str) -> list[str]:

@@ -4,10 +4,14 @@ records about the machine."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
-from bench import machine, results
+import pytest
+
+from bench import compactor, machine, results
 from bench.procs import status_field_kb
+from shared.settings import Settings
 
 MACHINE = {"cpu": "test cpu", "cores": 2}
 
@@ -53,3 +57,36 @@ def test_status_fields_are_read_in_kilobytes() -> None:
     assert status_field_kb(status, "VmHWM") == 204800
     assert status_field_kb(status, "Threads") is None
     assert status_field_kb(status, "VmRSS") is None
+
+
+async def test_the_compactor_runs_apart_until_tidy_and_reports_its_own_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bench.compactor: its own child process, stopped once the dataset is tidy (or with
+    an error when it never is), its peak RSS read before the stop."""
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    monkeypatch.setattr(compactor, "compactor_argv", lambda: sleeper)
+    asked: list[int] = []
+
+    async def tidy_at_the_second_look() -> bool:
+        asked.append(1)
+        return len(asked) >= 2
+
+    done = await compactor.compact_until_tidy(
+        Settings(), tidy_at_the_second_look, tmp_path / "compactor.log"
+    )
+    assert done.error is None
+    assert done.settle_s is not None
+    assert done.settle_s >= 0
+    assert done.peak_rss_mb is not None
+    assert done.peak_rss_mb > 0
+
+    async def never() -> bool:
+        return False
+
+    stuck = await compactor.compact_until_tidy(
+        Settings(), never, tmp_path / "stuck.log", timeout_s=0.5
+    )
+    assert stuck.settle_s is None
+    assert stuck.error is not None
+    assert "not tidy after" in stuck.error

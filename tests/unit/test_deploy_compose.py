@@ -122,7 +122,7 @@ def test_long_running_services_that_are_waited_on_have_healthchecks() -> None:
         for target, condition in dependencies(service).items():
             if condition == "service_healthy":
                 assert "healthcheck" in services[target], target
-    for name in ("kafka", "minio", "ingest", "exporter", "api", "delivery"):
+    for name in ("kafka", "minio", "ingest", "compactor", "exporter", "api", "delivery"):
         assert services[name]["healthcheck"]["test"], name
 
 
@@ -136,7 +136,7 @@ def test_one_entry_builds_the_image_and_the_services_run_it() -> None:
     tag = builder["image"]
     assert tag == "usage-export:dev"
     users = {name for name, s in services.items() if s.get("image") == tag} - {"image"}
-    assert users == {"ingest", "exporter", "api", "delivery", "scheduler"}
+    assert users == {"ingest", "compactor", "exporter", "api", "delivery", "scheduler"}
     for name in users:
         assert services[name]["pull_policy"] == "never", name  # a local tag, on no registry
         assert dependencies(services[name])["image"] == "service_completed_successfully", name

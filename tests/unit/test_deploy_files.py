@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
 
-SERVICES = ("ingest", "exporter", "api", "delivery", "scheduler")
+SERVICES = ("ingest", "compactor", "exporter", "api", "delivery", "scheduler")
 
 
 def setting_default(name: str) -> Any:

@@ -25,13 +25,15 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from services.compactor import app as compactor_app
+from services.compactor.metrics import CompactorMetrics
 from shared.observability.metrics import ApiMetrics, ExporterMetrics, IngestMetrics
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 EXAMPLE = K8S / "overlays" / "example"
-SERVICES = ("ingest", "exporter", "api", "delivery", "scheduler")
+SERVICES = ("ingest", "compactor", "exporter", "api", "delivery", "scheduler")
 #: Every kustomization an operator may build, by name.
 RENDERS = {
     "base": K8S / "base",
@@ -278,6 +280,14 @@ def test_grace_periods_cover_the_services_own_shutdown(example: list[Doc]) -> No
     deadline = float(config_data(example)["USAGE_EXPORT_DEADLINE_S"])
     assert pod_spec(example, "exporter")["terminationGracePeriodSeconds"] > deadline + 15
     assert pod_spec(example, "ingest")["terminationGracePeriodSeconds"] >= 60
+    finish = compactor_app.JANITOR_FINISH_S
+    assert pod_spec(example, "compactor")["terminationGracePeriodSeconds"] > finish + 10
+
+
+def test_one_compactor_runs_by_default_and_needs_no_broker(example: list[Doc]) -> None:
+    assert deployment(example, "compactor")["spec"]["replicas"] == 1
+    assert "kafka-tls" not in {v["name"] for v in pod_spec(example, "compactor")["volumes"]}
+    assert not [d for d in example if d["kind"] == "ScaledObject" and "compactor" in str(d)]
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -377,7 +387,7 @@ def test_the_api_scales_on_cpu(example: list[Doc]) -> None:
 # ---- monitoring, network, ingress ---------------------------------------------------------------
 def metric_names() -> set[str]:
     registry = CollectorRegistry()
-    for metrics in (IngestMetrics, ExporterMetrics, ApiMetrics):
+    for metrics in (IngestMetrics, ExporterMetrics, ApiMetrics, CompactorMetrics):
         metrics(registry)
     names = set()
     for family in registry.collect():
@@ -407,6 +417,7 @@ def test_the_alerts_use_metrics_the_services_export(example: list[Doc]) -> None:
         "usage_api_pending_answers_total",
         "usage_api_requests_total",
         "usage_api_auth_failures_total",
+        "usage_compactor_failures_total",
     ):
         assert needed in used
     assert any("kube_pod_status_ready" in rule["expr"] for rule in rules)

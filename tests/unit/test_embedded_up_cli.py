@@ -80,6 +80,7 @@ def test_a_busy_default_metrics_port_moves_and_a_given_one_stays(
         chosen = up._metrics_ports(_parse("--api-metrics-port", "0"), settings)
     assert set(chosen) == {
         "ingest_metrics_port",
+        "compactor_metrics_port",
         "exporter_metrics_port",
         "api_metrics_port",
         "delivery_metrics_port",
@@ -96,3 +97,16 @@ def test_port_0_means_any_free_port_for_the_broker_store_and_api() -> None:
     assert len({kafka, s3, api}) == 3
     assert up._listening_ports(_parse("--api-port", "0"))[:2] == (9092, 8333)
     assert up._listening_ports(_parse("--api-port", "0"))[2] not in (0, 9092, 8333)
+
+
+def test_up_runs_every_service_the_compactor_included() -> None:
+    loaded = up._load_services(Console(file=io.StringIO()))
+    assert [name for name, _ in loaded] == [
+        "ingest",
+        "compactor",
+        "exporter",
+        "api",
+        "delivery",
+        "scheduler",
+    ]
+    assert {service for service, _ in up.METRICS_PORTS} == {name for name, _ in loaded}

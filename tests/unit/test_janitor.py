@@ -1,9 +1,9 @@
 """The janitor's rounds on local tables: a closed month is merged into one file, a crowded
 day of the current month compacted, late day files of a merged month merged in once they
 make ``COMPACT_MIN_FILES``; retention deletes old days (rewriting a month file that holds
-newer ones too); two janitors racing from one snapshot never double a row (every ingest
-process runs one; the race is made deterministic by running the other janitor inside the
-first one's read)."""
+newer ones too); two janitors racing from one snapshot never double a row (two compactor
+replicas of one shard, as in a rolling update; the race is made deterministic by running
+the other janitor inside the first one's read)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from services.ingest import janitor as janitor_module
-from services.ingest.janitor import COMPACT_MIN_FILES, Janitor
+from services.compactor import janitor as janitor_module
+from services.compactor.janitor import COMPACT_MIN_FILES, Janitor
 from shared.columnar import rewrite
 from shared.columnar.schema import DIMENSIONS, facts_table
 from shared.columnar.tables import FACTS_TABLE, TableStore, WorkspaceTables, read_facts

@@ -73,7 +73,6 @@ class FakeWorker:
 
     listener = None
     stats = "fake stats"
-    writers = SimpleNamespace(take_committed=set)
 
     def __init__(self, journal: Journal) -> None:
         self._journal = journal
@@ -163,9 +162,6 @@ def ingest_faked(fail_at: str | None) -> Iterator[Journal]:
         monkeypatch.setattr(ingest_app, "wait_for_storage_format", storage_format)
         monkeypatch.setattr(ingest_app, "TableStore", SimpleNamespace(of=lambda _: None))
         monkeypatch.setattr(ingest_app, "IngestWorker", lambda *_, **__: FakeWorker(journal))
-        janitor = SimpleNamespace(run=lambda _: never())
-        monkeypatch.setattr(ingest_app, "Janitor", lambda *_, **__: janitor)
-        monkeypatch.setattr(ingest_app, "JANITOR_FINISH_S", 0.05)  # never() does not finish
         yield journal
 
 
@@ -175,7 +171,6 @@ async def test_ingest_failing_start_stops_what_was_started(fail_at: str) -> None
     with ingest_faked(fail_at) as journal, pytest.raises(Injected, match=fail_at):
         await ingest_app.run_ingest(Settings(), stop=asyncio.Event(), on_serving=served.append)
     assert journal.entries == expected(INGEST, fail_at)
-    assert no_task_named("ingest-janitor")
     names = steps_to_fail(INGEST)
     serving = names.index(fail_at) > names.index("observability server")
     assert served == ([FakeResource.url] if serving else [])
@@ -186,7 +181,6 @@ async def test_ingest_stops_in_reverse_order_after_its_final_drain() -> None:
         worker = await ingest_app.run_ingest(Settings(), stop=asyncio.Event())
     assert journal.entries == expected(INGEST, None)
     assert worker.stats == "fake stats"  # type: ignore[comparison-overlap]
-    assert no_task_named("ingest-janitor")
     assert journal.checks == ["broker", "store", "not draining"]
 
 

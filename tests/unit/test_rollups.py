@@ -20,8 +20,8 @@ import pyarrow.dataset as ds
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
+from services.compactor import janitor as janitor_module
 from services.exporter.export_job import query_export, settings_of
-from services.ingest import janitor as janitor_module
 from shared.columnar.queries.engine import ROLLUP_RELATIONS
 from shared.columnar.rollups import (
     AGENT_PARTS,

@@ -243,7 +243,7 @@ async def test_a_listing_that_fails_unexpectedly_ends_the_round_not_the_schedule
     await _created(store, clock)
     real_list = store.list_objects
 
-    async def broken(prefix: str) -> Any:
+    async def broken(prefix: str, *, start_after: str | None = None) -> Any:
         raise RuntimeError("the store client broke")
 
     store.list_objects = broken  # type: ignore[method-assign]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
-from services.ingest.janitor import Janitor
+from services.compactor.janitor import Janitor
 from services.ingest.workspace_writer import WorkspaceWriter
 from shared.columnar import tables as tables_module
 from shared.columnar.schema import facts_table, with_spans

@@ -1,9 +1,9 @@
-"""Upkeep of the workspaces' facts tables (storage format 3).
+"""Upkeep of the workspaces' facts tables (storage format 3): what the compactor does.
 
-Two loops in every ingest process:
+Two kinds of pass (the compactor, ``services/compactor/rounds.py``, decides when):
 
-- **Tidying**, every ``compaction_interval_s`` (30 s), of the workspaces this process
-  committed to since the last round (and of every workspace in the hourly pass):
+- **Tidying** of given workspaces (every ``compaction_interval_s``, those whose facts
+  table has new commits; and every workspace in the full pass):
 
   - *merging a closed month*: once a UTC month is over, its day files (one per flush
     that touched the day) and any earlier month file are rewritten as one month file
@@ -27,8 +27,8 @@ Two loops in every ingest process:
   The cost is one rewrite of each month when it closes, plus each day's compactions: it
   grows with a workspace's size, never with its history.
 
-- **The full pass**, every ``janitor_interval_s`` (hourly), over every workspace in the
-  aggregates bucket: tidying, then
+- **The full pass** (:meth:`Janitor.sweep`, every ``janitor_interval_s``, hourly) over
+  every workspace: tidying, then
 
   - *retention*: facts of UTC days older than the retention (12 months +
     ``retention_margin_days``) are deleted in one commit (a month file that also holds
@@ -39,17 +39,16 @@ Two loops in every ingest process:
     retention (7 days: longer than any read in flight or write being committed).
     Roll-ups of facts files no longer in the snapshot are deleted before.
 
-Safe to run in every ingest worker at once: each step is a Delta commit (or a deletion
-of unreferenced files), and of two that race one is refused.
+Safe to run in several compactor replicas at once (and beside ingest): each step is a
+Delta commit (or a deletion of unreferenced files), and of two that race one is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Final
@@ -59,7 +58,6 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from shared.adapters.object_store import ObjectStore
-from shared.clock import Clock, system_clock
 from shared.columnar.rewrite import replace_days, rewrite_spans, span_rows
 from shared.columnar.rollups import (
     ROLLUP_KINDS,
@@ -117,64 +115,55 @@ class Sweep:
 
 
 class Janitor:
-    """``touched`` hands over (and forgets) the workspaces committed to since it was last
-    called: they are tidied every ``compaction_interval_s``."""
+    """Tidies workspaces (:meth:`tidy`) and makes full passes (:meth:`sweep`); remembers
+    the workspaces whose last tidying was refused part way, and tidies them again with
+    the next ones it is given."""
 
     def __init__(
         self,
         settings: Settings,
         store: ObjectStore,
         tables: TableStore,
-        *,
-        clock: Clock = system_clock,
-        touched: Callable[[], Iterable[str]] = lambda: (),
     ) -> None:
         self._settings = settings
         self._store = store
         self._tables = tables
-        self._clock = clock
-        self._touched = touched
         self._unfinished: set[str] = set()  # refused part way: tidied again next round
-
-    async def run(self, stop: asyncio.Event) -> None:
-        loop = asyncio.get_running_loop()
-        next_sweep = loop.time()
-        while not stop.is_set():
-            try:
-                if loop.time() >= next_sweep:
-                    next_sweep = loop.time() + self._settings.janitor_interval_s
-                    log.info("janitor: %s", await self.sweep(self._clock()))
-                else:
-                    tidied = await self.tidy(self._touched(), self._clock())
-                    if tidied.compacted_days or tidied.merged_months or tidied.rolled_up_files:
-                        log.info("janitor: %s", tidied)
-            except STORE_ERRORS:
-                log.warning("janitor pass failed; will retry", exc_info=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._settings.compaction_interval_s)
 
     def cutoff(self, now: datetime) -> date:
         """The first UTC day kept."""
         kept = self._settings.retention_days + self._settings.retention_margin_days
         return (now - timedelta(days=kept)).date()
 
-    async def sweep(self, now: datetime) -> Sweep:
-        """The full pass over every workspace."""
-        workspaces = await workspace_ids(self._store)
-        done = Sweep()
-        for org in workspaces:
-            done += await asyncio.to_thread(self._upkeep, org, now, full=True)
-        return done
+    async def sweep(
+        self, now: datetime, orgs: Iterable[str] | None = None, *, stop: asyncio.Event | None = None
+    ) -> Sweep:
+        """The full pass over ``orgs`` (every workspace in the bucket if None) and the
+        workspaces whose last round was refused part way."""
+        workspaces = await workspace_ids(self._store) if orgs is None else orgs
+        return await self._each(workspaces, now, full=True, stop=stop)
 
-    async def tidy(self, orgs: Iterable[str], now: datetime) -> Sweep:
+    async def tidy(
+        self, orgs: Iterable[str], now: datetime, *, stop: asyncio.Event | None = None
+    ) -> Sweep:
         """Merge closed months and compact days of ``orgs``, and of the workspaces whose
         last round was refused part way (no retention, no vacuum)."""
+        return await self._each(orgs, now, full=False, stop=stop)
+
+    async def _each(
+        self, orgs: Iterable[str], now: datetime, *, full: bool, stop: asyncio.Event | None
+    ) -> Sweep:
+        """One workspace at a time; once ``stop`` is set, the ones not begun wait for the
+        next pass (as do those after a failure, and those whose pass was refused)."""
         done = Sweep()
         wanted = sorted(self._unfinished | set(orgs))
         self._unfinished = set()
         for at, org in enumerate(wanted):
+            if stop is not None and stop.is_set():
+                self._unfinished.update(wanted[at:])
+                break
             try:
-                swept = await asyncio.to_thread(self._upkeep, org, now, full=False)
+                swept = await asyncio.to_thread(self._upkeep, org, now, full=full)
             except BaseException:  # the store failed (or we stop): the rest waits, not lost
                 self._unfinished.update(wanted[at:])
                 raise

@@ -1,0 +1,1 @@
+"""The compactor service: upkeep of the workspaces' facts tables, apart from ingest."""
