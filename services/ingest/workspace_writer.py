@@ -277,7 +277,7 @@ class WorkspaceWriter:
                 await self._catch_up()
             else:
                 # Every commit since the snapshot would have refused this one but the
-                # janitor's span rewrites, which add no id: the index holds every file.
+                # compactor's span rewrites, which add no id: the index holds every file.
                 self._files = self._tables.facts_files()
         return conflicts
 
@@ -316,7 +316,7 @@ class WorkspaceWriter:
 
     async def _catch_up(self) -> None:
         """Move to the tables' latest commit, adding to the index only the ids of the facts
-        files that are new since (not a rebuild: a janitor's rewrite fences a writer too)."""
+        files that are new since (not a rebuild: a compactor's rewrite fences a writer too)."""
         await self._tables.refresh()
         self._positions = self._tables.positions(self.sources)
         files = self._tables.facts_files()
