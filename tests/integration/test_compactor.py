@@ -149,7 +149,13 @@ async def test_a_compactor_process_merges_and_rolls_up_what_ingest_committed(
         await eventually(lambda: merged(older, rows), compactor, log, "the first month's merge")
         status, body = get(f"{url}/health/ready")
         assert status == 200, body
-        assert sample(get(f"{url}/metrics")[1], 'usage_compactor_passes_total{kind="full"}') == 1
+
+        async def full_pass_counted() -> bool:
+            # Counted once the pass is over: after the merge is visible in the store.
+            metrics = get(f"{url}/metrics")[1]
+            return sample(metrics, 'usage_compactor_passes_total{kind="full"}') == 1
+
+        await eventually(full_pass_counted, compactor, log, "the full pass's end")
 
         # While it runs: ingest commits another closed month; nobody tells the compactor.
         ends = await produce(settings, settings.topic_events, month_events(12, newer))
